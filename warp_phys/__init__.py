@@ -1,0 +1,30 @@
+"""warp-phys: Weight-space Adaptive Recurrent Prediction with physical root decoders."""
+
+from ._model import WARP
+from ._rollout import reconstruct, rollout, teacher_forcing_mask
+from .decoders import AbstractDecoder, get_decoder, list_decoders, register_decoder
+from .training.checkpoint import load_model, register_model_class, save_model
+from .training.data import Normalizer
+from .training.losses import gaussian_nll, mse
+from .training.loop import forecast_mse, train
+
+register_model_class(WARP)
+
+__all__ = [
+    "WARP",
+    "AbstractDecoder",
+    "Normalizer",
+    "forecast_mse",
+    "gaussian_nll",
+    "get_decoder",
+    "list_decoders",
+    "load_model",
+    "mse",
+    "reconstruct",
+    "register_decoder",
+    "register_model_class",
+    "rollout",
+    "save_model",
+    "teacher_forcing_mask",
+    "train",
+]

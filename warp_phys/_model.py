@@ -1,0 +1,176 @@
+"""WARP: a linear recurrence over the flattened weights of a root decoder."""
+
+import json
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._hypernetwork import Hypernetwork
+from ._recurrence import parallel_states, sequential_states
+from .decoders import AbstractDecoder, get_decoder
+
+Mode = Literal["parallel", "sequential"]
+
+
+class WARP(eqx.Module):
+    """Weight-space Adaptive Recurrent Prediction (arXiv 2506.01153).
+
+    The hidden state theta_t is the flat parameter vector of a root decoder:
+
+        theta_0 = phi(x_0),   theta_t = A theta_{t-1} + B (x_t - x_{t-1}),
+        x_hat_{t+1} = root(tau_{t+1}, x_t; theta_t),
+
+    with `A` initialised to the identity, `B` to zero, and `tau_t = t * tau_step`
+    the normalised time (`tau_step = 1 / (seq_len - 1)`, so a training sequence of
+    `seq_len` steps spans tau in [0, 1]).
+
+    **Arguments:**
+
+    - `data_size`: channels of one observation x_t.
+    - `decoder`: a registered decoder name (see `list_decoders()`) or an
+      `AbstractDecoder` instance.
+    - `root_width`, `root_depth`: passed to the decoder as `width`, `depth`
+      (for decoders that have them).
+    - `decoder_options`: further keyword options of the decoder.
+    - `hyper_width`, `hyper_depth`: the hypernetwork's hidden MLP (`hyper_depth=0`
+      gives a linear map theta_0 = W x_0 + b).
+    - `seq_len`: the training sequence length that defines tau.
+    - `key`: a JAX PRNG key.
+    """
+
+    A: Float[Array, "theta theta"]
+    B: Float[Array, "theta data"]
+    hypernetwork: Hypernetwork
+    decoder: AbstractDecoder
+    data_size: int = eqx.field(static=True)
+    tau_step: float = eqx.field(static=True)
+    config_json: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        data_size: int,
+        *,
+        decoder: str | AbstractDecoder = "mlp",
+        root_width: int | None = None,
+        root_depth: int | None = None,
+        decoder_options: dict | None = None,
+        hyper_width: int = 32,
+        hyper_depth: int = 1,
+        seq_len: int = 256,
+        key: PRNGKeyArray,
+    ):
+        if int(data_size) < 1:
+            raise ValueError(f"data_size must be >= 1, got {data_size}")
+        if int(seq_len) < 2:
+            raise ValueError(f"seq_len must be >= 2, got {seq_len}")
+        options = dict(decoder_options or {})
+        if root_width is not None:
+            options["width"] = root_width
+        if root_depth is not None:
+            options["depth"] = root_depth
+        if isinstance(decoder, AbstractDecoder):
+            if options:
+                raise ValueError("decoder options cannot be given with a decoder instance")
+            decoder_name = f"<{type(decoder).__name__} instance>"
+        else:
+            decoder_name = decoder
+            decoder = get_decoder(decoder, data_size=data_size, **options)
+        if decoder.data_size != data_size:
+            raise ValueError(
+                f"decoder predicts {decoder.data_size} channels but data_size is {data_size}"
+            )
+        root_key, hyper_key = jax.random.split(key)
+        theta_init = decoder.flat_init(root_key)
+        D = theta_init.shape[0]
+        self.A = jnp.eye(D, dtype=theta_init.dtype)
+        self.B = jnp.zeros((D, data_size), dtype=theta_init.dtype)
+        self.hypernetwork = Hypernetwork(
+            data_size, theta_init, width=hyper_width, depth=hyper_depth, key=hyper_key
+        )
+        self.decoder = decoder
+        self.data_size = int(data_size)
+        self.tau_step = 1.0 / (int(seq_len) - 1)
+        self.config_json = json.dumps(
+            {
+                "data_size": int(data_size),
+                "decoder": decoder_name,
+                "decoder_options": options,
+                "hyper_width": hyper_width,
+                "hyper_depth": hyper_depth,
+                "seq_len": int(seq_len),
+            },
+            sort_keys=True,
+        )
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (without `key`) that rebuild this architecture."""
+        return json.loads(self.config_json)
+
+    @property
+    def theta_size(self) -> int:
+        """D_theta, the size of the weight-space state."""
+        return self.A.shape[0]
+
+    @property
+    def probabilistic(self) -> bool:
+        """Whether predictions come as `(mean, std)`."""
+        return self.decoder.probabilistic
+
+    def tau(self, t: Array) -> Array:
+        """Normalised time of integer step(s) `t`."""
+        return jnp.asarray(t, dtype=self.A.dtype) * self.tau_step
+
+    def initial_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+        """theta_0 = phi(x_0), shape `(D_theta,)`."""
+        return self.hypernetwork(x0)
+
+    def step(self, theta: Float[Array, " theta"], du: Float[Array, " data"]) -> Float[Array, " theta"]:
+        """One recurrence step: A theta + B du."""
+        return self.A @ theta + self.B @ du
+
+    def decode(self, theta: Float[Array, " theta"], t: Array, x_prev: Float[Array, " data"]):
+        """Root network with weights `theta` at step `t` (an integer or float index),
+        fed the previous observation `x_prev`. Returns mean or `(mean, std)`."""
+        return self.decoder.decode(theta, self.tau(t), x_prev)
+
+    def weight_trajectory(self, xs: Float[Array, "T data"], mode: Mode = "parallel") -> Float[Array, "T theta"]:
+        """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`.
+
+        `mode="sequential"` is a `lax.scan`; `mode="parallel"` unrolls the recurrence
+        into precomputed kernels and an FFT convolution (see `warp_phys._recurrence`
+        for the cost model). Both agree to float32 rounding.
+        """
+        xs = self._check_sequence(xs, "xs")
+        if mode == "sequential":
+            return sequential_states(self.A, self.B, self.initial_state(xs[0]), xs)
+        if mode == "parallel":
+            hyper = self.hypernetwork
+            return parallel_states(
+                self.A, self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs
+            )
+        raise ValueError(f"mode must be 'parallel' or 'sequential', got {mode!r}")
+
+    def __call__(self, xs: Float[Array, "T data"], mode: Mode = "parallel"):
+        """Teacher-forced one-step predictions of `xs[1:]`.
+
+        The prediction of x_{t+1} is decoded from theta_t (which has seen x_0..x_t) at
+        tau_{t+1} with x_t as the previous observation, so no target leaks into its own
+        prediction. Returns the mean of shape `(T-1, data_size)`, or `(mean, std)`.
+        """
+        thetas = self.weight_trajectory(xs, mode)
+        steps = jnp.arange(1, xs.shape[0])
+        return jax.vmap(self.decode)(thetas[:-1], steps, xs[:-1])
+
+    def _check_sequence(self, xs, name: str) -> Array:
+        xs = jnp.asarray(xs)
+        if xs.ndim != 2 or xs.shape[1] != self.data_size:
+            raise ValueError(
+                f"{name} must have shape (T, {self.data_size}) (time, data_size), got {xs.shape}"
+            )
+        if xs.shape[0] < 1:
+            raise ValueError(f"{name} must contain at least one time step")
+        return xs

@@ -1,0 +1,139 @@
+"""The root-decoder abstraction and its registry.
+
+A root decoder maps a coordinate `tau` (and optionally the previous observation) to a
+prediction, using parameters that WARP stores as one flat vector `theta_t`. WARP only
+needs three things from a decoder: the shapes of its parameters (to ravel / unravel
+theta), an initialiser for those parameters, and the forward map.
+"""
+
+import abc
+import inspect
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+_REGISTRY: dict[str, Callable[..., "AbstractDecoder"]] = {}
+
+
+class AbstractDecoder(eqx.Module):
+    """Base class of all root decoders.
+
+    A subclass provides:
+
+    - `data_size`: the number of output channels (the size of one observation);
+    - `init_params(key)`: a pytree of arrays, the root parameters at initialisation;
+    - `__call__(params, tau, x_prev)`: the forward map. `params` has the structure of
+      `init_params(key)`, `tau` is a scalar coordinate (normalised time), `x_prev` the
+      previous observation of shape `(data_size,)`. Returns the mean of shape
+      `(data_size,)`, or `(mean, std)` when `probabilistic` is true.
+
+    Fields of the decoder module itself (not in `params`) are ordinary trainable
+    parameters shared by all time steps; `params` change with `theta_t`.
+    """
+
+    data_size: eqx.AbstractVar[int]
+
+    @property
+    def probabilistic(self) -> bool:
+        """Whether `__call__` returns `(mean, std)` rather than the mean alone."""
+        return False
+
+    @abc.abstractmethod
+    def init_params(self, key: PRNGKeyArray) -> PyTree[Array]:
+        """Root parameters at initialisation (the pytree that theta_t flattens)."""
+
+    @abc.abstractmethod
+    def __call__(self, params: PyTree[Array], tau: Float[Array, ""], x_prev: Float[Array, " data"]):
+        """Forward map; see the class docstring."""
+
+    def param_shapes(self) -> PyTree[jax.ShapeDtypeStruct]:
+        """Shapes and dtypes of the root parameters, without allocating them."""
+        return jax.eval_shape(self.init_params, jax.random.PRNGKey(0))
+
+    @property
+    def theta_size(self) -> int:
+        """D_theta: the number of scalars in the flattened root parameters."""
+        return sum(s.size for s in jax.tree.leaves(self.param_shapes()))
+
+    def unflatten(self, theta: Float[Array, " theta"]) -> PyTree[Array]:
+        """The flat vector `theta` of shape `(D_theta,)` as the pytree of parameters."""
+        template = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.param_shapes())
+        _, unravel = ravel_pytree(template)
+        return unravel(theta)
+
+    def flat_init(self, key: PRNGKeyArray) -> Float[Array, " theta"]:
+        """`init_params(key)` flattened to shape `(D_theta,)`."""
+        return ravel_pytree(self.init_params(key))[0]
+
+    def decode(self, theta: Float[Array, " theta"], tau, x_prev):
+        """Evaluate the root network whose flattened parameters are `theta`."""
+        return self(self.unflatten(theta), tau, x_prev)
+
+
+def register_decoder(name: str, *, overwrite: bool = False):
+    """Class/function decorator adding a decoder factory to the registry under `name`.
+
+    The factory is called as `factory(data_size=..., **options)` and must return an
+    `AbstractDecoder`. Registering an existing name raises `ValueError` unless
+    `overwrite=True`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"decoder name must be a non-empty string, got {name!r}")
+
+    def decorator(factory):
+        if name in _REGISTRY and not overwrite:
+            raise ValueError(
+                f"a decoder named {name!r} is already registered; pass overwrite=True to replace it"
+            )
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_decoders() -> list[str]:
+    """Names of all registered decoders, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
+    """Build the registered decoder `name` for observations of size `data_size`.
+
+    `options` are the decoder's own keyword arguments (e.g. `width`, `depth` for `mlp`).
+    Unknown names and unknown options raise `ValueError` naming what is accepted.
+    """
+    factory = _lookup(name)
+    accepted = _keyword_names(factory)
+    if accepted is not None:
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise ValueError(
+                f"decoder {name!r} does not accept option(s) {unknown}; "
+                f"it accepts {sorted(accepted - {'data_size'})}"
+            )
+    decoder = factory(data_size=data_size, **options)
+    if not isinstance(decoder, AbstractDecoder):
+        raise TypeError(f"decoder factory {name!r} returned {type(decoder).__name__}, "
+                        "not an AbstractDecoder")
+    return decoder
+
+
+def _lookup(name: str):
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        known = ", ".join(list_decoders())
+        raise ValueError(f"unknown decoder {name!r}; registered decoders: {known}") from None
+
+
+def _keyword_names(factory) -> set[str] | None:
+    """Keyword names a factory accepts, or None when it takes **kwargs."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = inspect.signature(target).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name != "self"}

@@ -1,0 +1,1 @@
+"""Training, losses, data checks and checkpoints."""
