@@ -1,0 +1,33 @@
+"""Dynamical systems and their data sets, integrated with diffrax.
+
+```python
+import systems
+data = systems.generate("msd", 1024, split="train", seed=0)   # Dataset
+data.t, data.y, data.params, data.y0                          # (T,), (N, T, D), {k: (N,)}, (N, D)
+```
+
+Built-ins: `msd`, `msd_zero`, `lotka_volterra`, `lotka_volterra_repeat`, `sine`,
+`lorenz63`, `pendulum`. Add your own with `from_vector_field` + `register_system`, or
+by subclassing `AbstractSystem`.
+"""
+
+from . import lorenz63, lotka_volterra, msd, pendulum, sine  # noqa: F401  (registers built-ins)
+from ._base import SPLITS as SPLITS
+from ._base import AbstractSystem as AbstractSystem
+from ._cache import cache_path as cache_path
+from ._cache import generate_cached as generate_cached
+from ._dataset import Dataset as Dataset
+from ._dataset import load as load
+from ._dataset import save as save
+from ._function import FunctionSystem as FunctionSystem
+from ._function import from_vector_field as from_vector_field
+from ._generate import generate as generate
+from ._registry import get_system as get_system
+from ._registry import list_systems as list_systems
+from ._registry import register_system as register_system
+from .lorenz63 import Lorenz63 as Lorenz63
+from .lotka_volterra import LotkaVolterra as LotkaVolterra
+from .lotka_volterra import repeat_copy as repeat_copy
+from .msd import MassSpringDamper as MassSpringDamper
+from .pendulum import Pendulum as Pendulum
+from .sine import Sine as Sine

@@ -1,0 +1,130 @@
+"""`Dataset` and its file format: `.npz` with the exact config as JSON, written atomically."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jaxtyping import Float
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A data set of trajectories of one system and split.
+
+    - `t`: times, float32 `(T,)`.
+    - `y`: data, float32 `(N, T, D)`: the trajectories after post-processing and
+      normalisation (what a model is trained to output).
+    - `params`: `{name: float32 (N,)}` the physical parameters of each trajectory.
+    - `y0`: float32 `(N, D)`, the physical initial conditions of the solve.
+    - `name`, `split`: system name and split (`train`, `val`, `test`, `ood`).
+    - `config`: the exact JSON-able generation config (system fields, split, seed, N).
+    - `extras`: other per-trajectory arrays with leading dimension `N` (e.g. the LV
+      repeat-copy `inputs` `(N, T, D)` and cut points `cut` `(N,)`).
+    - `normalisation`: `(min, max)` of the raw train data mapped to `[-1, 1]`, or `None`.
+    """
+
+    t: Float[np.ndarray, " T"]
+    y: Float[np.ndarray, "N T D"]
+    params: dict[str, Float[np.ndarray, " N"]]
+    y0: Float[np.ndarray, "N D"]
+    name: str
+    split: str
+    config: dict[str, Any]
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    normalisation: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def inputs(self) -> Float[np.ndarray, "N T D"]:
+        """The model input, `(N, T, D)`: `extras["inputs"]` if present, else `y`."""
+        return self.extras.get("inputs", self.y)
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON of `config`."""
+        return config_hash(self.config)
+
+    def denormalise(self, y: Float[np.ndarray, "*shape"]) -> Float[np.ndarray, "*shape"]:
+        """Maps normalised values back to the raw scale (identity if not normalised)."""
+        if self.normalisation is None:
+            return y
+        low, high = self.normalisation
+        return (np.asarray(y) + 1) / 2 * (high - low) + low
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 hex digest of `config` as canonical (sorted-key) JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def save(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """Writes `dataset` to `path` (`.npz`) atomically (temporary file, then `os.replace`).
+
+    The arrays are stored under `t`, `y`, `y0`, `params/<name>`, `extras/<name>`; the
+    name, split, config, its hash and the normalisation as JSON under `metadata`.
+
+    **Returns:** the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format_version": FORMAT_VERSION, "name": dataset.name, "split": dataset.split,
+        "config": dataset.config, "config_hash": dataset.config_hash,
+        "normalisation": dataset.normalisation,
+    }
+    arrays = {"t": dataset.t, "y": dataset.y, "y0": dataset.y0}
+    arrays["metadata"] = np.array(json.dumps(meta))
+    arrays.update({f"params/{k}": v for k, v in dataset.params.items()})
+    arrays.update({f"extras/{k}": v for k, v in dataset.extras.items()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> Dataset:
+    """Reads a data set written by `save`.
+
+    Raises `FileNotFoundError` if `path` does not exist and `ValueError` if the file is
+    truncated, corrupt, not a data set file, or its config does not match its hash.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no data set file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(str(arrays.pop("metadata")))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format_version {meta.get('format_version')!r}")
+        t, y, y0 = arrays.pop("t"), arrays.pop("y"), arrays.pop("y0")
+        config = meta["config"]
+        if config_hash(config) != meta["config_hash"]:
+            raise ValueError("the stored config does not match its hash")
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(
+            f"{path} is not a valid systems data set (truncated or corrupt?): "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    params = {k.removeprefix("params/"): v for k, v in arrays.items() if k.startswith("params/")}
+    extras = {k.removeprefix("extras/"): v for k, v in arrays.items() if k.startswith("extras/")}
+    norm = meta["normalisation"]
+    return Dataset(
+        t=t, y=y, params=params, y0=y0, name=meta["name"], split=meta["split"], config=config,
+        extras=extras, normalisation=None if norm is None else tuple(norm),
+    )

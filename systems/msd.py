@@ -1,0 +1,59 @@
+"""Mass-spring-damper `m x'' + c x' + k x = 0` (the paper's MSD and MSD-Zero data sets)."""
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Scalar
+
+from ._base import AbstractSystem, Range
+from ._registry import register_system
+
+
+class MassSpringDamper(AbstractSystem):
+    """Damped linear oscillator; state `(x, v)` (position, velocity), time in `[0, 1]`.
+
+    Parameters: mass `m`, stiffness `k`, damping `c`. Defaults are the reference's MSD
+    set: `x_0 = (1, 0)`, 20480 train / 4096 test trajectories of 256 steps, raw scale.
+    """
+
+    name: str = "msd"
+    state_size: ClassVar[int] = 2
+    param_ranges: dict[str, Range] = eqx.field(
+        default_factory=lambda: {"m": (0.02, 0.04), "k": (4.0, 16.0), "c": (0.01, 0.2)}
+    )
+    ood_ranges: dict[str, Range] | None = eqx.field(
+        default_factory=lambda: {"m": (0.01, 0.05), "k": (2.0, 18.0), "c": (0.01, 0.3)}
+    )
+    y0_ranges: tuple[Range, ...] | None = ((1.0, 1.0), (0.0, 0.0))
+    split_sizes: dict[str, int] = eqx.field(
+        default_factory=lambda: {"train": 20480, "val": 2048, "test": 4096, "ood": 4096}
+    )
+
+    def vector_field(
+        self, t: Scalar, y: Float[Array, " 2"], params: dict[str, Scalar]
+    ) -> Float[Array, " 2"]:
+        """`(x, v) -> (v, -(c v + k x) / m)`; see `AbstractSystem.vector_field`."""
+        x, v = y
+        m, k, c = params["m"], params["k"], params["c"]
+        return jnp.stack([v, -(c * v + k * x) / m])
+
+
+@register_system("msd")
+def msd() -> MassSpringDamper:
+    """The reference MSD set: fixed `x_0 = (1, 0)`."""
+    return MassSpringDamper()
+
+
+@register_system("msd_zero")
+def msd_zero() -> MassSpringDamper:
+    """The reference's second MSD set (`mass-spring-damper-2`, the paper's "MSD-Zero").
+
+    Same ODE and ranges, random `x_0 = (1, 0) + U(-0.5, 0.5)^2` per trajectory,
+    8192 train / 2048 test.
+    """
+    return MassSpringDamper(
+        name="msd_zero",
+        y0_ranges=((0.5, 1.5), (-0.5, 0.5)),
+        split_sizes={"train": 8192, "val": 819, "test": 2048, "ood": 2048},
+    )
