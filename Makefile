@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/demo.py
+	$(BIN)/warp-phys demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -13,7 +13,9 @@ T = 48
 
 @pytest.fixture(scope="module")
 def model():
-    model = wp.WARP(2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(0))
+    model = wp.WARP(
+        2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(0)
+    )
     D = model.theta_size
     ka, kb = jax.random.split(jax.random.PRNGKey(7))
     A = 0.97 * jnp.eye(D) + 0.03 * jax.random.normal(ka, (D, D)) / jnp.sqrt(D)
@@ -70,7 +72,9 @@ def test_reconstruct_matches_python_loop(model, xs, L):
 
 def test_reconstruct_never_reads_the_future(model, xs):
     corrupted = xs.at[10:].set(1e6)
-    np.testing.assert_array_equal(wp.reconstruct(model, xs[:10], 7), wp.reconstruct(model, corrupted[:10], 7))
+    np.testing.assert_array_equal(
+        wp.reconstruct(model, xs[:10], 7), wp.reconstruct(model, corrupted[:10], 7)
+    )
 
 
 def test_reconstruct_horizon_zero(model, xs):
@@ -104,7 +108,9 @@ def test_reconstruct_rejects_bad_input(model, context, horizon, message):
 
 
 def test_gradients_reach_A_B_and_phi(xs):
-    model = wp.WARP(2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(2))
+    model = wp.WARP(
+        2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(2)
+    )
     model = eqx.tree_at(lambda m: m.B, model, 0.01 * jnp.ones_like(model.B))  # B has left 0
 
     def loss(m):
@@ -124,8 +130,12 @@ def test_gradients_reach_A_B_and_phi(xs):
 
 def test_probabilistic_model_returns_mean_and_std(xs):
     model = wp.WARP(
-        2, root_width=8, root_depth=1, decoder_options={"probabilistic": True, "std_lower_bound": 0.05},
-        seq_len=T, key=jax.random.PRNGKey(4),
+        2,
+        root_width=8,
+        root_depth=1,
+        decoder_options={"probabilistic": True, "std_lower_bound": 0.05},
+        seq_len=T,
+        key=jax.random.PRNGKey(4),
     )
     mean, std = model(xs)
     assert mean.shape == std.shape == (T - 1, 2)

@@ -14,7 +14,9 @@ T = 256
 @pytest.fixture(scope="module")
 def model():
     """A tiny WARP whose A is near the identity and B non-zero, so theta moves."""
-    model = wp.WARP(2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(0))
+    model = wp.WARP(
+        2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(0)
+    )
     D = model.theta_size
     ka, kb = jax.random.split(jax.random.PRNGKey(1))
     A = jnp.eye(D) + 0.05 * jax.random.normal(ka, (D, D)) / jnp.sqrt(D)

@@ -128,7 +128,9 @@ class WARP(eqx.Module):
         """theta_0 = phi(x_0), shape `(D_theta,)`."""
         return self.hypernetwork(x0)
 
-    def step(self, theta: Float[Array, " theta"], du: Float[Array, " data"]) -> Float[Array, " theta"]:
+    def step(
+        self, theta: Float[Array, " theta"], du: Float[Array, " data"]
+    ) -> Float[Array, " theta"]:
         """One recurrence step: A theta + B du."""
         return self.A @ theta + self.B @ du
 
@@ -137,7 +139,9 @@ class WARP(eqx.Module):
         fed the previous observation `x_prev`. Returns mean or `(mean, std)`."""
         return self.decoder.decode(theta, self.tau(t), x_prev)
 
-    def weight_trajectory(self, xs: Float[Array, "T data"], mode: Mode = "parallel") -> Float[Array, "T theta"]:
+    def weight_trajectory(
+        self, xs: Float[Array, "T data"], mode: Mode = "parallel"
+    ) -> Float[Array, "T theta"]:
         """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`.
 
         `mode="sequential"` is a `lax.scan`; `mode="parallel"` unrolls the recurrence

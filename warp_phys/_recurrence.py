@@ -49,7 +49,9 @@ def sequential_states(
     return jnp.concatenate([theta0[None], rest])
 
 
-def matrix_powers_times(A: Float[Array, "D D"], M: Float[Array, "D m"], n: int) -> Float[Array, "n D m"]:
+def matrix_powers_times(
+    A: Float[Array, "D D"], M: Float[Array, "D m"], n: int
+) -> Float[Array, "n D m"]:
     """[M, A M, A^2 M, ..., A^{n-1} M] by repeated products (never forms A^k)."""
 
     def step(P, _):

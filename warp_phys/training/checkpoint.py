@@ -120,4 +120,6 @@ def load_model(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.M
     try:
         return eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
     except Exception as err:  # equinox raises assorted errors on shape mismatch
-        raise ValueError(f"{path}: checkpoint does not match the model architecture: {err}") from err
+        raise ValueError(
+            f"{path}: checkpoint does not match the model architecture: {err}"
+        ) from err

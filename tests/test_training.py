@@ -1,0 +1,159 @@
+"""Training lowers the loss; checkpoints round-trip exactly and fail loudly."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import warp_phys as wp
+from warp_phys.training.checkpoint import MAGIC
+
+T = 40
+
+
+def damped_sines(n: int, seed: int) -> np.ndarray:
+    """(n, T, 2) position/velocity of damped oscillators, a cheap stand-in data set."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, T)[None, :]
+    w = rng.uniform(6, 12, (n, 1))
+    g = rng.uniform(0.2, 1.0, (n, 1))
+    pos = np.exp(-g * t) * np.cos(w * t)
+    vel = np.exp(-g * t) * (-w * np.sin(w * t) - g * np.cos(w * t)) / w
+    return np.stack([pos, vel], axis=-1).astype(np.float32)
+
+
+def tiny_model(seed=0):
+    return wp.WARP(
+        2, root_width=8, root_depth=1, hyper_width=8, seq_len=T, key=jax.random.PRNGKey(seed)
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    return damped_sines(32, 0), damped_sines(8, 1)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    train, val = data
+    folder = tmp_path_factory.mktemp("run")
+    model, history = wp.train(
+        tiny_model(),
+        train,
+        steps=60,
+        batch_size=8,
+        learning_rate=3e-3,
+        val_data=val,
+        val_context=10,
+        val_every=20,
+        checkpoint_dir=folder,
+        key=jax.random.PRNGKey(0),
+        progress=False,
+    )
+    return model, history, folder
+
+
+def test_autoregressive_training_lowers_the_loss(trained):
+    _, history, _ = trained
+    losses = np.asarray(history["loss"])
+    assert np.all(np.isfinite(losses))
+    assert losses[-10:].mean() < 0.5 * losses[:5].mean()
+
+
+def test_best_model_is_the_best_validated(trained, data):
+    model, history, _ = trained
+    val = jnp.asarray(data[1])
+    assert history["val_step"] == [20, 40, 60]
+    assert float(wp.forecast_mse(model, val, 10)) == pytest.approx(
+        min(history["val_mse"]), rel=1e-5
+    )
+
+
+def test_teacher_forced_training_lowers_the_loss(data):
+    _, history = wp.train(
+        tiny_model(1),
+        data[0],
+        steps=40,
+        batch_size=8,
+        learning_rate=3e-3,
+        objective="teacher_forced",
+        key=jax.random.PRNGKey(1),
+        progress=False,
+    )
+    assert np.mean(history["loss"][-5:]) < 0.5 * np.mean(history["loss"][:3])
+
+
+def test_checkpoint_round_trip_is_bit_identical(trained, data):
+    model, _, folder = trained
+    loaded = wp.load_model(folder / "best.eqx")
+    x = jnp.asarray(data[1][0])
+    np.testing.assert_array_equal(loaded(x), model(x))
+    np.testing.assert_array_equal(
+        wp.reconstruct(loaded, x[:7], 12), wp.reconstruct(model, x[:7], 12)
+    )
+    assert loaded.config == model.config
+    assert not list(folder.glob("*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_truncated_checkpoint_is_a_clear_error(trained, tmp_path):
+    _, _, folder = trained
+    raw = (folder / "last.eqx").read_bytes()
+    (tmp_path / "cut.eqx").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(ValueError, match="truncated"):
+        wp.load_model(tmp_path / "cut.eqx")
+
+
+def test_corrupt_checkpoints_are_clear_errors(trained, tmp_path):
+    _, _, folder = trained
+    raw = bytearray((folder / "last.eqx").read_bytes())
+    (tmp_path / "text.eqx").write_text("hello")
+    with pytest.raises(ValueError, match="not a warp-phys checkpoint"):
+        wp.load_model(tmp_path / "text.eqx")
+    raw[-3] ^= 0xFF
+    (tmp_path / "flipped.eqx").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt"):
+        wp.load_model(tmp_path / "flipped.eqx")
+    with pytest.raises(FileNotFoundError):
+        wp.load_model(tmp_path / "missing.eqx")
+
+
+def test_checkpoint_of_another_architecture_is_refused(trained, tmp_path):
+    _, _, folder = trained
+    other = wp.WARP(2, root_width=9, root_depth=1, seq_len=T, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="does not match"):
+        wp.load_model(folder / "best.eqx", like=other)
+    # a header edited to claim another shape fails on the payload, not silently
+    raw = (folder / "best.eqx").read_bytes()
+    header_end = raw.index(b"\n", len(MAGIC))
+    header = json.loads(raw[len(MAGIC) : header_end])
+    header["config"]["decoder_options"]["width"] = 9
+    forged = MAGIC + json.dumps(header).encode() + raw[header_end:]
+    (tmp_path / "forged.eqx").write_bytes(forged)
+    with pytest.raises(ValueError, match="does not match the model architecture"):
+        wp.load_model(tmp_path / "forged.eqx")
+
+
+def test_nan_in_training_data_names_the_index():
+    data = damped_sines(4, 2)
+    data[2, 17, 1] = np.nan
+    with pytest.raises(ValueError, match="trajectory 2, time step 17, channel 1"):
+        wp.train(tiny_model(), data, steps=1, key=jax.random.PRNGKey(0), progress=False)
+
+
+def test_wrong_channel_count_is_refused():
+    with pytest.raises(ValueError, match="3 channels"):
+        wp.train(
+            tiny_model(), np.zeros((4, T, 3)), steps=1, key=jax.random.PRNGKey(0), progress=False
+        )
+
+
+def test_diverging_training_stops_with_a_clear_error(data):
+    model = tiny_model()
+    model = eqx.tree_at(lambda m: m.A, model, 50.0 * model.A)  # explodes along the sequence
+    with pytest.raises(FloatingPointError, match="step 1"):
+        wp.train(
+            model, data[0] * 1e30, steps=3, batch_size=4, key=jax.random.PRNGKey(0), progress=False
+        )
