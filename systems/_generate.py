@@ -5,7 +5,6 @@ import hashlib
 import math
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -67,14 +66,9 @@ def dataset_config(system: AbstractSystem, n: int, split: str, seed: int) -> dic
 
 
 def _sample(system: AbstractSystem, keys: PRNGKeyArray, split: str):
-    """Samples `(params, y0)` per key. Float fields (ranges, ...) are passed as arrays, so
-    new ranges reuse the compiled sampler."""
-    as_array = lambda x: np.float32(x) if isinstance(x, float) else x
-    return _sample_jit(jax.tree_util.tree_map(as_array, system), keys, split)
+    """`(params {name: (n,)}, y0 (n, D))`, one draw per key. Run eagerly on purpose: the
+    random-bit kernels then compile once per shape and are shared by all systems."""
 
-
-@eqx.filter_jit
-def _sample_jit(system: AbstractSystem, keys: PRNGKeyArray, split: str):
     def one(key):
         kp, ky = jr.split(key)
         params = system.sample_params(kp, split)
@@ -100,37 +94,33 @@ def _check_vector_field(system: AbstractSystem, t0: Array, y0: Array, params: di
         )
 
 
-def _integrate_chunked(system, ts, y0, params, chunk_size, progress) -> np.ndarray:
-    """Integrates in chunks of a fixed (power-of-two-bucketed) size, so a few shapes compile."""
-    n = y0.shape[0]
-    size = min(chunk_size, max(_MIN_CHUNK, 1 << math.ceil(math.log2(n))))
-    out = []
-    with tqdm(total=n, unit="traj", desc=f"{system.name}", disable=not progress) as bar:
-        for start in range(0, n, size):
-            stop = min(start + size, n)
-            idx = jnp.minimum(jnp.arange(start, start + size), n - 1)  # pad with the last one
-            chunk = system.integrate(ts, y0[idx], {k: v[idx] for k, v in params.items()})
-            out.append(np.asarray(chunk, dtype=np.float32)[: stop - start])
-            bar.update(stop - start)
-    return np.concatenate(out)
-
-
 def _generate_raw(system, n, split, seed, chunk_size, progress):
-    keys = jax.vmap(jr.fold_in, (None, 0))(split_key(seed, split), jnp.arange(n))
-    sample_keys, post_keys = jax.vmap(jr.split, out_axes=1)(keys)
-    params, y0 = _sample(system, sample_keys, split)
-    ts = system.time_grid()
-    _check_vector_field(system, ts[0], y0, params)
-    ys = _integrate_chunked(system, ts, y0, params, chunk_size, progress)
+    """Samples and integrates in chunks of one fixed size (a power of two >= 64 for small
+    `n`, padded), so that only a few shapes ever compile and memory stays bounded."""
+    size = min(chunk_size, max(_MIN_CHUNK, 1 << math.ceil(math.log2(n))))
+    key, ts = split_key(seed, split), system.time_grid()
+    parts = []
+    with tqdm(total=n, unit="traj", desc=system.name, disable=not progress) as bar:
+        for start in range(0, n, size):
+            keys = jax.vmap(jr.fold_in, (None, 0))(key, jnp.arange(start, start + size))
+            sample_keys, post_keys = jax.vmap(jr.split, out_axes=1)(keys)
+            params, y0 = _sample(system, sample_keys, split)
+            if start == 0:
+                _check_vector_field(system, ts[0], y0, params)
+            ys = system.integrate(ts, y0, params)
+            parts.append(jax.device_get((ys, y0, params, post_keys)))
+            bar.update(min(size, n - start))
+    ys, y0, post_keys = (np.concatenate([part[i] for part in parts])[:n] for i in (0, 1, 3))
+    params = {k: np.concatenate([part[2][k] for part in parts])[:n] for k in parts[0][2]}
     bad = ~np.all(np.isfinite(ys), axis=(1, 2))
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(
             f"integration of system {system.name!r} failed (NaN/inf or max_steps) for "
-            f"{int(bad.sum())} of {n} trajectories; first: y0={np.asarray(y0[i])}, "
+            f"{int(bad.sum())} of {n} trajectories; first: y0={y0[i]}, "
             f"params={ {k: float(v[i]) for k, v in params.items()} }"
         )
-    y, extras = system.postprocess(post_keys, ts, jnp.asarray(ys))
+    y, extras = system.postprocess(jnp.asarray(post_keys), ts, jnp.asarray(ys))
     return (
         np.asarray(ts), np.asarray(y, np.float32),
         {k: np.asarray(params[k]) for k in system.param_names},

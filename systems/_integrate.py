@@ -54,7 +54,7 @@ def compiled_solver(system: Any) -> Callable:
             sol = diffrax.diffeqsolve(
                 term, diffrax.Tsit5(), ts[0], ts[-1], None, y0, args=params,
                 saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
-                max_steps=max_steps, throw=False,
+                max_steps=max_steps, adjoint=diffrax.ForwardMode(), throw=False,
             )
             ok = sol.result == diffrax.RESULTS.successful
             return jnp.where(ok, sol.ys, jnp.nan)
