@@ -1,6 +1,44 @@
-"""Root-network decoders: the registry and the built-in priors."""
+"""Root-network decoders: the registry and the built-in priors.
 
-from ._base import AbstractDecoder, get_decoder, list_decoders, register_decoder
+Built-in decoders (see `list_decoders()`): `mlp`, `sinusoid`, `sinusoid_phase`,
+`damped_oscillator`, `hybrid`. User priors: `decoder_from_function` (a JAX function)
+and `decoder_from_sympy` (a formula; also `"sympy:<formula>"` wherever a decoder name
+is accepted).
+"""
+
+from ._base import (
+    AbstractDecoder,
+    get_decoder,
+    list_decoders,
+    parse_decoder_spec,
+    register_decoder,
+)
+from ._formula import FormulaError, parse_formula
+from ._transforms import get_transform, inverse_transform
+from .function import FunctionDecoder, decoder_from_function
+from .hybrid import HybridDecoder
 from .mlp import MLPDecoder
+from .oscillator import DampedOscillatorDecoder, damped_transition
+from .sinusoid import SinusoidDecoder, SinusoidPhaseDecoder
+from .symbolic import decoder_from_sympy
 
-__all__ = ["AbstractDecoder", "MLPDecoder", "get_decoder", "list_decoders", "register_decoder"]
+__all__ = [
+    "AbstractDecoder",
+    "DampedOscillatorDecoder",
+    "FormulaError",
+    "FunctionDecoder",
+    "HybridDecoder",
+    "MLPDecoder",
+    "SinusoidDecoder",
+    "SinusoidPhaseDecoder",
+    "damped_transition",
+    "decoder_from_function",
+    "decoder_from_sympy",
+    "get_decoder",
+    "get_transform",
+    "inverse_transform",
+    "list_decoders",
+    "parse_decoder_spec",
+    "parse_formula",
+    "register_decoder",
+]

@@ -17,6 +17,10 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 _REGISTRY: dict[str, Callable[..., "AbstractDecoder"]] = {}
+# Decoders built from a spec string `"<prefix>:<body>"` rather than a registered name,
+# e.g. `"sympy:A*sin(omega*t)"`; the handler is called as `handler(body, data_size=...,
+# **options)`. Filled by the modules that implement each prefix (see symbolic.py).
+_SPEC_PREFIXES: dict[str, Callable[..., "AbstractDecoder"]] = {}
 
 
 class AbstractDecoder(eqx.Module):
@@ -81,8 +85,11 @@ def register_decoder(name: str, *, overwrite: bool = False):
     `AbstractDecoder`. Registering an existing name raises `ValueError` unless
     `overwrite=True`.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"decoder name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not name.strip() or ":" in name or name != name.strip():
+        raise ValueError(
+            f"decoder name must be a non-empty string without ':' or surrounding spaces, "
+            f"got {name!r}"
+        )
 
     def decorator(factory):
         if name in _REGISTRY and not overwrite:
@@ -103,9 +110,20 @@ def list_decoders() -> list[str]:
 def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
     """Build the registered decoder `name` for observations of size `data_size`.
 
-    `options` are the decoder's own keyword arguments (e.g. `width`, `depth` for `mlp`).
-    Unknown names and unknown options raise `ValueError` naming what is accepted.
+    `name` may also be a spec string such as `"sympy:<formula>"` (see
+    `parse_decoder_spec`). `options` are the decoder's own keyword arguments (e.g.
+    `width`, `depth` for `mlp`). Unknown names and unknown options raise `ValueError`
+    naming what is accepted.
     """
+    if isinstance(name, str) and ":" in name:
+        prefix, body = name.split(":", 1)
+        handler = _SPEC_PREFIXES.get(prefix.strip())
+        if handler is None:
+            raise ValueError(
+                f"unknown decoder spec prefix {prefix.strip()!r} in {name!r}; known prefixes: "
+                f"{sorted(_SPEC_PREFIXES)} (or a registered name: {', '.join(list_decoders())})"
+            )
+        return _checked(handler(body, data_size=data_size, **options), name)
     factory = _lookup(name)
     accepted = _keyword_names(factory)
     if accepted is not None:
@@ -115,10 +133,47 @@ def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
                 f"decoder {name!r} does not accept option(s) {unknown}; "
                 f"it accepts {sorted(accepted - {'data_size'})}"
             )
-    decoder = factory(data_size=data_size, **options)
+    return _checked(factory(data_size=data_size, **options), name)
+
+
+def parse_decoder_spec(spec: str, *, data_size: int, **options) -> AbstractDecoder:
+    """Build a decoder from a one-line spec, as given on the command line.
+
+    Grammar:
+
+        spec     := NAME                          a registered decoder, see list_decoders()
+                  | "sympy:" formula (";" formula)*   one formula per output channel
+        formula  := sum ;  sum := product (("+" | "-") product)*
+        product  := unary (("*" | "/") unary)* ;  unary := ("+" | "-") unary | power
+        power    := atom (("**" | "^") unary)?
+        atom     := NUMBER | NAME | FUNCTION "(" sum ("," sum)* ")" | "(" sum ")"
+
+    In a formula, `t` is the normalised time tau, `x0, x1, ...` are the channels of the
+    previous observation `x_prev`, `pi` and `E` are constants, FUNCTION is one of the
+    whitelisted functions (exp, log, sin, cos, tan, sinh, cosh, tanh, sqrt, abs, atan,
+    atan2, ...; see `warp_phys.decoders.symbolic.FUNCTIONS`), and every other name is a
+    learned scalar parameter (a slice of theta_t). Formulas are parsed by a whitelist
+    parser and never evaluated as Python. Example: `"sympy:A*exp(-gamma*t)*cos(omega*t + phi)"`.
+
+    **Arguments:**
+
+    - `spec`: the spec string.
+    - `data_size`: the number of output channels (must equal the number of formulas).
+    - `options`: keyword options of the decoder (for `sympy:`, those of
+      `decoder_from_sympy`, e.g. `transforms={"gamma": "softplus"}`).
+
+    **Returns:** an `AbstractDecoder`. Raises `ValueError` on any malformed spec.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a decoder spec must be a non-empty string, got {spec!r}")
+    return get_decoder(spec.strip(), data_size=data_size, **options)
+
+
+def _checked(decoder, name: str) -> AbstractDecoder:
     if not isinstance(decoder, AbstractDecoder):
-        raise TypeError(f"decoder factory {name!r} returned {type(decoder).__name__}, "
-                        "not an AbstractDecoder")
+        raise TypeError(
+            f"decoder factory {name!r} returned {type(decoder).__name__}, not an AbstractDecoder"
+        )
     return decoder
 
 
@@ -127,7 +182,11 @@ def _lookup(name: str):
         return _REGISTRY[name]
     except (KeyError, TypeError):
         known = ", ".join(list_decoders())
-        raise ValueError(f"unknown decoder {name!r}; registered decoders: {known}") from None
+        prefixes = ", ".join(f"'{p}:<...>'" for p in sorted(_SPEC_PREFIXES))
+        raise ValueError(
+            f"unknown decoder {name!r}; registered decoders: {known}"
+            + (f"; or a spec {prefixes}" if prefixes else "")
+        ) from None
 
 
 def _keyword_names(factory) -> set[str] | None:

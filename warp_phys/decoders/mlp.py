@@ -23,7 +23,8 @@ def mlp_init(key: PRNGKeyArray, sizes: list[int]) -> tuple[dict[str, Array], ...
     """Parameters of an MLP with layer sizes `sizes` (input first), as a tuple of
     `{"weight": (out, in), "bias": (out,)}` dicts."""
     keys = jax.random.split(key, len(sizes) - 1)
-    return tuple(_uniform_layer(k, i, o) for k, i, o in zip(keys, sizes[:-1], sizes[1:]))
+    layers = zip(keys, sizes[:-1], sizes[1:], strict=True)
+    return tuple(_uniform_layer(k, i, o) for k, i, o in layers)
 
 
 def mlp_apply(params, x: Float[Array, " in"], activation) -> Float[Array, " out"]:

@@ -1,0 +1,106 @@
+"""Named parameter transforms: how a decoder keeps a physical parameter positive or bounded.
+
+theta_t is an unconstrained real vector, so a decoder whose parameters must be positive
+(a frequency, a damping ratio) or bounded (a probability) maps each raw entry through a
+transform. Decoders name their transforms in their spec instead of hand-coding them:
+
+| spec                   | forward `raw -> value`            | range      |
+|------------------------|-----------------------------------|------------|
+| `"identity"`           | `raw`                             | R          |
+| `"softplus"`           | `log(1 + exp(raw))`               | (0, inf)   |
+| `"exp"`                | `exp(raw)`                        | (0, inf)   |
+| `"sigmoid"`            | `1 / (1 + exp(-raw))`             | (0, 1)     |
+| `"tanh"`               | `tanh(raw)`                       | (-1, 1)    |
+| `("bounded", lo, hi)`  | `lo + (hi - lo) * sigmoid(raw)`   | (lo, hi)   |
+
+A list `["bounded", lo, hi]` (what JSON gives back) works too. Every transform has an
+exact inverse, so initial values are given in the constrained space (`init={"omega":
+6.28}` means the raw entry starts at `inverse(6.28)`).
+"""
+
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+TransformSpec = str | tuple | list
+
+_TRANSFORMS = {
+    # name: (forward, inverse); inverses take and return numpy arrays (used at init only)
+    "identity": (lambda r: r, lambda v: v),
+    "softplus": (jax.nn.softplus, lambda v: v + np.log(-np.expm1(-v))),
+    "exp": (jnp.exp, np.log),
+    "sigmoid": (jax.nn.sigmoid, lambda v: np.log(v) - np.log1p(-v)),
+    "tanh": (jnp.tanh, np.arctanh),
+}
+_RANGES = {
+    "identity": (-np.inf, np.inf),
+    "softplus": (0.0, np.inf),
+    "exp": (0.0, np.inf),
+    "sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+}
+
+TRANSFORM_NAMES = tuple(sorted(_TRANSFORMS)) + ("bounded",)
+
+
+def canonical_transform(spec: TransformSpec) -> str | tuple[str, float, float]:
+    """Validate a transform spec and return it in hashable form (a name or a tuple).
+
+    Raises `ValueError` for an unknown name or malformed bounds.
+    """
+    if isinstance(spec, str):
+        if spec in _TRANSFORMS:
+            return spec
+        raise ValueError(f"unknown transform {spec!r}; known transforms: {list(TRANSFORM_NAMES)}")
+    if isinstance(spec, tuple | list) and len(spec) == 3 and spec[0] == "bounded":
+        try:
+            lo, hi = float(spec[1]), float(spec[2])
+        except (TypeError, ValueError):
+            raise ValueError(f"bounded transform needs numeric bounds, got {spec!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"bounded transform needs finite bounds lo < hi, got {spec!r}")
+        return ("bounded", lo, hi)
+    raise ValueError(
+        f"a transform is a name in {list(TRANSFORM_NAMES[:-1])} or ('bounded', lo, hi); "
+        f"got {spec!r}"
+    )
+
+
+def get_transform(spec: TransformSpec) -> Callable:
+    """The forward map `raw -> constrained value` of a transform spec (elementwise JAX)."""
+    spec = canonical_transform(spec)
+    if isinstance(spec, str):
+        return _TRANSFORMS[spec][0]
+    _, lo, hi = spec
+    return lambda raw: lo + (hi - lo) * jax.nn.sigmoid(raw)
+
+
+def inverse_transform(spec: TransformSpec, value) -> np.ndarray:
+    """The raw value whose transform is `value` (numpy, for initialisation).
+
+    Raises `ValueError` when `value` lies outside the transform's open range.
+    """
+    spec = canonical_transform(spec)
+    value = np.asarray(value, dtype=np.float64)
+    if isinstance(spec, str):
+        lo, hi = _RANGES[spec]
+        inverse = _TRANSFORMS[spec][1]
+    else:
+        _, lo, hi = spec
+        inverse = lambda v: _TRANSFORMS["sigmoid"][1]((v - lo) / (hi - lo))
+    if np.any(value <= lo) or np.any(value >= hi) or not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"initial value {value.tolist()} is outside the range ({lo}, {hi}) "
+            f"of transform {spec!r}"
+        )
+    return inverse(value)
+
+
+def apply_transforms(params: Mapping, transforms: Mapping[str, TransformSpec]) -> dict:
+    """`params` with each entry named in `transforms` mapped through its transform."""
+    out = dict(params)
+    for name, spec in transforms.items():
+        out[name] = get_transform(spec)(out[name])
+    return out

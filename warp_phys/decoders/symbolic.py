@@ -1,0 +1,172 @@
+"""Priors written as formulas: `decoder_from_sympy` and the `"sympy:<formula>"` spec.
+
+    decoder_from_sympy("A*exp(-gamma*t)*cos(omega*t + phi)", time="t",
+                       params=["A", "gamma", "omega", "phi"],
+                       transforms={"gamma": "softplus", "omega": "softplus"})
+
+Strings are parsed by the whitelist parser of `warp_phys.decoders._formula` (never by
+`sympify`, which evaluates Python); sympy expressions built in Python are accepted as
+they are. The expression is compiled to JAX with `sympy.lambdify(..., modules="jax")`
+and wrapped in a `FunctionDecoder`, so transforms and initial values work exactly as in
+`decoder_from_function`. Every parameter is a scalar (one entry of theta_t).
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import sympy
+
+from ._base import _SPEC_PREFIXES
+from ._formula import FUNCTIONS, check_name, parse_formula
+from ._transforms import TransformSpec
+from .function import FunctionDecoder, register_named
+
+_CHANNEL = re.compile(r"x(\d+)", re.ASCII)
+# Names that sympy's printers may emit for whitelisted functions, bound to JAX versions
+# explicitly (sympy's own "jax" namespace lacks some, e.g. erf, and would fall back to
+# the `math` module, which cannot trace).
+_JAX_NAMESPACE = {
+    "exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt, "abs": jnp.abs, "Abs": jnp.abs,
+    "sign": jnp.sign, "sin": jnp.sin, "cos": jnp.cos, "tan": jnp.tan, "sinh": jnp.sinh,
+    "cosh": jnp.cosh, "tanh": jnp.tanh, "arcsin": jnp.arcsin, "arccos": jnp.arccos,
+    "arctan": jnp.arctan, "arcsinh": jnp.arcsinh, "arccosh": jnp.arccosh,
+    "arctanh": jnp.arctanh, "arctan2": jnp.arctan2, "asin": jnp.arcsin, "acos": jnp.arccos,
+    "atan": jnp.arctan, "asinh": jnp.arcsinh, "acosh": jnp.arccosh, "atanh": jnp.arctanh,
+    "atan2": jnp.arctan2, "erf": jax.scipy.special.erf, "pi": jnp.pi, "e": jnp.e, "E": jnp.e,
+}
+
+__all__ = ["FUNCTIONS", "decoder_from_sympy", "parse_formula"]
+
+
+def decoder_from_sympy(
+    expr: str | sympy.Expr | Sequence[str | sympy.Expr],
+    *,
+    time: str = "t",
+    params: Sequence[str] | None = None,
+    inputs: Sequence[str] | None = None,
+    data_size: int | None = None,
+    transforms: Mapping[str, TransformSpec] | None = None,
+    init: Mapping[str, float] | None = None,
+    init_scale: float = 0.1,
+    name: str | None = None,
+    overwrite: bool = False,
+) -> FunctionDecoder:
+    """Build a decoder from a formula `y = f(t, params, x_prev)`.
+
+    **Arguments:**
+
+    - `expr`: a formula string, a sympy expression, or a list of them (one per output
+      channel). A string may also hold several formulas separated by `;`.
+    - `time`: the name of the time symbol, bound to tau (normalised time, a scalar).
+    - `params`: names of the learned scalar parameters, in theta order. `None`: every
+      free symbol that is not `time` or an input, sorted by name. When given, a string
+      formula may only use these names, `time` and the inputs.
+    - `inputs`: names bound to the channels of `x_prev`, in order (`inputs[i]` is
+      `x_prev[i]`). `None`: the names `x0, x1, ...` (below `data_size`) are inputs.
+    - `data_size`: the number of channels; defaults to the number of formulas, and
+      must equal it.
+    - `transforms`, `init`, `init_scale`: per-parameter positivity/bounds and initial
+      values, as in `decoder_from_function`.
+    - `name`: also register the decoder under this name.
+
+    **Returns:** a `FunctionDecoder` with D_theta = number of parameters. Raises
+    `ValueError` for rejected formulas (naming the offending token and position),
+    unknown or missing symbols, or a wrong number of formulas.
+    """
+    sources = _split(expr)
+    if data_size is None:
+        data_size = len(sources)
+    if data_size != len(sources):
+        raise ValueError(f"data_size is {data_size} but {len(sources)} formula(s) were given")
+    check_name(time, "time")
+    input_names = None if inputs is None else [check_name(n, "input") for n in inputs]
+    if input_names is not None and len(input_names) > data_size:
+        raise ValueError(f"{len(input_names)} inputs given but x_prev has {data_size} channels")
+    param_names = None if params is None else [check_name(n, "parameter") for n in params]
+    declared = [time] + (input_names or []) + (param_names or [])
+    if len(set(declared)) != len(declared):
+        raise ValueError(f"time, inputs and params must have distinct names, got {declared}")
+
+    allowed = None
+    if param_names is not None:
+        implicit_inputs = [f"x{i}" for i in range(data_size)] if input_names is None else []
+        allowed = set(declared) | set(implicit_inputs)
+    exprs = [parse_formula(s, allowed) if isinstance(s, str) else s for s in sources]
+    symbols = _symbols_by_name(exprs)
+
+    if input_names is None:
+        input_names = [f"x{i}" for i in range(data_size)]
+        for symbol_name in symbols:
+            match = _CHANNEL.fullmatch(symbol_name)
+            if match and int(match.group(1)) >= data_size and symbol_name not in (params or []):
+                raise ValueError(
+                    f"{symbol_name!r} refers to channel {match.group(1)} of x_prev, "
+                    f"but data_size is {data_size}"
+                )
+        clash = sorted(set(input_names) & ({time} | set(param_names or [])))
+        if clash:
+            raise ValueError(
+                f"{clash} name channels of x_prev; pass inputs=[...] to use other input names"
+            )
+    if param_names is None:
+        param_names = sorted(set(symbols) - {time} - set(input_names))
+    unknown = sorted(set(symbols) - {time} - set(input_names) - set(param_names))
+    if unknown:
+        raise ValueError(f"formula uses undeclared symbol(s) {unknown}; declare them in params")
+    if not param_names:
+        raise ValueError("the formula has no learned parameters (theta_t would be empty)")
+
+    def symbol(n):
+        return symbols.get(n, sympy.Symbol(n, real=True))
+
+    args = [symbol(time)] + [symbol(n) for n in param_names] + [symbol(n) for n in input_names]
+    compiled = sympy.lambdify(args, exprs, modules=[_JAX_NAMESPACE, "jax"], dummify=True)
+    n_inputs = len(input_names)
+
+    def fn(p, tau, x_prev):
+        outputs = compiled(tau, *(p[n] for n in param_names), *(x_prev[i] for i in range(n_inputs)))
+        return jnp.stack([jnp.asarray(o) + jnp.zeros_like(tau) for o in outputs])
+
+    label = "; ".join(str(s) for s in sources)
+    fn.__name__ = f"sympy:{label}"
+    decoder = FunctionDecoder(
+        fn, {n: () for n in param_names}, data_size=data_size, transforms=transforms,
+        init=init, init_scale=init_scale, label=label,
+    )
+    if name is not None:
+        register_named(name, decoder, overwrite=overwrite)
+    return decoder
+
+
+def _split(expr) -> list:
+    if isinstance(expr, str):
+        sources = [part.strip() for part in expr.split(";")]
+    elif isinstance(expr, sympy.Basic):
+        sources = [expr]
+    elif isinstance(expr, Sequence) and expr:
+        sources = list(expr)
+    else:
+        raise ValueError(f"expr must be a formula string, a sympy expression or list; got {expr!r}")
+    for source in sources:
+        if not isinstance(source, str | sympy.Expr):
+            raise ValueError(f"each formula must be a string or a sympy expression, got {source!r}")
+    return sources
+
+
+def _symbols_by_name(exprs) -> dict[str, sympy.Symbol]:
+    symbols = {}
+    for expr in exprs:
+        for s in expr.free_symbols:
+            if symbols.setdefault(s.name, s) != s:
+                raise ValueError(f"two different sympy symbols are both named {s.name!r}")
+    return symbols
+
+
+def _from_spec(body: str, *, data_size: int, **options) -> FunctionDecoder:
+    """Handler of `"sympy:<formula>[; <formula> ...]"` specs (see `parse_decoder_spec`)."""
+    return decoder_from_sympy(body, data_size=data_size, **options)
+
+
+_SPEC_PREFIXES["sympy"] = _from_spec
