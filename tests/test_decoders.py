@@ -161,7 +161,15 @@ def test_transforms_and_init_in_constrained_space():
 
 # --------------------------------------------------------------------------- damped oscillator
 
-CASES = {"under": (20.0, 0.1), "critical": (20.0, 1.0), "over": (20.0, 3.0)}
+# (omega0, zeta); with dt = 1/255 the branch of `damped_transition` is set by
+# q = (omega0 dt)^2 (zeta^2 - 1): "under" q = -0.055 (cos/sin), "under_series" q = -0.006
+# (Taylor series, typical of the paper's MSD data), "critical" q = 0, "over" q = 0.049.
+CASES = {
+    "under": (60.0, 0.1),
+    "under_series": (20.0, 0.1),
+    "critical": (20.0, 1.0),
+    "over": (20.0, 3.0),
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -195,25 +203,30 @@ def test_damped_oscillator_matches_solve_ivp(case):
 
 
 ZETAS = [0.0, 0.3, 1.0 - 1e-3, 1.0 - 1e-7, 1.0, 1.0 + 1e-7, 1.0 + 1e-3, 1.7, 25.0]
+OMEGAS = [17.0, 200.0]  # small and large omega0 * dt, so every branch is visited
 
 
 def test_damped_transition_matches_expm_and_its_frechet_derivative():
     """Values against `scipy.linalg.expm` and d/d(zeta) against `expm_frechet`, both to
     relative 1e-12 (values) and 1e-9 (derivatives) of the matrix norm, exactly at and
     around critical damping."""
-    omega0, dt = 17.0, 1.0 / 255.0
-    dE = np.array([[0.0, 0.0], [0.0, -2.0 * omega0]])  # d E / d zeta
+    dt = 1.0 / 255.0
+    branches = set()
     with jax.enable_x64(True):
-        f = jax.jit(lambda z: damped_transition(omega0, z, dt))
-        jac = jax.jit(jax.jacfwd(lambda z: damped_transition(omega0, z, dt)))
-        rev = jax.jit(jax.grad(lambda z: jnp.sum(damped_transition(omega0, z, dt) ** 2)))
-        for zeta in ZETAS:
-            A = dt * msd_matrix(omega0, zeta)
-            M, dM = scipy.linalg.expm_frechet(A, dt * dE)
-            ours = np.asarray(f(zeta))
-            np.testing.assert_allclose(ours, M, atol=1e-12 * np.abs(M).max(), rtol=0)
-            np.testing.assert_allclose(jac(zeta), dM, atol=1e-9 * np.abs(dM).max(), rtol=0)
-            assert np.isfinite(rev(zeta))
+        f = jax.jit(lambda w, z: damped_transition(w, z, dt))
+        jac = jax.jit(jax.jacfwd(lambda w, z: damped_transition(w, z, dt), argnums=1))
+        rev = jax.jit(jax.grad(lambda w, z: jnp.sum(damped_transition(w, z, dt) ** 2), argnums=1))
+        for omega0 in OMEGAS:
+            dE = np.array([[0.0, 0.0], [0.0, -2.0 * omega0]])  # d E / d zeta
+            for zeta in ZETAS:
+                q = (omega0 * dt) ** 2 * (zeta**2 - 1)
+                branches.add("series" if abs(q) < 1e-2 else "over" if q > 0 else "under")
+                M, dM = scipy.linalg.expm_frechet(dt * msd_matrix(omega0, zeta), dt * dE)
+                ours = np.asarray(f(omega0, zeta))
+                np.testing.assert_allclose(ours, M, atol=1e-12 * np.abs(M).max(), rtol=0)
+                np.testing.assert_allclose(jac(omega0, zeta), dM, atol=1e-9 * np.abs(dM).max())
+                assert np.isfinite(rev(omega0, zeta))
+    assert branches == {"series", "over", "under"}
     # float32, exactly critical: finite values and gradients in every argument
     grads = jax.grad(lambda a: jnp.sum(damped_transition(a[0], a[1], a[2])))(
         jnp.asarray([20.0, 1.0, 1.0 / 255.0])
@@ -402,6 +415,8 @@ def test_registry_errors():
         parse_decoder_spec("python:print(1)", data_size=1)
     with pytest.raises(ValueError, match="non-empty"):
         parse_decoder_spec("  ", data_size=1)
+    with pytest.raises(ValueError, match=r"does not accept option\(s\) \['width'\]"):
+        wp.WARP(1, decoder="sympy:a*t", root_width=8, key=jax.random.PRNGKey(0))
 
 
 # --------------------------------------------------------------------------- hostile formulas

@@ -164,8 +164,17 @@ def _symbols_by_name(exprs) -> dict[str, sympy.Symbol]:
     return symbols
 
 
+_SPEC_OPTIONS = ("time", "params", "inputs", "transforms", "init", "init_scale")
+
+
 def _from_spec(body: str, *, data_size: int, **options) -> FunctionDecoder:
     """Handler of `"sympy:<formula>[; <formula> ...]"` specs (see `parse_decoder_spec`)."""
+    unknown = sorted(set(options) - set(_SPEC_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"a 'sympy:' decoder does not accept option(s) {unknown}; "
+            f"it accepts {list(_SPEC_OPTIONS)}"
+        )
     return decoder_from_sympy(body, data_size=data_size, **options)
 
 
