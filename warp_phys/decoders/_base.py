@@ -4,6 +4,21 @@ A root decoder maps a coordinate `tau` (and optionally the previous observation)
 prediction, using parameters that WARP stores as one flat vector `theta_t`. WARP only
 needs three things from a decoder: the shapes of its parameters (to ravel / unravel
 theta), an initialiser for those parameters, and the forward map.
+
+Adding a decoder: subclass `AbstractDecoder` in its own module and decorate it with
+`@register_decoder("name")`; its `__init__` takes `data_size` plus keyword options
+(name an internal MLP's options `width` and `depth`, which WARP's `root_width` and
+`root_depth` set). For a prior that is just a formula or a JAX function, use
+`decoder_from_sympy` or `decoder_from_function` instead.
+
+Units: decoders see the data exactly as WARP is trained on it. A physical decoder
+computes in physical units, so if the training data were normalised
+(`warp_phys.Normalizer`), give the decoder the normalisation (`damped_oscillator` has
+`scale`/`shift` options) or write the prior in normalised units.
+
+Positivity and bounds of physical parameters are declared, not hand-coded: decoders
+name a transform per parameter (`"softplus"`, `"exp"`, `"sigmoid"`, `"tanh"`,
+`("bounded", lo, hi)`); see `warp_phys.decoders._transforms`.
 """
 
 import abc

@@ -18,6 +18,7 @@ exact inverse, so initial values are given in the constrained space (`init={"ome
 6.28}` means the raw entry starts at `inverse(6.28)`).
 """
 
+import math
 from collections.abc import Callable, Mapping
 
 import jax
@@ -104,3 +105,14 @@ def apply_transforms(params: Mapping, transforms: Mapping[str, TransformSpec]) -
     for name, spec in transforms.items():
         out[name] = get_transform(spec)(out[name])
     return out
+
+
+# softplus(raw + _SP1) == 1 at raw == 0
+_SP1 = math.log(math.e - 1.0)
+
+
+def positive_around(nominal, raw):
+    """`nominal * softplus(raw + log(e - 1))`: positive, equal to `nominal` at `raw = 0`
+    and with slope `~0.63 nominal` there, so an MLP output near 0 gives a relative
+    (multiplicative) correction of a physical scale such as a frequency."""
+    return nominal * jax.nn.softplus(raw + _SP1)

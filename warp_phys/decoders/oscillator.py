@@ -29,8 +29,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._activations import get_activation
 from ._base import AbstractDecoder, register_decoder
+from ._transforms import positive_around
 from .mlp import mlp_apply, mlp_init
-from .sinusoid import positive_around
 
 # |q| below this uses the Taylor series (truncation error < |q|^5 / 10! < 3e-17).
 _SERIES_EPS = 1e-2

@@ -11,8 +11,6 @@ In WARP the decoder is evaluated at tau_{t+1}, so a learned phase also absorbs t
 constant offset `2 pi f dtau` of a one-step forecast.
 """
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -20,16 +18,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._activations import get_activation
 from ._base import AbstractDecoder, register_decoder
+from ._transforms import positive_around
 from .mlp import mlp_apply, mlp_init
-
-# softplus(raw + _SP1) == 1 at raw == 0: multiplicative, positive corrections around 1.
-_SP1 = math.log(math.e - 1.0)
-
-
-def positive_around(nominal, raw):
-    """`nominal * softplus(raw + log(e - 1))`: positive, equal to `nominal` at `raw = 0`,
-    with slope `nominal * sigmoid(log(e - 1)) ~ 0.63 nominal` there."""
-    return nominal * jax.nn.softplus(raw + _SP1)
 
 
 @register_decoder("sinusoid")
