@@ -1,7 +1,9 @@
 """Time `systems.generate` on the paper-size MSD training set against a scipy loop.
 
-The diffrax time is the median of `--runs` full generations after a compiling warm-up
-(sampling, integration of all 20,480 x 256 trajectories, transfer to NumPy). scipy's
+The diffrax time is the median wall time of `--runs` full generations after a compiling
+warm-up (sampling, integration of all 20,480 x 256 trajectories, transfer to NumPy); the
+JSON also records their process CPU time and the load average, since a shared machine
+inflates wall times. scipy's
 `solve_ivp` (RK45) runs in a Python loop over the FIRST `--scipy-subset` trajectories of the
 same data set (same parameters and initial conditions) with a NumPy right-hand side; its
 time is extrapolated linearly to all trajectories. Two scipy settings are timed: the
@@ -64,11 +66,12 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     ds = gen()
     first_s = time.perf_counter() - start
-    times = []
+    times, cpu_times = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         ds = gen()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     ours = statistics.median(times)
     scale = n / subset
     ref_s = time_scipy(ds, subset, rtol=1e-3, atol=1e-6) * scale
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {
         "smoke": args.smoke, "system": "msd", "n_trajectories": n, "n_steps": system.n_steps,
-        "diffrax_s": ours, "diffrax_runs_s": times, "diffrax_first_call_s": first_s,
+        "diffrax_s": ours, "diffrax_runs_s": times, "diffrax_cpu_s": statistics.median(cpu_times),
+        "diffrax_first_call_s": first_s, "load_average": os.getloadavg()[0],
         "diffrax_rtol": system.rtol, "diffrax_atol": system.atol,
         "scipy_subset": subset, "scipy_extrapolated_s": ref_s, "ratio": ref_s / ours,
         "scipy_matched_extrapolated_s": matched_s, "ratio_matched": matched_s / ours,
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     print(f"MSD training set: {n} trajectories x {system.n_steps} steps "
           f"({os.cpu_count()} CPU cores, {jax.devices()[0]}); first call incl. compile "
-          f"{first_s:.2f} s")
+          f"{first_s:.2f} s; load average {os.getloadavg()[0]:.1f}")
     print(f"{'method':<44} {'tolerances':<28} {'time [s]':>10} {'ratio':>8}")
     for method, tol, sec, ratio in rows:
         print(f"{method:<44} {tol:<28} {sec:>10.2f} {ratio:>8.1f}")

@@ -128,6 +128,8 @@ class AbstractSystem(eqx.Module):
                 raise ValueError(f"{where}: unknown split {split!r} in split_sizes; use {SPLITS}")
             if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
                 raise ValueError(f"{where}: split_sizes[{split!r}] must be a positive int")
+        if self.normalise and "train" not in self.split_sizes:
+            raise ValueError(f"{where}: normalise=True needs a default train size in split_sizes")
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 2:
             raise ValueError(f"{where}: n_steps must be an int >= 2, got {self.n_steps!r}")
         if not (math.isfinite(self.t_end) and self.t_end > 0):

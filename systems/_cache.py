@@ -49,11 +49,10 @@ def generate_cached(
     **Returns:** the `Dataset`.
     """
     resolved = resolve_system(system, overrides)
+    resolved.check_split(split)
     n = n_trajectories if n_trajectories is not None else resolved.split_sizes.get(split)
-    if n is None:
-        resolved.check_split(split)
     path = cache_path(system, n_trajectories, split=split, seed=seed, cache_dir=cache_dir)
-    if path.exists() and isinstance(n, int) and n > 0:
+    if path.exists() and n is not None:
         wanted = config_hash(dataset_config(resolved, n, split, seed))
         try:
             cached = load(path)

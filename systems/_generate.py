@@ -152,7 +152,8 @@ def generate(
 
     Trajectory `i` of a split is drawn from the key `fold_in(fold_in(PRNGKey(seed), split
     index), i)`, so splits never share draws and a data set of `n` trajectories is the
-    first `n` of any larger one with the same seed.
+    first `n` of any larger one with the same seed (the same draws; the solved values
+    can differ in the last float32 bits when the chunk shape differs).
 
     **Arguments:**
 
