@@ -9,13 +9,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._hypernetwork import Hypernetwork
+from ._interface import AbstractSequenceModel, check_sequence
 from ._recurrence import parallel_states, sequential_states
 from .decoders import AbstractDecoder, get_decoder
 
 Mode = Literal["parallel", "sequential"]
 
 
-class WARP(eqx.Module):
+class WARP(AbstractSequenceModel):
     """Weight-space Adaptive Recurrent Prediction (arXiv 2506.01153).
 
     The hidden state theta_t is the flat parameter vector of a root decoder:
@@ -128,6 +129,21 @@ class WARP(eqx.Module):
         """theta_0 = phi(x_0), shape `(D_theta,)`."""
         return self.hypernetwork(x0)
 
+    def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+        """theta_0 = phi(x_0) as well: the reference convention starts from it and its
+        step 0 adds B (x_0 - x_0) = 0, giving A theta_0."""
+        return self.hypernetwork(x0)
+
+    def advance(
+        self, state: Float[Array, " theta"], u: Float[Array, " data"], u_prev: Float[Array, " data"]
+    ) -> Float[Array, " theta"]:
+        """theta <- A theta + B (u - u_prev)."""
+        return self.step(state, u - u_prev)
+
+    def encode(self, context: Float[Array, "L data"], mode: Mode = "parallel"):
+        """theta_{L-1} after the observed `context` (`(L, data_size)`), in `mode`."""
+        return self.weight_trajectory(context, mode)[-1]
+
     def step(
         self, theta: Float[Array, " theta"], du: Float[Array, " data"]
     ) -> Float[Array, " theta"]:
@@ -170,11 +186,4 @@ class WARP(eqx.Module):
         return jax.vmap(self.decode)(thetas[:-1], steps, xs[:-1])
 
     def _check_sequence(self, xs, name: str) -> Array:
-        xs = jnp.asarray(xs)
-        if xs.ndim != 2 or xs.shape[1] != self.data_size:
-            raise ValueError(
-                f"{name} must have shape (T, {self.data_size}) (time, data_size), got {xs.shape}"
-            )
-        if xs.shape[0] < 1:
-            raise ValueError(f"{name} must contain at least one time step")
-        return xs
+        return check_sequence(xs, self.data_size, name)

@@ -1,51 +1,139 @@
-"""Autoregressive rollouts: feeding predictions back as the inputs that drive theta.
+"""Autoregressive rollouts: feeding predictions back as the inputs that drive the state.
 
-Index convention (the spec's "clean" one): the input u_t is the observation x_t when
-it is given (in the context, or by teacher forcing) and the model's own prediction
-x_hat_t otherwise; theta_t = A theta_{t-1} + B (u_t - u_{t-1}); the prediction of
-x_{t+1} is decoded from theta_t at tau_{t+1} with u_t as the previous observation.
+Works for every `AbstractSequenceModel` (WARP and the baselines). Two index conventions:
+
+- `"clean"` (default, spec section 1.6): the input u_t is the observation x_t when it is
+  given (in the context, or by teacher forcing) and the fed-back prediction otherwise;
+  the state consumes u_0..u_t (WARP: theta_t = A theta_{t-1} + B (u_t - u_{t-1})); the
+  prediction of x_{t+1} is decoded from it at tau_{t+1} with u_t as the previous
+  observation. Outputs are predictions of x_1..x_{T-1}; no target leaks into its own
+  prediction.
+- `"reference"` (the reference code's exact indexing, spec section 1.6c): carry
+  (state, h, p, tau_prev) = (empty_state(x_0), x_0, x_0, tau_0); at step t = 0..T-1 the
+  input is v_t = x_t if observed else h; the state consumes v_t with difference
+  v_t - p, where p = out_{t-2} (x_0 for t < 2); out_t is decoded at
+  tau_t + (tau_t - tau_prev) with p as the previous observation, and scored against
+  x_t. Outputs are out_0..out_{T-1}.
+
+Stochastic variant: with a `noise_key`, a probabilistic model feeds back a
+reparameterised sample mean + std * eps instead of the mean (eps drawn from
+`fold_in(noise_key, t)`, a key separate from the teacher-forcing coin).
 """
+
+from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from ._model import WARP, Mode
+from ._interface import AbstractSequenceModel, check_sequence, mean_of
+
+Convention = Literal["clean", "reference"]
+CONVENTIONS = ("clean", "reference")
 
 
-def _mean(out):
-    return out[0] if isinstance(out, tuple) else out
+def _check_convention(convention) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be 'clean' or 'reference', got {convention!r}")
 
 
-def rollout(model: WARP, xs: Float[Array, "T data"], observed: Bool[Array, " T"]):
-    """Predictions of x_1..x_{T-1}, feeding back predictions where `observed` is False.
+def _check_noise(model, noise_key) -> None:
+    if noise_key is not None and not model.probabilistic:
+        raise ValueError(
+            "stochastic feedback needs a probabilistic model (one predicting mean and std, "
+            "trained with the Gaussian NLL)"
+        )
+
+
+def _check_length(model, consumed: int) -> None:
+    limit = model.max_length
+    if limit is not None and consumed > limit:
+        raise ValueError(
+            f"this rollout feeds {consumed} inputs but the model holds at most {limit} "
+            f"(its max_length); shorten the context or horizon"
+        )
+
+
+def _fed_back(out, noise_key, t) -> Array:
+    """The value fed back as the next input: the mean, or a sample with `noise_key`."""
+    if noise_key is None or not isinstance(out, tuple):
+        return mean_of(out)
+    mean, std = out
+    eps = jax.random.normal(jax.random.fold_in(noise_key, t), mean.shape, mean.dtype)
+    return mean + std * eps
+
+
+def _concat_first(first, rest):
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+
+
+def rollout(
+    model: AbstractSequenceModel,
+    xs: Float[Array, "T data"],
+    observed: Bool[Array, " T"],
+    *,
+    convention: Convention = "clean",
+    noise_key: PRNGKeyArray | None = None,
+):
+    """Run the model along `xs`, feeding back predictions where `observed` is False.
 
     **Arguments:**
 
-    - `xs`: shape `(T, data_size)`; rows where `observed` is False are never read
-      (except `xs[0]`, which is always used: theta_0 = phi(x_0)).
-    - `observed`: shape `(T,)`, whether x_t is given to the model as input u_t.
+    - `model`: any `AbstractSequenceModel` (WARP, GRU, LSTM, Transformer).
+    - `xs`: shape `(T, data_size)` with T >= 2; rows where `observed` is False are never
+      read (except `xs[0]`, which is always used).
+    - `observed`: shape `(T,)`, whether x_t is given to the model as its input.
+    - `convention`: `"clean"` or `"reference"` (see the module docstring).
+    - `noise_key`: feed back reparameterised samples (probabilistic models only).
 
-    **Returns:** the mean of shape `(T-1, data_size)`, or `(mean, std)`.
-    With `observed` all True this equals `model(xs, mode="sequential")`.
+    **Returns:** clean: predictions of x_1..x_{T-1}, shape `(T-1, data_size)`;
+    reference: out_0..out_{T-1}, shape `(T, data_size)`, scored against x_0..x_{T-1}.
+    A `(mean, std)` pair for probabilistic models. With `observed` all True the clean
+    rollout equals `model(xs, mode="sequential")`.
     """
-    xs = model._check_sequence(xs, "xs")
-    theta0 = model.initial_state(xs[0])
-    first = model.decode(theta0, 1, xs[0])
+    _check_convention(convention)
+    _check_noise(model, noise_key)
+    xs = check_sequence(xs, model.data_size)
+    if xs.shape[0] < 2:
+        raise ValueError("a rollout needs at least 2 time steps")
+    observed = jnp.asarray(observed, bool)
+    if convention == "reference":
+        _check_length(model, xs.shape[0])
+        return _reference_rollout(model, xs, observed, noise_key)
+    _check_length(model, xs.shape[0] - 1)
+    state = model.initial_state(xs[0])
+    first = model.decode(state, 1, xs[0])
 
     def step(carry, inputs):
-        theta, u_prev, prediction = carry
+        state, u_prev, fed = carry
         t, x_t, is_observed = inputs
-        u = jnp.where(is_observed, x_t, prediction)
-        theta = model.step(theta, u - u_prev)
-        out = model.decode(theta, t + 1, u)
-        return (theta, u, _mean(out)), out
+        u = jnp.where(is_observed, x_t, fed)
+        state = model.advance(state, u, u_prev)
+        out = model.decode(state, t + 1, u)
+        return (state, u, _fed_back(out, noise_key, t + 1)), out
 
-    T = xs.shape[0]
-    steps = jnp.arange(1, T - 1)
-    _, rest = jax.lax.scan(step, (theta0, xs[0], _mean(first)), (steps, xs[1:-1], observed[1:-1]))
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    steps = jnp.arange(1, xs.shape[0] - 1)
+    init = (state, xs[0], _fed_back(first, noise_key, 1))
+    _, rest = jax.lax.scan(step, init, (steps, xs[1:-1], observed[1:-1]))
+    return _concat_first(first, rest)
+
+
+def _reference_rollout(model, xs, observed, noise_key):
+    x0 = xs[0]
+
+    def step(carry, inputs):
+        state, h, p, t_prev = carry
+        t, x_t, is_observed = inputs
+        v = jnp.where(is_observed, x_t, h)
+        state = model.advance(state, v, p)
+        out = model.decode(state, 2 * t - t_prev, p)  # tau_t + (tau_t - tau_prev)
+        return (state, _fed_back(out, noise_key, t), h, t), out
+
+    steps = jnp.arange(xs.shape[0])
+    init = (model.empty_state(x0), x0, x0, steps[0])
+    _, outs = jax.lax.scan(step, init, (steps, xs, observed))
+    return outs
 
 
 def teacher_forcing_mask(
@@ -57,12 +145,23 @@ def teacher_forcing_mask(
     return coin | (jnp.arange(length) < context)
 
 
+def reference_context(length: int, context: int) -> int:
+    """Number of leading steps the reference code treats as context: those with
+    tau_t <= L / T, where tau_t = t / (T - 1) (spec section 1.6c; 100 for T=256, L=100).
+    Computed exactly in integers: t * T <= L * (T - 1)."""
+    if length < 2 or not 0 <= context <= length:
+        raise ValueError(f"need 0 <= context <= length and length >= 2, got {context}, {length}")
+    return min(length, context * (length - 1) // length + 1)
+
+
 def reconstruct(
-    model: WARP,
+    model: AbstractSequenceModel,
     context: Float[Array, "*batch L data"],
     horizon: int,
     *,
-    mode: Mode = "parallel",
+    mode: str = "parallel",
+    convention: Convention = "clean",
+    key: PRNGKeyArray | None = None,
 ):
     """Forecast `horizon` steps after an observed context, feeding predictions back.
 
@@ -71,33 +170,50 @@ def reconstruct(
     - `context`: the first L >= 1 observations, shape `(L, data_size)` (or a batch
       `(N, L, data_size)`, which is vmapped).
     - `horizon`: number of future steps (a Python int, static under `jit`).
-    - `mode`: how theta is computed over the context ("parallel" or "sequential").
+    - `mode`: how WARP's theta is computed over the context ("parallel" or
+      "sequential"; other models scan).
+    - `convention`: `"clean"` or `"reference"` indexing (see the module docstring).
+    - `key`: feed back samples instead of means (probabilistic models; a batch uses
+      one key per trajectory, split from it).
 
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data_size)`
     (batched: `(N, horizon, data_size)`), or `(mean, std)` for probabilistic models.
     """
+    _check_convention(convention)
+    _check_noise(model, key)
     context = jnp.asarray(context)
     if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 0:
         raise ValueError(f"horizon must be a non-negative int, got {horizon!r}")
     if context.ndim == 3:
-        return jax.vmap(lambda c: reconstruct(model, c, horizon, mode=mode))(context)
-    context = model._check_sequence(context, "context")
+        keys = None if key is None else jax.random.split(key, context.shape[0])
+
+        def one(c, k):
+            return reconstruct(model, c, horizon, mode=mode, convention=convention, key=k)
+
+        return jax.vmap(one)(context, keys)
+    context = check_sequence(context, model.data_size, "context")
     L = context.shape[0]
     if horizon == 0:
         empty = jnp.zeros((0, model.data_size), context.dtype)
         return (empty, empty) if model.probabilistic else empty
-
-    theta = model.weight_trajectory(context, mode)[-1]
-    first = model.decode(theta, L, context[-1])
+    if convention == "reference":
+        xs = jnp.concatenate([context, jnp.zeros((horizon, model.data_size), context.dtype)])
+        observed = jnp.arange(L + horizon) < L
+        outs = rollout(model, xs, observed, convention="reference", noise_key=key)
+        return jax.tree.map(lambda a: a[L:], outs)
+    _check_length(model, L + horizon - 1)
+    state = model.encode(context, mode)
+    first = model.decode(state, L, context[-1])
 
     def step(carry, t):
-        theta, u_prev, prediction = carry
-        theta = model.step(theta, prediction - u_prev)
-        out = model.decode(theta, t + 1, prediction)
-        return (theta, prediction, _mean(out)), out
+        state, u_prev, fed = carry
+        state = model.advance(state, fed, u_prev)
+        out = model.decode(state, t + 1, fed)
+        return (state, fed, _fed_back(out, key, t + 1)), out
 
-    _, rest = jax.lax.scan(step, (theta, context[-1], _mean(first)), jnp.arange(L, L + horizon - 1))
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    init = (state, context[-1], _fed_back(first, key, L))
+    _, rest = jax.lax.scan(step, init, jnp.arange(L, L + horizon - 1))
+    return _concat_first(first, rest)
 
 
 reconstruct_jit = eqx.filter_jit(reconstruct)
