@@ -92,3 +92,26 @@ def test_fresh_model_is_identity_and_zero():
 def test_unknown_mode_is_rejected(model, xs):
     with pytest.raises(ValueError, match="mode"):
         model.weight_trajectory(xs, "fourier")
+
+
+@pytest.mark.parametrize("T", [5, 300])
+def test_gemm_and_fft_convolutions_match_a_loop(T):
+    from warp_phys._recurrence import fft_convolution, toeplitz_convolution
+
+    rng = np.random.default_rng(T)
+    kernel = rng.normal(size=(T, 3, 7)).astype(np.float32)
+    signal = rng.normal(size=(T, 3)).astype(np.float32)
+    expected = np.stack([sum(kernel[t - s].T @ signal[s] for s in range(t + 1)) for t in range(T)])
+    scale = np.abs(expected).max()
+    for conv in (toeplitz_convolution, fft_convolution):
+        np.testing.assert_allclose(conv(kernel, signal), expected, atol=1e-5 * scale, rtol=0)
+
+
+def test_auto_mode_follows_the_cost_rule(model, xs):
+    from warp_phys._recurrence import preferred_mode
+
+    assert preferred_mode(256, 2, 4898) == "parallel"
+    assert preferred_mode(256, 2, 746) == "sequential"
+    np.testing.assert_allclose(
+        model.weight_trajectory(xs, "auto"), model.weight_trajectory(xs, "sequential"), atol=1e-5
+    )

@@ -2,24 +2,47 @@
 
 from ._model import WARP
 from ._rollout import reconstruct, rollout, teacher_forcing_mask
-from .decoders import AbstractDecoder, get_decoder, list_decoders, register_decoder
+from .decoders import (
+    AbstractDecoder,
+    DampedOscillatorDecoder,
+    FunctionDecoder,
+    HybridDecoder,
+    MLPDecoder,
+    SinusoidDecoder,
+    SinusoidPhaseDecoder,
+    decoder_from_function,
+    decoder_from_sympy,
+    get_decoder,
+    list_decoders,
+    parse_decoder_spec,
+    register_decoder,
+)
 from .training.checkpoint import load_model, register_model_class, save_model
 from .training.data import Normalizer
-from .training.losses import gaussian_nll, mse
 from .training.loop import forecast_mse, train
+from .training.losses import gaussian_nll, mse
 
 register_model_class(WARP)
 
 __all__ = [
     "WARP",
     "AbstractDecoder",
+    "DampedOscillatorDecoder",
+    "FunctionDecoder",
+    "HybridDecoder",
+    "MLPDecoder",
     "Normalizer",
+    "SinusoidDecoder",
+    "SinusoidPhaseDecoder",
+    "decoder_from_function",
+    "decoder_from_sympy",
     "forecast_mse",
     "gaussian_nll",
     "get_decoder",
     "list_decoders",
     "load_model",
     "mse",
+    "parse_decoder_spec",
     "reconstruct",
     "register_decoder",
     "register_model_class",

@@ -10,10 +10,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence
-from ._recurrence import parallel_states, sequential_states
+from ._recurrence import parallel_states, preferred_mode, sequential_states
 from .decoders import AbstractDecoder, get_decoder
+from .decoders._base import accepts_option
 
-Mode = Literal["parallel", "sequential"]
+Mode = Literal["auto", "parallel", "sequential"]
 
 
 class WARP(AbstractSequenceModel):
@@ -78,6 +79,9 @@ class WARP(AbstractSequenceModel):
             decoder_name = f"<{type(decoder).__name__} instance>"
         else:
             decoder_name = decoder
+            if "dt" not in options and accepts_option(decoder, "dt"):
+                # step-based physical priors advance the state by one sampling interval
+                options["dt"] = 1.0 / (int(seq_len) - 1)
             decoder = get_decoder(decoder, data_size=data_size, **options)
         if decoder.data_size != data_size:
             raise ValueError(
@@ -140,7 +144,7 @@ class WARP(AbstractSequenceModel):
         """theta <- A theta + B (u - u_prev)."""
         return self.step(state, u - u_prev)
 
-    def encode(self, context: Float[Array, "L data"], mode: Mode = "parallel"):
+    def encode(self, context: Float[Array, "L data"], mode: Mode = "auto"):
         """theta_{L-1} after the observed `context` (`(L, data_size)`), in `mode`."""
         return self.weight_trajectory(context, mode)[-1]
 
@@ -156,15 +160,18 @@ class WARP(AbstractSequenceModel):
         return self.decoder.decode(theta, self.tau(t), x_prev)
 
     def weight_trajectory(
-        self, xs: Float[Array, "T data"], mode: Mode = "parallel"
+        self, xs: Float[Array, "T data"], mode: Mode = "auto"
     ) -> Float[Array, "T theta"]:
         """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`.
 
         `mode="sequential"` is a `lax.scan`; `mode="parallel"` unrolls the recurrence
-        into precomputed kernels and an FFT convolution (see `warp_phys._recurrence`
-        for the cost model). Both agree to float32 rounding.
+        into kernels precomputed once per batch and a causal convolution (see
+        `warp_phys._recurrence` for the cost model); `mode="auto"` picks parallel when
+        4 T data_size <= D_theta. All agree to float32 rounding.
         """
         xs = self._check_sequence(xs, "xs")
+        if mode == "auto":
+            mode = preferred_mode(xs.shape[0], self.data_size, self.theta_size)
         if mode == "sequential":
             return sequential_states(self.A, self.B, self.initial_state(xs[0]), xs)
         if mode == "parallel":
@@ -172,9 +179,9 @@ class WARP(AbstractSequenceModel):
             return parallel_states(
                 self.A, self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs
             )
-        raise ValueError(f"mode must be 'parallel' or 'sequential', got {mode!r}")
+        raise ValueError(f"mode must be 'auto', 'parallel' or 'sequential', got {mode!r}")
 
-    def __call__(self, xs: Float[Array, "T data"], mode: Mode = "parallel"):
+    def __call__(self, xs: Float[Array, "T data"], mode: Mode = "auto"):
         """Teacher-forced one-step predictions of `xs[1:]`.
 
         The prediction of x_{t+1} is decoded from theta_t (which has seen x_0..x_t) at

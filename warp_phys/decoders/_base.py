@@ -204,6 +204,16 @@ def _lookup(name: str):
         ) from None
 
 
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the registered decoder `name` takes the keyword option `option`
+    (False for spec strings and unknown names)."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        return False
+    accepted = _keyword_names(factory)
+    return accepted is None or option in accepted
+
+
 def _keyword_names(factory) -> set[str] | None:
     """Keyword names a factory accepts, or None when it takes **kwargs."""
     target = factory.__init__ if inspect.isclass(factory) else factory
