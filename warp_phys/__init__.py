@@ -1,7 +1,9 @@
 """warp-phys: Weight-space Adaptive Recurrent Prediction with physical root decoders."""
 
+from ._interface import AbstractSequenceModel
 from ._model import WARP
-from ._rollout import reconstruct, rollout, teacher_forcing_mask
+from ._rollout import reconstruct, reference_context, rollout, teacher_forcing_mask
+from .baselines import GRU, LSTM, Transformer, count_parameters, hidden_size_for
 from .decoders import (
     AbstractDecoder,
     DampedOscillatorDecoder,
@@ -25,7 +27,14 @@ from .training.losses import gaussian_nll, mse
 register_model_class(WARP)
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "WARP",
+    "AbstractSequenceModel",
+    "Transformer",
+    "count_parameters",
+    "hidden_size_for",
+    "reference_context",
     "AbstractDecoder",
     "DampedOscillatorDecoder",
     "FunctionDecoder",

@@ -1,0 +1,60 @@
+"""Pieces shared by the baselines: the output head and parameter counting/matching."""
+
+import functools
+import json
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+def head_output(raw: Float[Array, " out"], data_size: int, probabilistic: bool, lower: float):
+    """Split a linear head's output into the mean, or `(mean, std)` with
+    `std = max(softplus(raw_std), lower)` (the reference clipped the raw value without a
+    softplus, spec section 8.11; a softplus keeps the gradient alive)."""
+    if not probabilistic:
+        return raw
+    return raw[:data_size], jnp.maximum(jax.nn.softplus(raw[data_size:]), lower)
+
+
+def config_json(**config) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def count_parameters(model: eqx.Module) -> int:
+    """Number of trainable scalars (all inexact array leaves) of `model`; works on real
+    models and on `eqx.filter_eval_shape` outputs alike."""
+    leaves = [
+        leaf
+        for leaf in jax.tree.leaves(model)
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype")
+        and jnp.issubdtype(leaf.dtype, jnp.inexact)
+    ]
+    return int(sum(leaf.size for leaf in leaves))
+
+
+def match_size(
+    build: Callable[[int], eqx.Module], target: int, *, multiple: int = 1, limit: int = 1 << 16
+) -> int:
+    """The size `s` (a multiple of `multiple`) whose model `build(s)` has the parameter
+    count closest to `target`. `build` is only traced (`eqx.filter_eval_shape`), so this
+    is cheap even for large sizes."""
+    if target < 1:
+        raise ValueError(f"target parameter count must be >= 1, got {target}")
+
+    @functools.cache
+    def count(units: int) -> int:
+        return count_parameters(eqx.filter_eval_shape(build, units * multiple))
+
+    lo, hi = 1, 1
+    while count(hi) < target:
+        lo, hi = hi, hi * 2
+        if hi * multiple > limit:
+            raise ValueError(f"no size up to {limit} reaches {target} parameters")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    best = min((lo, hi), key=lambda u: abs(count(u) - target))
+    return best * multiple
