@@ -41,7 +41,8 @@ class Hypernetwork(eqx.Module):
         keys = jax.random.split(key, depth + 1)
         sizes = [data_size] + [width] * depth
         self.hidden = tuple(
-            eqx.nn.Linear(i, o, key=k) for k, i, o in zip(keys[:-1], sizes[:-1], sizes[1:], strict=True)
+            eqx.nn.Linear(i, o, key=k)
+            for k, i, o in zip(keys[:-1], sizes[:-1], sizes[1:], strict=True)
         )
         lim = head_scale / jnp.sqrt(sizes[-1])
         self.weight = jax.random.uniform(

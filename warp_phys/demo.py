@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
             "std": np.asarray(normalizer.std).tolist(),
         },
     }
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    for path in (out / "summary.json", figures / "demo_summary.json"):
+        atomic_write_bytes(path, json.dumps(summary, indent=2).encode())
 
     show = slice(0, 3)
     fig = plot_reconstruction(
