@@ -21,8 +21,9 @@ from .decoders import (
 )
 from .training.checkpoint import load_model, register_model_class, save_model
 from .training.data import Normalizer
-from .training.loop import forecast_mse, train
+from .training.loop import train
 from .training.losses import gaussian_nll, mse
+from .training.protocol import forecast_mse
 
 register_model_class(WARP)
 

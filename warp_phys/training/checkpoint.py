@@ -1,8 +1,9 @@
 """Checkpoints: one self-describing file, written atomically.
 
 Layout: the magic line `WARPPHYS-CKPT\n`, one line of JSON (format version, model
-class, constructor config, payload size and SHA-256, user metadata), then the leaves
-serialised by `equinox.tree_serialise_leaves`.
+class, constructor config, payload size and SHA-256, user metadata), then the payload:
+the model's leaves serialised by `equinox.tree_serialise_leaves` (`model_size` bytes),
+optionally followed by a training state (optimiser state; format version 2).
 """
 
 import hashlib
@@ -16,7 +17,8 @@ import equinox as eqx
 import jax
 
 MAGIC = b"WARPPHYS-CKPT\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _BUILDERS: dict[str, type] = {}
 
 
@@ -44,15 +46,32 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def save_model(path: str | os.PathLike, model: eqx.Module, *, metadata: dict | None = None) -> Path:
-    """Save `model` (any registered model class with a `config` property) to `path`."""
+def _serialise(tree) -> bytes:
     buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, model)
-    payload = buffer.getvalue()
+    eqx.tree_serialise_leaves(buffer, tree)
+    return buffer.getvalue()
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: eqx.Module,
+    *,
+    metadata: dict | None = None,
+    train_state=None,
+) -> Path:
+    """Save `model` (any registered model class with a `config` property) to `path`.
+
+    `metadata` is any JSON-able dict stored in the header; `train_state` an optional
+    pytree of arrays (the optimiser state) stored after the model, for resuming.
+    """
+    model_bytes = _serialise(model)
+    payload = model_bytes + (b"" if train_state is None else _serialise(train_state))
     header = {
         "format_version": FORMAT_VERSION,
         "model_class": type(model).__name__,
         "config": model.config,
+        "model_size": len(model_bytes),
+        "has_train_state": train_state is not None,
         "payload_size": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
         "metadata": metadata or {},
@@ -80,10 +99,10 @@ def read_header(path: str | os.PathLike) -> tuple[dict, bytes]:
         raise ValueError(f"{path}: corrupt checkpoint header") from None
     if end < 0 or not isinstance(header, dict):
         raise ValueError(f"{path}: corrupt checkpoint header")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
             f"{path}: checkpoint format version {header.get('format_version')!r} "
-            f"is not supported (this version reads {FORMAT_VERSION})"
+            f"is not supported (this version reads {list(READABLE_VERSIONS)})"
         )
     payload = raw[end + 1 :]
     if len(payload) != header["payload_size"]:
@@ -117,9 +136,23 @@ def load_model(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.M
             f"{path}: checkpoint holds a {header['model_class']} with config "
             f"{header['config']}, which does not match the given model"
         )
+    model_bytes = payload[: header.get("model_size", len(payload))]
     try:
-        return eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+        return eqx.tree_deserialise_leaves(io.BytesIO(model_bytes), like)
     except Exception as err:  # equinox raises assorted errors on shape mismatch
         raise ValueError(
             f"{path}: checkpoint does not match the model architecture: {err}"
         ) from err
+
+
+def load_train_state(path: str | os.PathLike, like):
+    """The training state stored by `save_model(..., train_state=...)`, deserialised
+    into the structure of `like`; returns `(header, state)`."""
+    header, payload = read_header(path)
+    if not header.get("has_train_state"):
+        raise ValueError(f"{path} holds no training state to resume from")
+    try:
+        state = eqx.tree_deserialise_leaves(io.BytesIO(payload[header["model_size"] :]), like)
+    except Exception as err:
+        raise ValueError(f"{path}: training state does not match the optimiser: {err}") from err
+    return header, state

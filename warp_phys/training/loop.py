@@ -1,7 +1,12 @@
-"""The training loop: optax, a jitted step, seeded minibatches, validation, progress."""
+"""The training loop, shared by WARP and the baselines: an optax chain, one jitted step,
+minibatches from a seeded shuffler, validation, best-checkpoint keeping, early stopping,
+a progress bar, NaN/inf detection and exact resumption."""
 
+import functools
+import hashlib
+import json
 import time
-from typing import Literal
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -11,185 +16,276 @@ import optax
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from .._model import WARP, Mode
-from .._rollout import reconstruct, rollout, teacher_forcing_mask
-from .checkpoint import save_model
-from .data import as_trajectories
-from .losses import mse, prediction_loss
+from .._rollout import CONVENTIONS
+from .checkpoint import load_model, load_train_state, save_model
+from .data import as_pairs
+from .metrics_log import MetricsLog
+from .optim import build_optimizer, make_optimizer
+from .protocol import EVAL_PROTOCOLS, OBJECTIVES, batch_loss, protocol_mse
 
-Objective = Literal["autoregressive", "teacher_forced"]
 
+@functools.lru_cache(maxsize=32)
+def _compiled_step(optimizer_items: tuple, loss_items: tuple):
+    """The optimiser and the jitted train step for one set of options (cached, so
+    repeated or resumed `train` calls reuse the compilation)."""
+    optimizer = build_optimizer(**dict(optimizer_items))
+    loss_options = dict(loss_items)
 
-def sequence_loss(
-    model: WARP,
-    xs,
-    key: PRNGKeyArray,
-    *,
-    objective: Objective = "autoregressive",
-    forcing_prob: float = 0.25,
-    mode: Mode = "parallel",
-):
-    """Loss of one sequence `xs` `(T, data_size)` on its predictions of `xs[1:]`.
-
-    `"teacher_forced"` feeds every true observation (parallel or sequential weights);
-    `"autoregressive"` feeds each true observation with probability `forcing_prob`
-    and the model's own prediction otherwise.
-    """
-    if objective == "teacher_forced":
-        prediction = model(xs, mode)
-    elif objective == "autoregressive":
-        prediction = rollout(model, xs, teacher_forcing_mask(key, xs.shape[0], forcing_prob))
-    else:
-        raise ValueError(
-            f"objective must be 'autoregressive' or 'teacher_forced', got {objective!r}"
+    @eqx.filter_jit
+    def step(model, opt_state, inputs, targets, key):
+        loss, grads = eqx.filter_value_and_grad(batch_loss)(
+            model, inputs, targets, key, **loss_options
         )
-    return prediction_loss(prediction, xs[1:])
+        params = eqx.filter(model, eqx.is_inexact_array)
+        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+        return eqx.apply_updates(model, updates), opt_state, loss, finite
+
+    return optimizer, step
 
 
-def batch_loss(model, batch, key, **options):
-    """Mean of `sequence_loss` over a batch `(N, T, data_size)`."""
-    keys = jax.random.split(key, batch.shape[0])
-    losses = jax.vmap(lambda xs, k: sequence_loss(model, xs, k, **options))(batch, keys)
-    return jnp.mean(losses)
+def _check(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-@eqx.filter_jit
-def forecast_mse(model: WARP, trajectories, context: int):
-    """MSE of `reconstruct` from the first `context` steps over the rest of each
-    trajectory `(N, T, data_size)` (the paper's evaluation protocol)."""
-    horizon = trajectories.shape[1] - context
-    prediction = reconstruct(model, trajectories[:, :context], horizon)
-    if isinstance(prediction, tuple):
-        prediction = prediction[0]
-    return mse(prediction, trajectories[:, context:])
-
-
-def make_optimizer(
-    model, learning_rate: float = 1e-3, clip_norm: float = 1.0, transition_lr: float | None = None
-) -> optax.GradientTransformation:
-    """Adam after global-norm gradient clipping, with its own learning rate for A.
-
-    Adam moves every entry of the dense D x D matrix A by about the learning rate per
-    step, and such an update has a spectral norm up to D times larger; raised to the
-    power T along the sequence it blows up. So A gets `transition_lr`, by default
-    `learning_rate / D_theta` (the reference code used 1e-5 everywhere for the same
-    reason).
-    """
-    params = eqx.filter(model, eqx.is_inexact_array)
-    labels = jax.tree.map(lambda _: "other", params)
-    if hasattr(model, "A"):
-        labels = eqx.tree_at(lambda m: m.A, labels, "transition")
-        if transition_lr is None:
-            transition_lr = learning_rate / model.A.shape[0]
-    adam = {"other": optax.adam(learning_rate), "transition": optax.adam(transition_lr or 0.0)}
-    # labels is a WARP (callable), so optax must get it through a function
-    return optax.chain(
-        optax.clip_by_global_norm(clip_norm), optax.multi_transform(adam, lambda _: labels)
-    )
+def _fingerprint(options: dict, key, inputs, targets) -> dict:
+    digest = hashlib.sha256(inputs.tobytes() + targets.tobytes()).hexdigest()[:16]
+    raw = dict(options, key=np.asarray(jax.random.key_data(key)).ravel().tolist())
+    raw["data"] = {"shape": list(inputs.shape), "sha256": digest}
+    return json.loads(json.dumps(raw))
 
 
 def train(
-    model: WARP,
+    model,
     data,
     *,
     steps: int = 500,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
+    optimizer: str = "adam",
     transition_lr: float | None = None,
-    clip_norm: float = 1.0,
-    objective: Objective = "autoregressive",
+    weight_decay: float = 1e-4,
+    clip: str = "global_norm",
+    clip_value: float = 1.0,
+    schedule: str = "constant",
+    objective: str = "autoregressive",
     forcing_prob: float = 0.25,
-    mode: Mode = "parallel",
+    convention: str = "clean",
+    stochastic: bool = False,
+    mode: str = "parallel",
     val_data=None,
     val_context: int | None = None,
+    val_protocol: str = "forecast",
     val_every: int = 50,
+    patience: int | None = None,
     max_seconds: float | None = None,
     checkpoint_dir=None,
+    resume: bool = False,
+    log_every: int = 10,
     key: PRNGKeyArray,
     progress: bool = True,
 ):
-    """Train `model` on trajectories `data` `(N, T, data_size)` (or a `systems.Dataset`).
+    """Train a sequence model (WARP, GRU, LSTM, Transformer) on trajectories.
 
-    Minibatches are drawn without replacement from a shuffle seeded by `key`. When
-    `val_data` is given, the forecast MSE from `val_context` observed steps (default a
-    quarter of the sequence) is computed every `val_every` steps and the best model
-    is kept (and returned). `transition_lr` is A's learning rate (see
-    `make_optimizer`). `max_seconds` stops early on a wall-clock budget. With
-    `checkpoint_dir`, `best.eqx` and `last.eqx` are written there atomically.
+    **Arguments:**
 
-    **Returns:** `(model, history)` where `history` is a dict of lists
-    (`step`, `loss`, `val_step`, `val_mse`, `seconds`).
+    - `model`: an `AbstractSequenceModel`.
+    - `data`: training trajectories `(N, T, data_size)`, an `(inputs, targets)` pair,
+      or a `systems.Dataset` (see `as_pairs`).
+    - `steps`, `batch_size`: optimiser steps and sequences per step. Minibatches are
+      drawn without replacement from a permutation per epoch seeded by `key`.
+    - `learning_rate`, `optimizer`, `transition_lr`, `weight_decay`, `clip`,
+      `clip_value`, `schedule`: see `make_optimizer`.
+    - `objective`, `forcing_prob`, `convention`, `stochastic`, `mode`: see
+      `sequence_loss`. The loss is the MSE, or the Gaussian NLL for probabilistic models.
+    - `val_data`, `val_context`, `val_protocol`, `val_every`: validation every
+      `val_every` steps under `predict`'s protocol (context default T // 4); the best
+      model is kept and returned. Select on a validation split, never on test.
+    - `patience`: stop after this many validations without improvement.
+    - `max_seconds`: stop on a wall-clock budget (this call's time).
+    - `checkpoint_dir`: write `best.eqx`, `last.eqx` (with the optimiser state) and
+      `metrics.jsonl` there, atomically; `last.eqx` is written at every validation and
+      at the end, and holds the last good state if training hits NaN/inf.
+    - `resume`: continue from `checkpoint_dir/last.eqx`; the result is identical to an
+      uninterrupted run. All options but `steps`, `max_seconds`, `patience`,
+      `progress` and `log_every` (and the data) must be those of the first run.
+    - `key`: PRNG key of the shuffler, teacher-forcing coins and feedback noise.
+
+    **Returns:** `(model, history)`: the best validated model (the last one without
+    `val_data`) and a dict of lists `step`, `loss`, `seconds`, `val_step`, `val_mse`,
+    plus `stopped` (`"steps"`, `"early_stopping"` or `"time"`).
+    Raises `FloatingPointError` when the loss or gradient becomes NaN/inf.
     """
-    y = as_trajectories(data, "training data")
-    if y.shape[2] != model.data_size:
+    inputs, targets = as_pairs(data, "training data")
+    if inputs.shape[2] != model.data_size:
         raise ValueError(
-            f"training data has {y.shape[2]} channels, model expects {model.data_size}"
+            f"training data has {inputs.shape[2]} channels, model expects {model.data_size}"
         )
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
-    batch_size = min(batch_size, y.shape[0])
-    val = None if val_data is None else jnp.asarray(as_trajectories(val_data, "validation data"))
-    val_context = val_context or (
-        max(1, y.shape[1] // 4) if val is None else max(1, val.shape[1] // 4)
+    if steps < 1 or batch_size < 1 or val_every < 1:
+        raise ValueError(
+            f"steps, batch_size and val_every must be >= 1, got {steps}, {batch_size}, {val_every}"
+        )
+    _check("objective", objective, OBJECTIVES)
+    _check("convention", convention, CONVENTIONS)
+    _check("val_protocol", val_protocol, EVAL_PROTOCOLS)
+    if stochastic and not model.probabilistic:
+        raise ValueError("stochastic training needs a probabilistic model (Gaussian NLL)")
+    if patience is not None and patience < 1:
+        raise ValueError(f"patience must be >= 1 or None, got {patience}")
+    N, T = inputs.shape[:2]
+    batch_size = min(batch_size, N)
+    val = None
+    if val_data is not None:
+        val = tuple(jnp.asarray(a) for a in as_pairs(val_data, "validation data"))
+        if val[0].shape[2] != model.data_size:
+            raise ValueError(f"validation data must have {model.data_size} channels")
+        val_context = val_context or max(1, val[0].shape[1] // 4)
+
+    if transition_lr is None and isinstance(getattr(model, "A", None), jax.Array):
+        transition_lr = learning_rate / model.A.shape[0]  # see make_optimizer
+    opt_options = dict(
+        learning_rate=learning_rate,
+        transition_lr=transition_lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        clip=clip,
+        clip_value=clip_value,
+        schedule=schedule,
+        steps=steps if schedule == "cosine" else None,
+        plateau_factor=0.5,
+        plateau_patience=20,
+        plateau_accumulation=50,
     )
+    make_optimizer(model, **opt_options)  # validates the choices with clear errors
+    loss_options = dict(
+        objective=objective,
+        forcing_prob=float(forcing_prob),
+        convention=convention,
+        stochastic=bool(stochastic),
+        mode=mode,
+    )
+    opt, train_step = _compiled_step(tuple(opt_options.items()), tuple(loss_options.items()))
+    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    fingerprint = _fingerprint(
+        dict(opt_options, **loss_options, batch_size=batch_size, val_every=val_every,
+             val_context=val_context, val_protocol=val_protocol, has_val=val is not None),
+        key, inputs, targets,
+    )  # fmt: skip
 
-    optimizer = make_optimizer(model, learning_rate, clip_norm, transition_lr)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    loss_options = dict(objective=objective, forcing_prob=forcing_prob, mode=mode)
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    done, best_val, best_step, bad = 0, np.inf, None, 0
+    best_model = model
+    if resume:
+        if folder is None:
+            raise ValueError("resume=True needs the checkpoint_dir of the run to continue")
+        model = load_model(folder / "last.eqx", like=model)
+        header, opt_state = load_train_state(folder / "last.eqx", opt_state)
+        meta = header["metadata"]
+        if meta.get("train_options") != fingerprint:
+            old = meta.get("train_options") or {}
+            keys = set(old) | set(fingerprint)
+            changed = sorted(k for k in keys if old.get(k) != fingerprint.get(k))
+            raise ValueError(
+                f"cannot resume {folder}: options differ from the first run: {', '.join(changed)}"
+            )
+        done, bad, best_step = meta["step"], meta["bad_validations"], meta["best_step"]
+        best_val = np.inf if meta["best_val"] is None else meta["best_val"]
+        best_model = model
+        if val is not None and (folder / "best.eqx").is_file():
+            best_model = load_model(folder / "best.eqx", like=model)
+    log = MetricsLog(folder, resume_from=done if resume else None)
 
-    @eqx.filter_jit
-    def train_step(model, opt_state, batch, key):
-        loss, grads = eqx.filter_value_and_grad(batch_loss)(model, batch, key, **loss_options)
-        updates, opt_state = optimizer.update(
-            grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
-        )
-        return eqx.apply_updates(model, updates), opt_state, loss
+    def state_metadata(step, stopped):
+        return {
+            "step": step,
+            "best_val": None if not np.isfinite(best_val) else best_val,
+            "best_step": best_step,
+            "bad_validations": bad,
+            "stopped": stopped,
+            "train_options": fingerprint,
+        }
+
+    def save_last(step, stopped=None):
+        if folder is not None:
+            save_model(
+                folder / "last.eqx",
+                model,
+                metadata=state_metadata(step, stopped),
+                train_state=opt_state,
+            )
 
     shuffle_key, step_key = jax.random.split(key)
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(shuffle_key)).ravel())
-    order, cursor = rng.permutation(y.shape[0]), 0
-    history = {"step": [], "loss": [], "val_step": [], "val_mse": [], "seconds": []}
-    best_model, best_val = model, np.inf
+    seed = np.asarray(jax.random.key_data(shuffle_key)).ravel().tolist()
+    per_epoch = N // batch_size
+    permutation = functools.lru_cache(maxsize=2)(
+        lambda epoch: np.random.default_rng([*seed, epoch]).permutation(N)
+    )
+    history = {"step": [], "loss": [], "seconds": [], "val_step": [], "val_mse": []}
+    stopped, step = "steps", done
     start = time.perf_counter()
-    bar = tqdm(total=steps, disable=not progress, desc="training", unit="step")
-    for step in range(1, steps + 1):
-        if cursor + batch_size > len(order):
-            order, cursor = rng.permutation(y.shape[0]), 0
-        batch = jnp.asarray(y[order[cursor : cursor + batch_size]])
-        cursor += batch_size
-        new_model, opt_state, loss = train_step(
-            model, opt_state, batch, jax.random.fold_in(step_key, step)
+    bar = tqdm(total=steps, initial=done, disable=not progress, desc="training", unit="step")
+    postfix = {}
+    for step in range(done + 1, steps + 1):
+        epoch, index = divmod(step - 1, per_epoch)
+        rows = permutation(epoch)[index * batch_size : (index + 1) * batch_size]
+        new_model, new_opt_state, loss, finite = train_step(
+            model,
+            opt_state,
+            jnp.asarray(inputs[rows]),
+            jnp.asarray(targets[rows]),
+            jax.random.fold_in(step_key, step),
         )
-        loss = float(loss)
-        if not np.isfinite(loss):
+        if not bool(finite):
             bar.close()
+            save_last(step - 1, stopped="non-finite")
+            where = f"; the last good state is in {folder / 'last.eqx'}" if folder else ""
             raise FloatingPointError(
-                f"training loss became {loss} at step {step}; the model from step {step - 1} "
-                "was kept. Lower the learning rate, check the data scale, or bound the decoder's "
-                "output (e.g. decoder_options={'final_activation': 5.0} clips to [-5, 5]) so "
-                "free-running rollouts stay finite"
+                f"training loss or gradient became non-finite (loss {float(loss)}) at step "
+                f"{step}; stopped with the model from step {step - 1}{where}. Lower the "
+                "learning rate, check the data scale, or bound the decoder's output (e.g. "
+                "decoder_options={'final_activation': 5.0}) so free-running rollouts stay finite"
             )
-        model = new_model
+        model, opt_state, loss = new_model, new_opt_state, float(loss)
         elapsed = time.perf_counter() - start
+        speed = (step - done) * batch_size / max(elapsed, 1e-9)
         history["step"].append(step)
         history["loss"].append(loss)
         history["seconds"].append(elapsed)
-        postfix = {"loss": f"{loss:.4g}"}
+        if step % log_every == 0 or step == steps:
+            log.write(step=step, loss=loss, seconds=round(elapsed, 3), seq_per_s=round(speed, 1))
         out_of_time = max_seconds is not None and elapsed >= max_seconds
-        if val is not None and (step % val_every == 0 or step == steps or out_of_time):
-            val_mse = float(forecast_mse(model, val, val_context))
+        checkpoint_now = step % val_every == 0 or step == steps or out_of_time
+        if val is not None and checkpoint_now:
+            value = float(
+                protocol_mse(
+                    model, *val, protocol=val_protocol, context=val_context, convention=convention
+                )
+            )
+            value = value if np.isfinite(value) else np.inf
             history["val_step"].append(step)
-            history["val_mse"].append(val_mse)
-            if val_mse < best_val:
-                best_model, best_val = model, val_mse
-                if checkpoint_dir is not None:
-                    save_model(f"{checkpoint_dir}/best.eqx", model, metadata={"step": step})
-            postfix["val"] = f"{val_mse:.4g}"
+            history["val_mse"].append(value)
+            if value < best_val:
+                best_model, best_val, best_step, bad = model, value, step, 0
+                if folder is not None:
+                    save_model(folder / "best.eqx", model, metadata={"step": step, "val": value})
+            else:
+                bad += 1
+            log.write(step=step, val_mse=value, best_val=best_val, best_step=best_step)
+            postfix["val"] = f"{value:.4g}"
+            if patience is not None and bad >= patience:
+                stopped = "early_stopping"
+        if out_of_time and stopped == "steps":
+            stopped = "time"
+        if checkpoint_now or stopped != "steps":
+            save_last(step, None if stopped == "steps" else stopped)
+        postfix.update(loss=f"{loss:.4g}", seq_s=f"{speed:.0f}")
         bar.set_postfix(postfix)
         bar.update(1)
-        if out_of_time:
+        if stopped != "steps":
             break
     bar.close()
-    if checkpoint_dir is not None:
-        save_model(f"{checkpoint_dir}/last.eqx", model, metadata={"step": history["step"][-1]})
+    if folder is not None and val is None and step > done:
+        save_model(folder / "best.eqx", model, metadata={"step": step})
+    history["stopped"] = stopped
     return (best_model if val is not None else model), history

@@ -1,0 +1,150 @@
+"""Training objectives and evaluation protocols, for any sequence model.
+
+- Objectives: `"autoregressive"` (each input observed with probability `forcing_prob`,
+  otherwise the fed-back prediction; optionally a reparameterised sample) and
+  `"teacher_forced"` (every input observed: the non-autoregressive mode).
+- Evaluation (spec section 4): `"forecast"`: observe a context of L steps, run free to
+  the end, score the steps after the context; `"full"`: every input observed, score
+  every predicted step (the LV repeat-copy protocol).
+
+Inputs and targets may differ (LV repeat-copy: the input is the clipped sequence, the
+target its repetition); a fed-back prediction stands in for an input.
+"""
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._interface import mean_of
+from .._rollout import Convention, reconstruct, reference_context, rollout, teacher_forcing_mask
+from .losses import gaussian_nll, mse, prediction_loss
+
+Objective = Literal["autoregressive", "teacher_forced"]
+EvalProtocol = Literal["forecast", "full"]
+OBJECTIVES = ("autoregressive", "teacher_forced")
+EVAL_PROTOCOLS = ("forecast", "full")
+
+
+def sequence_loss(
+    model,
+    inputs: Float[Array, "T data"],
+    targets: Float[Array, "T data"],
+    key: PRNGKeyArray,
+    *,
+    objective: Objective = "autoregressive",
+    forcing_prob: float = 0.25,
+    convention: Convention = "clean",
+    stochastic: bool = False,
+    mode: str = "parallel",
+) -> Float[Array, ""]:
+    """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence.
+
+    The clean convention scores the predictions of `targets[1:]`; the reference one
+    scores out_t against `targets[t]` for every t. `key` is split into the
+    teacher-forcing coin and, with `stochastic=True`, the independent noise of the
+    fed-back samples (spec section 8.10).
+    """
+    coin_key, noise_key = jax.random.split(key)
+    T = inputs.shape[0]
+    if objective == "teacher_forced":
+        observed = jnp.ones(T, bool)
+    elif objective == "autoregressive":
+        observed = teacher_forcing_mask(coin_key, T, forcing_prob)
+    else:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    noise = noise_key if stochastic and objective == "autoregressive" else None
+    if convention == "clean" and objective == "teacher_forced":
+        prediction = model(inputs, mode)
+    else:
+        prediction = rollout(model, inputs, observed, convention=convention, noise_key=noise)
+    start = 1 if convention == "clean" else 0
+    return prediction_loss(prediction, targets[start:])
+
+
+def batch_loss(model, inputs, targets, key, **options) -> Float[Array, ""]:
+    """Mean of `sequence_loss` over a batch `(N, T, data_size)`."""
+    keys = jax.random.split(key, inputs.shape[0])
+    loss = jax.vmap(lambda x, y, k: sequence_loss(model, x, y, k, **options))
+    return jnp.mean(loss(inputs, targets, keys))
+
+
+def predict(
+    model,
+    inputs: Float[Array, "N T data"],
+    *,
+    protocol: EvalProtocol = "forecast",
+    context: int = 1,
+    convention: Convention = "clean",
+    mode: str = "parallel",
+):
+    """Predictions under an evaluation protocol, and the first step they predict.
+
+    **Arguments:**
+
+    - `inputs`: `(N, T, data_size)`; with `"forecast"` only the first `context` steps
+      are read.
+    - `protocol`: `"forecast"` or `"full"` (see the module docstring).
+    - `context`: L, the observed steps (`"forecast"` only). The reference convention
+      cuts the context where tau_t <= L / T, as the reference code did.
+
+    **Returns:** `(prediction, start)`: the mean `(N, T - start, data_size)` (or a
+    `(mean, std)` pair) predicting steps `start..T-1`, and `start` (a Python int).
+    """
+    N, T, _ = inputs.shape
+    if protocol == "full":
+        if convention == "clean":
+            return jax.vmap(lambda x: model(x, mode))(inputs), 1
+        observed = jnp.ones(T, bool)
+        return jax.vmap(lambda x: rollout(model, x, observed, convention=convention))(inputs), 0
+    if protocol != "forecast":
+        raise ValueError(f"protocol must be one of {EVAL_PROTOCOLS}, got {protocol!r}")
+    if not 1 <= context < T:
+        raise ValueError(
+            f"context must be in [1, {T - 1}] for sequences of {T} steps, got {context}"
+        )
+    start = reference_context(T, context) if convention == "reference" else context
+    prediction = reconstruct(
+        model, inputs[:, :start], T - start, mode=mode, convention=convention
+    )
+    return prediction, start
+
+
+@eqx.filter_jit
+def protocol_mse(model, inputs, targets, *, protocol="forecast", context=1, convention="clean"):
+    """MSE of the mean prediction under `predict`'s protocol, in the data's units."""
+    prediction, start = predict(
+        model, inputs, protocol=protocol, context=context, convention=convention
+    )
+    return mse(mean_of(prediction), targets[:, start:])
+
+
+def forecast_mse(model, trajectories, context: int, *, convention: Convention = "clean"):
+    """MSE of the forecast from the first `context` steps over the rest of each
+    trajectory `(N, T, data_size)` (the paper's evaluation protocol)."""
+    trajectories = jnp.asarray(trajectories)
+    return protocol_mse(
+        model, trajectories, trajectories, context=context, convention=convention
+    )
+
+
+def prediction_metrics(prediction, targets, start: int, normalizer=None) -> dict:
+    """Metrics of a protocol's predictions against raw `targets` `(N, T, d)`.
+
+    `prediction` is in the model's (normalised) units; `normalizer` maps it back.
+    Returns `mse` (raw units, no 1/2), `mse_normalized` (the model's units), and for
+    probabilistic models `nll` (raw units, no constant term), all Python floats.
+    """
+    target = jnp.asarray(targets)[:, start:]
+    mean = mean_of(prediction)
+    out = {}
+    if normalizer is not None:
+        out["mse_normalized"] = float(mse(mean, normalizer.apply(target)))
+        mean = normalizer.invert(mean)
+    out["mse"] = float(mse(mean, target))
+    if isinstance(prediction, tuple):
+        std = prediction[1] * (1.0 if normalizer is None else normalizer.std)
+        out["nll"] = float(gaussian_nll(mean, std, target))
+    return out
