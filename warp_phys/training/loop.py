@@ -100,15 +100,17 @@ def train(
     - `objective`, `forcing_prob`, `convention`, `stochastic`, `mode`: see
       `sequence_loss`. The loss is the MSE, or the Gaussian NLL for probabilistic models.
     - `val_data`, `val_context`, `val_protocol`, `val_every`: validation every
-      `val_every` steps under `predict`'s protocol (context default T // 4); the best
-      model is kept and returned. Select on a validation split, never on test.
+      `val_every` steps (and when the time budget ends) under `predict`'s protocol
+      (context default T // 4); the best model is kept and returned (the last one if no
+      validation took place). Select on a validation split, never on test.
     - `patience`: stop after this many validations without improvement.
     - `max_seconds`: stop on a wall-clock budget (this call's time).
     - `checkpoint_dir`: write `best.eqx`, `last.eqx` (with the optimiser state) and
       `metrics.jsonl` there, atomically; `last.eqx` is written at every validation and
       at the end, and holds the last good state if training hits NaN/inf.
     - `resume`: continue from `checkpoint_dir/last.eqx`; the result is identical to an
-      uninterrupted run. All options but `steps`, `max_seconds`, `patience`,
+      uninterrupted run (unless the first run stopped on its time budget, which adds a
+      validation off the schedule). All options but `steps`, `max_seconds`, `patience`,
       `progress` and `log_every` (and the data) must be those of the first run.
     - `key`: PRNG key of the shuffler, teacher-forcing coins and feedback noise.
 
@@ -255,8 +257,8 @@ def train(
         if step % log_every == 0 or step == steps:
             log.write(step=step, loss=loss, seconds=round(elapsed, 3), seq_per_s=round(speed, 1))
         out_of_time = max_seconds is not None and elapsed >= max_seconds
-        checkpoint_now = step % val_every == 0 or step == steps or out_of_time
-        if val is not None and checkpoint_now:
+        validate = step % val_every == 0 or out_of_time
+        if val is not None and validate:
             value = float(
                 protocol_mse(
                     model, *val, protocol=val_protocol, context=val_context, convention=convention
@@ -277,7 +279,7 @@ def train(
                 stopped = "early_stopping"
         if out_of_time and stopped == "steps":
             stopped = "time"
-        if checkpoint_now or stopped != "steps":
+        if validate or step == steps or stopped != "steps":
             save_last(step, None if stopped == "steps" else stopped)
         postfix.update(loss=f"{loss:.4g}", seq_s=f"{speed:.0f}")
         bar.set_postfix(postfix)
@@ -285,7 +287,8 @@ def train(
         if stopped != "steps":
             break
     bar.close()
-    if folder is not None and val is None and step > done:
+    if folder is not None and best_step is None and step > done:
         save_model(folder / "best.eqx", model, metadata={"step": step})
     history["stopped"] = stopped
-    return (best_model if val is not None else model), history
+    validated = best_step is not None
+    return (best_model if validated else model), history

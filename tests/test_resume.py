@@ -1,0 +1,111 @@
+"""Resuming a run gives the uninterrupted result; early stopping; NaN keeps the last
+good checkpoint; metrics.jsonl."""
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+
+import warp_phys as wp
+from warp_phys.training.checkpoint import read_header
+from warp_phys.training.metrics_log import read_metrics
+
+T = 24
+
+
+def sines(n, seed):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, T)[None, :]
+    w, phase = rng.uniform(4, 8, (n, 1)), rng.uniform(0, 1, (n, 1))
+    return np.stack([np.sin(w * t + phase), np.cos(w * t + phase)], -1).astype(np.float32)
+
+
+TRAIN, VAL = sines(20, 0), sines(6, 1)  # 20 // 8 = 2 batches per epoch: several epochs
+OPTIONS = dict(
+    batch_size=8,
+    learning_rate=3e-3,
+    optimizer="adabelief",
+    forcing_prob=0.5,
+    val_data=VAL,
+    val_context=6,
+    val_every=3,
+    log_every=1,
+    key=jax.random.PRNGKey(3),
+    progress=False,
+)
+
+
+def model():
+    return wp.WARP(
+        2, root_width=4, root_depth=1, hyper_width=4, seq_len=T, key=jax.random.PRNGKey(0)
+    )
+
+
+def leaves(m):
+    return [np.asarray(x) for x in jax.tree.leaves(eqx.filter(m, eqx.is_inexact_array))]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    full_dir, split_dir = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("split")
+    full = wp.train(model(), TRAIN, steps=20, checkpoint_dir=full_dir, **OPTIONS)
+    first = wp.train(model(), TRAIN, steps=10, checkpoint_dir=split_dir, **OPTIONS)
+    second = wp.train(model(), TRAIN, steps=20, checkpoint_dir=split_dir, resume=True, **OPTIONS)
+    return full, first, second, full_dir, split_dir
+
+
+def test_resume_is_identical_to_an_uninterrupted_run(runs):
+    (full_model, full_hist), (_, first_hist), (resumed, second_hist), full_dir, split_dir = runs
+    assert first_hist["step"] == list(range(1, 11))
+    assert second_hist["step"] == list(range(11, 21))
+    assert first_hist["loss"] + second_hist["loss"] == full_hist["loss"]  # bit-for-bit
+    for a, b in zip(leaves(full_model), leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)  # the best models
+    last_full = wp.load_model(full_dir / "last.eqx")
+    last_split = wp.load_model(split_dir / "last.eqx")
+    for a, b in zip(leaves(last_full), leaves(last_split), strict=True):
+        np.testing.assert_array_equal(a, b)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "seq_per_s")}  # noqa: E731
+                          for r in rows]  # fmt: skip
+    assert strip(read_metrics(full_dir / "metrics.jsonl")) == strip(
+        read_metrics(split_dir / "metrics.jsonl")
+    )
+    header, _ = read_header(full_dir / "last.eqx")
+    assert header["metadata"]["step"] == 20 and header["has_train_state"]
+    assert header["metadata"]["best_step"] in (3, 6, 9, 12, 15, 18, 20)
+
+
+def test_resume_with_other_options_is_refused(runs):
+    split_dir = runs[4]
+    changed = dict(OPTIONS, learning_rate=1e-2)
+    with pytest.raises(ValueError, match="options differ.*learning_rate"):
+        wp.train(model(), TRAIN, steps=30, checkpoint_dir=split_dir, resume=True, **changed)
+    with pytest.raises(ValueError, match="options differ.*data"):
+        wp.train(model(), TRAIN[:16], steps=30, checkpoint_dir=split_dir, resume=True, **OPTIONS)
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        wp.train(model(), TRAIN, steps=5, checkpoint_dir=tmp_path, resume=True, **OPTIONS)
+
+
+def test_early_stopping(tmp_path):
+    # a learning rate so small that the validation score never improves
+    options = dict(OPTIONS, learning_rate=1e-12, val_every=2)
+    _, history = wp.train(model(), TRAIN, steps=50, patience=2, checkpoint_dir=tmp_path, **options)
+    assert history["stopped"] == "early_stopping"
+    assert history["step"][-1] == 6 and history["val_step"] == [2, 4, 6]
+    header, _ = read_header(tmp_path / "last.eqx")
+    assert header["metadata"]["stopped"] == "early_stopping"
+    assert header["metadata"]["step"] == 6
+
+
+def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path):
+    start = model()
+    start = eqx.tree_at(lambda m: m.A, start, 50.0 * start.A)  # explodes along the sequence
+    with pytest.raises(FloatingPointError, match="step 1.*last good state"):
+        wp.train(start, TRAIN * 1e30, steps=3, checkpoint_dir=tmp_path, **OPTIONS)
+    header, _ = read_header(tmp_path / "last.eqx")
+    assert header["metadata"]["step"] == 0 and header["metadata"]["stopped"] == "non-finite"
+    for a, b in zip(leaves(start), leaves(wp.load_model(tmp_path / "last.eqx")), strict=True):
+        np.testing.assert_array_equal(a, b)
