@@ -122,8 +122,25 @@ class FunctionDecoder(AbstractDecoder):
         """Raw parameters -> the constrained values that `fn` receives."""
         return apply_transforms(params, dict(self.transforms))
 
+    def physical_parameters(
+        self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]
+    ) -> dict[str, Array]:
+        """The named parameters of the prior as `fn` receives them (after their
+        transforms), for one theta_t.
+
+        **Arguments:**
+
+        - `params`: the raw parameters (`unflatten(theta_t)`).
+        - `tau`, `x_prev`: unused (a function prior's parameters do not depend on
+          them); accepted for the common decoder signature.
+
+        **Returns:** dict `name -> array` of the declared shape, in the prior's units.
+        """
+        del tau, x_prev
+        return self.constrain(params)
+
     def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]):
-        out = jnp.asarray(self.fn(self.constrain(params), tau, x_prev))
+        out = jnp.asarray(self.fn(self.physical_parameters(params, tau, x_prev), tau, x_prev))
         return jnp.reshape(out, (1,)) if out.shape == () and self.data_size == 1 else out
 
     def _check_output(self):

@@ -84,6 +84,23 @@ class HybridDecoder(AbstractDecoder):
         last = jax.tree.map(lambda a: self.residual_init_scale * a, last)
         return {"physics": self.physics.init_params(pkey), "residual": (*hidden, last)}
 
+    def physical_parameters(
+        self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]
+    ) -> dict[str, Array]:
+        """The physical parameters of the physics part (see its `physical_parameters`);
+        the residual MLP has none.
+
+        **Returns:** dict `name -> array`. Raises `ValueError` when the physics decoder
+        has no physical parameters (e.g. an `mlp`).
+        """
+        read = getattr(self.physics, "physical_parameters", None)
+        if read is None:
+            raise ValueError(
+                f"the physics part of this hybrid decoder ({type(self.physics).__name__}) "
+                "has no physical parameters"
+            )
+        return read(params["physics"], tau, x_prev)
+
     def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]) -> Array:
         inputs = jnp.reshape(jnp.asarray(tau), (1,))
         if self.input_prev:

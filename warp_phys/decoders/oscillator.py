@@ -181,8 +181,23 @@ class DampedOscillatorDecoder(AbstractDecoder):
             params["x0"] = jnp.zeros((2,))
         return params
 
-    def physical_parameters(self, params, tau, x_prev) -> tuple[Array, Array]:
-        """`(omega0, zeta)` that the parameters `params` give at `tau`; scalars."""
+    def physical_parameters(
+        self, params, tau: Float[Array, ""], x_prev: Float[Array, " 2"]
+    ) -> dict[str, Float[Array, ""]]:
+        """The physical parameters that `params` (one theta_t, unflattened) give at `tau`.
+
+        **Arguments:**
+
+        - `params`: the root parameters (`unflatten(theta_t)`).
+        - `tau`: normalised time, a scalar (WARP evaluates theta_t at tau_{t+1}).
+        - `x_prev`: previous observation `(2,)`, data units (read by the MLP when
+          `input_prev`).
+
+        **Returns:** `{"omega0": ..., "zeta": ...}`, scalars: the natural angular
+        frequency (radians per unit of physical time) and the damping ratio
+        (dimensionless), exactly the values `__call__` uses. In `"analytic"` mode also
+        `"position0"`, `"velocity0"`: the initial state, in physical units.
+        """
         if self.parametrization == "mlp":
             inputs = jnp.reshape(jnp.asarray(tau), (1,))
             if self.input_prev:
@@ -190,12 +205,19 @@ class DampedOscillatorDecoder(AbstractDecoder):
             raw_omega, raw_zeta = mlp_apply(params["mlp"], inputs, get_activation(self.activation))
         else:
             raw_omega, raw_zeta = params["omega0"], params["zeta"]
-        omega0 = positive_around(self.omega0_init, raw_omega)
-        return omega0, positive_around(self.zeta_init, raw_zeta)
+        physical = {
+            "omega0": positive_around(self.omega0_init, raw_omega),
+            "zeta": positive_around(self.zeta_init, raw_zeta),
+        }
+        if self.mode == "analytic":
+            x0 = params["x0"] * jnp.asarray(self.scale) + jnp.asarray(self.shift)
+            physical["position0"], physical["velocity0"] = x0[0], x0[1]
+        return physical
 
     def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " 2"]):
         scale, shift = jnp.asarray(self.scale), jnp.asarray(self.shift)
-        omega0, zeta = self.physical_parameters(params, tau, x_prev)
+        physical = self.physical_parameters(params, tau, x_prev)
+        omega0, zeta = physical["omega0"], physical["zeta"]
         if self.mode == "step":
             state, elapsed = x_prev, self.dt
         else:

@@ -89,19 +89,39 @@ class SinusoidDecoder(AbstractDecoder):
     def init_params(self, key: PRNGKeyArray):
         return mlp_init(key, self.layer_sizes)
 
-    def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]):
-        tau = jnp.asarray(tau)
-        inputs = jnp.reshape(tau, (1,))
+    def physical_parameters(
+        self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]
+    ) -> dict[str, Float[Array, " data"]]:
+        """The sinusoid's parameters that `params` (one theta_t, unflattened) give at `tau`.
+
+        **Arguments:**
+
+        - `params`: the root parameters (`unflatten(theta_t)`).
+        - `tau`: normalised time, a scalar.
+        - `x_prev`: previous observation `(data_size,)` (read when `input_prev`).
+
+        **Returns:** `{"phase": (data_size,)}` in radians, plus `"amplitude"` (data
+        units) and `"frequency"` (cycles per unit tau) when they are learned; exactly
+        the values `__call__` uses.
+        """
+        inputs = jnp.reshape(jnp.asarray(tau), (1,))
         if self.input_prev:
             inputs = jnp.concatenate([inputs, x_prev])
         out = mlp_apply(params, inputs, get_activation(self.activation))
         heads = jnp.reshape(out, (-1, self.data_size))
-        phase, amplitude, frequency, k = heads[0], self.amplitude, self.frequency, 1
+        physical, k = {"phase": heads[0]}, 1
         if self.learn_amplitude:
-            amplitude, k = positive_around(self.amplitude, heads[k]), k + 1
+            physical["amplitude"], k = positive_around(self.amplitude, heads[k]), k + 1
         if self.learn_frequency:
-            frequency = positive_around(self.frequency, heads[k])
-        return amplitude * jnp.sin(2 * jnp.pi * frequency * tau + phase)
+            physical["frequency"] = positive_around(self.frequency, heads[k])
+        return physical
+
+    def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]):
+        tau = jnp.asarray(tau)
+        physical = self.physical_parameters(params, tau, x_prev)
+        amplitude = physical.get("amplitude", self.amplitude)
+        frequency = physical.get("frequency", self.frequency)
+        return amplitude * jnp.sin(2 * jnp.pi * frequency * tau + physical["phase"])
 
 
 @register_decoder("sinusoid_phase")
@@ -127,6 +147,12 @@ class SinusoidPhaseDecoder(AbstractDecoder):
 
     def init_params(self, key: PRNGKeyArray):
         return {"phase": 0.1 * jax.random.normal(key, (self.data_size,))}
+
+    def physical_parameters(
+        self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]
+    ) -> dict[str, Float[Array, " data"]]:
+        """`{"phase": (data_size,)}` in radians: theta_t itself (`tau`, `x_prev` unused)."""
+        return {"phase": params["phase"]}
 
     def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]):
         return self.amplitude * jnp.sin(2 * jnp.pi * self.frequency * tau + params["phase"])

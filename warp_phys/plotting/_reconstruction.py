@@ -1,45 +1,13 @@
-"""Figures: each function returns a matplotlib `Figure` (nothing is shown or saved
-unless asked), so they work headless and in notebooks alike."""
-
-import os
-import tempfile
-from pathlib import Path
+"""Reconstructions: ground truth, the observed context and the forecast."""
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .decoders import AbstractDecoder
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
-    """Save `fig` atomically (temp file + rename); the format follows the suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def weight_groups(decoder: AbstractDecoder) -> list[tuple[str, int, int]]:
-    """`(label, start, stop)` of each parameter tensor inside the flat theta, in order."""
-    leaves = jax.tree_util.tree_flatten_with_path(decoder.param_shapes())[0]
-    groups, start = [], 0
-    for path, shape in leaves:
-        label = " ".join(
-            f"layer {p.idx}" if hasattr(p, "idx") else str(getattr(p, "key", getattr(p, "name", p)))
-            for p in path
-        )
-        groups.append((label, start, start + shape.size))
-        start += shape.size
-    return groups
+from .._rollout import reconstruct
+from ._common import channel_names as _channel_names
+from ._common import check_index, time_axis, time_label, to_data_units, to_model_units
 
 
 def plot_reconstruction(
@@ -52,6 +20,9 @@ def plot_reconstruction(
     channel_names: list[str] | None = None,
     baseline=None,
     title: str = "Reconstruction from a short context",
+    label: str = "WARP forecast",
+    trajectory_labels: list[str] | None = None,
+    time_unit: str | None = "a.u.",
 ) -> Figure:
     """Ground truth, observed context (shaded) and forecast for a few trajectories.
 
@@ -59,113 +30,116 @@ def plot_reconstruction(
 
     - `t`: times, shape `(T,)`.
     - `truth`: shape `(N, T, d)`; `prediction` (and `std`, `baseline`): shape
-      `(N, T - context, d)`, the forecast of steps `context..T-1`.
+      `(N, T - context, d)`, the forecast of steps `context..T-1`, in the same units.
+    - `context`: number L of observed steps (shaded).
+    - `std`: predictive standard deviation, drawn as a +-2 std band.
+    - `channel_names`: column titles (default `x0, x1, ...`).
+    - `baseline`: a second forecast, e.g. "repeat the last value", drawn dotted.
+    - `label`: legend entry of the forecast; `trajectory_labels`: row labels.
+    - `time_unit`: unit of `t` for the x label.
+
+    **Returns:** a `Figure` with an `N x d` grid of axes.
     """
     truth, prediction = np.asarray(truth), np.asarray(prediction)
-    n, _, d = truth.shape
-    names = channel_names or [f"x{i}" for i in range(d)]
+    n, T, d = truth.shape
+    t = time_axis(t, T)
+    if not 1 <= context < T or prediction.shape != (n, T - context, d):
+        raise ValueError(
+            f"need 1 <= context < {T} and prediction of shape {(n, T - context, d)}, "
+            f"got context {context} and {prediction.shape}"
+        )
+    names = _channel_names(channel_names, d)
+    rows = trajectory_labels or [f"trajectory {i}" for i in range(n)]
     fig, axes = plt.subplots(n, d, figsize=(4.2 * d, 2.4 * n), squeeze=False, sharex=True)
+    tf = t[context:]
     for i in range(n):
         for c in range(d):
             ax = axes[i, c]
             ax.axvspan(t[0], t[context - 1], color="0.9", label="context")
             ax.plot(t, truth[i, :, c], color="k", lw=1.2, label="truth")
-            tf = t[context:]
-            ax.plot(tf, prediction[i, :, c], color="C3", lw=1.4, ls="--", label="WARP forecast")
+            ax.plot(tf, prediction[i, :, c], color="C3", lw=1.4, ls="--", label=label)
             if std is not None:
                 s = np.asarray(std)[i, :, c]
-                ax.fill_between(
-                    tf,
-                    prediction[i, :, c] - 2 * s,
-                    prediction[i, :, c] + 2 * s,
-                    color="C3",
-                    alpha=0.2,
-                    label="±2 std",
-                )
+                band = (prediction[i, :, c] - 2 * s, prediction[i, :, c] + 2 * s)
+                ax.fill_between(tf, *band, color="C3", alpha=0.2, label="±2 std")
             if baseline is not None:
                 ax.plot(
-                    tf,
-                    np.asarray(baseline)[i, :, c],
-                    color="C0",
-                    lw=1,
-                    ls=":",
+                    tf, np.asarray(baseline)[i, :, c], color="C0", lw=1, ls=":",
                     label="repeat last value",
-                )
+                )  # fmt: skip
             if i == 0:
                 ax.set_title(names[c])
             if i == n - 1:
-                ax.set_xlabel("time t")
+                ax.set_xlabel(time_label(time_unit))
             if c == 0:
-                ax.set_ylabel(f"trajectory {i}")
+                ax.set_ylabel(f"{rows[i]}\nvalue (data units)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(
-        handles,
-        labels,
-        loc="lower center",
-        ncol=len(labels),
-        frameon=False,
+        handles, labels, loc="lower center", ncol=len(labels), frameon=False,
         bbox_to_anchor=(0.5, -0.02),
-    )
+    )  # fmt: skip
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 
-def plot_weights(
-    thetas,
+def plot_forecast(
+    model,
+    ys,
+    context: int,
     *,
-    decoder: AbstractDecoder | None = None,
     t=None,
-    context: int | None = None,
-    every: int = 1,
-    title: str = "Weight-space state theta_t",
+    indices=None,
+    normalizer=None,
+    channel_names: list[str] | None = None,
+    baseline: bool = True,
+    title: str | None = None,
+    time_unit: str | None = "a.u.",
 ) -> Figure:
-    """Heat map of theta_t (time x weight index, each weight min-max normalised over
-    time) and the norm of each parameter tensor over time.
+    """Forecast trajectories with `model` from their first `context` steps and plot them.
 
     **Arguments:**
 
-    - `thetas`: shape `(T, D_theta)`, e.g. from `model.weight_trajectory(xs)`.
-    - `decoder`: labels the parameter tensors (from its parameter pytree).
-    - `t`: times `(T,)` (default: step index); `context`: marks the end of the context.
-    - `every`: keep every `every`-th weight in the heat map (large D_theta).
+    - `model`: a trained sequence model (WARP or a baseline).
+    - `ys`: trajectories `(N, T, d)` in data units.
+    - `context`: number L of observed steps; the model forecasts steps `L..T-1`.
+    - `t`: times `(T,)` (default: step index).
+    - `indices`: which trajectories to show (default the first three).
+    - `normalizer`: the model's normalisation (`apply` before, `invert` after); `None`
+      when the model works on `ys` directly.
+    - `baseline`: also draw "repeat the last observed value".
+
+    **Returns:** a `Figure` (see `plot_reconstruction`); a probabilistic model gets its
+    +-2 std band.
     """
-    thetas = np.asarray(thetas)
-    T, D = thetas.shape
-    t = np.arange(T) if t is None else np.asarray(t)
-    groups = weight_groups(decoder) if decoder is not None else [("theta", 0, D)]
-    lo, hi = thetas.min(0), thetas.max(0)
-    normed = (thetas - lo) / np.where(hi > lo, hi - lo, 1.0)
-    fig, (ax_map, ax_norm) = plt.subplots(
-        1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.6, 1]}
+    ys = np.asarray(ys)
+    if ys.ndim != 3:
+        raise ValueError(f"ys must have shape (N, T, data_size), got {ys.shape}")
+    n, T, d = ys.shape
+    indices = list(range(min(3, n))) if indices is None else list(indices)
+    indices = [check_index(i, n) for i in indices]
+    if isinstance(context, bool) or not 1 <= context < T:
+        raise ValueError(f"context must be in [1, {T - 1}], got {context!r}")
+    truth = ys[indices]
+    out = jax.jit(lambda c: reconstruct(model, c, T - context))(
+        to_model_units(truth[:, :context], normalizer)
     )
-    image = ax_map.imshow(
-        normed[:, ::every].T,
-        aspect="auto",
-        origin="lower",
-        cmap="viridis",
-        extent=(t[0], t[-1], 0, D),
-        interpolation="nearest",
+    std = None
+    if isinstance(out, tuple):
+        out, std = out
+        std = np.asarray(to_data_units(std, normalizer, std=True))
+    prediction = np.asarray(to_data_units(out, normalizer))
+    repeat = np.broadcast_to(truth[:, context - 1 : context], prediction.shape)
+    mse = float(np.mean((prediction - truth[:, context:]) ** 2))
+    return plot_reconstruction(
+        t if t is not None else np.arange(T),
+        truth,
+        prediction,
+        context,
+        std=std,
+        channel_names=channel_names,
+        baseline=repeat if baseline else None,
+        title=title or f"Forecast after {context} observed steps (MSE {mse:.3g}, data units)",
+        trajectory_labels=[f"trajectory {i}" for i in indices],
+        time_unit=time_unit if t is not None else None,
     )
-    for label, start, stop in groups:
-        ax_map.axhline(start, color="w", lw=0.6)
-        if len(groups) <= 12:
-            ax_map.text(
-                t[-1], (start + stop) / 2, f" {label}", va="center", fontsize=7, clip_on=False
-            )
-    fig.colorbar(image, ax=ax_map, pad=0.14, label="weight, min-max normalised over time")
-    ax_map.set_xlabel("time t")
-    ax_map.set_ylabel("weight index")
-    ax_map.set_title("theta_t per weight")
-    for label, start, stop in groups:
-        ax_norm.plot(t, np.linalg.norm(thetas[:, start:stop], axis=1), label=label)
-    if context is not None:
-        for ax in (ax_map, ax_norm):
-            ax.axvline(t[context - 1], color="r", lw=1, ls="--")
-    ax_norm.set_xlabel("time t")
-    ax_norm.set_ylabel("L2 norm")
-    ax_norm.set_title("norm of each parameter tensor")
-    ax_norm.legend(fontsize=7, loc="best")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
