@@ -70,7 +70,7 @@ def belief_matrix(
     if feed not in ("data", "rollout"):
         raise ValueError(f"feed must be 'data' or 'rollout', got {feed!r}")
     xs = jnp.asarray(xs)
-    thetas = model.weight_trajectory(xs) if thetas is None else jnp.asarray(thetas)
+    thetas = state_trajectory(model, xs)[0] if thetas is None else jnp.asarray(thetas)
     if thetas.shape != (xs.shape[0], model.theta_size):
         raise ValueError(
             f"thetas must have shape {(xs.shape[0], model.theta_size)}, got {thetas.shape}"

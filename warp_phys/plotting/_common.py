@@ -114,6 +114,11 @@ def to_data_units(ys, normalizer, *, std: bool = False):
 
 
 @eqx.filter_jit
+def _observed_states(model, xs):
+    return model.weight_trajectory(xs)
+
+
+@eqx.filter_jit
 def _forecast_states(model, xs, context: int):
     L = context
     observed = model.weight_trajectory(xs[:L])
@@ -150,7 +155,7 @@ def state_trajectory(
     xs = jnp.asarray(xs)
     T = xs.shape[0]
     if context is None or context >= T:
-        return model.weight_trajectory(xs), xs
+        return _observed_states(model, xs), xs
     if isinstance(context, bool) or not isinstance(context, int | np.integer) or context < 1:
         raise ValueError(f"context must be an int >= 1 (or None), got {context!r}")
     return _forecast_states(model, xs, int(context))

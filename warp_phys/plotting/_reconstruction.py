@@ -1,6 +1,6 @@
 """Reconstructions: ground truth, the observed context and the forecast."""
 
-import jax
+import equinox as eqx
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -8,6 +8,8 @@ from matplotlib.figure import Figure
 from .._rollout import reconstruct
 from ._common import channel_names as _channel_names
 from ._common import check_index, time_axis, time_label, to_data_units, to_model_units
+
+_reconstruct = eqx.filter_jit(reconstruct)
 
 
 def plot_reconstruction(
@@ -121,9 +123,7 @@ def plot_forecast(
     if isinstance(context, bool) or not 1 <= context < T:
         raise ValueError(f"context must be in [1, {T - 1}], got {context!r}")
     truth = ys[indices]
-    out = jax.jit(lambda c: reconstruct(model, c, T - context))(
-        to_model_units(truth[:, :context], normalizer)
-    )
+    out = _reconstruct(model, to_model_units(truth[:, :context], normalizer), T - context)
     std = None
     if isinstance(out, tuple):
         out, std = out

@@ -50,7 +50,10 @@ def sequence_mse(model, theta: Float[Array, " theta"], xs: Float[Array, "T data"
 
 
 @eqx.filter_jit
-def _descend(model, theta0, xs, optimizer, steps: int):
+def _descend(model, theta0, xs, optimizer: str, learning_rate: float, steps: int):
+    # the optimiser is built inside from hashable static arguments, so repeated calls
+    # with the same settings reuse the compiled function
+    optimizer = OPTIMIZERS[optimizer](learning_rate)
     opt_state = optimizer.init(theta0)
     loss_and_grad = jax.value_and_grad(lambda th: sequence_mse(model, th, xs))
 
@@ -95,7 +98,7 @@ def gradient_descent_trajectory(
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
     xs = jnp.asarray(xs)
     theta0 = model.initial_state(xs[0])
-    return _descend(model, theta0, xs, OPTIMIZERS[optimizer](learning_rate), steps)
+    return _descend(model, theta0, xs, optimizer, float(learning_rate), steps)
 
 
 def plot_trajectory(
@@ -134,7 +137,7 @@ def plot_trajectory(
     T = thetas.shape[0]
     warp_loss = None
     if context is None:
-        warp_loss = float(jnp.mean((mean_of(model(xs)) - xs[1:]) ** 2))
+        warp_loss = float(_teacher_forced_mse(model, xs))
     paths = [np.asarray(thetas)]
     if gd_steps:
         iterates, losses = gradient_descent_trajectory(
@@ -185,6 +188,11 @@ def plot_trajectory(
     fig.suptitle(title or "WARP's path through weight space vs gradient descent")
     fig.tight_layout()
     return fig
+
+
+@eqx.filter_jit
+def _teacher_forced_mse(model, xs):
+    return jnp.mean((mean_of(model(xs)) - xs[1:]) ** 2)
 
 
 def _step_sizes(path: np.ndarray) -> np.ndarray:

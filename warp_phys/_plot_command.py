@@ -1,0 +1,319 @@
+"""`warp-phys plot KIND --run DIR`: every figure of `warp_phys.plotting` from a run folder.
+
+A run folder holds a checkpoint (`best.eqx`, else `last.eqx`) and the run's settings
+(`config.json`; the demo writes `summary.json`): the system and seed of the data, the
+context length and the normaliser statistics. The trajectories are regenerated with
+`systems.generate` (data sets are prefix-consistent, so only the first `index + 1` are
+solved), or read from `--data FILE.npz`.
+"""
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib
+
+KINDS = ("reconstruction", "weights", "belief", "trajectory", "physics", "transition")
+_CHANNELS = {
+    "msd": ["position x", "velocity v"],
+    "msd_zero": ["position x", "velocity v"],
+    "pendulum": ["angle", "angular velocity"],
+    "lotka_volterra": ["prey", "predator"],
+    "lotka_volterra_repeat": ["prey", "predator"],
+    "lorenz63": ["x", "y", "z"],
+    "sine": ["y"],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A trained run, ready to plot.
+
+    - `path`: the run folder; `config`: its settings (`config.json` or `summary.json`).
+    - `model`: the loaded checkpoint; `normalizer`: its data normalisation (or None).
+    - `dataset`: a `systems.Dataset` of (a prefix of) the split to plot, data units.
+    - `size`: the number of trajectories in that split (valid indices `0..size-1`).
+    - `context`: the run's context length L.
+    """
+
+    path: Path
+    config: dict
+    model: object
+    normalizer: object
+    dataset: object
+    size: int
+    context: int
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return value
+
+
+def _settings(path: Path) -> dict:
+    """The run's settings: `config.json`, merged over the demo's `summary.json`."""
+    config = {}
+    for name in ("summary.json", "config.json"):
+        if (path / name).is_file():
+            config.update(_read_json(path / name))
+    return config
+
+
+def _normalizer(path: Path, config: dict):
+    from .training.data import Normalizer
+
+    for name in ("normalizer.json", "normaliser.json"):
+        if (path / name).is_file():
+            return Normalizer.from_dict(_read_json(path / name))
+    for key in ("normalizer", "normaliser"):
+        stats = config.get(key)
+        if isinstance(stats, dict) and "mean" in stats:
+            return Normalizer.from_dict(stats)
+    return None
+
+
+def _first(config: dict, *keys, default=None):
+    for key in keys:
+        if config.get(key) is not None:
+            return config[key]
+    return default
+
+
+def load_run(
+    run: str | Path,
+    *,
+    split: str = "test",
+    count: int = 1,
+    data: str | Path | None = None,
+    checkpoint: str = "best",
+) -> Run:
+    """Load a run folder for plotting.
+
+    **Arguments:**
+
+    - `run`: the run folder.
+    - `split`: the data split to plot (`"test"`, `"val"`, `"train"`, `"ood"`).
+    - `count`: how many leading trajectories to generate (the largest index + 1).
+    - `data`: a `.npz` data set (`systems.save`) to use instead of regenerating.
+    - `checkpoint`: `"best"` or `"last"` (`best.eqx` falls back to `last.eqx`).
+
+    **Returns:** a `Run`. Raises `FileNotFoundError` for a missing folder or checkpoint
+    and `ValueError` when the data cannot be found or do not fit the model.
+    """
+    import systems
+
+    from .training.checkpoint import load_model
+
+    path = Path(run)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no run folder at {path}")
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    candidates = [path / f"{checkpoint}.eqx"]
+    if checkpoint == "best":
+        candidates.append(path / "last.eqx")
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint in {path} (looked for {checkpoint}.eqx)")
+    model = load_model(found)
+    config = _settings(path)
+    if data is not None:
+        dataset = systems.load(data)
+        size = len(dataset)
+    else:
+        system = _first(config, "system", "system_name")
+        if not isinstance(system, str):
+            raise ValueError(
+                f"{path} names no system (config.json 'system'); pass a data set with --data"
+            )
+        seed = int(_first(config, "data_seed", "seed", default=0))
+        size = _first(config, f"n_{split}")
+        if size is None:
+            sizes = systems.get_system(system).split_sizes
+            if split not in sizes:
+                raise ValueError(f"system {system!r} has no {split!r} split")
+            size = sizes[split]
+        dataset = systems.generate(system, max(1, min(count, int(size))), split=split, seed=seed)
+    if dataset.y.shape[2] != model.data_size:
+        raise ValueError(
+            f"the data have {dataset.y.shape[2]} channels but the model predicts {model.data_size}"
+        )
+    T = dataset.y.shape[1]
+    context = int(_first(config, "context", default=max(1, T // 4)))
+    return Run(path, config, model, _normalizer(path, config), dataset, int(size), context)
+
+
+def plot_run(
+    kind: str,
+    run: Run,
+    *,
+    index: list[int] | int | None = None,
+    context: int | None = None,
+    forecast: bool = False,
+    feed: str = "data",
+    gd_steps: int = 256,
+):
+    """Draw the figure `kind` (one of `KINDS`) of a loaded `Run`.
+
+    **Arguments:**
+
+    - `kind`: `"reconstruction"`, `"weights"`, `"belief"`, `"trajectory"`, `"physics"`
+      or `"transition"`.
+    - `run`: from `load_run`.
+    - `index`: trajectory index (a list for `reconstruction`, default `[0, 1, 2]`).
+    - `context`: the context length L (default: the run's).
+    - `forecast`: for the state plots, let theta_t run free after the context (default:
+      every step observed).
+    - `feed`: see `plotting.belief_matrix`; `gd_steps`: see `plotting.plot_trajectory`.
+
+    **Returns:** a matplotlib `Figure`. Bad requests are `ValueError`s.
+    """
+    from . import plotting
+    from .plotting._common import check_index
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
+    model, ds, norm = run.model, run.dataset, run.normalizer
+    T, d = ds.y.shape[1:]
+    L = run.context if context is None else context
+    if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L < T:
+        raise ValueError(f"context must be an int in [1, {T - 1}], got {L!r}")
+    indices = [index] if isinstance(index, int) else list(index or [])
+    if kind == "reconstruction":
+        indices = indices or list(range(min(3, run.size)))
+    elif len(indices) > 1:
+        raise ValueError(f"the {kind!r} plot shows one trajectory; got indices {indices}")
+    indices = [check_index(i, run.size) for i in indices or [0]]
+    if max(indices) >= len(ds):
+        raise ValueError(
+            f"trajectory index {max(indices)} is beyond the {len(ds)} loaded; "
+            "load the run with a larger count"
+        )
+    if kind != "reconstruction" and not hasattr(model, "weight_trajectory"):
+        raise ValueError(
+            f"the {kind!r} plot needs a WARP model; this run holds a {type(model).__name__}"
+        )
+    names = _CHANNELS.get(ds.name) if len(_CHANNELS.get(ds.name, [])) == d else None
+    tag = f"{ds.name} {ds.split} trajectory {indices[0]}"
+    i, y, t = indices[0], ds.y[indices[0]], ds.t
+    state_context = L if forecast else None
+    if kind == "reconstruction":
+        return plotting.plot_forecast(
+            model, ds.y, L, t=t, indices=indices, normalizer=norm, channel_names=names,
+            title=f"{type(model).__name__} on {ds.name} ({ds.split}): forecast after {L} steps",
+        )  # fmt: skip
+    if kind == "weights":
+        from .plotting._common import to_model_units
+
+        thetas, _ = plotting.state_trajectory(model, to_model_units(y, norm), state_context)
+        return plotting.plot_weights(
+            thetas, decoder=model.decoder, t=t, context=L,
+            title=r"$\theta_t$ along " + tag,
+        )  # fmt: skip
+    if kind == "belief":
+        return plotting.plot_belief(
+            model, y, t=t, normalizer=norm, feed=feed, context=state_context,
+            channel_names=names, title=f"What each state believes about {tag}",
+        )  # fmt: skip
+    if kind == "trajectory":
+        return plotting.plot_trajectory(
+            model, y, normalizer=norm, context=state_context, gd_steps=gd_steps,
+            title=f"Weight-space path along {tag} vs gradient descent",
+        )  # fmt: skip
+    if kind == "physics":
+        params = {k: v[i] for k, v in ds.params.items()}
+        return plotting.plot_physics(
+            model, y, t=t, normalizer=norm, context=L if forecast else None,
+            truth=plotting.true_physical_parameters(ds.name, params),
+            title=r"Physical parameters read from $\theta_t$" + f" along {tag}",
+        )  # fmt: skip
+    return plotting.plot_transition(model, channel_names=names)
+
+
+def default_output(run: Run, kind: str, index, fmt: str) -> Path:
+    """`RUN/figures/KIND[_INDEX].FORMAT`."""
+    suffix = "" if kind == "transition" else f"_{index[0] if index else 0}"
+    return run.path / "figures" / f"{kind}{suffix}.{fmt}"
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import FORMATS, save_figure
+
+    if args.format not in FORMATS:
+        raise ValueError(f"--format must be one of {FORMATS}, got {args.format!r}")
+    out_format = Path(args.out).suffix.lstrip(".").lower() if args.out else ""
+    if out_format and args.format_given and out_format != args.format:
+        raise ValueError(f"--out {args.out} does not end in .{args.format} (--format)")
+    count = 1 + max(args.index or [2 if args.kind == "reconstruction" else 0])
+    run = load_run(
+        args.run, split=args.split, count=count, data=args.data, checkpoint=args.checkpoint
+    )
+    fig = plot_run(
+        args.kind, run, index=args.index, context=args.context, forecast=args.forecast,
+        feed=args.feed, gd_steps=args.gd_steps,
+    )  # fmt: skip
+    out = Path(args.out) if args.out else default_output(run, args.kind, args.index, args.format)
+    if not out.suffix:
+        out = out.with_suffix(f".{args.format}")
+    path = save_figure(fig, out, dpi=args.dpi)
+    plt.close(fig)
+    print(f"{args.kind}: {path}")
+
+
+class _FormatAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.format = values
+        namespace.format_given = True
+
+
+def add_plot_command(subparsers) -> argparse.ArgumentParser:
+    """Register `plot` on the `warp-phys` sub-parsers; returns its parser.
+
+    The handler (`args.func`) loads the run's best checkpoint and data, draws the figure
+    and saves it; bad requests raise `ValueError` / `FileNotFoundError`.
+    """
+    plot = subparsers.add_parser(
+        "plot",
+        help="draw a figure of a trained run (reconstruction, weights, belief, ...)",
+        description=(
+            "Draw one figure of a run folder: reconstruction (truth, context, forecast), "
+            "weights (theta_t heat map and norms), belief (every theta_t decoded over the "
+            "whole time grid), trajectory (PCA of theta_t vs gradient descent), physics "
+            "(physical parameters read from theta_t vs the truth; physical decoders only), "
+            "transition (spectrum and diagonal of A, A - I, B)."
+        ),
+    )
+    plot.add_argument("kind", choices=KINDS, help="which figure")
+    plot.add_argument("--run", required=True, help="run folder (with best.eqx)")
+    plot.add_argument(
+        "--index", type=int, nargs="+", default=None,
+        help="trajectory index in the split (reconstruction: one or more, default 0 1 2; "
+        "other kinds: one, default 0)",
+    )  # fmt: skip
+    plot.add_argument("--split", default="test", choices=["train", "val", "test", "ood"])
+    plot.add_argument("--data", default=None, help="a .npz data set instead of regenerating")
+    plot.add_argument("--context", type=int, default=None, help="context length (default: run's)")
+    plot.add_argument(
+        "--forecast", action="store_true",
+        help="states run free after the context (weights, belief, trajectory, physics)",
+    )  # fmt: skip
+    plot.add_argument("--feed", default="data", choices=["data", "rollout"],
+                      help="belief: x_prev from the data or from the decoder itself")
+    plot.add_argument("--gd-steps", type=int, default=256,
+                      help="trajectory: gradient-descent iterations (0: none)")
+    plot.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    plot.add_argument("--out", default=None, help="output file (default RUN/figures/KIND_I.FMT)")
+    plot.add_argument("--format", default="png", choices=["png", "pdf", "svg"],
+                      action=_FormatAction, help="file format (default png)")
+    plot.add_argument("--dpi", type=int, default=130)
+    plot.set_defaults(func=_cmd_plot, format_given=False)
+    return plot
