@@ -24,6 +24,9 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/warp-phys demo
 
+figures: $(VENV)/.installed
+	$(BIN)/python examples/make_figures.py
+
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest

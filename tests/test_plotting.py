@@ -5,6 +5,7 @@ errors for bad requests."""
 import argparse
 import json
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -36,10 +37,29 @@ CONTEXT = 100
 # --------------------------------------------------------------------------- fixtures
 
 
+def msd_closed_form(m, k, c, t):
+    """Under-damped m x'' + c x' + k x = 0 from x_0 = (1, 0), solved by hand: an
+    independent stand-in for `systems.generate("msd", ...)` (same t grid and x_0)."""
+    omega0, zeta = np.sqrt(k / m), c / (2 * np.sqrt(k * m))
+    wd, decay = omega0 * np.sqrt(1 - zeta**2), np.exp(-zeta * omega0 * t)
+    x = decay * (np.cos(wd * t) + zeta * omega0 / wd * np.sin(wd * t))
+    v = -(omega0**2) / wd * decay * np.sin(wd * t)
+    return np.stack([x, v], -1)
+
+
 @pytest.fixture(scope="module")
 def data():
-    """Two MSD test trajectories (T = 256), their normaliser and normalised copy."""
-    ds = systems.generate("msd", 2, split="test", seed=0)
+    """Two MSD trajectories (T = 256 on [0, 1]) as a `systems.Dataset`, their normaliser
+    and their normalised copy."""
+    t = np.linspace(0, 1, 256, dtype=np.float32)
+    params = {"m": np.array([0.03, 0.025]), "k": np.array([11.0, 6.0]),
+              "c": np.array([0.05, 0.15])}  # fmt: skip
+    y = np.stack([msd_closed_form(*(params[n][i] for n in "mkc"), t) for i in range(2)])
+    ds = systems.Dataset(
+        t=t, y=y.astype(np.float32), params={n: v.astype(np.float32) for n, v in params.items()},
+        y0=np.tile(np.float32([1, 0]), (2, 1)), name="msd", split="test",
+        config={"system": "msd (closed form)", "n": 2},
+    )  # fmt: skip
     norm = wp.Normalizer.fit(ds.y)
     return ds, norm, jnp.asarray(norm.apply(ds.y))
 
@@ -351,21 +371,27 @@ def test_bad_requests_are_clear_value_errors(data, mlp_model, tmp_path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data, mlp_model, phys_model):
-    """Two tiny run folders as `warp-phys train` writes them (checkpoint + config)."""
-    _, norm, _ = data
+    """Two tiny run folders as `warp-phys train` writes them (checkpoint, config.json,
+    normalizer.json) and the data set as a file, for `--data`."""
+    ds, norm, _ = data
     root = tmp_path_factory.mktemp("runs")
     for name, model in (("mlp", mlp_model), ("phys", phys_model)):
         wp.save_model(root / name / "best.eqx", model)
-        config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2,
-                  "normalizer": norm.to_dict()}  # fmt: skip
+        config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2}
         (root / name / "config.json").write_text(json.dumps(config))
+        (root / name / "normalizer.json").write_text(json.dumps(norm.to_dict()))
+    systems.save(ds, root / "msd.npz")
     return root
 
 
-def plot_cli(argv):
+def plot_cli(argv, data=True):
+    """`warp-phys plot ...` through a parser built exactly as cli.py wires it; the data
+    come from the saved file unless `data=False`."""
     parser = argparse.ArgumentParser(prog="warp-phys")
     add_plot_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["plot", *argv])
+    run = argv[argv.index("--run") + 1]
+    extra = ["--data", str(Path(run).parent / "msd.npz")] if data else []
+    args = parser.parse_args(["plot", *argv, *extra])
     args.func(args)
 
 
@@ -400,7 +426,25 @@ def test_plot_command_bad_requests(runs, tmp_path):
                   "--out", str(tmp_path / "a.png")])  # fmt: skip
     with pytest.raises(SystemExit):
         plot_cli(["histogram", "--run", str(runs / "mlp")])
-    run = load_run(runs / "mlp")
+    run = load_run(runs / "mlp", data=runs / "msd.npz")
     assert run.size == 2 and run.context == CONTEXT and run.normalizer is not None
     with pytest.raises(ValueError, match="context must be"):
         plot_run("reconstruction", run, context=0)
+
+
+def test_plot_command_regenerates_the_configured_data(runs, data, monkeypatch, tmp_path):
+    """Without --data the run's system, split and seed are regenerated (only the first
+    index + 1 trajectories: data sets are prefix-consistent)."""
+    calls = []
+
+    def generate(system, n, *, split, seed):
+        calls.append((system, n, split, seed))
+        return data[0]
+
+    monkeypatch.setattr(systems, "generate", generate)
+    out = tmp_path / "w.png"
+    plot_cli(["weights", "--run", str(runs / "mlp"), "--index", "1", "--out", str(out)],
+             data=False)  # fmt: skip
+    assert calls == [("msd", 2, "test", 0)] and out.stat().st_size > 1000
+    run = load_run(runs / "mlp", split="val", count=5)
+    assert calls[-1] == ("msd", 5, "val", 0) and run.size == 2048  # msd: default val size

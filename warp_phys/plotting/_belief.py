@@ -122,7 +122,8 @@ def plot_belief(
     thetas, _ = state_trajectory(model, xs, context)
     belief = belief_matrix(model, xs, feed=feed, thetas=thetas)
     belief = np.asarray(to_data_units(belief, normalizer))
-    picks = np.unique(np.linspace(0, T - 1, max(1, rows)).round().astype(int))
+    # rows at the middle of `rows` equal bands, so none sits on the image's edge
+    picks = np.unique(((np.arange(max(1, rows)) + 0.5) * T / max(1, rows)).astype(int))
     fig, axes = plt.subplots(
         2, d, figsize=(4.6 * d + 0.6, 7.2), squeeze=False,
         gridspec_kw={"height_ratios": [1.5, 1]},
@@ -130,18 +131,19 @@ def plot_belief(
     cmap = plt.get_cmap("viridis")
     for c in range(d):
         ax, ax_rows = axes[0, c], axes[1, c]
-        lo, hi = np.percentile(belief[..., c], [1, 99])
-        lo, hi = min(lo, y[:, c].min()), max(hi, y[:, c].max())
+        # the colour range of the truth (+-25%): diverging beliefs saturate, not rescale
+        lo, hi = y[:, c].min(), y[:, c].max()
+        lo, hi = lo - 0.25 * (hi - lo + 1e-9), hi + 0.25 * (hi - lo + 1e-9)
         image = ax.imshow(
             belief[..., c], origin="lower", aspect="auto", cmap="gray", vmin=lo, vmax=hi,
             extent=(t[0], t[-1], t[0], t[-1]), interpolation="nearest",
         )  # fmt: skip
-        ax.plot([t[0], t[-1]], [t[0], t[-1]], color="C3", lw=0.8, ls="--", label="diagonal")
+        ax.plot([t[0], t[-1]], [t[0], t[-1]], color="C3", lw=0.8, ls="--")
         if context is not None:
             ax.axhline(t[context - 1], color="C1", lw=0.8, ls=":")
         fig.colorbar(image, ax=ax, label=f"{names[c]} (data units)", extend="both")
         ax.set_title(f"{names[c]}: " + r"root$_{\theta_t}$ decoded at every time")
-        ax.set_xlabel(f"decoded at {time_label(time_unit)}")
+        ax.set_xlabel("decoded at " + time_label(time_unit, "s"))
         ax.set_ylabel(r"state $\theta_t$ at " + time_label(time_unit))
         shade_context(ax_rows, t, context)
         ax_rows.plot(t, y[:, c], color="k", lw=1.6, label="truth")
@@ -153,14 +155,16 @@ def plot_belief(
         lo_y, hi_y = y[:, c].min(), y[:, c].max()
         pad = 0.5 * (hi_y - lo_y + 1e-9)
         ax_rows.set_ylim(lo_y - pad, hi_y + pad)
-        ax_rows.set_xlabel(time_label(time_unit))
+        ax_rows.set_xlabel(time_label(time_unit, "s"))
         ax_rows.set_ylabel(f"{names[c]} (data units)")
         ax_rows.set_title("rows of the matrix (coloured lines above)")
     axes[1, 0].legend(fontsize=7, loc="upper right", ncol=2)
+    source = "its own previous output" if feed == "rollout" else "the observed x_{s-1}"
     fig.suptitle(
-        title
-        or "What each state believes about the whole trajectory"
-        + (" (x_prev from the decoder itself)" if feed == "rollout" else "")
+        (title or "What each state believes about the whole trajectory")
+        + f"\nrow t: the root network with weights theta_t at every time s, x_prev = {source}"
+        + "; red dashed: the diagonal s = t",
+        fontsize=11,
     )
     fig.tight_layout()
     return fig

@@ -18,7 +18,9 @@ from ..decoders import AbstractDecoder
 FORMATS = ("png", "pdf", "svg")
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
+def save_figure(
+    fig: Figure, path: str | os.PathLike, dpi: int = 130, *, palette: bool = False
+) -> Path:
     """Save `fig` atomically (temporary file + rename).
 
     **Arguments:**
@@ -27,6 +29,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
     - `path`: the output file; its suffix picks the format (`.png`, `.pdf` or `.svg`);
       no suffix means `.png`.
     - `dpi`: resolution of raster output.
+    - `palette`: PNG only: store with an adaptive 256-colour palette (files 2-4x
+      smaller, e.g. for figures committed to a repository).
 
     **Returns:** the path written. Raises `ValueError` for another suffix.
     """
@@ -40,6 +44,12 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 130) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        if palette and path.suffix.lower() == ".png":
+            from PIL import Image  # matplotlib's own PNG writer
+
+            with Image.open(tmp) as image:
+                image = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+            image.save(tmp, format="PNG", optimize=True)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -75,9 +85,9 @@ def time_axis(t, length: int) -> np.ndarray:
     return t
 
 
-def time_label(time_unit: str | None) -> str:
+def time_label(time_unit: str | None, symbol: str = "t") -> str:
     """Axis label of physical time; `None` means the axis is the step index."""
-    return "step index t" if time_unit is None else f"time t ({time_unit})"
+    return f"step index {symbol}" if time_unit is None else f"time {symbol} ({time_unit})"
 
 
 def channel_names(names, data_size: int) -> list[str]:

@@ -178,7 +178,7 @@ def plot_trajectory(
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance, weight units)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance, weight units)")
     ax.set_title("2-D PCA of the weight trajectories")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     if warp_loss is not None:
         ax_step.plot([], [], " ", label=f"WARP teacher-forced MSE {warp_loss:.3g}")
     ax_step.set_xlabel("step t / iteration")

@@ -4,6 +4,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ._common import channel_names as _channel_names
 from ._common import weight_groups
@@ -76,11 +77,13 @@ def plot_transition(
     ax_eig.legend(fontsize=8, loc="lower left")
 
     diagonal = info["diagonal"]
-    ax_hist.hist(diagonal, bins=min(60, max(10, D // 10)), color="C0")
-    ax_hist.axvline(1.0, color="C3", ls="--", lw=1, label="1 (initialisation)")
-    ax_hist.set_xlabel(r"diagonal entry $A_{ii}$ (1)")
+    ax_hist.hist(diagonal - 1.0, bins=min(60, max(10, D // 10)), color="C0")
+    ax_hist.axvline(0.0, color="C3", ls="--", lw=1, label="0 (initialisation, A = I)")
+    ax_hist.xaxis.set_major_locator(MaxNLocator(5))
+    ax_hist.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+    ax_hist.set_xlabel(r"diagonal entry minus one, $A_{ii} - 1$ (1)")
     ax_hist.set_ylabel("number of entries")
-    ax_hist.set_title(f"diag(A): mean {diagonal.mean():.4f}, std {diagonal.std():.2g}")
+    ax_hist.set_title(f"diag(A): mean {diagonal.mean():.5f}, std {diagonal.std():.2g}")
     ax_hist.legend(fontsize=8)
 
     change = info["A_minus_I"]

@@ -76,7 +76,8 @@ def plot_weights(
     ax_norm.set_xlabel(time_label(time_unit))
     ax_norm.set_ylabel("L2 norm (weight units)")
     ax_norm.set_title("norm of each parameter tensor")
-    ax_norm.legend(fontsize=7, loc="best", ncol=1 + len(groups) // 7)
+    ax_norm.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                   ncol=1 + len(groups) // 16)  # fmt: skip
     fig.suptitle(title)
     fig.tight_layout()
     return fig
