@@ -20,10 +20,14 @@ from .decoders import (
     register_decoder,
 )
 from .training.checkpoint import load_model, register_model_class, save_model
+from .training.config import RunConfig
 from .training.data import Normalizer
+from .training.evaluation import evaluate_run, reconstruct_run
 from .training.loop import train
 from .training.losses import gaussian_nll, mse
+from .training.optim import make_optimizer
 from .training.protocol import forecast_mse
+from .training.run import Run, load_run, train_run
 
 register_model_class(WARP)
 
@@ -36,6 +40,13 @@ __all__ = [
     "count_parameters",
     "hidden_size_for",
     "reference_context",
+    "Run",
+    "RunConfig",
+    "evaluate_run",
+    "load_run",
+    "make_optimizer",
+    "reconstruct_run",
+    "train_run",
     "AbstractDecoder",
     "DampedOscillatorDecoder",
     "FunctionDecoder",

@@ -1,8 +1,153 @@
 """The `warp-phys` command line: argument parsing only; the work is done by the
-library functions it calls."""
+library functions it calls.
+
+    warp-phys train --system msd --model warp --decoder damped_oscillator --out runs/NAME
+    warp-phys reconstruct --run runs/NAME --context 100 [--input FILE.npz|.csv]
+    warp-phys evaluate --run runs/NAME [--split test|ood]
+"""
 
 import argparse
+import dataclasses
+import io
+import json
 import sys
+import typing
+from pathlib import Path
+
+from .training.config import GROUPS, RunConfig, read_config_file
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line (`warp-phys: error: ...`), exit status 2."""
+
+    def error(self, message):
+        print(f"warp-phys: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per `RunConfig` field, grouped; defaults are suppressed so that only
+    the flags given override the config file."""
+    hints = typing.get_type_hints(RunConfig)
+    groups = {g: parser.add_argument_group(f"{g} options") for g in GROUPS}
+    for f in dataclasses.fields(RunConfig):
+        kind = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not None or f.name != "decoder_options" else {}
+        options = dict(
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata['help']} (default: {default})",
+        )
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        base = args[0] if args and typing.get_origin(kind) is not typing.Literal else kind
+        if typing.get_origin(kind) is typing.Literal:
+            options.update(choices=list(typing.get_args(kind)), metavar="{" + ",".join(
+                typing.get_args(kind)) + "}")  # fmt: skip
+        elif base is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif base is dict:
+            options.update(type=_json_object, metavar="JSON")
+        else:
+            options.update(type=base, metavar=base.__name__.upper())
+        groups[f.metadata["group"]].add_argument(flag, **options)
+
+
+def _resolve_config(args: argparse.Namespace) -> RunConfig:
+    values = {}
+    if args.resume:
+        stored = Path(args.out) / "config.json"
+        if not stored.is_file():
+            raise FileNotFoundError(f"no run to resume in {args.out} (no config.json)")
+        values.update(read_config_file(stored))
+    if args.config:
+        values.update(read_config_file(args.config))
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    return RunConfig.from_dict(values, source=args.config or "options")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .training.run import train_run
+
+    config = _resolve_config(args)
+    run, history = train_run(
+        config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+    )
+    best = min(history["val_mse"], default=float("nan"))
+    print(
+        f"{type(run.model).__name__} trained on {config.system}: step {history['step'][-1]} "
+        f"({history['stopped']}), best validation MSE {best:.4g} (normalised units)"
+    )
+    print(f"run folder: {run.folder}/ (config.json, best.eqx, last.eqx, metrics.jsonl)")
+    print(f"next: warp-phys evaluate --run {run.folder}")
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .training.checkpoint import atomic_write_bytes
+    from .training.evaluation import read_trajectories, reconstruct_run
+    from .training.run import load_dataset, load_run
+
+    run = load_run(args.run, args.checkpoint)
+    context = args.context or run.config.context
+    if args.input:
+        y, source = read_trajectories(args.input), args.input
+    else:
+        y, source = load_dataset(run.config, args.split, args.n).y, f"{args.split} split"
+    result = reconstruct_run(run, y, context=context, horizon=args.horizon)
+    out = args.out or f"{run.folder}/reconstruction.npz"
+    buffer = io.BytesIO()
+    np.savez(buffer, **result)
+    atomic_write_bytes(out, buffer.getvalue())
+    n, horizon = result["prediction"].shape[:2]
+    line = f"reconstructed {n} trajectories of {source}: context {context}, horizon {horizon}"
+    if "mse" in result:
+        line += f", MSE {result['mse']:.6g} (raw units, {result['target'].shape[1]} steps)"
+    print(line)
+    print(f"predictions: {out}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .baselines import count_parameters
+    from .training.checkpoint import atomic_write_bytes
+    from .training.evaluation import evaluate_run
+    from .training.run import load_run
+
+    run = load_run(args.run, args.checkpoint)
+    result = evaluate_run(run, split=args.split, n=args.n, context=args.context)
+    result["checkpoint"] = args.checkpoint
+    result["model"] = type(run.model).__name__
+    result["parameters"] = count_parameters(run.model)
+    out = args.json or f"{run.folder}/eval_{args.split}.json"
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    first, last = result["scored_steps"]
+    print(
+        f"{result['model']} ({result['parameters']:,} parameters, {args.checkpoint} "
+        f"checkpoint) on {result['n']} {args.split} trajectories: {result['protocol']} "
+        f"protocol, {result['convention']} convention, steps {first}..{last} scored"
+    )
+    rows = {
+        "mse": "MSE (raw units)",
+        "mse_normalized": "MSE (normalised units)",
+        "nll": "Gaussian NLL (raw units)",
+        "mse_repeat_last": "MSE of repeat-last-value",
+    }
+    for key, label in rows.items():
+        if key in result:
+            print(f"  {label:<28} {result[key]:.6g}")
+    print(f"json: {out}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -31,14 +176,55 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
     print("decoders:", ", ".join(list_decoders()))
     print("systems: ", ", ".join(systems.list_systems()))
+    print("models:   warp, gru, lstm, transformer")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run folder written by `warp-phys train`")
+    parser.add_argument(
+        "--checkpoint", default="best", choices=["best", "last"], help="(default: best)"
+    )
+    parser.add_argument("--n", type=int, default=None, help="trajectories (default: n_test)")
+    parser.add_argument(
+        "--context", type=int, default=None, help="observed steps L (default: the run's)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="warp-phys",
         description="WARP: weight-space linear recurrent networks with physical root decoders.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train WARP or a baseline on a system; writes a run folder",
+        description="Train a model; options come from defaults < --config FILE < flags.",
+    )
+    train.add_argument("--out", required=True, help="run folder to write")
+    train.add_argument("--config", help="TOML, YAML or JSON file of options (flat or sectioned)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(train)
+    train.set_defaults(func=_cmd_train)
+
+    rec = sub.add_parser("reconstruct", help="forecast trajectories from a context; writes .npz")
+    _run_options(rec)
+    rec.add_argument("--input", help=".npz (array y) or .csv (rows = time steps) in raw units")
+    rec.add_argument("--split", default="test", choices=["train", "val", "test", "ood"],
+                     help="generated split when no --input is given (default: test)")  # fmt: skip
+    rec.add_argument("--horizon", type=int, default=None, help="steps to forecast")
+    rec.add_argument("--out", help="output .npz (default: RUN/reconstruction.npz)")
+    rec.set_defaults(func=_cmd_reconstruct)
+
+    ev = sub.add_parser("evaluate", help="the paper's metrics on a split, as a table and JSON")
+    _run_options(ev)
+    ev.add_argument("--split", default="test", choices=["val", "test", "ood"],
+                    help="(default: test; ood = the out-of-distribution ranges)")  # fmt: skip
+    ev.add_argument("--json", help="output JSON (default: RUN/eval_SPLIT.json)")
+    ev.set_defaults(func=_cmd_evaluate)
 
     # the demo parses its own options (`warp-phys demo --help` lists them)
     demo = sub.add_parser(
@@ -57,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.set_defaults(func=_cmd_data)
 
-    lst = sub.add_parser("list", help="list registered decoders and systems")
+    lst = sub.add_parser("list", help="list registered decoders, systems and models")
     lst.set_defaults(func=_cmd_list)
     return parser
 
@@ -72,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
-        print(f"warp-phys: error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FloatingPointError, TypeError) as err:
+        message = " ".join(str(err).split())  # always one line
+        print(f"warp-phys: error: {message}", file=sys.stderr)
         return 2
     return 0
 

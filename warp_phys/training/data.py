@@ -14,6 +14,11 @@ def as_trajectories(data, name: str = "data") -> np.ndarray:
         raise ValueError(f"{name} must have shape (N, T, data_size), got {y.shape}")
     if y.shape[0] < 1 or y.shape[1] < 2:
         raise ValueError(f"{name} needs at least 1 trajectory of 2 steps, got shape {y.shape}")
+    return check_finite(y, name)
+
+
+def check_finite(y: np.ndarray, name: str = "data") -> np.ndarray:
+    """`y` `(N, T, d)` unchanged, or a `ValueError` naming the first NaN/inf's index."""
     bad = np.argwhere(~np.isfinite(y))
     if bad.size:
         n, t, c = bad[0]

@@ -126,8 +126,9 @@ def forecast_mse(model, trajectories, context: int, *, convention: Convention = 
     trajectory `(N, T, data_size)` (the paper's evaluation protocol)."""
     trajectories = jnp.asarray(trajectories)
     return protocol_mse(
-        model, trajectories, trajectories, context=context, convention=convention
-    )
+        model, trajectories, trajectories, protocol="forecast", context=context,
+        convention=convention,
+    )  # fmt: skip
 
 
 def prediction_metrics(prediction, targets, start: int, normalizer=None) -> dict:

@@ -1,0 +1,254 @@
+"""Run folders: train a configured model on a system, and load it back.
+
+A run folder holds `config.json` (the resolved `RunConfig`), `normalizer.json` (the
+training split's statistics, so predictions can be mapped back to raw units),
+`best.eqx`, `last.eqx` (with the optimiser state, for `--resume`), `metrics.jsonl`
+and `summary.json`.
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .._interface import AbstractSequenceModel
+from .._model import WARP
+from ..baselines import BASELINES, count_parameters, hidden_size_for
+from ..decoders import get_decoder
+from .checkpoint import atomic_write_bytes, load_model
+from .config import RunConfig
+from .data import Normalizer, as_pairs
+from .loop import train
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained run: its folder, config, model (in normalised units) and normaliser."""
+
+    folder: Path
+    config: RunConfig
+    model: AbstractSequenceModel
+    normalizer: Normalizer
+
+    @property
+    def eval_protocol(self) -> str:
+        """`"forecast"` or `"full"` (`train_run` resolves `"auto"`)."""
+        return "forecast" if self.config.eval_protocol == "auto" else self.config.eval_protocol
+
+
+def load_dataset(config: RunConfig, split: str, n: int | None = None):
+    """The `systems.Dataset` of the configured system for `split` (`n` trajectories,
+    default the config's count for that split)."""
+    import systems
+
+    counts = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
+    n = n or counts.get(split, config.n_test)
+    seed = config.seed if config.data_seed is None else config.data_seed
+    return systems.generate(config.system, n, split=split, seed=seed)
+
+
+def _warp(config: RunConfig, data_size: int, seq_len: int, key, normalizer=None) -> WARP:
+    options = dict(config.decoder_options)
+    if config.decoder == "mlp" and config.normalize:
+        options.setdefault("final_activation", 5.0)  # keeps early free rollouts finite
+    if config.decoder == "damped_oscillator":
+        options.setdefault("dt", 1.0 / (seq_len - 1))
+        if config.normalize and normalizer is not None:  # the prior computes in raw units
+            stats = normalizer.to_dict()
+            options.setdefault("scale", stats["std"])
+            options.setdefault("shift", stats["mean"])
+    if config.loss == "nll":
+        options.setdefault("probabilistic", True)
+        options.setdefault("std_lower_bound", config.std_lower_bound)
+    sized = dict(options, width=config.root_width, depth=config.root_depth)
+    try:
+        get_decoder(config.decoder, data_size=data_size, **sized)
+    except (TypeError, ValueError) as err:
+        try:  # a decoder without width/depth (e.g. sinusoid_phase, sympy:...)
+            get_decoder(config.decoder, data_size=data_size, **options)
+        except (TypeError, ValueError):
+            raise ValueError(f"decoder {config.decoder!r}: {err}") from None
+        sized = options
+    return WARP(
+        data_size,
+        decoder=config.decoder,
+        decoder_options=sized,
+        hyper_width=config.hyper_width,
+        hyper_depth=config.hyper_depth,
+        seq_len=seq_len,
+        key=key,
+    )
+
+
+def build_model(
+    config: RunConfig, data_size: int, seq_len: int, *, key, normalizer: Normalizer | None = None
+) -> AbstractSequenceModel:
+    """The model a config describes, for `data_size` channels and sequences of
+    `seq_len` steps (WARP's tau grid; the Transformer's cache size). A physical decoder
+    (`damped_oscillator`) gets the step `dt = 1 / (seq_len - 1)` and, with `normalizer`,
+    the data's scale and shift, so it computes in raw units."""
+    if config.model == "warp":
+        return _warp(config, data_size, seq_len, key, normalizer)
+    options = dict(probabilistic=config.loss == "nll", std_lower_bound=config.std_lower_bound)
+    if config.model == "transformer":
+        options.update(
+            layers=config.layers, heads=config.heads, positions=config.positions, max_len=seq_len
+        )
+    size_arg = "d_model" if config.model == "transformer" else "hidden_size"
+    size = config.d_model if config.model == "transformer" else config.hidden_size
+    target = config.params
+    if config.match_warp:
+        target = count_parameters(
+            eqx.filter_eval_shape(lambda: _warp(config, data_size, seq_len, key, normalizer))
+        )
+    if target is not None:
+        size = hidden_size_for(config.model, params=target, data_size=data_size, **options)
+    return BASELINES[config.model](data_size, **{size_arg: size}, **options, key=key)
+
+
+def _write_json(path: Path, value) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def train_run(
+    config: RunConfig,
+    out,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[Run, dict]:
+    """Generate the configured data, train the configured model and write the run folder.
+
+    **Arguments:**
+
+    - `config`: a `RunConfig`.
+    - `out`: the run folder.
+    - `resume`: continue the run in `out` from its `last.eqx` (same config except
+      `steps`, `max_seconds`, `patience`).
+    - `overwrite`: replace an existing run in `out`.
+
+    **Returns:** `(run, history)` with the best model; see `train` for `history`.
+    """
+    out = Path(out)
+    if (out / "config.json").exists() and not (resume or overwrite):
+        raise ValueError(
+            f"{out} already holds a run; pass resume to continue it or overwrite to replace it"
+        )
+    if resume:
+        if not (out / "last.eqx").is_file():
+            raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
+        _check_resumable(load_run(out, "last").config, config, out)
+    train_set = load_dataset(config, "train")
+    val_set = load_dataset(config, "val")
+    inputs, targets = as_pairs(train_set, "training data")
+    T, d = targets.shape[1:]
+    if not 1 <= config.context < T:
+        raise ValueError(
+            f"context must be in [1, {T - 1}] for {config.system}, got {config.context}"
+        )
+    # the resolved config: "auto" protocol (full for input/target tasks) and data seed
+    protocol = config.eval_protocol
+    if protocol == "auto":
+        protocol = "full" if "inputs" in train_set.extras else "forecast"
+    config = config.replace(
+        eval_protocol=protocol,
+        data_seed=config.seed if config.data_seed is None else config.data_seed,
+    )
+    normalizer = Normalizer.fit(targets) if config.normalize else Normalizer.identity(d)
+    model_key, train_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    model = build_model(config, d, T, key=model_key, normalizer=normalizer)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "config.json", config.to_dict())
+    _write_json(out / "normalizer.json", normalizer.to_dict())
+    val_inputs, val_targets = as_pairs(val_set, "validation data")
+    run = Run(out, config, model, normalizer)
+    start = time.perf_counter()
+    model, history = train(
+        model,
+        (np.asarray(normalizer.apply(inputs)), np.asarray(normalizer.apply(targets))),
+        steps=config.steps,
+        batch_size=config.batch_size,
+        learning_rate=config.lr,
+        optimizer=config.optimizer,
+        transition_lr=config.transition_lr,
+        weight_decay=config.weight_decay,
+        clip=config.clip,
+        clip_value=config.clip_value,
+        schedule=config.schedule,
+        objective=config.objective,
+        forcing_prob=config.forcing_prob,
+        convention=config.convention,
+        stochastic=config.stochastic,
+        mode=config.mode,
+        val_data=(normalizer.apply(val_inputs), normalizer.apply(val_targets)),
+        val_context=config.context,
+        val_protocol=run.eval_protocol,
+        val_every=config.val_every,
+        patience=config.patience,
+        max_seconds=config.max_seconds,
+        checkpoint_dir=out,
+        resume=resume,
+        key=train_key,
+        progress=progress,
+    )
+    run.model = model
+    summary = {
+        "model_class": type(model).__name__,
+        "model_config": model.config,
+        "parameters": count_parameters(model),
+        "steps_done": history["step"][-1] if history["step"] else None,
+        "stopped": history["stopped"],
+        "best_val_mse_normalized": min(history["val_mse"], default=None),
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "data_shape": list(targets.shape),
+    }
+    _write_json(out / "summary.json", summary)
+    return run, history
+
+
+RESUMABLE = ("steps", "max_seconds", "patience")
+MODEL_CLASSES = {"warp": "WARP", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer"}
+
+
+def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> None:
+    """A resumed run may change only `RESUMABLE` options."""
+    old, new = stored.to_dict(), config.to_dict()
+    changed = [k for k in old if k not in RESUMABLE and old[k] != new[k]]
+    changed = [k for k in changed if not (k == "eval_protocol" and new[k] == "auto")]
+    changed = [k for k in changed if not (k == "data_seed" and new[k] is None)]
+    if changed:
+        raise ValueError(
+            f"cannot resume {folder}: options differ from the first run: {', '.join(changed)} "
+            f"(only {', '.join(RESUMABLE)} may change)"
+        )
+
+
+def load_run(folder, checkpoint: str = "best") -> Run:
+    """A run folder written by `train_run`, with its `best` (or `last`) model."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no run folder at {folder}")
+    for name in ("config.json", "normalizer.json", f"{checkpoint}.eqx"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is not a complete run folder: {name} is missing")
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    try:
+        config = RunConfig.from_dict(
+            json.loads((folder / "config.json").read_text()), source=str(folder / "config.json")
+        )
+        stats = json.loads((folder / "normalizer.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{folder}: corrupt run file: {err}") from None
+    model = load_model(folder / f"{checkpoint}.eqx")
+    if type(model).__name__ != MODEL_CLASSES[config.model]:
+        raise ValueError(
+            f"{folder}: {checkpoint}.eqx holds a {type(model).__name__} but config.json "
+            f"describes a {config.model} model"
+        )
+    return Run(folder, config, model, Normalizer.from_dict(stats))
