@@ -156,3 +156,39 @@ def test_stochastic_needs_a_probabilistic_model(model, xs):
         wp.rollout(model, xs, jnp.ones(T, bool), noise_key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="convention"):
         wp.rollout(model, xs, jnp.ones(T, bool), convention="paper")
+
+
+def test_losses_and_protocols_align_predictions_with_targets(model, xs):
+    from warp_phys.training.protocol import predict, sequence_loss
+
+    key = jax.random.PRNGKey(5)
+    targets = -xs  # inputs and targets may differ (the LV repeat-copy task)
+    clean = sequence_loss(model, xs, targets, key, objective="teacher_forced")
+    np.testing.assert_allclose(clean, wp.mse(model(xs), targets[1:]), rtol=1e-6)
+    ref = sequence_loss(model, xs, targets, key, objective="teacher_forced", convention="reference")
+    full = wp.rollout(model, xs, jnp.ones(T, bool), convention="reference")
+    np.testing.assert_allclose(ref, wp.mse(full, targets), rtol=1e-6)
+    batch = xs[None]
+    (pred, start), (ref_pred, ref_start) = [
+        predict(model, batch, protocol="full", convention=c) for c in ("clean", "reference")
+    ]
+    assert (start, ref_start) == (1, 0) and pred.shape == (1, T - 1, 2)
+    np.testing.assert_allclose(ref_pred[0], full, atol=1e-5)
+    # the reference context cut: T = 24, L = 10 -> tau_t <= 10/24 -> steps 0..9 observed
+    pred, start = predict(model, batch, context=10, convention="reference")
+    assert start == reference_context(T, 10) == 10 and pred.shape == (1, T - 10, 2)
+
+
+def test_stochastic_noise_enters_only_through_feedback(prob_model, xs):
+    from warp_phys.training.protocol import sequence_loss
+
+    def loss(key, forcing, stochastic):
+        return float(
+            sequence_loss(prob_model, xs, xs, key, forcing_prob=forcing, stochastic=stochastic)
+        )
+
+    key = jax.random.PRNGKey(8)
+    # everything observed: nothing is fed back, so the noise cannot matter
+    assert loss(key, 1.0, True) == loss(key, 1.0, False)
+    # nothing observed: the samples are fed back and change the loss
+    assert loss(key, 0.0, True) != loss(key, 0.0, False)
