@@ -47,7 +47,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         options = dict(
             dest=f.name,
             default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} (default: {default})",
+            help=f.metadata["help"]
+            + ("" if "(default:" in f.metadata["help"] else f" (default: {default})"),
         )
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         base = args[0] if args and typing.get_origin(kind) is not typing.Literal else kind
