@@ -8,9 +8,10 @@ folders already exist), then draws each figure from the run folders exactly as
 - WARP-Phys, whose root is the damped-oscillator prior (`runs/figures/warp_phys`):
   theta_t gives (omega0, zeta) and the state moves by the exact transition.
 
-About four minutes on 2 CPU cores when training, under a minute when loading:
+Training is a fixed number of steps (so the figures do not depend on the machine's
+speed), a few minutes on 2 CPU cores; loading existing runs takes under a minute:
 
-    python examples/make_figures.py [--retrain] [--seconds 75] [--figures figures]
+    python examples/make_figures.py [--retrain] [--steps 400] [--figures figures]
 """
 
 import argparse
@@ -55,7 +56,7 @@ FIGURES = {
 }
 
 
-def train_run(name: str, folder: Path, data, normalizer, seconds: float) -> None:
+def train_run(name: str, folder: Path, data, normalizer, steps: int, seconds: float) -> None:
     """Train one model and write its run folder as `warp-phys train` does: `config.json`,
     `normalizer.json`, `best.eqx`, `last.eqx`, `metrics.jsonl`, `summary.json`."""
     train_set, val_set = data
@@ -71,8 +72,8 @@ def train_run(name: str, folder: Path, data, normalizer, seconds: float) -> None
         hyper_width=options["hyper_width"], hyper_depth=options["hyper_depth"],
         seq_len=train_set.y.shape[1], key=jax.random.PRNGKey(SEED),
     )  # fmt: skip
-    print(f"training {name} (D_theta = {model.theta_size}) for up to {seconds:.0f} s")
-    settings = dict(steps=5000, batch_size=16, lr=2e-3)
+    print(f"training {name} (D_theta = {model.theta_size}) for {steps} steps")
+    settings = dict(steps=steps, batch_size=16, lr=2e-3)
     start = time.perf_counter()
     _, history = wp.train(
         model,
@@ -102,15 +103,17 @@ def train_run(name: str, folder: Path, data, normalizer, seconds: float) -> None
     for filename, value in [("config.json", config), ("normalizer.json", normalizer.to_dict()),
                             ("summary.json", summary)]:  # fmt: skip
         (folder / filename).write_text(json.dumps(value, indent=2) + "\n")
-    print(f"  {summary['steps_done']} steps, best validation MSE (normalised units) "
-          f"{summary['best_val_mse_normalized']:.4g}")  # fmt: skip
+    print(f"  {summary['steps_done']} steps in {summary['train_seconds']:.0f} s, best "
+          f"validation MSE (normalised units) {summary['best_val_mse_normalized']:.4g}")
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/figures", help="where the run folders live")
     parser.add_argument("--figures", default="figures", help="where the PNGs go")
-    parser.add_argument("--seconds", type=float, default=75.0, help="training budget per model")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per model")
+    parser.add_argument("--seconds", type=float, default=600.0,
+                        help="wall-clock cap per model (a safety net; steps decide)")
     parser.add_argument("--retrain", action="store_true", help="train even if a run exists")
     args = parser.parse_args(argv)
     runs, figures = Path(args.runs), Path(args.figures)
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         val_set = systems.generate(SYSTEM, N_VAL, split="val", seed=SEED)
         normalizer = wp.Normalizer.fit(train_set.y)
         for name in missing:
-            train_run(name, runs / name, (train_set, val_set), normalizer, args.seconds)
+            train_run(name, runs / name, (train_set, val_set), normalizer, args.steps, args.seconds)
 
     loaded = {name: load_run(runs / name, count=3) for name in MODELS}
     written = []

@@ -24,6 +24,7 @@ import warp_phys as wp  # noqa: E402
 from warp_phys import plotting  # noqa: E402
 from warp_phys._plot_command import add_plot_command, load_run, plot_run  # noqa: E402
 from warp_phys.decoders import (  # noqa: E402
+    DampedOscillatorDecoder,
     HybridDecoder,
     SinusoidDecoder,
     SinusoidPhaseDecoder,
@@ -303,6 +304,8 @@ def test_physical_parameters_of_the_decoders():
             transforms={"w": "exp"}, init={"w": [2.0, 3.0]},
         ),
         "hybrid": HybridDecoder(2, physics="damped_oscillator", width=4, depth=1),
+        "analytic": DampedOscillatorDecoder(parametrization="direct", mode="analytic",
+                                            scale=(2.0, 3.0), shift=(0.5, -1.0)),
     }  # fmt: skip
     params = {name: dec.init_params(key) for name, dec in decoders.items()}
 
@@ -322,6 +325,10 @@ def test_physical_parameters_of_the_decoders():
     p, y = out["prior"]
     np.testing.assert_allclose(p["w"], [2.0, 3.0], rtol=1e-6)
     np.testing.assert_allclose(y, np.array([2.0, 3.0]) * np.sin(0.3), rtol=1e-6)
+    p, _ = out["analytic"]  # the initial state in physical units: x0 * scale + shift
+    assert set(p) == {"omega0", "zeta", "position0", "velocity0"}
+    np.testing.assert_allclose([p["position0"], p["velocity0"]], [0.5, -1.0])  # x0 = 0
+    np.testing.assert_allclose([p["omega0"], p["zeta"]], [10.0, 0.1], rtol=1e-6)  # raw 0
     p, _ = out["hybrid"]
     assert set(p) == {"omega0", "zeta"} and float(p["omega0"]) == float(hybrid_physics["omega0"])
     bad = HybridDecoder(2, physics="mlp", width=4, depth=1)

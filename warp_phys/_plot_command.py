@@ -200,13 +200,14 @@ def plot_run(
             f"the {kind!r} plot needs a WARP model; this run holds a {type(model).__name__}"
         )
     names = _CHANNELS.get(ds.name) if len(_CHANNELS.get(ds.name, [])) == d else None
-    tag = f"{ds.name} {ds.split} trajectory {indices[0]}"
+    who = _describe(model)
+    tag = f"{ds.name} {ds.split} trajectory {indices[0]}, {who}"
     i, y, t = indices[0], ds.y[indices[0]], ds.t
     state_context = L if forecast else None
     if kind == "reconstruction":
         return plotting.plot_forecast(
             model, ds.y, L, t=t, indices=indices, normalizer=norm, channel_names=names,
-            title=f"{type(model).__name__} on {ds.name} ({ds.split}): forecast after {L} steps",
+            title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
         )  # fmt: skip
     if kind == "weights":
         from .plotting._common import to_model_units
@@ -233,7 +234,17 @@ def plot_run(
             truth=plotting.true_physical_parameters(ds.name, params),
             title=r"Physical parameters read from $\theta_t$" + f" along {tag}",
         )  # fmt: skip
-    return plotting.plot_transition(model, channel_names=names)
+    return plotting.plot_transition(
+        model, channel_names=names,
+        title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
+    )  # fmt: skip
+
+
+def _describe(model) -> str:
+    """`"WARP (mlp root)"`, `"GRU"`, ...: the model as the figure titles name it."""
+    decoder = getattr(model, "config", {}).get("decoder")
+    name = type(model).__name__
+    return f"{name} ({decoder} root)" if isinstance(decoder, str) and name == "WARP" else name
 
 
 def default_output(run: Run, kind: str, index, fmt: str) -> Path:

@@ -50,6 +50,7 @@ def save_figure(
             with Image.open(tmp) as image:
                 image = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
             image.save(tmp, format="PNG", optimize=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is not
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
