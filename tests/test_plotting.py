@@ -454,4 +454,22 @@ def test_plot_command_regenerates_the_configured_data(runs, data, monkeypatch, t
              data=False)  # fmt: skip
     assert calls == [("msd", 2, "test", 0)] and out.stat().st_size > 1000
     run = load_run(runs / "mlp", split="val", count=5)
-    assert calls[-1] == ("msd", 5, "val", 0) and run.size == 2048  # msd: default val size
+    assert calls[-1] == ("msd", 5, "val", 0) and run.size == 64  # RunConfig's n_val
+
+
+def test_plot_command_reads_the_demo_run_folder(runs, data, tmp_path):
+    """`warp-phys demo` writes best.eqx and summary.json (no config.json)."""
+    _, norm, _ = data
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "best.eqx").write_bytes((runs / "mlp" / "best.eqx").read_bytes())
+    summary = {"system": "msd", "context": 60, "n_test": 2, "normalizer": norm.to_dict()}
+    (demo / "summary.json").write_text(json.dumps(summary))
+    run = load_run(demo, data=runs / "msd.npz")
+    assert run.context == 60 and run.size == 2 and run.normalizer is not None
+    fig = plot_run("reconstruction", run, index=[1])
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    (demo / "summary.json").write_text(json.dumps({"context": 60}))
+    with pytest.raises(ValueError, match="names no system"):
+        load_run(demo)

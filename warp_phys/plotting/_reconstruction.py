@@ -95,6 +95,7 @@ def plot_forecast(
     normalizer=None,
     channel_names: list[str] | None = None,
     baseline: bool = True,
+    convention: str = "clean",
     title: str | None = None,
     time_unit: str | None = "a.u.",
 ) -> Figure:
@@ -110,6 +111,8 @@ def plot_forecast(
     - `normalizer`: the model's normalisation (`apply` before, `invert` after); `None`
       when the model works on `ys` directly.
     - `baseline`: also draw "repeat the last observed value".
+    - `convention`: the rollout's index convention, `"clean"` or `"reference"` (see
+      `warp_phys.reconstruct`; use the one the model was trained with).
 
     **Returns:** a `Figure` (see `plot_reconstruction`); a probabilistic model gets its
     +-2 std band.
@@ -123,7 +126,8 @@ def plot_forecast(
     if isinstance(context, bool) or not 1 <= context < T:
         raise ValueError(f"context must be in [1, {T - 1}], got {context!r}")
     truth = ys[indices]
-    out = _reconstruct(model, to_model_units(truth[:, :context], normalizer), T - context)
+    context_data = to_model_units(truth[:, :context], normalizer)
+    out = _reconstruct(model, context_data, T - context, convention=convention)
     std = None
     if isinstance(out, tuple):
         out, std = out
