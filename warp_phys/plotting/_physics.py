@@ -27,7 +27,7 @@ def _reader(decoder):
     read = getattr(decoder, "physical_parameters", None)
     if not callable(read):
         raise ValueError(
-            f"a {type(decoder).__name__} has no physical parameters to plot; the 'physics' "
+            f"{type(decoder).__name__} has no physical parameters to plot; the 'physics' "
             "plot needs a physical decoder (damped_oscillator, sinusoid, sinusoid_phase, "
             "hybrid, or a prior from decoder_from_function / decoder_from_sympy)"
         )
