@@ -67,11 +67,11 @@ class AbstractSequenceModel(eqx.Module):
         consumed input is `u`. Returns the mean `(data_size,)` or `(mean, std)`."""
 
     @abc.abstractmethod
-    def __call__(self, xs: Float[Array, "T data"], mode: str = "parallel"):
+    def __call__(self, xs: Float[Array, "T data"], mode: str = "auto"):
         """Teacher-forced predictions of `xs[1:]`, shape `(T-1, data_size)` (or a
         `(mean, std)` pair), equal to a rollout in which every input is observed."""
 
-    def encode(self, context: Float[Array, "L data"], mode: str = "parallel") -> PyTree[Array]:
+    def encode(self, context: Float[Array, "L data"], mode: str = "auto") -> PyTree[Array]:
         """The state after consuming all of `context` (default: a scan of `advance`)."""
         state = self.initial_state(context[0])
 

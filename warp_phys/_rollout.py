@@ -159,7 +159,7 @@ def reconstruct(
     context: Float[Array, "*batch L data"],
     horizon: int,
     *,
-    mode: str = "parallel",
+    mode: str = "auto",
     convention: Convention = "clean",
     key: PRNGKeyArray | None = None,
 ):
@@ -170,8 +170,8 @@ def reconstruct(
     - `context`: the first L >= 1 observations, shape `(L, data_size)` (or a batch
       `(N, L, data_size)`, which is vmapped).
     - `horizon`: number of future steps (a Python int, static under `jit`).
-    - `mode`: how WARP's theta is computed over the context ("parallel" or
-      "sequential"; other models scan).
+    - `mode`: how WARP's theta is computed over the context ("auto",
+      "parallel" or "sequential"; other models scan).
     - `convention`: `"clean"` or `"reference"` indexing (see the module docstring).
     - `key`: feed back samples instead of means (probabilistic models; a batch uses
       one key per trajectory, split from it).

@@ -84,7 +84,7 @@ class _RecurrentBaseline(AbstractSequenceModel):
         raw = self.head(self._hidden(state))
         return head_output(raw, self.data_size, self.is_probabilistic, self.std_lower_bound)
 
-    def __call__(self, xs: Float[Array, "T data"], mode: str = "parallel"):
+    def __call__(self, xs: Float[Array, "T data"], mode: str = "auto"):
         """Teacher-forced predictions of `xs[1:]` (a scan; `mode` is accepted for
         interface compatibility with WARP and ignored)."""
 

@@ -190,7 +190,7 @@ class Transformer(AbstractSequenceModel):
         raw = self.head(state[2])
         return head_output(raw, self.data_size, self.is_probabilistic, self.std_lower_bound)
 
-    def __call__(self, xs: Float[Array, "T data"], mode: str = "parallel"):
+    def __call__(self, xs: Float[Array, "T data"], mode: str = "auto"):
         """Teacher-forced predictions of `xs[1:]` with one causal pass over `xs[:-1]`
         (`mode` is accepted for interface compatibility and ignored)."""
         S = xs.shape[0] - 1

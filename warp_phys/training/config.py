@@ -98,8 +98,8 @@ class RunConfig:
     )
     max_seconds: float | None = _field(None, "wall-clock training budget", "optimisation")
     seed: int = _field(0, "seed of the model, shuffler and teacher forcing", "optimisation")
-    mode: Literal["parallel", "sequential"] = _field(
-        "parallel", "WARP recurrence over observed inputs", "optimisation"
+    mode: Literal["auto", "parallel", "sequential"] = _field(
+        "auto", "WARP recurrence over observed inputs (auto: by cost)", "optimisation"
     )
 
     def __post_init__(self):

@@ -73,7 +73,7 @@ def train(
     forcing_prob: float = 0.25,
     convention: str = "clean",
     stochastic: bool = False,
-    mode: str = "parallel",
+    mode: str = "auto",
     val_data=None,
     val_context: int | None = None,
     val_protocol: str = "forecast",

@@ -38,7 +38,7 @@ def sequence_loss(
     forcing_prob: float = 0.25,
     convention: Convention = "clean",
     stochastic: bool = False,
-    mode: str = "parallel",
+    mode: str = "auto",
 ) -> Float[Array, ""]:
     """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence.
 
@@ -78,7 +78,7 @@ def predict(
     protocol: EvalProtocol = "forecast",
     context: int = 1,
     convention: Convention = "clean",
-    mode: str = "parallel",
+    mode: str = "auto",
 ):
     """Predictions under an evaluation protocol, and the first step they predict.
 
