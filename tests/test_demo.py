@@ -30,6 +30,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert np.isfinite(saved["test_mse_warp"]) and saved["test_mse_repeat_last"] > 0
     assert summary == saved
     wp.load_model(tmp_path / "run/best.eqx")
+    # the plot command reads the demo's run folder
+    out = tmp_path / "fig/weights.png"
+    assert cli.main(["plot", "weights", "--run", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert cli.main(["plot", "physics", "--run", str(tmp_path / "run")]) == 2  # MLP: no physics
 
 
 def test_weight_groups_cover_theta_in_order():

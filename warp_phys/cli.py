@@ -14,6 +14,7 @@ import sys
 import typing
 from pathlib import Path
 
+from ._plot_command import add_plot_command
 from .training.config import GROUPS, RunConfig, read_config_file
 
 
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list registered decoders, systems and models")
     lst.set_defaults(func=_cmd_list)
+
+    add_plot_command(sub)
     return parser
 
 
