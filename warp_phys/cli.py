@@ -86,10 +86,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
     run, history = train_run(
         config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
-    best = min(history["val_mse"], default=float("nan"))
+    best = (
+        f"best validation MSE {min(history['val_mse']):.4g} (normalised units)"
+        if history["val_mse"]
+        else f"no validation ran (every {config.val_every} steps)"
+    )
     print(
         f"{type(run.model).__name__} trained on {config.system}: step {history['step'][-1]} "
-        f"({history['stopped']}), best validation MSE {best:.4g} (normalised units)"
+        f"({history['stopped']}), {best}"
     )
     print(f"run folder: {run.folder}/ (config.json, best.eqx, last.eqx, metrics.jsonl)")
     print(f"next: warp-phys evaluate --run {run.folder}")
