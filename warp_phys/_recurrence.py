@@ -23,6 +23,8 @@ Per sample the parallel form costs T D (2 r + 2 T d) against the scan's 2 T D^2,
 wins once N > r + 1 + d and T d < D; both give the same states to float32 rounding.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -131,3 +133,52 @@ def preferred_mode(length: int, data_size: int, theta_size: int) -> str:
     four times cheaper than the scan's per-sample product (4 T d <= D_theta), leaving
     room to amortise the per-batch precompute; `"sequential"` otherwise."""
     return "parallel" if 4 * length * data_size <= theta_size else "sequential"
+
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def matrix_powers_and_next(
+    A: Float[Array, "D D"], M: Float[Array, "D m"], n: int
+) -> tuple[Float[Array, "n D m"], Float[Array, "D m"]]:
+    """`(matrix_powers_times(A, M, n), A^n M)`: the powers [M, A M, ..., A^{n-1} M] of
+    shape `(n, D, m)` and the next one, to continue in another call, with a hand-written
+    VJP whose gradient w.r.t. A is ONE large GEMM.
+
+    Autodiff of the power scan adds Lambda_k P_{k-1}^T (a rank-m update of a D x D
+    matrix) at every step, reading and writing the whole D x D accumulator n times. Here
+    the backward scan only runs the adjoint recurrence Lambda_k = G_k + A^T Lambda_{k+1}
+    (one (D, D) x (D, m) product per step), and dA = sum_k Lambda_k P_{k-1}^T is one
+    (D, n m) x (n m, D) product at the end. Cost: 2 n D^2 m FLOPs forward, twice that
+    backward; memory n D m for the powers and as much for the adjoints.
+    """
+    return _powers_and_next(A, M, n)
+
+
+def _powers_and_next(A, M, n):
+    def step(P, _):
+        return A @ P, P
+
+    last, powers = jax.lax.scan(step, M, None, length=n)
+    return powers, last
+
+
+def _powers_fwd(A, M, n):
+    powers, last = _powers_and_next(A, M, n)
+    return (powers, last), (A, powers)
+
+
+def _powers_bwd(n, residuals, cotangents):
+    A, powers = residuals
+    G, G_last = cotangents
+    A_T = A.T
+
+    def step(adjoint, G_k):  # Lambda_{k+1} -> Lambda_k = G_k + A^T Lambda_{k+1}
+        return G_k + A_T @ adjoint, adjoint
+
+    # outputs Lambda_1 .. Lambda_n (Lambda_n = G_last); the final carry is Lambda_0 = dM
+    dM, lambdas = jax.lax.scan(step, G_last, G, reverse=True)
+    dA = jnp.einsum("kim,kjm->ij", lambdas, powers)  # sum_k Lambda_{k+1} P_k^T
+    return dA, dM
+
+
+matrix_powers_and_next.defvjp(_powers_fwd, _powers_bwd)
