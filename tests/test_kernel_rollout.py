@@ -274,3 +274,25 @@ def test_paper_speed_benchmark_smoke(tmp_path):
         assert isinstance(row["batch"], int)
         assert row["step_s"] > 0 and row["peak_rss_gb"] > 0
         assert np.isfinite(row["final_loss"])
+
+
+def test_training_loss_dispatches_to_the_kernel(model, batch):
+    from warp_phys.training.protocol import batch_loss
+
+    key = jax.random.PRNGKey(6)
+
+    @eqx.filter_jit
+    def losses(model):
+        return [
+            eqx.filter_value_and_grad(batch_loss)(
+                model, batch, batch, key, convention=convention, ar_algorithm=algorithm
+            )
+            for convention in ("clean", "reference")
+            for algorithm in ("scan", "kernel")
+        ]
+
+    clean_scan, clean_kernel, ref_scan, ref_kernel = losses(model)
+    assert_trees_close(clean_kernel, clean_scan, 1e-4)
+    assert_trees_close(ref_kernel, ref_scan, 1e-4)
+    with pytest.raises(ValueError, match="ar_algorithm"):
+        wp.train(model, np.asarray(batch), steps=1, ar_algorithm="fast", key=key, progress=False)

@@ -101,6 +101,9 @@ class RunConfig:
     mode: Literal["auto", "parallel", "sequential"] = _field(
         "auto", "WARP recurrence over observed inputs (auto: by cost)", "optimisation"
     )
+    ar_algorithm: Literal["auto", "kernel", "scan"] = _field(
+        "auto", "WARP autoregressive rollout in training (auto: by cost)", "optimisation"
+    )
 
     def __post_init__(self):
         if self.decoder_options is None:

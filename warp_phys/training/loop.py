@@ -16,6 +16,7 @@ import optax
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
+from .._kernel_rollout import AR_ALGORITHMS
 from .._rollout import CONVENTIONS
 from .checkpoint import load_model, load_train_state, save_model
 from .data import as_pairs
@@ -74,6 +75,7 @@ def train(
     convention: str = "clean",
     stochastic: bool = False,
     mode: str = "auto",
+    ar_algorithm: str = "auto",
     val_data=None,
     val_context: int | None = None,
     val_protocol: str = "forecast",
@@ -97,8 +99,8 @@ def train(
       drawn without replacement from a permutation per epoch seeded by `key`.
     - `learning_rate`, `optimizer`, `transition_lr`, `weight_decay`, `clip`,
       `clip_value`, `schedule`: see `make_optimizer`.
-    - `objective`, `forcing_prob`, `convention`, `stochastic`, `mode`: see
-      `sequence_loss`. The loss is the MSE, or the Gaussian NLL for probabilistic models.
+    - `objective`, `forcing_prob`, `convention`, `stochastic`, `mode`, `ar_algorithm`:
+      see `sequence_loss`. The loss is the MSE, or the Gaussian NLL for probabilistic models.
     - `val_data`, `val_context`, `val_protocol`, `val_every`: validation every
       `val_every` steps (and when the time budget ends) under `predict`'s protocol
       (context default T // 4); the best model is kept and returned (the last one if no
@@ -130,6 +132,7 @@ def train(
         )
     _check("objective", objective, OBJECTIVES)
     _check("convention", convention, CONVENTIONS)
+    _check("ar_algorithm", ar_algorithm, AR_ALGORITHMS)
     _check("val_protocol", val_protocol, EVAL_PROTOCOLS)
     if stochastic and not model.probabilistic:
         raise ValueError("stochastic training needs a probabilistic model (Gaussian NLL)")
@@ -166,6 +169,7 @@ def train(
         convention=convention,
         stochastic=bool(stochastic),
         mode=mode,
+        ar_algorithm=ar_algorithm,
     )
     opt, train_step = _compiled_step(tuple(opt_options.items()), tuple(loss_options.items()))
     opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._interface import mean_of
+from .._kernel_rollout import ArAlgorithm, ar_rollout
 from .._rollout import Convention, reconstruct, reference_context, rollout, teacher_forcing_mask
 from .losses import gaussian_nll, mse, prediction_loss
 
@@ -39,8 +40,14 @@ def sequence_loss(
     convention: Convention = "clean",
     stochastic: bool = False,
     mode: str = "auto",
+    ar_algorithm: ArAlgorithm = "auto",
+    batch_size: int = 1,
 ) -> Float[Array, ""]:
     """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence.
+
+    `ar_algorithm` picks how a WARP rollout forms its states (`"scan"`, `"kernel"`, or
+    `"auto"`: the cheaper for `batch_size` sequences sharing the model, see
+    `warp_phys._kernel_rollout`); both give the same loss to float32 rounding.
 
     The clean convention scores the predictions of `targets[1:]`; the reference one
     scores out_t against `targets[t]` for every t. `key` is split into the
@@ -59,13 +66,17 @@ def sequence_loss(
     if convention == "clean" and objective == "teacher_forced":
         prediction = model(inputs, mode)
     else:
-        prediction = rollout(model, inputs, observed, convention=convention, noise_key=noise)
+        prediction = ar_rollout(
+            model, inputs, observed, ar_algorithm=ar_algorithm, batch_size=batch_size,
+            convention=convention, noise_key=noise,
+        )  # fmt: skip
     start = 1 if convention == "clean" else 0
     return prediction_loss(prediction, targets[start:])
 
 
 def batch_loss(model, inputs, targets, key, **options) -> Float[Array, ""]:
     """Mean of `sequence_loss` over a batch `(N, T, data_size)`."""
+    options.setdefault("batch_size", inputs.shape[0])
     keys = jax.random.split(key, inputs.shape[0])
     loss = jax.vmap(lambda x, y, k: sequence_loss(model, x, y, k, **options))
     return jnp.mean(loss(inputs, targets, keys))

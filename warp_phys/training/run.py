@@ -185,6 +185,7 @@ def train_run(
         convention=config.convention,
         stochastic=config.stochastic,
         mode=config.mode,
+        ar_algorithm=config.ar_algorithm,
         val_data=(normalizer.apply(val_inputs), normalizer.apply(val_targets)),
         val_context=config.context,
         val_protocol=run.eval_protocol,
