@@ -21,7 +21,7 @@ from .._rollout import CONVENTIONS
 from .checkpoint import load_model, load_train_state, save_model
 from .data import as_pairs
 from .metrics_log import MetricsLog
-from .optim import build_optimizer, make_optimizer
+from .optim import build_optimizer, default_transition_lr, make_optimizer
 from .protocol import EVAL_PROTOCOLS, OBJECTIVES, batch_loss, protocol_mse
 
 
@@ -147,11 +147,9 @@ def train(
             raise ValueError(f"validation data must have {model.data_size} channels")
         val_context = val_context or max(1, val[0].shape[1] // 4)
 
-    if transition_lr is None and isinstance(getattr(model, "A", None), jax.Array):
-        transition_lr = learning_rate / model.A.shape[0]  # see make_optimizer
     opt_options = dict(
         learning_rate=learning_rate,
-        transition_lr=transition_lr,
+        transition_lr=default_transition_lr(model, learning_rate, transition_lr),
         optimizer=optimizer,
         weight_decay=weight_decay,
         clip=clip,

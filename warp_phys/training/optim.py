@@ -17,6 +17,16 @@ def _choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
+def default_transition_lr(
+    model: eqx.Module, learning_rate: float, transition_lr: float | None = None
+) -> float | None:
+    """A's step size: `transition_lr` when given, else `learning_rate / D_theta` for a
+    model with an array `A` (WARP), else None (no separate group to size)."""
+    if transition_lr is None and isinstance(getattr(model, "A", None), jax.Array):
+        return learning_rate / model.A.shape[0]
+    return transition_lr
+
+
 def make_optimizer(
     model: eqx.Module,
     learning_rate: float = 1e-3,
@@ -64,11 +74,9 @@ def make_optimizer(
         )
     if schedule == "cosine" and not steps:
         raise ValueError("the cosine schedule needs the number of training steps")
-    if transition_lr is None and isinstance(getattr(model, "A", None), jax.Array):
-        transition_lr = learning_rate / model.A.shape[0]
     return build_optimizer(
         learning_rate,
-        transition_lr=transition_lr,
+        transition_lr=default_transition_lr(model, learning_rate, transition_lr),
         optimizer=optimizer,
         weight_decay=weight_decay,
         clip=clip,
