@@ -6,6 +6,10 @@ data = systems.generate("msd", 1024, split="train", seed=0)   # Dataset
 data.t, data.y, data.params, data.y0                          # (T,), (N, T, D), {k: (N,)}, (N, D)
 ```
 
+Your own trajectories: `systems.load("data.csv")` reads `.npz`, `.npy`, `.csv` (long
+table `trajectory, time, <channels>` or one file per trajectory) into the same
+`Dataset`; `from_arrays` validates arrays in memory.
+
 Built-ins: `msd`, `msd_zero`, `lotka_volterra`, `lotka_volterra_repeat`, `sine`,
 `lorenz63`, `pendulum`. Add your own with `from_vector_field` + `register_system`, or
 by subclassing `AbstractSystem`.
@@ -17,8 +21,14 @@ from ._base import AbstractSystem as AbstractSystem
 from ._cache import cache_path as cache_path
 from ._cache import generate_cached as generate_cached
 from ._dataset import Dataset as Dataset
-from ._dataset import load as load
 from ._dataset import save as save
+from ._files import FORMATS as FORMATS
+from ._files import carve_validation as carve_validation
+from ._files import from_arrays as from_arrays
+from ._files import load as load
+from ._files import save_csv as save_csv
+from ._files import subset as subset
+from ._files import trajectory_times as trajectory_times
 from ._function import FunctionSystem as FunctionSystem
 from ._function import from_vector_field as from_vector_field
 from ._generate import generate as generate

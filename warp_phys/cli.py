@@ -2,13 +2,14 @@
 library functions it calls.
 
     warp-phys train --system msd --model warp --decoder damped_oscillator --out runs/NAME
-    warp-phys reconstruct --run runs/NAME --context 100 [--input FILE.npz|.csv]
+    warp-phys train --data FILE.csv [--val-data FILE.csv] --out runs/NAME
+    warp-phys reconstruct --run runs/NAME --context 100 [--input FILE.npz|.npy|.csv]
     warp-phys evaluate --run runs/NAME [--split test|ood]
+    warp-phys data --from FILE.csv --out FILE.npz
 """
 
 import argparse
 import dataclasses
-import io
 import json
 import sys
 import typing
@@ -75,7 +76,13 @@ def _resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.config:
         values.update(read_config_file(args.config))
     names = {f.name for f in dataclasses.fields(RunConfig)}
-    values.update({k: v for k, v in vars(args).items() if k in names})
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    if "data" in flags and "system" not in flags:  # a flag's source replaces the file's
+        values.pop("system", None)
+    if "system" in flags and "data" not in flags:
+        values.pop("data", None)
+        values.pop("val_data", None)
+    values.update(flags)
     return RunConfig.from_dict(values, source=args.config or "options")
 
 
@@ -92,7 +99,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         else f"no validation ran (every {config.val_every} steps)"
     )
     print(
-        f"{type(run.model).__name__} trained on {config.system}: step {history['step'][-1]} "
+        f"{type(run.model).__name__} trained on {run.config.data or run.config.system}: "
+        f"step {history['step'][-1]} "
         f"({history['stopped']}), {best}"
     )
     print(f"run folder: {run.folder}/ (config.json, best.eqx, last.eqx, metrics.jsonl)")
@@ -100,23 +108,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from .training.checkpoint import atomic_write_bytes
-    from .training.evaluation import read_trajectories, reconstruct_run
+    from .training.evaluation import read_input, reconstruct_run, write_reconstruction
     from .training.run import load_dataset, load_run
 
     run = load_run(args.run, args.checkpoint)
     context = args.context or run.config.context
+    dataset = None
     if args.input:
-        y, source = read_trajectories(args.input), args.input
+        dataset, y = read_input(run, args.input)
+        source, path = args.input, Path(args.input)
+        suffix = "" if path.is_dir() else path.suffix.lower()
     else:
-        y, source = load_dataset(run.config, args.split, args.n).y, f"{args.split} split"
+        y, source, suffix = load_dataset(run.config, args.split, args.n).y, args.split, ".npz"
     result = reconstruct_run(run, y, context=context, horizon=args.horizon)
-    out = args.out or f"{run.folder}/reconstruction.npz"
-    buffer = io.BytesIO()
-    np.savez(buffer, **result)
-    atomic_write_bytes(out, buffer.getvalue())
+    out = args.out or f"{run.folder}/reconstruction{suffix}"
+    out = write_reconstruction(
+        result, out, dataset=dataset, channels=run.channels, input_path=args.input
+    )
     n, horizon = result["prediction"].shape[:2]
     line = f"reconstructed {n} trajectories of {source}: context {context}, horizon {horizon}"
     if "mse" in result:
@@ -163,8 +171,29 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
+    import numpy as np
+
     import systems
 
+    if args.source:
+        if not args.out or Path(args.out).suffix.lower() != ".npz":
+            raise ValueError("data --from FILE needs --out FILE.npz (the converted data set)")
+        if Path(args.out).resolve() == Path(args.source).resolve():
+            raise ValueError(f"refusing to overwrite the input {args.source}; choose another --out")
+        if args.system is not None:
+            raise ValueError("give either --system or --from, not both")
+        dataset = systems.load(args.source)
+        path = systems.save(dataset, args.out)
+        n, T, d = dataset.y.shape
+        dt = np.diff(systems.trajectory_times(dataset), axis=1)
+        print(
+            f"{args.source}: {n} trajectories x {T} steps x {d} channels "
+            f"({', '.join(dataset.config.get('channels', []))}) -> {path}"
+        )
+        if dt.size and not np.allclose(dt, dt.flat[0], rtol=1e-3, atol=0):
+            print(f"note: time steps vary ({dt.min():g} to {dt.max():g}); WARP assumes equal steps")
+        return
+    args.system = args.system or "msd"
     options = dict(split=args.split, seed=args.seed)
     if args.out:
         dataset = systems.generate(args.system, args.n, **options)
@@ -218,11 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("reconstruct", help="forecast trajectories from a context; writes .npz")
     _run_options(rec)
-    rec.add_argument("--input", help=".npz (array y) or .csv (rows = time steps) in raw units")
+    rec.add_argument(
+        "--input",
+        help="trajectories in raw units: .npz, .npy, .csv or a folder of .csv (README "
+        "'Your own data'); the output has the same format",
+    )
     rec.add_argument("--split", default="test", choices=["train", "val", "test", "ood"],
                      help="generated split when no --input is given (default: test)")  # fmt: skip
     rec.add_argument("--horizon", type=int, default=None, help="steps to forecast")
-    rec.add_argument("--out", help="output .npz (default: RUN/reconstruction.npz)")
+    rec.add_argument("--out", help="output .npz, .npy, .csv or folder (default: "
+                     "RUN/reconstruction with the input's suffix; never the input)")  # fmt: skip
     rec.set_defaults(func=_cmd_reconstruct)
 
     ev = sub.add_parser("evaluate", help="the paper's metrics on a split, as a table and JSON")
@@ -238,8 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
-    data = sub.add_parser("data", help="generate a data set of a registered system as .npz")
-    data.add_argument("--system", default="msd", help="registered system name (default: msd)")
+    data = sub.add_parser(
+        "data", help="generate a system's data set, or validate and convert your file, as .npz"
+    )
+    data.add_argument("--system", default=None, help="registered system name (default: msd)")
+    data.add_argument("--from", dest="source", default=None, metavar="FILE",
+                      help="convert this .csv/.npy/.npz file or folder of .csv (validated) "
+                      "to a data set --out FILE.npz")  # fmt: skip
     data.add_argument("--split", default="train", choices=["train", "val", "test", "ood"])
     data.add_argument("--n", type=int, default=None, help="trajectories (default: the system's)")
     data.add_argument("--seed", type=int, default=0)

@@ -20,10 +20,24 @@ class RunConfig:
     """Every option of `warp-phys train`; see `warp-phys train --help` for each one."""
 
     # data
-    system: str = _field("msd", "registered system (see `warp-phys list`)", "data")
-    n_train: int = _field(512, "training trajectories", "data")
-    n_val: int = _field(64, "validation trajectories (model selection)", "data")
-    n_test: int = _field(128, "test trajectories (evaluate's default split)", "data")
+    system: str | None = _field(
+        None, "registered system (see `warp-phys list`; default: msd unless --data)", "data"
+    )
+    data: str | None = _field(
+        None,
+        "train on this trajectory file instead of a system (.npz, .npy, .csv or a folder "
+        "of .csv; see README 'Your own data')",
+        "data",
+    )
+    val_data: str | None = _field(
+        None, "validation file for --data (default: carved out of --data)", "data"
+    )
+    val_fraction: float = _field(
+        0.2, "share of --data trajectories held out for validation (seeded by data_seed)", "data"
+    )
+    n_train: int = _field(512, "training trajectories of --system", "data")
+    n_val: int = _field(64, "validation trajectories of --system (model selection)", "data")
+    n_test: int = _field(128, "test trajectories of --system (evaluate's default)", "data")
     data_seed: int | None = _field(None, "seed of the data sets (default: --seed)", "data")
     normalize: bool = _field(
         True,
@@ -114,6 +128,20 @@ class RunConfig:
             _check_value(f, value)
             if float in typing.get_args(hints[f.name]) + (hints[f.name],) and value is not None:
                 object.__setattr__(self, f.name, float(value))
+        if self.data is not None and self.system is not None:
+            raise ValueError(
+                f"give either a system ({self.system!r}) or a data file ({self.data!r}), not both"
+            )
+        if self.val_data is not None and self.data is None:
+            raise ValueError("option val_data needs a training file (option data)")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"option val_fraction must be in (0, 1), got {self.val_fraction}")
+
+    @property
+    def system_name(self) -> str:
+        """The system to generate: `system`, or `msd` when neither a system nor a file
+        is given."""
+        return self.system or "msd"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

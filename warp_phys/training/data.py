@@ -1,5 +1,7 @@
 """Turning user data into validated `(N, T, data_size)` float32 arrays."""
 
+import dataclasses
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -92,3 +94,63 @@ def as_pairs(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
             f"{name}: inputs {inputs.shape} and targets {targets.shape} must have the same shape"
         )
     return inputs, targets
+
+
+IN_MEMORY = "<in memory>"  # `RunConfig.data` of a run trained on arrays given in Python
+
+
+def _unnamed(channels) -> bool:
+    return channels is None or list(channels) == [f"x{i}" for i in range(len(channels))]
+
+
+def match_channels(dataset, channels: list[str] | None, data_size: int, what: str):
+    """`dataset.y` `(N, T, data_size)` with its channels in the order of `channels` (the
+    run's names). Unnamed channels (`x0, x1, ...`) are matched by position only.
+
+    Raises `ValueError` when the channel count or the names do not match."""
+    y = dataset.y
+    own = dataset.config.get("channels") if isinstance(dataset.config, dict) else None
+    if y.shape[-1] != data_size:
+        raise ValueError(
+            f"{what} has {y.shape[-1]} channel(s) ({', '.join(own or [])}), the run expects "
+            f"{data_size}{'' if _unnamed(channels) else ' (' + ', '.join(channels) + ')'}; "
+            f"trajectories must have shape (N, T, {data_size})"
+        )
+    if _unnamed(own) or _unnamed(channels) or list(own) == list(channels):
+        return y
+    if sorted(own) != sorted(channels):
+        raise ValueError(
+            f"{what} has channels {', '.join(own)}, the run was trained on {', '.join(channels)}"
+        )
+    return y[..., [own.index(c) for c in channels]]
+
+
+def data_splits(config, data=None, val_data=None):
+    """The training and validation `systems.Dataset`s of a run on user data.
+
+    **Arguments:** `config` a `RunConfig` with `data` (a file; `val_data` optional) or,
+    when `data` is given here, arrays `(N, T, D)` / `Dataset`s in memory. Without a
+    validation set, `config.val_fraction` of the trajectories are carved out with a
+    permutation seeded by `config.data_seed` (default `config.seed`).
+
+    **Returns:** `(train, val)`.
+    """
+    import systems
+
+    def as_dataset(value, name):
+        if isinstance(value, systems.Dataset):
+            return value
+        return systems.from_arrays(value, name=name, source=f"{name} (in memory)")
+
+    if data is not None:
+        train = as_dataset(data, "data")
+        val = None if val_data is None else as_dataset(val_data, "val_data")
+    else:
+        train = systems.load(config.data)
+        val = None if config.val_data is None else systems.load(config.val_data)
+    if val is None:
+        seed = config.seed if config.data_seed is None else config.data_seed
+        return systems.carve_validation(train, config.val_fraction, seed)
+    names = train.config.get("channels")
+    val_y = match_channels(val, names, train.y.shape[-1], "the validation data")
+    return train, dataclasses.replace(val, y=val_y, config={**val.config, "channels": names})

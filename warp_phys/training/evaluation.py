@@ -1,5 +1,6 @@
 """Evaluating and reconstructing with a trained run, in raw units."""
 
+import io
 from pathlib import Path
 
 import equinox as eqx
@@ -8,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._rollout import reconstruct
-from .data import as_pairs, check_finite
+from .checkpoint import atomic_write_bytes
+from .data import as_pairs, check_finite, match_channels
 from .losses import mse
 from .protocol import predict, prediction_metrics
 from .run import Run, load_dataset
@@ -114,8 +116,13 @@ def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None
             f"trajectories must have shape (N, T, {run.model.data_size}) or "
             f"(T, {run.model.data_size}), got {np.shape(trajectories)}"
         )
-    if not isinstance(context, int) or not 1 <= context <= y.shape[1]:
-        raise ValueError(f"context must be in [1, {y.shape[1]}] (the given steps), got {context}")
+    if not isinstance(context, int) or context < 1:
+        raise ValueError(f"context must be a positive number of steps, got {context!r}")
+    if context > y.shape[1]:
+        raise ValueError(
+            f"too few steps for the context: the trajectories have {y.shape[1]} steps, "
+            f"fewer than the context {context}"
+        )
     y = check_finite(y, "trajectories")
     available = y.shape[1] - context
     if horizon is None:
@@ -143,37 +150,74 @@ def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None
     return result
 
 
-def read_trajectories(path) -> np.ndarray:
-    """Trajectories from a file: `.npz` (array `y`, or its only array; `(N, T, d)` or
-    `(T, d)`) or `.csv` (one row per time step, one column per channel, an optional
-    header line). Returns float32 `(N, T, d)`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no input file at {path}")
-    suffix = path.suffix.lower()
+def read_input(run: Run, path):
+    """Trajectories of a file (`systems.load`: `.npz`, `.npy`, `.csv`, a folder of `.csv`)
+    checked against the run: `(dataset, y)` with `y` `(N, T, d)` in the run's channel
+    order (names matched where both the file and the run have them)."""
+    import systems
+
+    dataset = systems.load(path)
+    return dataset, match_channels(dataset, run.channels, run.model.data_size, str(path))
+
+
+def _predicted_times(dataset, steps: np.ndarray) -> np.ndarray:
+    """`(N, H)` times of the predicted steps: the input's, continued past its end with
+    its last time step."""
+    import systems
+
+    t = np.asarray(systems.trajectory_times(dataset), np.float64)
+    T = t.shape[1]
+    dt = t[:, -1:] - t[:, -2:-1] if T > 1 else np.ones((len(t), 1))
+    inside = t[:, np.minimum(steps, T - 1)]
+    return np.where(steps < T, inside, t[:, -1:] + (steps - (T - 1)) * dt)
+
+
+def write_reconstruction(result: dict, out, *, dataset=None, channels=None, input_path=None):
+    """Write `reconstruct_run`'s `result` to `out` in the format of its suffix: `.npz`
+    (every array of `result`, plus `t` and `channels` with a `dataset`), `.npy` (the
+    prediction `(N, H, d)`), `.csv` (the input's layout: `trajectory` column for several
+    trajectories, its time column carried over (or `step`), the channels and, for
+    probabilistic models, `<channel>_std`), or no suffix for a folder input: one CSV per
+    trajectory. Refuses to overwrite `input_path`.
+
+    **Returns:** the path written."""
+    import systems
+
+    out = Path(out)
+    if input_path is not None and out.resolve() == Path(input_path).resolve():
+        raise ValueError(f"refusing to overwrite the input {input_path}; choose another --out")
+    pred = result["prediction"]
+    meta = dataset.config if dataset is not None else {}
+    names = list(channels or meta.get("channels") or [f"x{i}" for i in range(pred.shape[-1])])
+    times = None if dataset is None else _predicted_times(dataset, result["steps"])
+    suffix = out.suffix.lower()
     if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                names = [k for k in f.files if k != "metadata"]
-                key = "y" if "y" in names else (names[0] if len(names) == 1 else None)
-                if key is None:
-                    raise ValueError(f"{path}: expected an array named 'y' (found {names})")
-                y = f[key]
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: cannot read: {err}") from None
-    elif suffix == ".csv":
-        try:
-            y = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError:
-            try:
-                y = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-            except ValueError as err:
-                raise ValueError(f"{path}: not a numeric CSV: {err}") from None
-    else:
-        raise ValueError(f"{path}: input files must be .npz or .csv")
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 2:
-        y = y[None]
-    if y.ndim != 3:
-        raise ValueError(f"{path}: data must be (T, d) or (N, T, d), got shape {y.shape}")
-    return y
+        extra = {} if times is None else {"t": times, "channels": np.array(names)}
+        buffer = io.BytesIO()
+        np.savez(buffer, **result, **extra)
+        return atomic_write_bytes(out, buffer.getvalue())
+    if suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, pred)
+        return atomic_write_bytes(out, buffer.getvalue())
+    values, columns = pred, names
+    if "std" in result:
+        values = np.concatenate([pred, result["std"]], axis=-1)
+        columns = names + [f"{c}_std" for c in names]
+    time_column = meta.get("time_column") or "step"
+    if times is None or meta.get("time_column") is None:
+        times = np.broadcast_to(result["steps"], pred.shape[:2])
+    ids = meta.get("ids") or [str(i) for i in range(len(pred))]
+    common = dict(channels=columns, time_column=time_column)
+    if suffix == ".csv":
+        long = len(pred) > 1 or meta.get("format") == "csv-long"
+        return systems.save_csv(out, values, times=times, ids=ids, long=long, **common)
+    if suffix or meta.get("format") != "csv-folder":
+        raise ValueError(f"--out must end in .npz, .npy or .csv (or name a folder), got {out}")
+    inside = (out.resolve(), *out.resolve().parents)
+    if input_path is not None and Path(input_path).resolve() in inside:
+        raise ValueError(f"refusing to write into the input folder {input_path}")
+    for i, name in enumerate(ids):
+        systems.save_csv(out / f"{name.replace('/', '_')}.csv", values[i : i + 1],
+                         times=times[i : i + 1], long=False, **common)  # fmt: skip
+    return out

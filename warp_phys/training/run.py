@@ -21,7 +21,7 @@ from ..baselines import BASELINES, count_parameters, hidden_size_for
 from ..decoders import get_decoder
 from .checkpoint import atomic_write_bytes, load_model
 from .config import RunConfig
-from .data import Normalizer, as_pairs
+from .data import IN_MEMORY, Normalizer, as_pairs, data_splits
 from .loop import train
 
 
@@ -33,6 +33,7 @@ class Run:
     config: RunConfig
     model: AbstractSequenceModel
     normalizer: Normalizer
+    channels: list[str] | None = None  # channel names of user data (`data.json`)
 
     @property
     def eval_protocol(self) -> str:
@@ -42,13 +43,25 @@ class Run:
 
 def load_dataset(config: RunConfig, split: str, n: int | None = None):
     """The `systems.Dataset` of the configured system for `split` (`n` trajectories,
-    default the config's count for that split)."""
+    default the config's count for that split). For a run on a data file, `train` and
+    `val` are its training and validation parts (the first `n` of them if `n` is given);
+    such runs have no `test` or `ood` split."""
     import systems
 
+    if config.data is not None:
+        if config.data == IN_MEMORY:
+            raise ValueError("this run was trained on arrays in memory; pass the data explicitly")
+        if split not in ("train", "val"):
+            raise ValueError(
+                f"a run trained on {config.data} has no {split!r} split (only train and val); "
+                "use `warp-phys reconstruct --input FILE` for new trajectories"
+            )
+        chosen = dict(zip(("train", "val"), data_splits(config), strict=True))[split]
+        return chosen if n is None else systems.subset(chosen, np.arange(min(n, len(chosen))))
     counts = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
     n = n or counts.get(split, config.n_test)
     seed = config.seed if config.data_seed is None else config.data_seed
-    return systems.generate(config.system, n, split=split, seed=seed)
+    return systems.generate(config.system_name, n, split=split, seed=seed)
 
 
 def _warp(config: RunConfig, data_size: int, seq_len: int, key, normalizer=None) -> WARP:
@@ -121,13 +134,19 @@ def train_run(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    data=None,
+    val_data=None,
 ) -> tuple[Run, dict]:
-    """Generate the configured data, train the configured model and write the run folder.
+    """Generate (or read) the configured data, train the configured model and write the
+    run folder.
 
     **Arguments:**
 
-    - `config`: a `RunConfig`.
+    - `config`: a `RunConfig` (a `system`, or a `data` file with optional `val_data`).
     - `out`: the run folder.
+    - `data`, `val_data`: train on these instead, `(N, T, D)` arrays or `systems.Dataset`s
+      in raw units; the validation part is carved out as for a file when `val_data` is
+      not given, so the result equals a run on the same arrays written to a file.
     - `resume`: continue the run in `out` from its `last.eqx` (same config except
       `steps`, `max_seconds`, `patience`).
     - `overwrite`: replace an existing run in `out`.
@@ -139,18 +158,24 @@ def train_run(
         raise ValueError(
             f"{out} already holds a run; pass resume to continue it or overwrite to replace it"
         )
+    config = _resolve_source(config, data is not None)
     if resume:
         if not (out / "last.eqx").is_file():
             raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
         _check_resumable(load_run(out, "last").config, config, out)
-    train_set = load_dataset(config, "train")
-    val_set = load_dataset(config, "val")
+    if config.data is None:
+        train_set, val_set = load_dataset(config, "train"), load_dataset(config, "val")
+    else:
+        train_set, val_set = data_splits(config, data, val_data)
     inputs, targets = as_pairs(train_set, "training data")
     T, d = targets.shape[1:]
-    if not 1 <= config.context < T:
-        raise ValueError(
-            f"context must be in [1, {T - 1}] for {config.system}, got {config.context}"
-        )
+    source = config.data or config.system
+    for name, steps in (("training", T), ("validation", val_set.y.shape[1])):
+        if not 1 <= config.context < steps:
+            raise ValueError(
+                f"too few steps for the context: the {name} data ({source}) have {steps} "
+                f"steps, context {config.context} needs at least {config.context + 1}"
+            )
     # the resolved config: "auto" protocol (full for input/target tasks) and data seed
     protocol = config.eval_protocol
     if protocol == "auto":
@@ -165,8 +190,10 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", config.to_dict())
     _write_json(out / "normalizer.json", normalizer.to_dict())
+    if config.data is not None:
+        _write_json(out / "data.json", _data_record(config, train_set, val_set))
     val_inputs, val_targets = as_pairs(val_set, "validation data")
-    run = Run(out, config, model, normalizer)
+    run = Run(out, config, model, normalizer, train_set.config.get("channels"))
     start = time.perf_counter()
     model, history = train(
         model,
@@ -212,6 +239,28 @@ def train_run(
     return run, history
 
 
+def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
+    """The data source as stored in the run: `msd` by default, absolute file paths (so
+    the run folder works from any directory), or `IN_MEMORY`."""
+    if in_memory:
+        return config.replace(system=None, data=IN_MEMORY, val_data=None)
+    if config.data is None:
+        return config.replace(system=config.system_name)
+    paths = {k: getattr(config, k) for k in ("data", "val_data")}
+    return config.replace(**{k: v and str(Path(v).resolve()) for k, v in paths.items()})
+
+
+def _data_record(config: RunConfig, train, val) -> dict:
+    """`data.json`: where the run's data came from, channel names and split sizes."""
+    meta = train.config
+    return {
+        "source": config.data, "val_source": config.val_data, "format": meta.get("format"),
+        "channels": meta.get("channels"), "time_column": meta.get("time_column"),
+        "n_train": len(train), "n_val": len(val), "steps": int(train.y.shape[1]),
+        "val_ids": val.config.get("ids") if config.val_data is None else None,
+    }  # fmt: skip
+
+
 RESUMABLE = ("steps", "max_seconds", "patience")
 MODEL_CLASSES = {"warp": "WARP", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer"}
 
@@ -252,4 +301,10 @@ def load_run(folder, checkpoint: str = "best") -> Run:
             f"{folder}: {checkpoint}.eqx holds a {type(model).__name__} but config.json "
             f"describes a {config.model} model"
         )
-    return Run(folder, config, model, Normalizer.from_dict(stats))
+    channels = None
+    if (folder / "data.json").is_file():
+        try:
+            channels = json.loads((folder / "data.json").read_text()).get("channels")
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{folder}: corrupt run file data.json: {err}") from None
+    return Run(folder, config, model, Normalizer.from_dict(stats), channels)
