@@ -1,0 +1,131 @@
+"""benchmarks/anchors.py: SINDy and per-trajectory ODE-fit anchors against WARP.
+
+Fast tests check the pieces against independent references (PySINDy's own feature
+order, a known linear system, hand-made rows); the end-to-end smoke runs of the
+benchmark compile an ODE fit and train two WARP models, which takes minutes on a
+shared CPU, so the full one is marked slow.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import _anchors_report as report
+from benchmarks import _fits
+
+
+def test_bounded_clips_and_flags_failures():
+    forecast = np.array([[[1.0, 2.0]], [[np.nan, 0.0]], [[50.0, -np.inf]]])
+    clipped, failed = _fits.bounded(forecast, np.array([10.0, 20.0]))
+    assert failed.tolist() == [False, True, True]
+    np.testing.assert_array_equal(clipped[0], [[1.0, 2.0]])
+    assert np.all(np.abs(clipped) <= [10.0, 20.0]) and np.all(np.isfinite(clipped))
+    np.testing.assert_array_equal(clipped[2], [[10.0, -20.0]])
+
+
+def test_polynomial_powers_follow_pysindy():
+    ps = pytest.importorskip("pysindy")
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    for n_vars in (1, 2, 3):
+        library = ps.PolynomialLibrary(degree=3).fit(x[:, :n_vars])
+        np.testing.assert_array_equal(_fits.polynomial_powers(n_vars, 3), library.powers_)
+
+
+def test_sindy_forecast_recovers_a_linear_oscillator():
+    pytest.importorskip("pysindy")
+    t = np.linspace(0.0, 1.0, 256)
+    omega, decay = 12.0, 0.5  # x' = v, v' = -omega^2 x - 2 decay v, solved in closed form
+    w = np.sqrt(omega**2 - decay**2)
+    x = np.exp(-decay * t) * np.cos(w * t)
+    v = np.exp(-decay * t) * (-decay * np.cos(w * t) - w * np.sin(w * t))
+    y = np.stack([x, v], -1)[None].astype(np.float32)
+    forecast, fit_s, sim_s = _fits.sindy_forecast(y[:, :100], t, 156, 0.1, "finite_difference")
+    assert forecast.shape == (1, 156, 2) and fit_s > 0 and sim_s > 0
+    assert np.mean((forecast - y[:, 100:]) ** 2) < 1e-2 * np.mean(y[:, 100:] ** 2)
+
+
+def _rows():
+    rows = []
+    mse = {"sindy": 5.0, "oracle_fit": 1e-4, "warp_phys": 2e-4, "warp": 1.0}
+    for system in ("msd", "lotka_volterra"):
+        for noise in (0.0, 0.05):
+            for context in (25, 100):
+                for method, value in mse.items():
+                    noisy = noise > 0 and context == 25 and method == "oracle_fit"
+                    rows.append(dict(
+                        system=system, method=method, noise=noise, context=context,
+                        mse=10.0 if noisy else value, median_mse=value, failed=0,
+                        seconds_per_trajectory=1.0 if method == "oracle_fit" else 1e-3,
+                        **({"train_seconds": 9.0, "train_steps": 3}
+                           if method.startswith("warp") else {}),
+                    ))  # fmt: skip
+    return rows
+
+
+def test_targets_markdown_and_figure(tmp_path):
+    rows = _rows()
+    found = {t["target"].split(":")[0]: t for t in report.targets(rows)}
+    first = found["MSD, noise 0, context 100"]
+    assert first["met"] and first["mse_ratio"] == pytest.approx(2.0)
+    assert first["speedup"] == pytest.approx(1000.0)
+    assert found["LV, noise 5 %, context 25"]["met"]  # 2e-4 < min(5, 10)
+    result = {"rows": rows, "targets": report.targets(rows), "n_test": 4, "preset": "test",
+              "device": "cpu", "date": "today", "notes": ["a note"]}  # fmt: skip
+    text = report.markdown(result)
+    assert "| MSD | 0% | oracle fit 0.0001 (0.0002) |" in text
+    assert "- met: MSD, noise 0, context 100" in text and "a note" in text
+    path = tmp_path / "fig" / "anchors_msd.png"
+    report.plot_system(rows, "msd", path)
+    assert path.stat().st_size > 10_000 and not list(path.parent.glob(".*"))
+
+
+def test_merge_into_reconstruction_only_when_complete(tmp_path):
+    anchors = {"rows": _rows(), "n_test": 4}
+    path = tmp_path / "reconstruction.json"
+    assert not report.merge_into_reconstruction(anchors, path)  # missing
+    table = {"complete": False, "units": {"msd": 1e-2},
+             "results": {"msd": {"warp": {"mean": 1.0}}}}  # fmt: skip
+    path.write_text(json.dumps(table))
+    assert not report.merge_into_reconstruction(anchors, path)  # incomplete
+    table["complete"] = True
+    path.write_text(json.dumps(table))
+    assert report.merge_into_reconstruction(anchors, path)
+    merged = json.loads(path.read_text())["results"]["msd"]
+    assert merged["warp"] == {"mean": 1.0}
+    assert merged["oracle_fit"]["mean"] == pytest.approx(1e-4 / 1e-2)
+    assert merged["sindy"]["n_test"] == 4 and "lotka_volterra" not in merged
+
+
+def _smoke(tmp_path, methods):
+    from benchmarks import anchors
+
+    out = tmp_path / "anchors.json"
+    result = anchors.main(["--smoke", "--out", str(out), "--figures", str(tmp_path),
+                           "--no-readme", "--methods", *methods])  # fmt: skip
+    assert json.loads(out.read_text())["rows"] == result["rows"]
+    assert (tmp_path / "anchors_msd.png").is_file()
+    for row in result["rows"]:
+        assert set(row) >= {"system", "method", "noise", "context", "mse",
+                            "seconds_per_trajectory"}  # fmt: skip
+        assert np.isfinite(row["mse"]) and row["seconds_per_trajectory"] > 0
+    return result
+
+
+def test_smoke_sindy_and_warp_phys(tmp_path):
+    """The smoke mode end to end with SINDy and WARP-Phys (SINDy only if installed)."""
+    from importlib.util import find_spec
+
+    result = _smoke(tmp_path, ["sindy", "warp_phys"])
+    methods = {r["method"] for r in result["rows"]}
+    has_sindy = find_spec("pysindy") is not None
+    assert methods == ({"sindy", "warp_phys"} if has_sindy else {"warp_phys"})
+    assert not result["errors"]
+    assert len(result["rows"]) == 2 * len(methods)  # smoke: 2 noise levels, 1 context
+
+
+@pytest.mark.slow
+def test_smoke_every_method(tmp_path):
+    result = _smoke(tmp_path, ["sindy", "oracle_fit", "warp_phys", "warp"])
+    assert not result["errors"]
+    assert {r["method"] for r in result["rows"]} >= {"oracle_fit", "warp_phys", "warp"}
