@@ -70,10 +70,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from ._interface import check_sequence
 from ._model import WARP
 from ._recurrence import matrix_powers_and_next
-from ._rollout import Convention, _check_convention, _check_noise, _fed_back, rollout
+from ._rollout import Convention, _fed_back, forecast_entry, rollout, rollout_entry
 
 ArAlgorithm = Literal["auto", "kernel", "scan"]
 AR_ALGORITHMS = ("auto", "kernel", "scan")
@@ -217,15 +216,8 @@ def kernel_rollout(
     """
     if not isinstance(model, WARP):
         raise TypeError(f"kernel_rollout needs a WARP model, got {type(model).__name__}")
-    _check_convention(convention)
-    _check_noise(model, noise_key)
-    xs = check_sequence(xs, model.data_size)
+    xs, observed = rollout_entry(model, xs, observed, convention, noise_key)
     T = xs.shape[0]
-    if T < 2:
-        raise ValueError("a rollout needs at least 2 time steps")
-    observed = jnp.asarray(observed, bool)
-    if observed.shape != (T,):
-        raise ValueError(f"observed must have shape ({T},), got {observed.shape}")
     x0 = xs[0]
     d = model.data_size
     steps = T - 1 if convention == "clean" else T
@@ -295,32 +287,18 @@ def kernel_reconstruct(
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data_size)`
     (batched: `(N, horizon, data_size)`), or `(mean, std)`.
     """
-    _check_convention(convention)
-    _check_noise(model, key)
-    context = jnp.asarray(context)
-    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 0:
-        raise ValueError(f"horizon must be a non-negative int, got {horizon!r}")
-    if context.ndim == 3:
-        keys = None if key is None else jax.random.split(key, context.shape[0])
 
-        def one(c, k):
-            return kernel_reconstruct(
-                model, c, horizon, convention=convention, key=k, stages=stages
-            )
+    def one(context, key):
+        L = context.shape[0]
+        xs = jnp.concatenate([context, jnp.zeros((horizon, model.data_size), context.dtype)])
+        observed = jnp.arange(L + horizon) < L
+        first = L - 1 if convention == "clean" else L  # index of the prediction of x_L
+        outs = kernel_rollout(
+            model, xs, observed, convention=convention, noise_key=key, stages=stages
+        )
+        return jax.tree.map(lambda a: a[first:], outs)
 
-        return jax.vmap(one)(context, keys)
-    context = check_sequence(context, model.data_size, "context")
-    L = context.shape[0]
-    if horizon == 0:
-        empty = jnp.zeros((0, model.data_size), context.dtype)
-        return (empty, empty) if model.probabilistic else empty
-    xs = jnp.concatenate([context, jnp.zeros((horizon, model.data_size), context.dtype)])
-    observed = jnp.arange(L + horizon) < L
-    first = L - 1 if convention == "clean" else L  # index of the prediction of x_L
-    outs = kernel_rollout(
-        model, xs, observed, convention=convention, noise_key=key, stages=stages
-    )
-    return jax.tree.map(lambda a: a[first:], outs)
+    return forecast_entry(model, context, horizon, one, convention=convention, key=key)
 
 
 def ar_rollout(

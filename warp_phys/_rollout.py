@@ -68,6 +68,22 @@ def _concat_first(first, rest):
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 
+def rollout_entry(model, xs, observed, convention, noise_key) -> tuple[Array, Array]:
+    """The checks shared by every rollout (`rollout`, `kernel_rollout`): the convention,
+    the feedback key, `xs` of shape `(T, data_size)` with T >= 2 and `observed` of
+    shape `(T,)`; returns both as arrays."""
+    _check_convention(convention)
+    _check_noise(model, noise_key)
+    xs = check_sequence(xs, model.data_size)
+    T = xs.shape[0]
+    if T < 2:
+        raise ValueError("a rollout needs at least 2 time steps")
+    observed = jnp.asarray(observed, bool)
+    if observed.shape != (T,):
+        raise ValueError(f"observed must have shape ({T},), got {observed.shape}")
+    return xs, observed
+
+
 def rollout(
     model: AbstractSequenceModel,
     xs: Float[Array, "T data"],
@@ -92,12 +108,7 @@ def rollout(
     A `(mean, std)` pair for probabilistic models. With `observed` all True the clean
     rollout equals `model(xs, mode="sequential")`.
     """
-    _check_convention(convention)
-    _check_noise(model, noise_key)
-    xs = check_sequence(xs, model.data_size)
-    if xs.shape[0] < 2:
-        raise ValueError("a rollout needs at least 2 time steps")
-    observed = jnp.asarray(observed, bool)
+    xs, observed = rollout_entry(model, xs, observed, convention, noise_key)
     if convention == "reference":
         _check_length(model, xs.shape[0])
         return _reference_rollout(model, xs, observed, noise_key)
@@ -154,6 +165,36 @@ def reference_context(length: int, context: int) -> int:
     return min(length, context * (length - 1) // length + 1)
 
 
+def _check_horizon(horizon) -> None:
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 0:
+        raise ValueError(f"horizon must be a non-negative int, got {horizon!r}")
+
+
+def forecast_entry(model, context, horizon: int, one, *, convention, key):
+    """The entry shared by every forecast (`reconstruct`, `kernel_reconstruct`): checks
+    the convention, the feedback key and `horizon`; vmaps a batch `(N, L, data_size)`
+    with one key per trajectory split from `key`; validates each context `(L, data_size)`
+    and returns empty predictions `(0, data_size)` for `horizon == 0`. Otherwise it
+    returns `one(context, key)`, the forecast `(horizon, data_size)` of one trajectory
+    (or a `(mean, std)` pair)."""
+    _check_convention(convention)
+    _check_noise(model, key)
+    context = jnp.asarray(context)
+    _check_horizon(horizon)
+    if context.ndim == 3:
+        keys = None if key is None else jax.random.split(key, context.shape[0])
+
+        def each(c, k):
+            return forecast_entry(model, c, horizon, one, convention=convention, key=k)
+
+        return jax.vmap(each)(context, keys)
+    context = check_sequence(context, model.data_size, "context")
+    if horizon == 0:
+        empty = jnp.zeros((0, model.data_size), context.dtype)
+        return (empty, empty) if model.probabilistic else empty
+    return one(context, key)
+
+
 def reconstruct(
     model: AbstractSequenceModel,
     context: Float[Array, "*batch L data"],
@@ -179,23 +220,16 @@ def reconstruct(
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data_size)`
     (batched: `(N, horizon, data_size)`), or `(mean, std)` for probabilistic models.
     """
-    _check_convention(convention)
-    _check_noise(model, key)
-    context = jnp.asarray(context)
-    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 0:
-        raise ValueError(f"horizon must be a non-negative int, got {horizon!r}")
-    if context.ndim == 3:
-        keys = None if key is None else jax.random.split(key, context.shape[0])
 
-        def one(c, k):
-            return reconstruct(model, c, horizon, mode=mode, convention=convention, key=k)
+    def one(context, key):
+        return _scan_forecast(model, context, horizon, mode, convention, key)
 
-        return jax.vmap(one)(context, keys)
-    context = check_sequence(context, model.data_size, "context")
+    return forecast_entry(model, context, horizon, one, convention=convention, key=key)
+
+
+def _scan_forecast(model, context, horizon, mode, convention, key):
+    """`reconstruct` of one context `(L, data_size)`, horizon >= 1, through the scan."""
     L = context.shape[0]
-    if horizon == 0:
-        empty = jnp.zeros((0, model.data_size), context.dtype)
-        return (empty, empty) if model.probabilistic else empty
     if convention == "reference":
         xs = jnp.concatenate([context, jnp.zeros((horizon, model.data_size), context.dtype)])
         observed = jnp.arange(L + horizon) < L
