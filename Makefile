@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean
+.PHONY: demo test install install-dev figures clean bench-table bench-anchors
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ demo: $(VENV)/.installed
 
 figures: $(VENV)/.installed
 	$(BIN)/python examples/make_figures.py
+
+bench-table: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.reconstruction --preset cpu
+
+# SINDy and per-trajectory ODE fits vs WARP / WARP-Phys (needs the bench extra: pysindy)
+bench-anchors: $(VENV)/.installed
+	$(BIN)/python -c "import pysindy" 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.anchors
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

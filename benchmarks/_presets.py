@@ -1,0 +1,162 @@
+"""Run configurations of the reconstruction benchmark: one `RunConfig` per (preset,
+system, model, seed), and the paper's Table 3 for comparison.
+
+Both presets share the protocol of WARP_SPEC section 4 with the clean index convention:
+autoregressive training with teacher forcing 0.25 (LV: 1.0), validation on the
+validation split (forecast after L = 100 steps for MSD / MSD-Zero, L = 1 for SINE,
+full-sequence teacher forcing for LV), the best validated model kept, the test MSE
+in raw units. The data sets are fixed across seeds (`data_seed = 0`); the seed changes
+the initialisation, the minibatch order and the teacher-forcing coins.
+
+- `cpu`: sized for 2 shared CPU cores (the whole table in about an hour). A fixed
+  number of optimiser steps (`CPU_STEPS`: 200 for MSD, MSD-Zero and LV, 1000 for SINE),
+  batch 32 (SINE 10), Adam with a cosine schedule from 3e-3, global-norm clipping at 1,
+  validation every 25 steps (SINE 100); `CPU_MAX_SECONDS` caps each run's training
+  on a loaded machine (the JSON records the steps each run did). WARP: root MLP
+  1-8-8-d (swish), D_theta = 106 (SINE: 97), hypernetwork 1 hidden layer of width 16.
+  WARP-Phys: the `damped_oscillator` root (MSD, MSD-Zero; its MLP 1-8-8-2 gives
+  omega_0 and zeta, initialised at the centre of the training ranges) or the `sinusoid`
+  root (SINE; phase MLP 1-8-8-1), same hypernetwork. GRU, LSTM and the Transformer (2
+  blocks, 2 heads) are sized to the WARP-MLP's parameter count (about 17k). LV trains
+  with full teacher forcing (the spec's forcing_prob 1.0, run as the `teacher_forced`
+  objective). MSD / MSD-Zero / LV: 1024 training, 64 validation, 512 test and 512 OOD
+  trajectories; SINE: the 10-trajectory setting (1000 validation, 1000 test).
+- `paper`: the spec's sizes (root 48x3 swish, 20480 MSD trajectories, batch 1024,
+  AdaBelief 1e-5 with element-wise clipping at 1e-7 and reduce-on-plateau, GRU 2850 /
+  LSTM 2450 hidden units, the spec's epochs as steps); meant for an accelerator.
+"""
+
+import math
+
+from warp_phys.training.config import RunConfig
+
+SYSTEMS = ("msd", "msd_zero", "sine", "lotka_volterra")
+MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
+PRESETS = ("cpu", "paper")
+CPU_STEPS = {"msd": 200, "msd_zero": 200, "lotka_volterra": 200, "sine": 1000}
+CPU_MAX_SECONDS = 75.0
+
+# Table 3 of the paper (WARP_SPEC section 4), in the table's units (x1e-2; SINE x1e-4);
+# None where the paper has no entry (WARP-Phys on LV).
+PAPER = {
+    "msd": {"gru": 1.43, "lstm": 1.46, "transformer": 0.34, "warp": 0.94, "warp_phys": 0.03},
+    "msd_zero": {"gru": 0.55, "lstm": 0.57, "transformer": 0.48, "warp": 0.32,
+                 "warp_phys": 0.04},
+    "lotka_volterra": {"gru": 5.83, "lstm": 6.18, "transformer": 11.27, "warp": 4.72,
+                       "warp_phys": None},
+    "sine": {"gru": 4.90, "lstm": 9.48, "transformer": 1728.0, "warp": 2.77, "warp_phys": 0.62},
+}  # fmt: skip
+UNITS = {"msd": 1e-2, "msd_zero": 1e-2, "lotka_volterra": 1e-2, "sine": 1e-4}
+# the registered system behind each table row
+SYSTEM_NAMES = {"lotka_volterra": "lotka_volterra_repeat"}
+
+
+def models_for(system: str) -> tuple[str, ...]:
+    """The table's models for a row: no WARP-Phys on LV (as in the paper)."""
+    return tuple(m for m in MODELS if not (system == "lotka_volterra" and m == "warp_phys"))
+
+
+def _system_options(preset: str, system: str) -> dict:
+    """Data and protocol options of a table row."""
+    name = SYSTEM_NAMES.get(system, system)
+    if system == "sine":  # 10 trajectories, x_0 only (through theta_0), raw data
+        return dict(system=name, n_train=10, n_val=1000, n_test=1000, context=1,
+                    normalize=False, forcing_prob=0.25, eval_protocol="forecast")
+    if system == "lotka_volterra":  # repeat-copy: full teacher forcing, already in [-1, 1]
+        return dict(system=name, n_train=1024 if preset == "cpu" else 15000,
+                    n_val=128 if preset == "cpu" else 1500,
+                    n_test=512 if preset == "cpu" else 3000, normalize=False,
+                    forcing_prob=1.0, eval_protocol="full",
+                    objective="teacher_forced" if preset == "cpu" else "autoregressive")
+    sizes = {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048)}[system]
+    if preset == "cpu":
+        sizes = (1024, 64, 512)
+    return dict(system=name, n_train=sizes[0], n_val=sizes[1], n_test=sizes[2], context=100,
+                forcing_prob=0.25, eval_protocol="forecast", normalize=preset == "cpu")  # fmt: skip
+
+
+def _oscillator_init(system: str) -> dict:
+    """omega_0 and zeta of the damped-oscillator root at initialisation: those of the
+    centre of the system's TRAINING parameter ranges (k, m, c)."""
+    import systems
+
+    ranges = systems.get_system(system).param_ranges
+    k, m, c = (sum(ranges[p]) / 2 for p in ("k", "m", "c"))
+    return {"omega0_init": math.sqrt(k / m), "zeta_init": c / (2 * math.sqrt(k * m))}
+
+
+def _cpu_model_options(system: str, model: str) -> dict:
+    root = dict(root_width=8, root_depth=2, hyper_width=16, hyper_depth=1)
+    if model in ("gru", "lstm", "transformer"):
+        return dict(model=model, match_warp=True, **root)  # matched to the WARP-MLP below
+    options = {"activation": "swish"}
+    decoder = "mlp"
+    if model == "warp_phys":
+        decoder = "sinusoid" if system == "sine" else "damped_oscillator"
+        if system != "sine":
+            options.update(_oscillator_init(system))
+    elif system == "lotka_volterra":
+        options["final_activation"] = "tanh"  # targets in [-1, 1]
+    return dict(model="warp", decoder=decoder, decoder_options=options, **root)
+
+
+def _paper_model_options(system: str, model: str) -> dict:
+    if model in ("gru", "lstm"):
+        hidden = 2280 if system == "sine" else {"gru": 2850, "lstm": 2450}[model]
+        return dict(model=model, hidden_size=hidden, batch_size=380)
+    root = dict(root_width=48, root_depth=3, hyper_width=1633, hyper_depth=2)
+    if model == "transformer":
+        return dict(model=model, match_warp=True, layers=4, heads=8, **root)
+    options = {"activation": "swish"}
+    decoder = "mlp"
+    if model == "warp_phys":
+        decoder = "sinusoid" if system == "sine" else "damped_oscillator"
+        root.update(hyper_width=128)
+    elif system == "lotka_volterra":
+        options["final_activation"] = "tanh"
+    elif system != "sine":
+        options["final_activation"] = 38.0
+    return dict(model="warp", decoder=decoder, decoder_options=options, **root)
+
+
+# the spec's epochs per (system, model); steps = epochs x batches per epoch
+_PAPER_EPOCHS = {
+    "msd": {"warp": 1000, "warp_phys": 2500, "gru": 750, "lstm": 1000, "transformer": 1000},
+    "msd_zero": {"warp": 1000, "warp_phys": 5000, "gru": 750, "lstm": 1000, "transformer": 1000},
+    "lotka_volterra": {"warp": 1500, "gru": 750, "lstm": 1500, "transformer": 1500},
+    "sine": {"warp": 1000, "warp_phys": 1000, "gru": 2000, "lstm": 2000, "transformer": 2000},
+}  # fmt: skip
+
+
+def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
+    """The `RunConfig` of one table cell and seed.
+
+    **Arguments:**
+
+    - `preset`: `"cpu"` or `"paper"`.
+    - `system`: a table row, one of `SYSTEMS`.
+    - `model`: one of `MODELS` (`"warp_phys"` is WARP with the row's physical root).
+    - `seed`: model / shuffling seed (the data are the same for every seed).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    if system not in SYSTEMS:
+        raise ValueError(f"system must be one of {SYSTEMS}, got {system!r}")
+    if model not in models_for(system):
+        raise ValueError(f"model {model!r} is not in the {system} row: {models_for(system)}")
+    options = dict(_system_options(preset, system), seed=seed, data_seed=0)
+    if preset == "cpu":
+        options.update(_cpu_model_options(system, model))
+        options.update(steps=CPU_STEPS[system], max_seconds=CPU_MAX_SECONDS,
+                       batch_size=10 if system == "sine" else 32, lr=3e-3, optimizer="adam",
+                       clip="global_norm", clip_value=1.0, schedule="cosine",
+                       val_every=100 if system == "sine" else 25)  # fmt: skip
+    else:
+        options.update(_paper_model_options(system, model))
+        batch = options.pop("batch_size", 1024)
+        batch = min(batch, options["n_train"])
+        epochs = _PAPER_EPOCHS[system][model]
+        options.update(steps=epochs * math.ceil(options["n_train"] / batch), batch_size=batch,
+                       optimizer="adabelief", lr=1e-5, transition_lr=1e-5, clip="elementwise",
+                       clip_value=1e-7, schedule="plateau", val_every=200)  # fmt: skip
+    return RunConfig(**options)

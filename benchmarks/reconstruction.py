@@ -1,0 +1,286 @@
+"""The paper's reconstruction table (Table 3): GRU, LSTM, Transformer, WARP and WARP-Phys
+on MSD, MSD-Zero, LV (repeat-copy, no WARP-Phys) and SINE (10 trajectories), 3 seeds.
+
+Every model is trained and evaluated through the package's own `train_run` /
+`evaluate_run` (one protocol for all, model selection on the validation split); the
+test MSE (and the OOD split's, where the system has one) is reported in the paper's
+units (x1e-2, SINE x1e-4) beside the paper's numbers. Presets and their sizes are in
+`benchmarks/_presets.py`: `cpu` (every run trains for the same wall-clock budget on 2
+CPU cores; the whole table takes about an hour) and `paper` (the spec's sizes, for an
+accelerator).
+
+    python -m benchmarks.reconstruction --preset cpu      # writes results/reconstruction.json
+    python -m benchmarks.reconstruction --smoke           # seconds; for the test suite
+
+The run is incremental: each finished (system, model, seed) is written atomically to
+`results/reconstruction_runs_PRESET.json` and skipped when the command is run again.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._presets import MODELS, PAPER, PRESETS, SYSTEMS, UNITS, models_for, run_config
+from benchmarks._readme import splice_readme
+from warp_phys.training.checkpoint import atomic_write_bytes
+from warp_phys.training.evaluation import evaluate_run
+from warp_phys.training.run import train_run
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench" / "reconstruction"
+SEEDS = (0, 1, 2)
+LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
+NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WARP",
+         "warp_phys": "WARP-Phys"}  # fmt: skip
+
+
+def train_model(system: str, model: str, *, seed: int = 0, preset: str = "cpu", out=None,
+                **overrides):  # fmt: skip
+    """Train one table cell (one seed) under a preset; reusable by other benchmarks.
+
+    **Arguments:**
+
+    - `system`: `"msd"`, `"msd_zero"`, `"sine"` or `"lotka_volterra"` (the repeat-copy task).
+    - `model`: `"gru"`, `"lstm"`, `"transformer"`, `"warp"` or `"warp_phys"`.
+    - `seed`: model / shuffling seed; `preset`: `"cpu"` or `"paper"`.
+    - `out`: run folder (default `runs/bench/reconstruction/PRESET/SYSTEM/MODEL/seedN`);
+      an existing run there is replaced.
+    - `overrides`: `RunConfig` fields to change (e.g. `max_seconds=20`).
+
+    **Returns:** `(run, history)` from `warp_phys.training.run.train_run`; the run's
+    model is the best on the validation split. Evaluate it with
+    `warp_phys.training.evaluation.evaluate_run(run, split="test")`.
+    """
+    config = run_config(preset, system, model, seed)
+    if overrides:
+        config = config.replace(**overrides)
+    out = Path(out) if out is not None else RUNS / preset / system / model / f"seed{seed}"
+    return train_run(config, out, overwrite=True, progress=False)
+
+
+def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
+    """Train and evaluate one (system, model, seed); the record stored per run."""
+    run, history = train_model(system, model, seed=seed, preset=preset, out=out, **overrides)
+    summary = json.loads((out / "summary.json").read_text())
+    scale = UNITS[system]
+    record = {
+        "params": int(summary["parameters"]),
+        "train_seconds": float(summary["train_seconds"]),
+        "steps": summary["steps_done"],
+        "stopped": summary["stopped"],
+        "best_val_mse_normalized": summary["best_val_mse_normalized"],
+    }
+    splits = ("test", "ood") if system != "sine" else ("test",)  # SINE has no OOD ranges
+    for split in splits:
+        metrics = evaluate_run(run, split=split, n=run.config.n_test)
+        record[split] = metrics["mse"] / scale
+    return record
+
+
+def _write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def _stats(values: list) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = float(np.mean(values))
+    return mean, float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
+    """The result JSON (keys of issue 8) from the per-run records `{"sys/model/seed": rec}`."""
+    results, missing = {}, []
+    for system in SYSTEMS:
+        row = {}
+        for model in models_for(system):
+            runs = [records.get(f"{system}/{model}/{s}") for s in seeds]
+            missing += [f"{system}/{model}/{s}" for s, r in zip(seeds, runs, strict=True)
+                        if r is None]
+            runs = [r for r in runs if r is not None]
+            if not runs:
+                continue
+            mean, std = _stats([r["test"] for r in runs])
+            ood_mean, ood_std = _stats([r.get("ood") for r in runs])
+            row[model] = {
+                "mean": mean, "std": std, "paper": PAPER[system][model],
+                "ood_mean": ood_mean, "ood_std": ood_std,
+                "params": runs[0]["params"],
+                "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+                "steps": float(np.mean([r["steps"] for r in runs])),
+                "seeds": [s for s in seeds if f"{system}/{model}/{s}" in records],
+                "per_seed": [r["test"] for r in runs],
+                "per_seed_ood": [r.get("ood") for r in runs],
+            }  # fmt: skip
+        if row:
+            results[system] = row
+    return {
+        "preset": preset,
+        "smoke": smoke,
+        "complete": not missing,
+        "missing": missing,
+        "device": _device(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "units": {s: UNITS[s] for s in SYSTEMS},
+        "results": results,
+        "targets": targets(results),
+    }
+
+
+def _device() -> str:
+    import jax
+
+    dev = jax.devices()[0]
+    kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
+    return f"{dev.platform}: {kind}, {os.cpu_count()} cores visible ({platform.machine()})"
+
+
+def targets(results: dict) -> list[dict]:
+    """The cpu preset's targets: WARP-Phys >= 10x lower MSE than the best baseline on MSD,
+    MSD-Zero and SINE; WARP below GRU and LSTM on MSD, MSD-Zero and LV (test means)."""
+    out = []
+    for system in ("msd", "msd_zero", "sine"):
+        row = results.get(system, {})
+        base = [row[m]["mean"] for m in ("gru", "lstm", "transformer", "warp") if m in row]
+        if "warp_phys" in row and base:
+            ratio = min(base) / row["warp_phys"]["mean"]
+            out.append({"target": f"{system}: WARP-Phys >= 10x below the best other model",
+                        "value": ratio, "met": bool(ratio >= 10)})  # fmt: skip
+    for system in ("msd", "msd_zero", "lotka_volterra"):
+        row = results.get(system, {})
+        if all(m in row for m in ("warp", "gru", "lstm")):
+            rnn = min(row["gru"]["mean"], row["lstm"]["mean"])
+            out.append({"target": f"{system}: WARP below GRU and LSTM",
+                        "value": rnn / row["warp"]["mean"],
+                        "met": bool(row["warp"]["mean"] < rnn)})  # fmt: skip
+    return out
+
+
+def _fmt(mean, std) -> str:
+    if mean is None:
+        return "n/a"
+    digits = 2 if abs(mean) < 100 else 0
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown(summary: dict, command: str) -> str:
+    """The README block: table (ours, then the paper's in brackets), OOD table, targets."""
+    res = summary["results"]
+    head = "| | " + " | ".join(NAMES[m] for m in MODELS) + " |\n|---|" + "---|" * len(MODELS)
+    lines = [head]
+    ood = [head]
+    for system in SYSTEMS:
+        row = res.get(system, {})
+        cells, ood_cells = [], []
+        for m in MODELS:
+            if m not in models_for(system):
+                cells.append("✗")
+                ood_cells.append("✗")
+                continue
+            r = row.get(m)
+            paper = PAPER[system][m]
+            ours = _fmt(r["mean"], r["std"]) if r else "not run"
+            cells.append(f"{ours} ({paper:g})" if paper is not None else ours)
+            ood_cells.append(_fmt(r["ood_mean"], r["ood_std"]) if r and r["ood_mean"] is not None
+                             else "n/a")  # fmt: skip
+        lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
+        if system != "sine":
+            ood.append(f"| {LABELS[system]} | " + " | ".join(ood_cells) + " |")
+    params = ", ".join(
+        f"{LABELS[s]} {'/'.join(str(res[s][m]['params']) for m in MODELS if m in res[s])}"
+        for s in SYSTEMS if s in res
+    )  # fmt: skip
+    seconds = [r["train_seconds"] for row in res.values() for r in row.values()]
+    status = "" if summary["complete"] else (
+        f"\n**Partial results**: {len(summary['missing'])} runs did not finish "
+        f"({', '.join(summary['missing'][:6])}{', ...' if len(summary['missing']) > 6 else ''}).\n"
+    )  # fmt: skip
+    checks = "\n".join(
+        f"- {'met' if t['met'] else '**missed**'}: {t['target']} (ratio {t['value']:.2f})"
+        for t in summary["targets"]
+    )
+    return f"""Test MSE, mean ± std over seeds, ×1e-2 (SINE* ×1e-4); the paper's Table 3 in
+brackets. Preset `{summary['preset']}`, {summary['device']}, {summary['date']}; command
+`{command}`.{status}
+
+{chr(10).join(lines)}
+
+Out-of-distribution test split (parameters outside the training ranges; SINE has none):
+
+{chr(10).join(ood)}
+
+Parameters (in the column order above): {params}. Mean training time per run:
+{statistics.mean(seconds) if seconds else 0:.0f} s.
+
+Targets of the `{summary['preset']}` preset:
+
+{checks}
+"""
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the (remaining) table, writes the JSON, splices the README; returns the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=PRESETS, default="cpu")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--out", type=Path, default=None, help="result JSON")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the run folders")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data, 2 s per model, one seed, no README (for tests)")
+    parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    parser.add_argument("--dry-run", action="store_true", help="only build the configs")
+    args = parser.parse_args(argv)
+    seeds = args.seeds[:1] if args.smoke else args.seeds
+    name = "reconstruction_smoke" if args.smoke else "reconstruction"
+    if args.preset != "cpu" and not args.smoke:
+        name += f"_{args.preset}"
+    out = args.out or RESULTS / f"{name}.json"
+    partial = out.with_name(out.stem + "_runs.json")
+    cells = [(s, m, seed) for s in args.systems for seed in seeds for m in args.models
+             if m in models_for(s)]  # fmt: skip
+    if args.dry_run:
+        for s, m, seed in cells:
+            run_config(args.preset, s, m, seed)
+        print(f"{len(cells)} configs of preset {args.preset} build")
+        return {}
+    overrides = {}
+    if args.smoke:
+        overrides = dict(max_seconds=2.0, val_every=5, n_val=8, n_test=8)
+    records = json.loads(partial.read_text()) if partial.is_file() else {}
+    for system, model, seed in cells:
+        key = f"{system}/{model}/{seed}"
+        if key in records:
+            continue
+        cell_overrides = dict(overrides)
+        if args.smoke and system != "sine":
+            cell_overrides["n_train"] = 32
+        start = time.perf_counter()
+        folder = args.runs / args.preset / system / model / f"seed{seed}"
+        records[key] = run_cell(system, model, seed, args.preset, folder, **cell_overrides)
+        _write_json(partial, records)
+        r = records[key]
+        print(f"{key}: test {r['test']:.4g} ood {r.get('ood', float('nan')):.4g} "
+              f"({r['steps']} steps, {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+    summary = summarise(records, args.preset, seeds, smoke=args.smoke)
+    _write_json(out, summary)
+    command = f".venv/bin/python -m benchmarks.reconstruction --preset {args.preset}"
+    text = markdown(summary, "make bench-table" if args.preset == "cpu" else command)
+    print(text)
+    if not (args.smoke or args.no_readme):
+        splice_readme("reconstruction", text)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

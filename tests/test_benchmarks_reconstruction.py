@@ -1,0 +1,68 @@
+"""The reconstruction benchmark in its seconds-long smoke mode: configs of both presets
+build, the harness trains and evaluates end to end, writes the issue's JSON keys, and
+skips finished runs when rerun."""
+
+import json
+
+import pytest
+
+from benchmarks import _presets, reconstruction
+
+
+def test_presets_build_every_cell():
+    for preset in _presets.PRESETS:
+        for system in _presets.SYSTEMS:
+            for model in _presets.models_for(system):
+                config = reconstruction.run_config(preset, system, model, 0)
+                assert config.convention == "clean"
+                assert config.data_seed == 0
+    assert "warp_phys" not in _presets.models_for("lotka_volterra")
+    paper = reconstruction.run_config("paper", "msd", "warp", 0)
+    assert (paper.root_width, paper.root_depth, paper.batch_size) == (48, 3, 1024)
+    assert reconstruction.run_config("cpu", "sine", "warp_phys", 0).decoder == "sinusoid"
+    with pytest.raises(ValueError, match="not in the"):
+        reconstruction.run_config("cpu", "lotka_volterra", "warp_phys", 0)
+
+
+def test_smoke_end_to_end(tmp_path):
+    out = tmp_path / "reconstruction.json"
+    argv = ["--smoke", "--systems", "sine", "msd", "--models", "warp_phys", "gru",
+            "--out", str(out), "--runs", str(tmp_path / "runs")]  # fmt: skip
+    summary = reconstruction.main(argv)
+    stored = json.loads(out.read_text())
+    assert stored == json.loads(json.dumps(summary))
+    assert stored["preset"] == "cpu" and isinstance(stored["device"], str) and stored["date"]
+    assert set(stored["results"]) == {"msd", "sine"}
+    for system, row in stored["results"].items():
+        assert set(row) == {"warp_phys", "gru"}
+        for model, cell in row.items():
+            for key in ("mean", "std", "paper", "params", "train_seconds"):
+                assert key in cell
+            assert cell["mean"] > 0 and cell["params"] > 0 and cell["train_seconds"] > 0
+            assert cell["paper"] == _presets.PAPER[system][model]
+    assert stored["results"]["msd"]["gru"]["ood_mean"] > 0
+    assert stored["results"]["sine"]["gru"]["ood_mean"] is None
+    assert not stored["complete"]  # three systems' other models were not asked for
+    # a rerun finds every asked-for run in the partial file and trains nothing
+    records = json.loads((tmp_path / "reconstruction_runs.json").read_text())
+    assert len(records) == 4
+    (tmp_path / "runs").rename(tmp_path / "gone")
+    assert reconstruction.main(argv)["results"] == summary["results"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_targets_and_markdown():
+    cell = dict(std=0.0, paper=None, ood_mean=None, ood_std=None, params=1, train_seconds=1.0)
+    results = {
+        "msd": {"gru": dict(cell, mean=1.0), "lstm": dict(cell, mean=2.0),
+                "transformer": dict(cell, mean=0.5), "warp": dict(cell, mean=0.8),
+                "warp_phys": dict(cell, mean=0.04)},
+    }  # fmt: skip
+    checks = {t["target"]: t for t in reconstruction.targets(results)}
+    assert checks["msd: WARP-Phys >= 10x below the best other model"]["met"]
+    assert checks["msd: WARP below GRU and LSTM"]["met"]
+    summary = dict(preset="cpu", device="cpu", date="today", complete=False,
+                   missing=["msd_zero/gru/0"], results=results,
+                   targets=reconstruction.targets(results))  # fmt: skip
+    text = reconstruction.markdown(summary, "make bench-table")
+    assert "Partial results" in text and "0.04 ± 0.00" in text and "not run" in text
