@@ -10,7 +10,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence
-from ._recurrence import parallel_states, preferred_mode, sequential_states
+from ._recurrence import sequential_states
+from ._transition import AbstractTransition, make_transition
 from .decoders import AbstractDecoder, get_decoder
 from .decoders._base import accepts_option
 
@@ -27,7 +28,9 @@ class WARP(AbstractSequenceModel):
 
     with `A` initialised to the identity, `B` to zero, and `tau_t = t * tau_step`
     the normalised time (`tau_step = 1 / (seq_len - 1)`, so a training sequence of
-    `seq_len` steps spans tau in [0, 1]).
+    `seq_len` steps spans tau in [0, 1]). A is `model.transition`, dense (the paper's
+    D x D matrix, also readable as `model.A`) or structured (see
+    `warp_phys._transition` for the kinds, their costs and memory).
 
     **Arguments:**
 
@@ -40,10 +43,13 @@ class WARP(AbstractSequenceModel):
     - `hyper_width`, `hyper_depth`: the hypernetwork's hidden MLP (`hyper_depth=0`
       gives a linear map theta_0 = W x_0 + b).
     - `seq_len`: the training sequence length that defines tau.
+    - `transition`: the structure of A: `"dense"` (default), `"diagonal"`, `"lowrank"`
+      (A = I + U V^T) or `"block"` (one dense block per parameter tensor of the root).
+    - `transition_rank`: r of `"lowrank"` (default 8); only for that kind.
     - `key`: a JAX PRNG key.
     """
 
-    A: Float[Array, "theta theta"]
+    transition: AbstractTransition
     B: Float[Array, "theta data"]
     hypernetwork: Hypernetwork
     decoder: AbstractDecoder
@@ -62,6 +68,8 @@ class WARP(AbstractSequenceModel):
         hyper_width: int = 32,
         hyper_depth: int = 1,
         seq_len: int = 256,
+        transition: str = "dense",
+        transition_rank: int | None = None,
         key: PRNGKeyArray,
     ):
         if int(data_size) < 1:
@@ -90,7 +98,14 @@ class WARP(AbstractSequenceModel):
         root_key, hyper_key = jax.random.split(key)
         theta_init = decoder.flat_init(root_key)
         D = theta_init.shape[0]
-        self.A = jnp.eye(D, dtype=theta_init.dtype)
+        sizes = tuple(s.size for s in jax.tree.leaves(decoder.param_shapes()) if s.size)
+        self.transition = make_transition(
+            transition,
+            sizes,
+            rank=transition_rank,
+            key=jax.random.fold_in(key, 2),  # leaves the dense model's keys unchanged
+            dtype=theta_init.dtype,
+        )
         self.B = jnp.zeros((D, data_size), dtype=theta_init.dtype)
         self.hypernetwork = Hypernetwork(
             data_size, theta_init, width=hyper_width, depth=hyper_depth, key=hyper_key
@@ -98,17 +113,19 @@ class WARP(AbstractSequenceModel):
         self.decoder = decoder
         self.data_size = int(data_size)
         self.tau_step = 1.0 / (int(seq_len) - 1)
-        self.config_json = json.dumps(
-            {
-                "data_size": int(data_size),
-                "decoder": decoder_name,
-                "decoder_options": options,
-                "hyper_width": hyper_width,
-                "hyper_depth": hyper_depth,
-                "seq_len": int(seq_len),
-            },
-            sort_keys=True,
-        )
+        config = {
+            "data_size": int(data_size),
+            "decoder": decoder_name,
+            "decoder_options": options,
+            "hyper_width": hyper_width,
+            "hyper_depth": hyper_depth,
+            "seq_len": int(seq_len),
+        }
+        if transition != "dense":  # dense configs stay those of earlier checkpoints
+            config["transition"] = transition
+        if transition == "lowrank":
+            config["transition_rank"] = self.transition.rank
+        self.config_json = json.dumps(config, sort_keys=True)
 
     @property
     def config(self) -> dict:
@@ -116,9 +133,21 @@ class WARP(AbstractSequenceModel):
         return json.loads(self.config_json)
 
     @property
+    def A(self) -> Float[Array, "theta theta"]:
+        """The dense transition matrix `(D_theta, D_theta)` (`transition="dense"` only;
+        a structured A is `model.transition`, with `as_matrix()` for small D)."""
+        if self.transition.kind != "dense":
+            raise AttributeError(
+                f"model.A is stored only for transition='dense'; this model has "
+                f"transition={self.transition.kind!r}: use model.transition "
+                f"(A @ x, as_matrix())"
+            )
+        return self.transition.matrix
+
+    @property
     def theta_size(self) -> int:
         """D_theta, the size of the weight-space state."""
-        return self.A.shape[0]
+        return self.B.shape[0]
 
     @property
     def probabilistic(self) -> bool:
@@ -127,7 +156,7 @@ class WARP(AbstractSequenceModel):
 
     def tau(self, t: Array) -> Array:
         """Normalised time of integer step(s) `t`."""
-        return jnp.asarray(t, dtype=self.A.dtype) * self.tau_step
+        return jnp.asarray(t, dtype=self.B.dtype) * self.tau_step
 
     def initial_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
         """theta_0 = phi(x_0), shape `(D_theta,)`."""
@@ -151,8 +180,8 @@ class WARP(AbstractSequenceModel):
     def step(
         self, theta: Float[Array, " theta"], du: Float[Array, " data"]
     ) -> Float[Array, " theta"]:
-        """One recurrence step: A theta + B du."""
-        return self.A @ theta + self.B @ du
+        """One recurrence step: A theta + B du (cost: the transition's `step_cost`)."""
+        return self.transition @ theta + self.B @ du
 
     def decode(self, theta: Float[Array, " theta"], t: Array, x_prev: Float[Array, " data"]):
         """Root network with weights `theta` at step `t` (an integer or float index),
@@ -166,18 +195,20 @@ class WARP(AbstractSequenceModel):
 
         `mode="sequential"` is a `lax.scan`; `mode="parallel"` unrolls the recurrence
         into kernels precomputed once per batch and a causal convolution (see
-        `warp_phys._recurrence` for the cost model); `mode="auto"` picks parallel when
-        4 T data_size <= D_theta. All agree to float32 rounding.
+        `warp_phys._recurrence` for the cost model; a diagonal A uses an associative
+        scan, a low-rank one an r-dim recurrence); `mode="auto"` picks parallel when
+        4 T data_size <= D_theta for a dense A (the transition's `preferred_mode`).
+        All agree to float32 rounding.
         """
         xs = self._check_sequence(xs, "xs")
         if mode == "auto":
-            mode = preferred_mode(xs.shape[0], self.data_size, self.theta_size)
+            mode = self.transition.preferred_mode(xs.shape[0], self.data_size)
         if mode == "sequential":
-            return sequential_states(self.A, self.B, self.initial_state(xs[0]), xs)
+            return sequential_states(self.transition, self.B, self.initial_state(xs[0]), xs)
         if mode == "parallel":
             hyper = self.hypernetwork
-            return parallel_states(
-                self.A, self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs
+            return self.transition.parallel_states(
+                self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs
             )
         raise ValueError(f"mode must be 'auto', 'parallel' or 'sequential', got {mode!r}")
 

@@ -21,6 +21,17 @@ one multiply-add = 2 FLOPs):
 
 Per sample the parallel form costs T D (2 r + 2 T d) against the scan's 2 T D^2, so it
 wins once N > r + 1 + d and T d < D; both give the same states to float32 rounding.
+
+`A` may also be a structured transition (`warp_phys._transition`), which acts through
+`A @ x`; the scan then costs its `step_cost` per step instead of D^2. Two kinds have
+their own parallel form:
+
+- diagonal A = diag(a): `diagonal_states`, a `lax.associative_scan` over the pairs
+  (a, B du_t): O(T D (d + log T)) work, log T depth, O(T D) memory;
+- low rank A = I + U V^T: `lowrank_states`. By induction theta_t = theta_0 +
+  B (u_t - u_0) + U z_t with an r-dim state z_0 = 0,
+  z_t = (I + V^T U) z_{t-1} + V^T theta_0 + V^T B (u_{t-1} - u_0): a scan of
+  O(T r^2) and O(T D (r + d)) of GEMMs, O(T D) memory.
 """
 
 import functools
@@ -41,7 +52,8 @@ def sequential_states(
     theta0: Float[Array, " D"],
     inputs: Float[Array, "T d"],
 ) -> Float[Array, "T D"]:
-    """States theta_0..theta_{T-1} by a `lax.scan` over time."""
+    """States theta_0..theta_{T-1} by a `lax.scan` over time (`A`: a `(D, D)` array or
+    a structured transition; one `A @ theta` per step)."""
 
     def step(theta, du):
         theta = A @ theta + B @ du
@@ -54,7 +66,8 @@ def sequential_states(
 def matrix_powers_times(
     A: Float[Array, "D D"], M: Float[Array, "D m"], n: int
 ) -> Float[Array, "n D m"]:
-    """[M, A M, A^2 M, ..., A^{n-1} M] by repeated products (never forms A^k)."""
+    """[M, A M, A^2 M, ..., A^{n-1} M] by repeated products `A @ P` (never forms A^k;
+    `A` an array or a structured transition)."""
 
     def step(P, _):
         return A @ P, P
@@ -128,12 +141,55 @@ def parallel_states(
     return free + causal_convolution(kernel, input_differences(inputs))
 
 
+def diagonal_states(
+    a: Float[Array, " D"],
+    B: Float[Array, "D d"],
+    theta0: Float[Array, " D"],
+    inputs: Float[Array, "T d"],
+) -> Float[Array, "T D"]:
+    """States of theta_t = a * theta_{t-1} + B du_t by `lax.associative_scan`: the
+    prefix of the pairs (a, b_t), b_0 = theta_0, b_t = B du_t, under
+    (a_i, b_i) . (a_j, b_j) = (a_i a_j, a_j b_i + b_j)."""
+    drive = (input_differences(inputs) @ B.T).at[0].set(theta0)  # (T, D)
+    decay = jnp.broadcast_to(a, drive.shape)
+
+    def combine(earlier, later):
+        a_i, b_i = earlier
+        a_j, b_j = later
+        return a_i * a_j, a_j * b_i + b_j
+
+    return jax.lax.associative_scan(combine, (decay, drive))[1]
+
+
+def lowrank_states(
+    U: Float[Array, "D r"],
+    V: Float[Array, "D r"],
+    B: Float[Array, "D d"],
+    theta0: Float[Array, " D"],
+    inputs: Float[Array, "T d"],
+) -> Float[Array, "T D"]:
+    """States of theta_t = (I + U V^T) theta_{t-1} + B du_t as
+    theta_t = theta_0 + B (u_t - u_0) + U z_t, where the r-dim z follows
+    z_t = (I + V^T U) z_{t-1} + V^T theta_0 + V^T B (u_{t-1} - u_0), z_0 = 0
+    (see the module docstring). Never forms a D x D matrix."""
+    shifted = inputs - inputs[0]  # u_t - u_0, (T, d)
+    grow = jnp.eye(U.shape[1], dtype=U.dtype) + V.T @ U  # (r, r)
+    drive = V.T @ theta0 + shifted[:-1] @ (V.T @ B).T  # (T - 1, r)
+
+    def step(z, y):
+        z = grow @ z + y
+        return z, z
+
+    _, z = jax.lax.scan(step, jnp.zeros_like(drive[0]), drive)
+    z = jnp.concatenate([jnp.zeros_like(drive[:1]), z])  # (T, r)
+    return theta0 + shifted @ B.T + z @ U.T
+
+
 def preferred_mode(length: int, data_size: int, theta_size: int) -> str:
     """The mode `"auto"` picks: `"parallel"` when its per-sample convolution is at least
     four times cheaper than the scan's per-sample product (4 T d <= D_theta), leaving
     room to amortise the per-batch precompute; `"sequential"` otherwise."""
     return "parallel" if 4 * length * data_size <= theta_size else "sequential"
-
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
