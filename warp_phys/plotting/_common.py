@@ -2,7 +2,6 @@
 model and a trajectory to the states theta_t it visits."""
 
 import os
-import tempfile
 from pathlib import Path
 
 import equinox as eqx
@@ -13,6 +12,7 @@ from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
 from .._interface import mean_of
+from .._io import atomic_path
 from ..decoders import AbstractDecoder
 
 FORMATS = ("png", "pdf", "svg")
@@ -39,10 +39,7 @@ def save_figure(
         path = path.with_suffix(".png")
     if path.suffix.lower().lstrip(".") not in FORMATS:
         raise ValueError(f"figure format must be one of {FORMATS}, got {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         if palette and path.suffix.lower() == ".png":
             from PIL import Image  # matplotlib's own PNG writer
@@ -50,11 +47,6 @@ def save_figure(
             with Image.open(tmp) as image:
                 image = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
             image.save(tmp, format="PNG", optimize=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is not
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
