@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean bench-table bench-anchors
+.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-table: $(VENV)/.installed
 bench-anchors: $(VENV)/.installed
 	$(BIN)/python -c "import pysindy" 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.anchors
+
+bench-speed: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.speed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
