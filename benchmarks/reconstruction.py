@@ -37,6 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench" / "reconstruction"
 SEEDS = (0, 1, 2)
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
+COLUMNS = ("gru", "lstm", "transformer", "warp", "warp_phys")  # the paper's column order
 NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WARP",
          "warp_phys": "WARP-Phys"}  # fmt: skip
 
@@ -84,6 +85,42 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     return record
 
 
+def repeat_last(preset: str, system: str) -> float | None:
+    """Test MSE (table units) of repeating the last observed value after the context,
+    for scale; None for LV, whose protocol has no free-running phase."""
+    from warp_phys.training.run import load_dataset
+
+    config = run_config(preset, system, "gru", 0)
+    if config.eval_protocol != "forecast":
+        return None
+    y = np.asarray(load_dataset(config, "test").y)
+    L = config.context
+    return float(np.mean((y[:, L:] - y[:, L - 1 : L]) ** 2)) / UNITS[system]
+
+
+def _budget(preset: str, system: str) -> str:
+    ours, paper = run_config(preset, system, "warp", 0), run_config("paper", system, "warp", 0)
+    return (f"{LABELS[system]} {ours.steps * ours.batch_size:,} vs "
+            f"{paper.steps * paper.batch_size:,}")  # fmt: skip
+
+
+def _shape_check(config) -> int:
+    """Builds the config's model abstractly (no arrays allocated); its parameter count."""
+    import equinox as eqx
+    import jax
+
+    import systems
+    from warp_phys.baselines import count_parameters
+    from warp_phys.training.run import build_model
+
+    system = systems.get_system(config.system)
+    size = system.state_size
+    model = eqx.filter_eval_shape(
+        lambda: build_model(config, size, system.n_steps, key=jax.random.PRNGKey(0))
+    )
+    return count_parameters(model)
+
+
 def _write_json(path: Path, value) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
@@ -117,6 +154,7 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
                 "params": runs[0]["params"],
                 "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
                 "steps": float(np.mean([r["steps"] for r in runs])),
+                "stopped_on_time": sum(r["stopped"] == "time" for r in runs),
                 "seeds": [s for s in seeds if f"{system}/{model}/{s}" in records],
                 "per_seed": [r["test"] for r in runs],
                 "per_seed_ood": [r.get("ood") for r in runs],
@@ -175,13 +213,13 @@ def _fmt(mean, std) -> str:
 def markdown(summary: dict, command: str) -> str:
     """The README block: table (ours, then the paper's in brackets), OOD table, targets."""
     res = summary["results"]
-    head = "| | " + " | ".join(NAMES[m] for m in MODELS) + " |\n|---|" + "---|" * len(MODELS)
+    head = "| | " + " | ".join(NAMES[m] for m in COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS)
     lines = [head]
     ood = [head]
     for system in SYSTEMS:
         row = res.get(system, {})
         cells, ood_cells = [], []
-        for m in MODELS:
+        for m in COLUMNS:
             if m not in models_for(system):
                 cells.append("✗")
                 ood_cells.append("✗")
@@ -196,14 +234,25 @@ def markdown(summary: dict, command: str) -> str:
         if system != "sine":
             ood.append(f"| {LABELS[system]} | " + " | ".join(ood_cells) + " |")
     params = ", ".join(
-        f"{LABELS[s]} {'/'.join(str(res[s][m]['params']) for m in MODELS if m in res[s])}"
+        f"{LABELS[s]} {'/'.join(str(res[s][m]['params']) for m in COLUMNS if m in res[s])}"
         for s in SYSTEMS if s in res
     )  # fmt: skip
     seconds = [r["train_seconds"] for row in res.values() for r in row.values()]
+    steps = "; ".join(
+        f"{LABELS[s]} " + "/".join(f"{res[s][m]['steps']:.0f}" for m in COLUMNS if m in res[s])
+        for s in SYSTEMS if s in res
+    )  # fmt: skip
+    capped = sum(r.get("stopped_on_time", 0) for row in res.values() for r in row.values())
+    naive = ", ".join(f"{LABELS[s]} {v:.3g}" for s, v in summary.get("repeat_last", {}).items()
+                      if v is not None)  # fmt: skip
     status = "" if summary["complete"] else (
-        f"\n**Partial results**: {len(summary['missing'])} runs did not finish "
+        f"\n\n**Partial results**: {len(summary['missing'])} runs did not finish "
         f"({', '.join(summary['missing'][:6])}{', ...' if len(summary['missing']) > 6 else ''}).\n"
     )  # fmt: skip
+    why = (" Where a target is missed, this budget is the first reason: the models are far "
+           "from converged (compare the paper's numbers in brackets), and the gaps between "
+           "models this early in training need not be those at convergence.")  # fmt: skip
+    budget = "; ".join(_budget(summary["preset"], s) for s in SYSTEMS if s in res)
     checks = "\n".join(
         f"- {'met' if t['met'] else '**missed**'}: {t['target']} (ratio {t['value']:.2f})"
         for t in summary["targets"]
@@ -218,12 +267,19 @@ Out-of-distribution test split (parameters outside the training ranges; SINE has
 
 {chr(10).join(ood)}
 
-Parameters (in the column order above): {params}. Mean training time per run:
-{statistics.mean(seconds) if seconds else 0:.0f} s.
+Parameters (in the column order above): {params}. Optimiser steps done (mean over
+seeds): {steps}; {capped} runs stopped on the wall-clock cap before their step budget.
+Mean training time per run: {statistics.mean(seconds) if seconds else 0:.0f} s. For scale,
+repeating the last observed value scores (same units): {naive or "n/a"}.
 
 Targets of the `{summary['preset']}` preset:
 
 {checks}
+
+Training budget against the paper preset (sequences seen by WARP, steps x batch):
+{budget}.{why if any(not t["met"] for t in summary["targets"]) else ""} Nothing was
+tuned on the test split: sizes and optimiser were fixed from timings before the run,
+and model selection used the validation split.
 """
 
 
@@ -251,7 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
              if m in models_for(s)]  # fmt: skip
     if args.dry_run:
         for s, m, seed in cells:
-            run_config(args.preset, s, m, seed)
+            if seed == seeds[0]:
+                print(f"{s}/{m}: {_shape_check(run_config(args.preset, s, m, seed))} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")
         return {}
     overrides = {}
@@ -273,6 +330,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{key}: test {r['test']:.4g} ood {r.get('ood', float('nan')):.4g} "
               f"({r['steps']} steps, {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     summary = summarise(records, args.preset, seeds, smoke=args.smoke)
+    summary["repeat_last"] = {s: repeat_last(args.preset, s) for s in summary["results"]
+                              if not args.smoke}  # fmt: skip
     _write_json(out, summary)
     command = f".venv/bin/python -m benchmarks.reconstruction --preset {args.preset}"
     text = markdown(summary, "make bench-table" if args.preset == "cpu" else command)

@@ -25,16 +25,17 @@ def test_presets_build_every_cell():
 
 
 def test_smoke_end_to_end(tmp_path):
-    out = tmp_path / "reconstruction.json"
-    argv = ["--smoke", "--systems", "sine", "msd", "--models", "warp_phys", "gru",
-            "--out", str(out), "--runs", str(tmp_path / "runs")]  # fmt: skip
-    summary = reconstruction.main(argv)
+    out, runs = tmp_path / "reconstruction.json", tmp_path / "runs"
+    common = ["--smoke", "--out", str(out), "--runs", str(runs)]
+    reconstruction.main(common + ["--systems", "sine", "--models", "warp_phys", "gru"])
+    # a second call adds to the same per-run file: MSD (with an OOD split), one model
+    summary = reconstruction.main(common + ["--systems", "msd", "--models", "gru"])
     stored = json.loads(out.read_text())
     assert stored == json.loads(json.dumps(summary))
     assert stored["preset"] == "cpu" and isinstance(stored["device"], str) and stored["date"]
-    assert set(stored["results"]) == {"msd", "sine"}
+    assert {s: set(row) for s, row in stored["results"].items()} == {
+        "sine": {"warp_phys", "gru"}, "msd": {"gru"}}
     for system, row in stored["results"].items():
-        assert set(row) == {"warp_phys", "gru"}
         for model, cell in row.items():
             for key in ("mean", "std", "paper", "params", "train_seconds"):
                 assert key in cell
@@ -42,13 +43,14 @@ def test_smoke_end_to_end(tmp_path):
             assert cell["paper"] == _presets.PAPER[system][model]
     assert stored["results"]["msd"]["gru"]["ood_mean"] > 0
     assert stored["results"]["sine"]["gru"]["ood_mean"] is None
-    assert not stored["complete"]  # three systems' other models were not asked for
-    # a rerun finds every asked-for run in the partial file and trains nothing
+    assert not stored["complete"]  # the other cells were not asked for
+    # a rerun finds every asked-for run in the per-run file and trains nothing
     records = json.loads((tmp_path / "reconstruction_runs.json").read_text())
-    assert len(records) == 4
-    (tmp_path / "runs").rename(tmp_path / "gone")
-    assert reconstruction.main(argv)["results"] == summary["results"]
-    assert not (tmp_path / "runs").exists()
+    assert set(records) == {"sine/warp_phys/0", "sine/gru/0", "msd/gru/0"}
+    runs.rename(tmp_path / "gone")
+    again = reconstruction.main(common + ["--systems", "msd", "--models", "gru"])
+    assert again["results"] == summary["results"]
+    assert not runs.exists()
 
 
 def test_targets_and_markdown():
