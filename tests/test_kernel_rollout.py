@@ -1,7 +1,8 @@
 """The kernelised autoregressive rollout against the plain scan rollout: outputs and
 gradients (w.r.t. A, B, the hypernetwork and the decoder's own parameters), both index
 conventions, teacher-forcing masks, stochastic feedback, causal stages, rematerialised
-states, reconstruction, the cost rule, and the paper-speed benchmark's smoke run.
+states, reconstruction (and its dispatch), the cost rule, and the paper-speed
+benchmark's smoke run.
 
 A is contractive (spectral radius ~0.95) as in trained models: then float32 rounding
 differences between the two orders of summation stay at rounding level along the
@@ -21,6 +22,7 @@ import pytest
 import warp_phys as wp
 from warp_phys._interface import mean_of
 from warp_phys._kernel_rollout import (
+    AR_ALGORITHMS,
     _stage_bounds,
     ar_flops,
     ar_rollout,
@@ -157,9 +159,7 @@ def test_outputs_equal_the_scan(model, batch, convention):
     assert float(jnp.max(jnp.abs(free - forced))) > 0.05
 
 
-@pytest.mark.parametrize(
-    ("convention", "checkpoint"), [("clean", True), ("reference", False)]
-)
+@pytest.mark.parametrize(("convention", "checkpoint"), [("clean", True), ("reference", False)])
 def test_gradients_equal_the_scan(model, batch, convention, checkpoint):
     observed = masks(seed=8)
 
@@ -214,6 +214,45 @@ def test_reconstruct_equals_the_scan(model, prob_model, batch, convention):
     assert jax.tree.leaves(got)[0].shape == (BATCH, T - L, 2)
     assert_trees_close(got, expected, 2e-5)
     assert kernel_reconstruct(model, batch[0, :L], 0).shape == (0, 2)
+
+
+def test_reconstruct_dispatches_to_the_kernel(model, monkeypatch):
+    """`reconstruct(..., ar_algorithm=...)` and the forecast protocol run
+    `kernel_reconstruct` for "kernel", and for "auto" where the cost model picks it (24
+    trajectories of 6 steps, not 3), equal to the scan; other models always scan."""
+    import warp_phys._kernel_rollout as kernel_module
+    from warp_phys.training.protocol import predict
+
+    calls, real = [], kernel_module.kernel_reconstruct
+
+    def spy(model, context, *args, **kwargs):
+        calls.append(context.shape[0])
+        return real(model, context, *args, **kwargs)
+
+    monkeypatch.setattr(kernel_module, "kernel_reconstruct", spy)
+    L, H, N = 3, 3, 24
+    D, r = model.theta_size, model.hypernetwork.feature_size
+    assert choose_ar_algorithm(L + H, 2, D, r, N) == "kernel"
+    assert choose_ar_algorithm(L + H, 2, D, r, 3) == "scan"
+    trajectories = np.random.default_rng(7).standard_normal((N, L + H, 2)).astype(np.float32)
+    gru = wp.GRU(2, hidden_size=4, key=jax.random.PRNGKey(0))
+
+    @jax.jit
+    def forecasts(xs):
+        warp = [wp.reconstruct(model, xs[:, :L], H, ar_algorithm=a) for a in AR_ALGORITHMS]
+        protocol, start = predict(model, xs, context=L, ar_algorithm="kernel")
+        few = wp.reconstruct(model, xs[:3, :L], H)
+        return warp, protocol, few, wp.reconstruct(gru, xs[:, :L], H)
+
+    (auto, kernel, scan), protocol, few, gru_out = forecasts(jnp.asarray(trajectories))
+    assert calls == [N, N, N]  # auto, kernel, predict; not the 3 trajectories
+    assert scan.shape == (N, H, 2) and float(jnp.max(jnp.abs(scan))) > 0.1
+    assert_trees_close([auto, kernel, protocol, few], [scan, scan, scan, scan[:3]], 2e-5)
+    assert gru_out.shape == (N, H, 2)
+    with pytest.raises(ValueError, match="ar_algorithm"):
+        wp.reconstruct(model, trajectories[:, :L], H, ar_algorithm="fast")
+    with pytest.raises(TypeError, match="WARP"):
+        wp.reconstruct(gru, trajectories[:, :L], H, ar_algorithm="kernel")
 
 
 def test_dispatch_and_errors(model, batch):

@@ -72,10 +72,15 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._model import WARP
 from ._recurrence import matrix_powers_and_next
-from ._rollout import Convention, _fed_back, forecast_entry, rollout, rollout_entry
-
-ArAlgorithm = Literal["auto", "kernel", "scan"]
-AR_ALGORITHMS = ("auto", "kernel", "scan")
+from ._rollout import (
+    AR_ALGORITHMS,
+    ArAlgorithm,
+    Convention,
+    _fed_back,
+    forecast_entry,
+    rollout,
+    rollout_entry,
+)
 
 
 def default_stages(steps: int) -> int:
@@ -130,6 +135,22 @@ def choose_ar_algorithm(T: int, d: int, D: int, r: int, batch: int) -> Literal["
     """
     kernel = ar_flops("kernel", T, d, D, r, batch)
     return "kernel" if kernel < ar_flops("scan", T, d, D, r, batch) else "scan"
+
+
+def resolve_ar_algorithm(
+    model, ar_algorithm: ArAlgorithm, steps: int, batch: int
+) -> Literal["kernel", "scan"]:
+    """The autoregressive algorithm to run: `ar_algorithm` itself unless `"auto"`, which
+    is `choose_ar_algorithm`'s pick for a WARP model (`steps` steps, `batch` samples
+    sharing the powers) and `"scan"` for any other model."""
+    if ar_algorithm not in AR_ALGORITHMS:
+        raise ValueError(f"ar_algorithm must be one of {AR_ALGORITHMS}, got {ar_algorithm!r}")
+    if ar_algorithm != "auto":
+        return ar_algorithm
+    if not isinstance(model, WARP):
+        return "scan"
+    r = model.hypernetwork.feature_size
+    return choose_ar_algorithm(steps, model.data_size, model.theta_size, r, batch)
 
 
 def _head(model: WARP, offset: int) -> Float[Array, "theta m"]:
@@ -318,19 +339,7 @@ def ar_rollout(
 
     **Returns:** exactly what `rollout` returns.
     """
-    if ar_algorithm not in AR_ALGORITHMS:
-        raise ValueError(f"ar_algorithm must be one of {AR_ALGORITHMS}, got {ar_algorithm!r}")
-    if ar_algorithm == "auto":
-        if isinstance(model, WARP):
-            ar_algorithm = choose_ar_algorithm(
-                len(xs),
-                model.data_size,
-                model.theta_size,
-                model.hypernetwork.feature_size,
-                batch_size,
-            )
-        else:
-            ar_algorithm = "scan"
+    ar_algorithm = resolve_ar_algorithm(model, ar_algorithm, len(xs), batch_size)
     if ar_algorithm == "kernel":
         return kernel_rollout(model, xs, observed, convention=convention, noise_key=noise_key)
     return rollout(model, xs, observed, convention=convention, noise_key=noise_key)

@@ -31,6 +31,8 @@ from ._interface import AbstractSequenceModel, check_sequence, mean_of
 
 Convention = Literal["clean", "reference"]
 CONVENTIONS = ("clean", "reference")
+ArAlgorithm = Literal["auto", "kernel", "scan"]
+AR_ALGORITHMS = ("auto", "kernel", "scan")
 
 
 def _check_convention(convention) -> None:
@@ -203,6 +205,7 @@ def reconstruct(
     mode: str = "auto",
     convention: Convention = "clean",
     key: PRNGKeyArray | None = None,
+    ar_algorithm: ArAlgorithm = "auto",
 ):
     """Forecast `horizon` steps after an observed context, feeding predictions back.
 
@@ -216,15 +219,37 @@ def reconstruct(
     - `convention`: `"clean"` or `"reference"` indexing (see the module docstring).
     - `key`: feed back samples instead of means (probabilistic models; a batch uses
       one key per trajectory, split from it).
+    - `ar_algorithm`: how WARP forms its states: `"scan"` (the recurrence above),
+      `"kernel"` (`kernel_reconstruct`: powers of A precomputed once for the batch;
+      `mode` does not apply) or `"auto"`: the kernel when `choose_ar_algorithm`'s cost
+      model finds it cheaper for L + horizon steps and the N trajectories of the batch,
+      as in training. Both agree to float32 rounding; other models always scan.
 
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data_size)`
     (batched: `(N, horizon, data_size)`), or `(mean, std)` for probabilistic models.
     """
+    if _forecast_algorithm(model, context, horizon, ar_algorithm) == "kernel":
+        from ._kernel_rollout import kernel_reconstruct  # that module imports this one
+
+        return kernel_reconstruct(model, context, horizon, convention=convention, key=key)
 
     def one(context, key):
         return _scan_forecast(model, context, horizon, mode, convention, key)
 
     return forecast_entry(model, context, horizon, one, convention=convention, key=key)
+
+
+def _forecast_algorithm(model, context, horizon, ar_algorithm) -> str:
+    """`"kernel"` or `"scan"` for `reconstruct` (a malformed context scans, and its
+    entry checks name the problem)."""
+    from ._kernel_rollout import resolve_ar_algorithm  # that module imports this one
+
+    _check_horizon(horizon)
+    shape = jnp.shape(context)
+    if len(shape) not in (2, 3) or shape[-2] < 1:
+        return "scan"
+    batch = shape[0] if len(shape) == 3 else 1
+    return resolve_ar_algorithm(model, ar_algorithm, shape[-2] + horizon, batch)
 
 
 def _scan_forecast(model, context, horizon, mode, convention, key):

@@ -263,7 +263,12 @@ def train(
         if val is not None and validate:
             value = float(
                 protocol_mse(
-                    model, *val, protocol=val_protocol, context=val_context, convention=convention
+                    model,
+                    *val,
+                    protocol=val_protocol,
+                    context=val_context,
+                    convention=convention,
+                    ar_algorithm=ar_algorithm,
                 )
             )
             value = value if np.isfinite(value) else np.inf

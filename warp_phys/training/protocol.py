@@ -90,6 +90,7 @@ def predict(
     context: int = 1,
     convention: Convention = "clean",
     mode: str = "auto",
+    ar_algorithm: ArAlgorithm = "auto",
 ):
     """Predictions under an evaluation protocol, and the first step they predict.
 
@@ -100,6 +101,9 @@ def predict(
     - `protocol`: `"forecast"` or `"full"` (see the module docstring).
     - `context`: L, the observed steps (`"forecast"` only). The reference convention
       cuts the context where tau_t <= L / T, as the reference code did.
+    - `mode`, `ar_algorithm`: how WARP's states are formed (see `reconstruct`); the
+      forecast uses the kernelised recurrence when `ar_algorithm` says so or, with
+      `"auto"`, when its cost model finds it cheaper for the N trajectories.
 
     **Returns:** `(prediction, start)`: the mean `(N, T - start, data_size)` (or a
     `(mean, std)` pair) predicting steps `start..T-1`, and `start` (a Python int).
@@ -118,17 +122,22 @@ def predict(
         )
     start = reference_context(T, context) if convention == "reference" else context
     prediction = reconstruct(
-        model, inputs[:, :start], T - start, mode=mode, convention=convention
-    )
+        model, inputs[:, :start], T - start, mode=mode, convention=convention,
+        ar_algorithm=ar_algorithm,
+    )  # fmt: skip
     return prediction, start
 
 
 @eqx.filter_jit
-def protocol_mse(model, inputs, targets, *, protocol="forecast", context=1, convention="clean"):
+def protocol_mse(
+    model, inputs, targets, *, protocol="forecast", context=1, convention="clean",
+    ar_algorithm="auto",
+):  # fmt: skip
     """MSE of the mean prediction under `predict`'s protocol, in the data's units."""
     prediction, start = predict(
-        model, inputs, protocol=protocol, context=context, convention=convention
-    )
+        model, inputs, protocol=protocol, context=context, convention=convention,
+        ar_algorithm=ar_algorithm,
+    )  # fmt: skip
     return mse(mean_of(prediction), targets[:, start:])
 
 
