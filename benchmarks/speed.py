@@ -32,6 +32,7 @@ sizes in seconds for the test suite.
 
     python -m benchmarks.speed    # writes results/speed.json, figures/speed.png, README
     python -m benchmarks.speed --smoke --out /tmp/speed.json --figure /tmp/speed.png
+    python -m benchmarks.speed --render benchmarks/results/speed.json   # redraw only
 """
 
 import argparse
@@ -437,6 +438,14 @@ def markdown(result: dict) -> str:
         f"Measured {result['date']} on {result['device']} (`{result['command']}`, "
         f"{result['budget']}). {result['note']}",
         "",
+        *(
+            []
+            if result.get("complete", True)
+            else [
+                "**Incomplete run**: the script stopped before the end; missing rows say why.",
+                "",
+            ]
+        ),
         f"Dense float32 GEMM (D x D) @ (D x 64) at D = {result['matmul_D']}: "
         f"**{result['matmul_gflops']:.0f} GFLOP/s** (this run).",
         "",
@@ -445,8 +454,9 @@ def markdown(result: dict) -> str:
         f"width r = {result['hyper_width']}; seconds per step, median of `reps` steps:",
         "",
         "| T | D_theta | parallel s | sequential s | parallel speed-up | FLOP-model speed-up "
-        "| recurrence GFLOP/s (sequential) | % of GEMM | reps par/seq |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
+        "| reps par/seq |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         speedup = (
@@ -455,13 +465,14 @@ def markdown(result: dict) -> str:
             else None
         )
         frac = row.get("recurrence_fraction")
+        fwd = row.get("recurrence_forward_fraction")
         reps = f"{row.get('parallel_reps') or '-'}/{row.get('sequential_reps') or '-'}"
         lines.append(
             f"| {row['T']} | {row['D_theta']} | {_fmt(row['parallel_s'], '.3g')} "
             f"| {_fmt(row['sequential_s'], '.3g')} | {_fmt(speedup, '.2f')}x "
             f"| {row['flops']['sequential'] / row['flops']['parallel']:.2f}x "
             f"| {_fmt(row['recurrence_gflops'], '.1f')} | {_fmt(frac and 100 * frac, '.0f')} "
-            f"| {reps} |"
+            f"| {_fmt(fwd and 100 * fwd, '.0f')} | {reps} |"
         )
     skipped = [r for r in result["rows"] if r.get("skipped")]
     for row in skipped:
@@ -664,9 +675,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="minutes: start no configuration after this (recorded as not run)",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="run the workers in this process (default with --smoke)",
+    )
+    parser.add_argument(
+        "--render", type=Path, default=None, help="redraw figure and README from this JSON only"
     )
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -676,91 +696,73 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result))
         return result
 
+    if args.render:
+        result = json.loads(args.render.read_text())
+        plot(result, args.figure or DEFAULT_FIGURE)
+        print(markdown(result))
+        if not args.no_readme and not result["smoke"]:
+            from benchmarks._readme import splice_readme
+
+            splice_readme("speed", markdown(result))
+        return result
+
     cfg = SMOKE if args.smoke else FULL
     out = args.out or DEFAULT_OUT
     figure = args.figure or DEFAULT_FIGURE
     lengths = args.lengths or cfg["lengths"]
     N, r = cfg["batch"], cfg["hyper_width"]
     started = time.perf_counter()
-    log = print
     isolate = not (args.in_process or args.smoke)
-    machine_gb = total_gb()
+    limit_s = None if args.time_limit is None else 60.0 * args.time_limit
+
+    def log(*parts):
+        print(*parts, flush=True)
+
+    def out_of_time() -> str | None:
+        if limit_s is not None and time.perf_counter() - started > limit_s:
+            return (
+                f"not run: the --time-limit of {args.time_limit:g} min was spent "
+                f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            )
+        return None
 
     big = max(cfg["sizes"].values(), key=lambda s: theta_size(*s))
     matmul_D = theta_size(*big)
     gemm = _run_worker("gemm", {"D": matmul_D}, isolate)
     log(f"dense GEMM ({matmul_D} x {matmul_D}) @ ({matmul_D} x 64): {gemm['gflops']:.1f} GFLOP/s")
+    state = {"gemm": gemm, "rows": [], "warp_vs_gru": [], "memory_rows": [], "inference": None}
 
-    rows = []
+    def save(complete: bool) -> dict:
+        result = _assemble(state, cfg, args, matmul_D, complete, time.perf_counter() - started)
+        _write_json(out, result)
+        return result
+
     log(
         f"{'T':>5} {'D':>6} {'mode':>10} {'step_s':>9} {'reps':>4} {'peak_GB':>7} "
         f"{'GEMM_GF/s':>9} {'load':>5}"
     )
-    for width, depth in cfg["sizes"].values():
-        D = theta_size(width, depth)
-        for T in lengths:
-            row = {
-                "T": T,
-                "D_theta": D,
-                "batch": N,
-                "parallel_s": None,
-                "sequential_s": None,
-                "recurrence_gflops": None,
-                "flops": flop_model(T, D, N, r),
-                "skipped": [],
-            }
-            for mode in MODES:
-                need, have = memory_estimate_gb(T, D, N, r, mode), available_gb()
-                if need > MEMORY_FRACTION * have:
-                    row["skipped"].append(
-                        f"{mode} skipped: estimated {need:.1f} GB > "
-                        f"{100 * MEMORY_FRACTION:.0f} % of the {have:.1f} GB available"
-                    )
-                    log(f"{T:>5} {D:>6} {mode:>10}   skipped (memory {need:.1f} / {have:.1f} GB)")
-                    continue
-                spec = {
-                    "width": width,
-                    "depth": depth,
-                    "T": T,
-                    "batch": N,
-                    "mode": mode,
-                    "hyper_width": r,
-                    "reps": args.reps,
-                    "budget_s": args.rep_budget,
-                    "forward": mode == "sequential" and T == cfg["gru_length"],
-                }
-                res = _run_worker("warp_step", spec, isolate)
-                row[mode] = res
-                if "error" in res:
-                    row["skipped"].append(f"{mode} failed: {res['error']}")
-                    log(f"{T:>5} {D:>6} {mode:>10}   failed: {res['error'][:100]}")
-                    continue
-                row[f"{mode}_s"] = res["median_s"]
-                row[f"{mode}_reps"] = res["reps"]
-                log(
-                    f"{T:>5} {D:>6} {mode:>10} {res['median_s']:>9.3f} {res['reps']:>4} "
-                    f"{res['peak_rss_gb']:>7.2f} {statistics.mean(res['gemm_gflops']):>9.1f} "
-                    f"{max(res['load_average']):>5.1f}",
-                    flush=True,
-                )
-            seq = row.get("sequential")
-            if row["sequential_s"]:
-                row["recurrence_gflops"] = row["flops"]["sequential"] / row["sequential_s"] / 1e9
-                row["recurrence_fraction"] = row["recurrence_gflops"] / statistics.mean(
-                    seq["gemm_gflops"]
-                )
-                if "forward_s" in seq:
-                    fwd = 2.0 * N * (T - 1) * D * D / seq["forward_s"] / 1e9
-                    row["recurrence_forward_gflops"] = fwd
-                    row["recurrence_forward_fraction"] = fwd / statistics.mean(seq["gemm_gflops"])
-            rows.append(row)
+    sizes = [(theta_size(w, d), w, d) for w, d in cfg["sizes"].values()]
+    # the rows up to T = 1024 first (the targets), then the side measurements, then the
+    # longest sequences, so a time limit cuts the least informative rows
+    short = [(D, w, d, T) for D, w, d in sizes for T in lengths if T <= 1024]
+    long = [(D, w, d, T) for D, w, d in sizes for T in lengths if T > 1024]
+    for D, width, depth, T in short:
+        state["rows"].append(_row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log))
+        save(False)
+
+    log("inference")
+    reason = out_of_time()
+    spec = dict(cfg["inference"], reps=args.reps)
+    spec["model_path"] = None if args.smoke else str(DEMO_MODEL)
+    state["inference"] = {"error": reason} if reason else _run_worker("inference", spec, isolate)
+    log(f"  {state['inference']}")
+    save(False)
 
     log("WARP vs GRU of equal parameter count")
-    warp_vs_gru = []
-    for width, depth in cfg["sizes"].values():
-        D = theta_size(width, depth)
+    for D, _, _ in sizes:
         match = next(
-            (r_ for r_ in rows if r_["D_theta"] == D and r_["T"] == cfg["gru_length"]), None
+            (r_ for r_ in state["rows"] if r_["D_theta"] == D and r_["T"] == cfg["gru_length"]),
+            None,
         )
         if match is None:
             continue
@@ -773,18 +775,11 @@ def main(argv: list[str] | None = None) -> dict:
             "warp_parallel_s": match["parallel_s"],
             "warp_sequential_s": match["sequential_s"],
         }
-        if entry["params"]:
-            res = _run_worker(
-                "gru_step",
-                {
-                    "params": entry["params"],
-                    "T": cfg["gru_length"],
-                    "batch": N,
-                    "reps": args.reps,
-                    "budget_s": args.rep_budget,
-                },
-                isolate,
-            )
+        reason = out_of_time()
+        if entry["params"] and not reason:
+            spec = {"params": entry["params"], "T": cfg["gru_length"], "batch": N}
+            spec.update(reps=args.reps, budget_s=args.rep_budget)
+            res = _run_worker("gru_step", spec, isolate)
             if "error" in res:
                 entry["gru_error"] = res["error"]
             else:
@@ -794,15 +789,18 @@ def main(argv: list[str] | None = None) -> dict:
                     gru_s=res["median_s"],
                     gru_reps=res["reps"],
                     gru_peak_rss_gb=res["peak_rss_gb"],
+                    gru_load_average=res["load_average"],
                 )
-            log(
-                f"  D {D}: params {entry['params']:,}  WARP par {entry['warp_parallel_s']}  "
-                f"seq {entry['warp_sequential_s']}  GRU {entry.get('gru_s')}"
-            )
-        warp_vs_gru.append(entry)
+        elif reason:
+            entry["gru_error"] = reason
+        log(
+            f"  D {D}: params {entry['params']:,}  WARP par {entry['warp_parallel_s']}  "
+            f"seq {entry['warp_sequential_s']}  GRU {entry.get('gru_s')}"
+        )
+        state["warp_vs_gru"].append(entry)
+        save(False)
 
     log("peak memory vs D_theta")
-    mem_rows = []
     T_mem = cfg["memory_length"]
     for width, depth in cfg["memory_sizes"]:
         D = theta_size(width, depth)
@@ -814,29 +812,20 @@ def main(argv: list[str] | None = None) -> dict:
         reuse = next(
             (
                 r_
-                for r_ in rows
+                for r_ in state["rows"]
                 if r_["D_theta"] == D and r_["T"] == T_mem and r_.get("sequential_s")
             ),
             None,
         )
-        res = (
-            reuse["sequential"]
-            if reuse
-            else _run_worker(
-                "warp_step",
-                {
-                    "width": width,
-                    "depth": depth,
-                    "T": T_mem,
-                    "batch": N,
-                    "mode": "sequential",
-                    "hyper_width": r,
-                    "reps": 1,
-                    "budget_s": 0.0,
-                },
-                isolate,
-            )
-        )
+        reason = None if reuse else out_of_time()
+        if reuse:
+            res = reuse["sequential"]
+        elif reason:
+            res = {"error": reason}
+        else:
+            spec = {"width": width, "depth": depth, "T": T_mem, "batch": N}
+            spec.update(mode="sequential", hyper_width=r, reps=1, budget_s=0.0)
+            res = _run_worker("warp_step", spec, isolate)
         if "error" in res:
             entry["error"] = res["error"]
         else:
@@ -849,16 +838,90 @@ def main(argv: list[str] | None = None) -> dict:
             f"  D {D}: peak RSS {entry.get('peak_rss_gb')} GB, "
             f"dense state {entry['dense_state_gb']:.3f} GB"
         )
-        mem_rows.append(entry)
+        state["memory_rows"].append(entry)
+        save(False)
+
+    for D, width, depth, T in long:
+        state["rows"].append(_row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log))
+        save(False)
+
+    result = save(True)
+    plot(result, figure)
+    log(markdown(result))
+    if not args.smoke and not args.no_readme and out == DEFAULT_OUT:
+        from benchmarks._readme import splice_readme
+
+        splice_readme("speed", markdown(result))
+    log(f"wrote {out}, {figure} in {result['wall_s']:.0f} s")
+    return result
+
+
+def _row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log) -> dict:
+    """Both modes of one (T, D_theta) configuration, each in its own worker."""
+    row = {
+        "T": T,
+        "D_theta": D,
+        "batch": N,
+        "parallel_s": None,
+        "sequential_s": None,
+        "recurrence_gflops": None,
+        "flops": flop_model(T, D, N, r),
+        "skipped": [],
+    }
+    for mode in MODES:
+        reason = out_of_time()
+        need, have = memory_estimate_gb(T, D, N, r, mode), available_gb()
+        if reason is None and need > MEMORY_FRACTION * have:
+            reason = (
+                f"skipped: estimated {need:.1f} GB > "
+                f"{100 * MEMORY_FRACTION:.0f} % of the {have:.1f} GB available"
+            )
+        if reason:
+            row["skipped"].append(f"{mode} {reason}")
+            log(f"{T:>5} {D:>6} {mode:>10}   {reason}")
+            continue
+        spec = {"width": width, "depth": depth, "T": T, "batch": N, "mode": mode}
+        spec.update(hyper_width=r, reps=args.reps, budget_s=args.rep_budget)
+        spec["forward"] = mode == "sequential" and T == cfg["gru_length"]
+        res = _run_worker("warp_step", spec, isolate)
+        row[mode] = res
+        if "error" in res:
+            row["skipped"].append(f"{mode} failed: {res['error']}")
+            log(f"{T:>5} {D:>6} {mode:>10}   failed: {res['error'][:100]}")
+            continue
+        row[f"{mode}_s"] = res["median_s"]
+        row[f"{mode}_reps"] = res["reps"]
+        log(
+            f"{T:>5} {D:>6} {mode:>10} {res['median_s']:>9.3f} {res['reps']:>4} "
+            f"{res['peak_rss_gb']:>7.2f} {statistics.mean(res['gemm_gflops']):>9.1f} "
+            f"{max(res['load_average']):>5.1f}"
+        )
+    seq = row.get("sequential")
+    if row["sequential_s"]:
+        gemm = statistics.mean(seq["gemm_gflops"])
+        row["recurrence_gflops"] = row["flops"]["sequential"] / row["sequential_s"] / 1e9
+        row["recurrence_fraction"] = row["recurrence_gflops"] / gemm
+        if "forward_s" in seq:
+            fwd = 2.0 * N * (T - 1) * D * D / seq["forward_s"] / 1e9
+            row["recurrence_forward_gflops"] = fwd
+            row["recurrence_forward_fraction"] = fwd / gemm
+    return row
+
+
+def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict:
+    """The JSON result from what has been measured so far."""
+    rows = sorted(state["rows"], key=lambda r_: (r_["D_theta"], r_["T"]))
+    N, r = cfg["batch"], cfg["hyper_width"]
+    machine_gb = total_gb()
     limit_D = int((machine_gb * 2**30 / 16) ** 0.5)
     memory = {
-        "T": T_mem,
+        "T": cfg["memory_length"],
         "batch": N,
         "mode": "sequential",
         "machine_gb": machine_gb,
         "dense_A_limit_D": limit_D,
         "structured": [],
-        "rows": mem_rows,
+        "rows": state["memory_rows"],
         "note": (
             f"A dense A needs 16 D^2 bytes to train (A, gradient, two Adam moments): on this "
             f"{machine_gb:.0f} GB machine that alone stops fitting at D_theta ~ {limit_D:,} "
@@ -867,49 +930,48 @@ def main(argv: list[str] | None = None) -> dict:
             "measured."
         ),
     }
-
-    log("inference")
-    inference = _run_worker(
-        "inference",
-        dict(cfg["inference"], reps=args.reps, model_path=None if args.smoke else str(DEMO_MODEL)),
-        isolate,
-    )
-    log(f"  {inference}")
-
-    paper = paper_msd_rows(args.paper_msd, args.smoke)
-
-    five_k = [r_ for r_ in rows if r_["D_theta"] == max(r__["D_theta"] for r__ in rows)]
-    at_1024 = next((r_ for r_ in five_k if r_["T"] == 1024), None)
-    if at_1024 and at_1024["parallel_s"] and at_1024["sequential_s"]:
-        ratio = at_1024["sequential_s"] / at_1024["parallel_s"]
-        parallel_5x = f"{'met' if ratio >= 5 else 'missed'} ({ratio:.2f}x)"
-    else:
-        parallel_5x = "not measured"
-    fractions = [r_["recurrence_fraction"] for r_ in five_k if r_.get("recurrence_fraction")]
-    recurrence_60 = (
-        f"{'met' if max(fractions) >= 0.6 else 'missed'} (best {100 * max(fractions):.0f} % "
-        "of GEMM, whole training step counted)"
-        if fractions
-        else "not measured"
-    )
-    now = datetime.datetime.now(datetime.UTC)
+    paper = paper_msd_rows(args.paper_msd and complete, args.smoke)
+    targets = {"parallel_5x": "not measured", "recurrence_60pct": "not measured"}
+    if rows:
+        five_k = [r_ for r_ in rows if r_["D_theta"] == max(r__["D_theta"] for r__ in rows)]
+        at_1024 = next((r_ for r_ in five_k if r_["T"] == 1024), None)
+        if at_1024 and at_1024["parallel_s"] and at_1024["sequential_s"]:
+            ratio = at_1024["sequential_s"] / at_1024["parallel_s"]
+            targets["parallel_5x"] = f"{'met' if ratio >= 5 else 'missed'} ({ratio:.2f}x)"
+        whole = [r_["recurrence_fraction"] for r_ in five_k if r_.get("recurrence_fraction")]
+        fwd = [
+            r_["recurrence_forward_fraction"]
+            for r_ in five_k
+            if r_.get("recurrence_forward_fraction")
+        ]
+        best = max(whole + fwd, default=None)
+        if best is not None:
+            targets["recurrence_60pct"] = (
+                f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM "
+                f"rate measured beside it; whole training step: best "
+                f"{100 * max(whole, default=0):.0f} %, forward recurrence alone: "
+                f"{100 * max(fwd, default=0):.0f} %)"
+            )
     command = (
         "python -m benchmarks.speed"
         + (" --smoke" if args.smoke else "")
         + (" --paper-msd" if args.paper_msd else "")
+        + (f" --time-limit {args.time_limit:g}" if args.time_limit is not None else "")
     )
-    result = {
+    return {
         "device": _device(),
-        "date": now.isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
         "smoke": args.smoke,
-        "budget": "about 40 min on 2 shared CPU cores",
+        "complete": complete,
+        "budget": "about 40 min on 2 otherwise idle CPU cores",
         "note": (
             "Shared, loaded machine (other engineers' jobs and a training run shared the "
-            "2 cores; load averages per row are in the JSON): absolute times are noisy, "
-            "each row's GEMM rate was measured beside it."
+            "2 cores, run under nice -n 5; load averages per configuration are in the "
+            "JSON): absolute times are noisy and slow, compare within a row; each row's "
+            "GEMM rate was measured beside it."
         ),
-        "matmul_gflops": gemm["gflops"],
+        "matmul_gflops": state["gemm"]["gflops"],
         "matmul_D": matmul_D,
         "hyper_width": r,
         "rep_policy": (
@@ -923,25 +985,15 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "rows": rows,
         "analysis": _analysis(cfg),
-        "targets": {"parallel_5x": parallel_5x, "recurrence_60pct": recurrence_60},
-        "warp_vs_gru": warp_vs_gru,
+        "targets": targets,
+        "warp_vs_gru": state["warp_vs_gru"],
         "gru_length": cfg["gru_length"],
         "memory": memory,
-        "inference": inference,
+        "inference": state["inference"] or {"error": "not reached"},
         "paper_msd": paper.pop("rows"),
         "paper_msd_source": paper,
-        "wall_s": None,
+        "wall_s": wall_s,
     }
-    result["wall_s"] = time.perf_counter() - started
-    _write_json(out, result)
-    plot(result, figure)
-    log(markdown(result))
-    if not args.smoke and not args.no_readme and out == DEFAULT_OUT:
-        from benchmarks._readme import splice_readme
-
-        splice_readme("speed", markdown(result))
-    log(f"wrote {out}, {figure} in {result['wall_s']:.0f} s")
-    return result
 
 
 if __name__ == "__main__":

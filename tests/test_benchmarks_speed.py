@@ -1,0 +1,77 @@
+"""The speed benchmark in smoke mode: it runs, and its JSON has the keys other tools read."""
+
+import json
+
+import pytest
+
+from benchmarks import speed
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("speed")
+    out, figure = tmp / "speed.json", tmp / "speed.png"
+    result = speed.main(["--smoke", "--reps", "2", "--out", str(out), "--figure", str(figure)])
+    return result, out, figure
+
+
+def test_smoke_writes_json_and_figure(smoke):
+    result, out, figure = smoke
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert figure.stat().st_size > 1000
+    for key in ("device", "date", "matmul_gflops", "rows", "paper_msd", "memory", "inference"):
+        assert key in result
+    assert result["matmul_gflops"] > 0
+    assert result["complete"] and result["smoke"]
+
+
+def test_rows_have_issue_keys_and_positive_times(smoke):
+    result, _, _ = smoke
+    assert result["rows"]
+    for row in result["rows"]:
+        assert {"T", "D_theta", "batch", "parallel_s", "sequential_s", "recurrence_gflops"} <= set(
+            row
+        )
+        assert row["D_theta"] == speed.theta_size(*speed.SMOKE["sizes"]["tiny"])
+        assert row["parallel_s"] > 0 and row["sequential_s"] > 0 and row["recurrence_gflops"] > 0
+        for mode in speed.MODES:
+            assert 1 <= row[mode]["reps"] <= 2
+            assert row[mode]["peak_rss_gb"] > 0
+
+
+def test_other_sections(smoke):
+    result, _, _ = smoke
+    for row in result["paper_msd"]:
+        assert {"batch", "algorithm", "step_s", "peak_rss_gb"} <= set(row)
+        assert row["step_s"] > 0
+    inference = result["inference"]
+    assert inference["trajectories_per_s"] > 0
+    (gru,) = result["warp_vs_gru"]
+    assert gru["gru_s"] > 0
+    assert abs(gru["gru_params"] - gru["params"]) / gru["params"] < 0.2
+    assert all(row["peak_rss_gb"] > 0 for row in result["memory"]["rows"])
+    text = speed.markdown(result)
+    assert "| T | D_theta |" in text and result["device"] in text
+    assert "Incomplete" not in text
+
+
+def test_render_redraws_from_json(smoke, tmp_path):
+    _, out, _ = smoke
+    figure = tmp_path / "again.png"
+    result = speed.main(["--render", str(out), "--figure", str(figure), "--no-readme"])
+    assert figure.exists() and result["rows"]
+
+
+def test_theta_sizes_and_flop_model():
+    import jax
+
+    import warp_phys as wp
+
+    for width, depth in speed.FULL["sizes"].values():
+        model = wp.WARP(2, root_width=width, root_depth=depth, key=jax.random.PRNGKey(0))
+        assert model.theta_size == speed.theta_size(width, depth)
+    assert [speed.theta_size(*s) for s in speed.FULL["sizes"].values()] == [982, 4960]
+    flops = speed.flop_model(1024, 4960, 64, 32)
+    # at T = 1024, D ~ 5k, batch 64, r = 32 the parallel form is not cheaper in FLOPs
+    assert 0.5 < flops["sequential"] / flops["parallel"] < 2
+    assert speed.flop_model(4096, 982, 64, 32)["convolution"] == "fft"
