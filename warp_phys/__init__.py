@@ -3,6 +3,13 @@
 from ._interface import AbstractSequenceModel
 from ._model import WARP
 from ._rollout import reconstruct, reference_context, rollout, teacher_forcing_mask
+from ._transition import (
+    AbstractTransition,
+    BlockTransition,
+    DenseTransition,
+    DiagonalTransition,
+    LowRankTransition,
+)
 from .baselines import GRU, LSTM, Transformer, count_parameters, hidden_size_for
 from .decoders import (
     AbstractDecoder,
@@ -36,6 +43,11 @@ __all__ = [
     "LSTM",
     "WARP",
     "AbstractSequenceModel",
+    "AbstractTransition",
+    "BlockTransition",
+    "DenseTransition",
+    "DiagonalTransition",
+    "LowRankTransition",
     "Transformer",
     "count_parameters",
     "hidden_size_for",

@@ -11,7 +11,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence
 from ._recurrence import sequential_states
-from ._transition import AbstractTransition, make_transition
+from ._transition import AbstractTransition, check_transition, make_transition
 from .decoders import AbstractDecoder, get_decoder
 from .decoders._base import accepts_option
 
@@ -76,6 +76,7 @@ class WARP(AbstractSequenceModel):
             raise ValueError(f"data_size must be >= 1, got {data_size}")
         if int(seq_len) < 2:
             raise ValueError(f"seq_len must be >= 2, got {seq_len}")
+        check_transition(transition, transition_rank)
         options = dict(decoder_options or {})
         if root_width is not None:
             options["width"] = root_width

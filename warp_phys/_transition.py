@@ -271,15 +271,23 @@ class BlockTransition(AbstractTransition):
         return jax.scipy.linalg.block_diag(*self.blocks)
 
 
+def check_transition(kind: str, rank: int | None) -> None:
+    """A one-line `ValueError` unless `kind` is a known transition and `rank` is None or,
+    for `"lowrank"`, a positive int."""
+    if kind not in TRANSITIONS:
+        raise ValueError(f"transition must be one of {', '.join(TRANSITIONS)}; got {kind!r}")
+    if rank is not None and kind != "lowrank":
+        raise ValueError(f"transition_rank applies to transition='lowrank' only, not {kind!r}")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
+        raise ValueError(f"transition_rank must be a positive int, got {rank!r}")
+
+
 def make_transition(
     kind: str, block_sizes: tuple[int, ...], *, rank: int | None, key: PRNGKeyArray, dtype
 ) -> AbstractTransition:
     """The transition `kind` at its initialisation (A = I) for a root whose flat
     parameter tensors have sizes `block_sizes` (D = their sum)."""
-    if kind not in TRANSITIONS:
-        raise ValueError(f"transition must be one of {', '.join(TRANSITIONS)}; got {kind!r}")
-    if rank is not None and kind != "lowrank":
-        raise ValueError(f"transition_rank applies to transition='lowrank' only, not {kind!r}")
+    check_transition(kind, rank)
     size = sum(block_sizes)
     if kind == "dense":
         return DenseTransition(size, dtype)
@@ -288,6 +296,6 @@ def make_transition(
     if kind == "block":
         return BlockTransition(tuple(block_sizes), dtype)
     rank = DEFAULT_RANK if rank is None else rank
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= size:
-        raise ValueError(f"transition_rank must be an int in [1, D_theta={size}], got {rank!r}")
+    if rank > size:
+        raise ValueError(f"transition_rank {rank} exceeds D_theta = {size}")
     return LowRankTransition(size, rank, key=key, dtype=dtype)

@@ -92,6 +92,8 @@ def _warp(config: RunConfig, data_size: int, seq_len: int, key, normalizer=None)
         decoder_options=sized,
         hyper_width=config.hyper_width,
         hyper_depth=config.hyper_depth,
+        transition=config.transition,
+        transition_rank=config.transition_rank,
         seq_len=seq_len,
         key=key,
     )
