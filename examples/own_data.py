@@ -33,7 +33,7 @@ def write_recordings(path: Path, n: int, split: str, seed: int) -> None:
     clean = systems.generate("pendulum", n, split=split, seed=seed, progress=False)
     every = (clean.y.shape[1] - 1) // (STEPS - 1)  # 256 steps on [0, 4] s -> 64 samples
     y = clean.y[:, ::every][:, :STEPS]
-    times = np.round(clean.t[::every][:STEPS], 6)  # the sample times, s (0.063 s apart)
+    times = np.round(clean.t[::every][:STEPS].astype(np.float64), 6)  # s, 0.063 s apart
     noise = np.random.default_rng(seed).normal(size=y.shape) * np.array([0.01, 0.05])
     systems.save_csv(path, y + noise, channels=["theta", "omega"],
                      times=np.broadcast_to(times, y.shape[:2]),

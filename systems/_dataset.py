@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -24,7 +25,8 @@ class Dataset:
       normalisation (what a model is trained to output).
     - `params`: `{name: float32 (N,)}` the physical parameters of each trajectory.
     - `y0`: float32 `(N, D)`, the physical initial conditions of the solve.
-    - `name`, `split`: system name and split (`train`, `val`, `test`, `ood`).
+    - `name`, `split`: system name and split (`train`, `val`, `test`, `ood`; `file` for
+      trajectories read by `systems.load` from your own files, named by the file).
     - `config`: the exact JSON-able generation config (system fields, split, seed, N).
     - `extras`: other per-trajectory arrays with leading dimension `N` (e.g. the LV
       repeat-copy `inputs` `(N, T, D)` and cut points `cut` `(N,)`).
@@ -86,10 +88,21 @@ def save(dataset: Dataset, path: str | os.PathLike) -> Path:
     arrays["metadata"] = np.array(json.dumps(meta))
     arrays.update({f"params/{k}": v for k, v in dataset.params.items()})
     arrays.update({f"extras/{k}": v for k, v in dataset.extras.items()})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes `data` to a temporary file next to `path` (mode 0644), then renames it into
+    place, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            f.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; our outputs are not
         os.replace(tmp, path)
     except BaseException:

@@ -23,14 +23,13 @@ the step index. File-derived data sets carry `config = {"source", "format",
 import csv
 import io
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float
 
-from ._dataset import Dataset
+from ._dataset import Dataset, atomic_write
 from ._dataset import load as load_dataset_file
 
 TIME_COLUMNS = ("time", "t", "step")
@@ -353,19 +352,3 @@ def save_csv(
                                                  else [])  # fmt: skip
             writer.writerow(lead + [f"{float(v):.9g}" for v in row])
     return atomic_write(path, buffer.getvalue().encode())
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes `data` to a temporary file next to `path`, then renames it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
