@@ -11,9 +11,10 @@ on and forecast with the `warp-phys` command line.
    samples of each new recording from its first 16 and writes them as a CSV in the same
    layout, time column included.
 
-Takes a minute or two on a laptop CPU:
+Takes a minute or two on a laptop CPU (training stops after 200 steps or 60 s, so on a
+busy machine the numbers vary; a few hundred more steps improve the forecast):
 
-    python examples/own_data.py [--out runs/own_data] [--steps 300]
+    python examples/own_data.py [--out runs/own_data] [--steps 200]
 """
 
 import argparse
@@ -50,7 +51,7 @@ def warp_phys(*argv) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/own_data", help="folder for the CSVs and run")
-    parser.add_argument("--steps", type=int, default=300, help="training steps")
+    parser.add_argument("--steps", type=int, default=200, help="training steps (60 s at most)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
