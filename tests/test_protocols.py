@@ -192,3 +192,21 @@ def test_stochastic_noise_enters_only_through_feedback(prob_model, xs):
     assert loss(key, 1.0, True) == loss(key, 1.0, False)
     # nothing observed: the samples are fed back and change the loss
     assert loss(key, 0.0, True) != loss(key, 0.0, False)
+
+
+def test_prediction_metrics_count_diverged_forecasts_without_dropping_them():
+    from warp_phys.training.protocol import prediction_metrics
+
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(4, 6, 2)).astype(np.float32)
+    prediction = targets[:, 2:] + 0.1 * rng.normal(size=(4, 4, 2)).astype(np.float32)
+    clean = prediction_metrics(jnp.asarray(prediction), targets, 2)
+    assert clean["diverged"] == 0 and "mse_finite" not in clean
+
+    prediction[1, 3, 0] = np.inf
+    prediction[3, 0, 1] = np.nan
+    out = prediction_metrics(jnp.asarray(prediction), targets, 2)
+    assert out["diverged"] == 2 and not np.isfinite(out["mse"])
+    kept = [0, 2]
+    expected = np.mean((prediction[kept] - targets[kept, 2:]) ** 2)
+    np.testing.assert_allclose(out["mse_finite"], expected, rtol=1e-6)

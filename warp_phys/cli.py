@@ -11,6 +11,7 @@ library functions it calls.
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import typing
 from pathlib import Path
@@ -145,7 +146,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     result["model"] = type(run.model).__name__
     result["parameters"] = count_parameters(run.model)
     out = args.json or f"{run.folder}/eval_{args.split}.json"
-    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    finite_only = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                   for k, v in result.items()}  # fmt: skip  (strict JSON has no NaN)
+    atomic_write_bytes(out, (json.dumps(finite_only, indent=2) + "\n").encode())
     first, last = result["scored_steps"]
     print(
         f"{result['model']} ({result['parameters']:,} parameters, {args.checkpoint} "
@@ -157,10 +160,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         "mse_normalized": "MSE (normalised units)",
         "nll": "Gaussian NLL (raw units)",
         "mse_repeat_last": "MSE of repeat-last-value",
+        "mse_finite": "MSE without diverged ones",
     }
     for key, label in rows.items():
         if key in result:
             print(f"  {label:<28} {result[key]:.6g}")
+    if result.get("diverged"):
+        print(f"  {result['diverged']} of {result['n']} forecasts diverged (NaN or inf); "
+              "they count in the MSE, not in the 'without' row")  # fmt: skip
     print(f"json: {out}")
 
 

@@ -155,8 +155,11 @@ def prediction_metrics(prediction, targets, start: int, normalizer=None) -> dict
     """Metrics of a protocol's predictions against raw `targets` `(N, T, d)`.
 
     `prediction` is in the model's (normalised) units; `normalizer` maps it back.
-    Returns `mse` (raw units, no 1/2), `mse_normalized` (the model's units), and for
-    probabilistic models `nll` (raw units, no constant term), all Python floats.
+    Returns `mse` (raw units, no 1/2), `mse_normalized` (the model's units), for
+    probabilistic models `nll` (raw units, no constant term), all Python floats, and
+    `diverged`: the number of trajectories whose prediction has a NaN or inf. A diverged
+    trajectory makes `mse` non-finite (it is counted, not dropped); `mse_finite` then
+    gives the MSE over the others, so a few blow-ups do not hide how the rest did.
     """
     target = jnp.asarray(targets)[:, start:]
     mean = mean_of(prediction)
@@ -165,6 +168,10 @@ def prediction_metrics(prediction, targets, start: int, normalizer=None) -> dict
         out["mse_normalized"] = float(mse(mean, normalizer.apply(target)))
         mean = normalizer.invert(mean)
     out["mse"] = float(mse(mean, target))
+    finite = jnp.all(jnp.isfinite(mean), axis=tuple(range(1, mean.ndim)))
+    out["diverged"] = int(finite.size - jnp.sum(finite))
+    if 0 < out["diverged"] < finite.size:
+        out["mse_finite"] = float(mse(mean[finite], target[finite]))
     if isinstance(prediction, tuple):
         std = prediction[1] * (1.0 if normalizer is None else normalizer.std)
         out["nll"] = float(gaussian_nll(mean, std, target))
