@@ -432,11 +432,28 @@ def _fmt(x, spec=".2f", none="-"):
     return none if x is None else format(x, spec)
 
 
+def _loads(result: dict) -> list[float]:
+    loads = []
+    for row in result["rows"]:
+        for mode in MODES:
+            loads += (row.get(mode) or {}).get("load_average", [])
+    return loads
+
+
 def markdown(result: dict) -> str:
     """The README block, generated from the JSON."""
+    loads = _loads(result)
+    load = (
+        f" Load average during the rows: median {statistics.median(loads):.1f}, "
+        f"max {max(loads):.1f} on 2 cores."
+        if loads
+        else ""
+    )
+    side = result.get("side_part")
+    side = f" ({side['note']}: `{side['command']}`, finished {side['date']}.)" if side else ""
     lines = [
         f"Measured {result['date']} on {result['device']} (`{result['command']}`, "
-        f"{result['budget']}). {result['note']}",
+        f"stated budget {result['budget']}). {result['note']}{load}{side}",
         "",
         *(
             []
@@ -453,7 +470,7 @@ def markdown(result: dict) -> str:
         f"{result['rows'][0]['batch'] if result['rows'] else '-'}, data_size 2, hypernetwork "
         f"width r = {result['hyper_width']}; seconds per step, median of `reps` steps:",
         "",
-        "| T | D_theta | parallel s | sequential s | parallel speed-up | FLOP-model speed-up "
+        "| T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
         "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
         "| reps par/seq |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -549,6 +566,7 @@ def plot(result: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     ax = axes[0, 0]
+    lengths = sorted({r["T"] for r in result["rows"]}) or [1, 2]
     for D in sorted({r["D_theta"] for r in result["rows"]}):
         rows = [r for r in result["rows"] if r["D_theta"] == D]
         for mode, style in (("parallel", "o-"), ("sequential", "s--")):
@@ -557,12 +575,14 @@ def plot(result: dict, path: Path) -> None:
                 ax.plot(*zip(*pts, strict=True), style, label=f"{mode}, D={D}")
     ax.set(
         xscale="log",
-        yscale="log",
+        xlim=(lengths[0] / 1.5, lengths[-1] * 1.5),
         xlabel="T",
         ylabel="s per training step",
-        title=f"training step, batch {result['rows'][0]['batch']}",
+        title=f"training step, batch {result['memory']['batch']}",
     )
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
     ax = axes[0, 1]
     for D in sorted({r["D_theta"] for r in result["rows"]}):
         pts = [
@@ -574,18 +594,27 @@ def plot(result: dict, path: Path) -> None:
             ax.plot(*zip(*pts, strict=True), "o-", label=f"sequential recurrence, D={D}")
     ax.axhline(result["matmul_gflops"], color="k", ls=":", label="dense GEMM (same run)")
     ax.axhline(0.6 * result["matmul_gflops"], color="grey", ls=":", label="60 % of GEMM")
-    ax.set(xscale="log", xlabel="T", ylabel="GFLOP/s", title="achieved FLOP/s", ylim=(0, None))
+    ax.set(
+        xscale="log",
+        xlim=(lengths[0] / 1.5, lengths[-1] * 1.5),
+        xlabel="T",
+        ylabel="GFLOP/s",
+        title="achieved FLOP/s (whole training step)",
+        ylim=(0, None),
+    )
     ax.legend(fontsize=8)
     ax = axes[1, 0]
     mem = result["memory"]["rows"]
     pts = [(r["D_theta"], r["peak_rss_gb"]) for r in mem if r.get("peak_rss_gb")]
     if pts:
         ax.plot(*zip(*pts, strict=True), "o-", label="peak RSS (measured)")
+    grid = [10 ** (2 + k / 8) for k in range(25)]  # D_theta from 100 to 100k
     ax.plot(
-        [r["D_theta"] for r in mem],
-        [r["dense_state_gb"] for r in mem],
-        "s--",
-        label="A + grad + Adam moments (16 D^2 bytes)",
+        grid,
+        [16 * D * D / 2**30 for D in grid],
+        "--",
+        color="C1",
+        label="A + grad + Adam moments, 16 D^2 bytes (computed)",
     )
     ax.axhline(result["memory"]["machine_gb"], color="r", ls=":", label="machine memory")
     ax.set(
@@ -675,6 +704,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument(
+        "--part",
+        choices=("all", "side"),
+        default="all",
+        help="side: only inference, GRU and memory (to run beside a rows-only run)",
+    )
+    parser.add_argument(
+        "--merge-side",
+        type=Path,
+        default=None,
+        help="with --render: take inference, GRU and memory from this --part side JSON",
+    )
+    parser.add_argument(
         "--time-limit",
         type=float,
         default=None,
@@ -698,6 +739,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.render:
         result = json.loads(args.render.read_text())
+        if args.merge_side:
+            result = merge_side(result, json.loads(args.merge_side.read_text()))
+            _write_json(args.render, result)
         plot(result, args.figure or DEFAULT_FIGURE)
         print(markdown(result))
         if not args.no_readme and not result["smoke"]:
@@ -746,6 +790,8 @@ def main(argv: list[str] | None = None) -> dict:
     # longest sequences, so a time limit cuts the least informative rows
     short = [(D, w, d, T) for D, w, d in sizes for T in lengths if T <= 1024]
     long = [(D, w, d, T) for D, w, d in sizes for T in lengths if T > 1024]
+    if args.part == "side":
+        short, long = [], []
     for D, width, depth, T in short:
         state["rows"].append(_row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log))
         save(False)
@@ -764,9 +810,12 @@ def main(argv: list[str] | None = None) -> dict:
             (r_ for r_ in state["rows"] if r_["D_theta"] == D and r_["T"] == cfg["gru_length"]),
             None,
         )
-        if match is None:
-            continue
-        ref = match.get("sequential") or match.get("parallel") or {}
+        if match is None:  # --part side: the WARP times come from the rows at --merge-side
+            width, depth = next(s_ for s_ in cfg["sizes"].values() if theta_size(*s_) == D)
+            ref = {"params": _count(_warp(width, depth, cfg["gru_length"], r))}
+            match = {"parallel_s": None, "sequential_s": None}
+        else:
+            ref = match.get("sequential") or match.get("parallel") or {}
         entry = {
             "D_theta": D,
             "T": cfg["gru_length"],
@@ -908,6 +957,39 @@ def _row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log) -> dict
     return row
 
 
+def merge_side(result: dict, side: dict) -> dict:
+    """`result` with its inference, WARP-vs-GRU and memory sections taken from a
+    `--part side` run `side` (WARP's step times filled in from `result`'s rows)."""
+    result = dict(result)
+    result["inference"] = side["inference"]
+    result["memory"] = side["memory"]
+    gru = []
+    for entry in side["warp_vs_gru"]:
+        entry = dict(entry)
+        row = next(
+            (
+                r_
+                for r_ in result["rows"]
+                if r_["D_theta"] == entry["D_theta"] and r_["T"] == entry["T"]
+            ),
+            {},
+        )
+        entry["warp_parallel_s"] = row.get("parallel_s")
+        entry["warp_sequential_s"] = row.get("sequential_s")
+        gru.append(entry)
+    result["warp_vs_gru"] = gru
+    result["side_part"] = {
+        "command": side["command"],
+        "date": side["date"],
+        "note": "inference, GRU and memory ran in a second process beside the rows' run",
+    }
+    result["complete"] = all(
+        not any(x.startswith(("parallel not run", "sequential not run")) for x in r_["skipped"])
+        for r_ in result["rows"]
+    )
+    return result
+
+
 def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict:
     """The JSON result from what has been measured so far."""
     rows = sorted(state["rows"], key=lambda r_: (r_["D_theta"], r_["T"]))
@@ -950,13 +1032,14 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
                 f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM "
                 f"rate measured beside it; whole training step: best "
                 f"{100 * max(whole, default=0):.0f} %, forward recurrence alone: "
-                f"{100 * max(fwd, default=0):.0f} %)"
+                + (f"{100 * max(fwd):.0f} %)" if fwd else "not measured)")
             )
     command = (
         "python -m benchmarks.speed"
         + (" --smoke" if args.smoke else "")
         + (" --paper-msd" if args.paper_msd else "")
         + (f" --time-limit {args.time_limit:g}" if args.time_limit is not None else "")
+        + (" --part side" if args.part == "side" else "")
     )
     return {
         "device": _device(),

@@ -75,3 +75,23 @@ def test_theta_sizes_and_flop_model():
     # at T = 1024, D ~ 5k, batch 64, r = 32 the parallel form is not cheaper in FLOPs
     assert 0.5 < flops["sequential"] / flops["parallel"] < 2
     assert speed.flop_model(4096, 982, 64, 32)["convolution"] == "fft"
+
+
+def test_merge_side_fills_warp_times_and_completeness():
+    row = {"T": 256, "D_theta": 982, "parallel_s": 2.0, "sequential_s": 3.0, "skipped": []}
+    cut = {"T": 4096, "D_theta": 982, "parallel_s": None, "sequential_s": None,
+           "skipped": ["parallel not run: the --time-limit of 1 min was spent"]}  # fmt: skip
+    result = {"rows": [row], "inference": {"error": "not run"}, "memory": {}, "warp_vs_gru": []}
+    side = {
+        "command": "python -m benchmarks.speed --part side",
+        "date": "2026-01-01T00:00:00+00:00",
+        "inference": {"trajectories_per_s": 10.0},
+        "memory": {"rows": [{"D_theta": 982, "peak_rss_gb": 1.0}]},
+        "warp_vs_gru": [{"D_theta": 982, "T": 256, "params": 1000, "gru_s": 1.0}],
+    }
+    merged = speed.merge_side(result, side)
+    assert merged["inference"] == side["inference"] and merged["memory"] == side["memory"]
+    (entry,) = merged["warp_vs_gru"]
+    assert (entry["warp_parallel_s"], entry["warp_sequential_s"]) == (2.0, 3.0)
+    assert merged["complete"] and "side_part" in merged
+    assert not speed.merge_side(dict(result, rows=[row, cut]), side)["complete"]
