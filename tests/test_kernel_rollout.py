@@ -29,6 +29,7 @@ from warp_phys._kernel_rollout import (
     choose_ar_algorithm,
     kernel_reconstruct,
     kernel_rollout,
+    resolve_ar_algorithm,
 )
 
 T = 20
@@ -280,6 +281,16 @@ def test_dispatch_and_errors(model, batch):
         kernel_rollout(model, batch[0], observed, noise_key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="stages"):
         kernel_rollout(model, batch[0], observed, stages=0)
+
+
+def test_structured_transitions_scan(batch):
+    """The kernel form needs a dense A: "auto" never picks it for a structured one (whose
+    scan step costs far less than D^2), and asking for it is a clear error."""
+    diagonal = wp.WARP(2, root_width=64, transition="diagonal", key=jax.random.PRNGKey(0))
+    assert diagonal.theta_size > 4000
+    assert resolve_ar_algorithm(diagonal, "auto", T, batch=10**6) == "scan"
+    with pytest.raises(ValueError, match="dense transition"):
+        kernel_rollout(diagonal, batch[0], masks()[0])
 
 
 def test_cost_rule():

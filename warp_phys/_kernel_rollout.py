@@ -141,14 +141,14 @@ def resolve_ar_algorithm(
     model, ar_algorithm: ArAlgorithm, steps: int, batch: int
 ) -> Literal["kernel", "scan"]:
     """The autoregressive algorithm to run: `ar_algorithm` itself unless `"auto"`, which
-    is `choose_ar_algorithm`'s pick for a WARP model (`steps` steps, `batch` samples
-    sharing the powers) and `"scan"` for any other model."""
+    is `choose_ar_algorithm`'s pick for a WARP model with a dense A (`steps` steps,
+    `batch` samples sharing the powers) and `"scan"` for any other model."""
     if ar_algorithm not in AR_ALGORITHMS:
         raise ValueError(f"ar_algorithm must be one of {AR_ALGORITHMS}, got {ar_algorithm!r}")
     if ar_algorithm != "auto":
         return ar_algorithm
-    if not isinstance(model, WARP):
-        return "scan"
+    if not isinstance(model, WARP) or model.transition.kind != "dense":
+        return "scan"  # a structured A's step is far cheaper than D^2: the scan wins
     r = model.hypernetwork.feature_size
     return choose_ar_algorithm(steps, model.data_size, model.theta_size, r, batch)
 
@@ -237,6 +237,8 @@ def kernel_rollout(
     """
     if not isinstance(model, WARP):
         raise TypeError(f"kernel_rollout needs a WARP model, got {type(model).__name__}")
+    if (kind := model.transition.kind) != "dense":
+        raise ValueError(f"the kernel algorithm needs a dense transition, not {kind!r} (use scan)")
     xs, observed = rollout_entry(model, xs, observed, convention, noise_key)
     T = xs.shape[0]
     x0 = xs[0]
