@@ -120,7 +120,8 @@ class RunConfig:
         "auto", "WARP recurrence over observed inputs (auto: by cost)", "optimisation"
     )
     ar_algorithm: Literal["auto", "kernel", "scan"] = _field(
-        "auto", "WARP autoregressive rollout in training (auto: by cost)", "optimisation"
+        "auto", "WARP autoregressive rollout, training and forecasts (auto: by cost)",
+        "optimisation",
     )
 
     def __post_init__(self):

@@ -75,6 +75,7 @@ def evaluate_run(
             context=context,
             convention=cfg.convention,
             mode=cfg.mode,
+            ar_algorithm=cfg.ar_algorithm,
         ),
         inputs,
         chunk,
@@ -134,6 +135,7 @@ def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None
         int(horizon),
         mode=run.config.mode,
         convention=run.config.convention,
+        ar_algorithm=run.config.ar_algorithm,
     )
     mean, std = out if isinstance(out, tuple) else (out, None)
     result = {
