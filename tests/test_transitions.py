@@ -225,3 +225,13 @@ def test_run_config_and_command_line_select_the_transition():
     assert isinstance(model.transition, wp.LowRankTransition) and model.transition.rank == 3
     with pytest.raises(ValueError, match="transition"):
         wp.RunConfig(transition="sparse")
+
+
+def test_transition_summary_reads_any_kind(model):
+    from warp_phys.plotting import transition_summary
+
+    info = transition_summary(model)
+    A = _definition(model.transition)
+    np.testing.assert_allclose(info["A_minus_I"], A - np.eye(len(A)), atol=1e-6)
+    np.testing.assert_allclose(np.sort_complex(info["eigenvalues"]),
+                               np.sort_complex(np.linalg.eigvals(A)), atol=1e-6)  # fmt: skip

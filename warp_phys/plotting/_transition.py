@@ -22,7 +22,7 @@ def transition_summary(model) -> dict[str, np.ndarray]:
     1, theta_t can grow geometrically in free-running mode) and `A_minus_I` `(D, D)`,
     `B` `(D, d)`.
     """
-    A = np.asarray(model.A, dtype=np.float64)
+    A = np.asarray(model.transition.as_matrix(), dtype=np.float64)  # any kind, small D
     B = np.asarray(model.B, dtype=np.float64)
     eigenvalues = np.linalg.eigvals(A)
     return {
@@ -51,7 +51,7 @@ def plot_transition(
 
     **Returns:** a `Figure` with five axes (four panels and the colour bar of `A - I`).
     """
-    if not (hasattr(model, "A") and hasattr(model, "B")):
+    if not (hasattr(model, "transition") and hasattr(model, "B")):
         raise ValueError(f"a transition plot needs a WARP model, got {type(model).__name__}")
     info = transition_summary(model)
     D, d = info["B"].shape
