@@ -163,6 +163,9 @@ def markdown(result: dict) -> str:
             f"{SYSTEM_LABELS[s]} {LABELS[m]} {r['train_seconds']:.0f} s ({r['train_steps']} "
             "steps)" for (s, m), r in sorted(train.items()))  # fmt: skip
             + "."]
+    blocks = [v for v in result.get("block_seconds", {}).values() if v is not None]
+    if blocks:
+        lines[-1] += f" Whole benchmark: {sum(blocks) / 60:.0f} min of wall-clock."
     lines += ["", "**Targets**", ""]
     for t in result["targets"]:
         numbers = f"MSE ratio {t['mse_ratio']:.3g}"
