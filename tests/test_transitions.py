@@ -10,6 +10,7 @@ import pytest
 import scipy.linalg
 
 import warp_phys as wp
+from warp_phys._kernel_rollout import ar_rollout
 from warp_phys._transition import TRANSITIONS
 
 T = 24
@@ -202,8 +203,11 @@ def test_a_hundred_thousand_weights_without_a_dense_matrix(kind):
     assert max(leaf.size for leaf in jax.tree.leaves(model)) < D * 64
     xs = jnp.sin(jnp.linspace(0.0, 2.0, 8))[None, :, None] * jnp.array([1.0, -0.5])[:, None, None]
 
-    def loss(m):
-        return jnp.mean(jax.vmap(lambda x: wp.rollout(m, x, jnp.arange(8) < 3))(xs) ** 2)
+    def loss(m):  # "auto" would pick the kernel form for a dense A of this size
+        def one(x):
+            return ar_rollout(m, x, jnp.arange(8) < 3, ar_algorithm="auto", batch_size=64)
+
+        return jnp.mean(jax.vmap(one)(xs) ** 2)
 
     grad_fn = eqx.filter_value_and_grad(loss)
     closed = jax.make_jaxpr(lambda m: grad_fn(m))(model)
@@ -235,3 +239,25 @@ def test_transition_summary_reads_any_kind(model):
     np.testing.assert_allclose(info["A_minus_I"], A - np.eye(len(A)), atol=1e-6)
     np.testing.assert_allclose(np.sort_complex(info["eigenvalues"]),
                                np.sort_complex(np.linalg.eigvals(A)), atol=1e-6)  # fmt: skip
+
+
+def test_default_learning_rate_of_a_is_sized_per_kind(initial):
+    lr = 1e-3
+    optimizer = wp.make_optimizer(initial, lr, clip="none")
+    params = eqx.filter(initial, eqx.is_inexact_array)
+    ones = jax.tree.map(jnp.ones_like, params)
+    updates, _ = optimizer.update(ones, optimizer.init(params), params)  # Adam: -lr sign(g)
+    D = initial.theta_size  # 38, its largest parameter tensor the 6 x 3 first layer
+    divisor = {"dense": D, "diagonal": 1.0, "lowrank": np.sqrt(D * 3), "block": 18}
+    divisor = divisor[initial.transition.kind]  # one Adam step moves A by ~lr
+    assert initial.transition.lr_divisor == pytest.approx(divisor)
+    for leaf in jax.tree.leaves(updates.transition):
+        np.testing.assert_allclose(leaf, -lr / divisor, rtol=1e-3)
+    np.testing.assert_allclose(updates.B, -lr, rtol=1e-3)
+
+
+def test_kernel_ar_algorithm_needs_a_dense_transition(model, xs):
+    if model.transition.kind == "dense":
+        pytest.skip("dense: the kernel form is tested in test_kernel_rollout.py")
+    with pytest.raises(ValueError, match="needs a dense transition"):
+        ar_rollout(model, xs, jnp.arange(T) < 8, ar_algorithm="kernel")
