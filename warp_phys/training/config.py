@@ -99,7 +99,9 @@ class RunConfig:
     batch_size: int = _field(32, "sequences per step", "optimisation")
     lr: float = _field(1e-3, "learning rate", "optimisation")
     transition_lr: float | None = _field(
-        None, "learning rate of WARP's A (default lr / D_theta)", "optimisation"
+        None,
+        "learning rate of WARP's A (default lr / D_theta; a structured A: see README)",
+        "optimisation",
     )
     optimizer: Literal["adam", "adamw", "adabelief"] = _field("adam", "optimiser", "optimisation")
     weight_decay: float = _field(1e-4, "AdamW weight decay", "optimisation")
