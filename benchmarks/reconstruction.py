@@ -178,8 +178,15 @@ def _device() -> str:
     import jax
 
     dev = jax.devices()[0]
-    kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
-    return f"{dev.platform}: {kind}, {os.cpu_count()} cores visible ({platform.machine()})"
+    if dev.platform != "cpu":
+        return f"{dev.platform}: {dev.device_kind}"
+    kind = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        kind = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {kind}, {os.cpu_count()} cores"
 
 
 def targets(results: dict) -> list[dict]:
@@ -296,6 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="tiny data, 2 s per model, one seed, no README (for tests)")
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     parser.add_argument("--dry-run", action="store_true", help="only build the configs")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the JSON and README from the finished runs")
     args = parser.parse_args(argv)
     seeds = args.seeds[:1] if args.smoke else args.seeds
     name = "reconstruction_smoke" if args.smoke else "reconstruction"
@@ -317,7 +326,7 @@ def main(argv: list[str] | None = None) -> dict:
     records = json.loads(partial.read_text()) if partial.is_file() else {}
     for system, model, seed in cells:
         key = f"{system}/{model}/{seed}"
-        if key in records:
+        if key in records or args.report_only:
             continue
         cell_overrides = dict(overrides)
         if args.smoke and system != "sine":
@@ -332,6 +341,10 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarise(records, args.preset, seeds, smoke=args.smoke)
     summary["repeat_last"] = {s: repeat_last(args.preset, s) for s in summary["results"]
                               if not args.smoke}  # fmt: skip
+    if out.is_file():  # keep rows other benchmarks merged in (anchors: sindy, oracle_fit)
+        previous = json.loads(out.read_text()).get("results", {})
+        for system, row in summary["results"].items():
+            row.update({k: v for k, v in previous.get(system, {}).items() if k not in MODELS})
     _write_json(out, summary)
     command = f".venv/bin/python -m benchmarks.reconstruction --preset {args.preset}"
     text = markdown(summary, "make bench-table" if args.preset == "cpu" else command)

@@ -24,6 +24,7 @@ def test_presets_build_every_cell():
         reconstruction.run_config("cpu", "lotka_volterra", "warp_phys", 0)
 
 
+@pytest.mark.slow  # three short trainings, but compiling them takes minutes on 2 loaded cores
 def test_smoke_end_to_end(tmp_path):
     out, runs = tmp_path / "reconstruction.json", tmp_path / "runs"
     common = ["--smoke", "--out", str(out), "--runs", str(runs)]
@@ -54,7 +55,8 @@ def test_smoke_end_to_end(tmp_path):
 
 
 def test_targets_and_markdown():
-    cell = dict(std=0.0, paper=None, ood_mean=None, ood_std=None, params=1, train_seconds=1.0)
+    cell = dict(std=0.0, paper=None, ood_mean=None, ood_std=None, params=1, train_seconds=1.0,
+                steps=200.0, stopped_on_time=0)
     results = {
         "msd": {"gru": dict(cell, mean=1.0), "lstm": dict(cell, mean=2.0),
                 "transformer": dict(cell, mean=0.5), "warp": dict(cell, mean=0.8),
