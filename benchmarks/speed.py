@@ -453,7 +453,8 @@ def markdown(result: dict) -> str:
     side = f" ({side['note']}: `{side['command']}`, finished {side['date']}.)" if side else ""
     lines = [
         f"Measured {result['date']} on {result['device']} (`{result['command']}`, "
-        f"stated budget {result['budget']}). {result['note']}{load}{side}",
+        f"stated budget {result['budget']}; this run took {result['wall_s'] / 60:.0f} min)."
+        f" {result['note']}{load}{side}",
         "",
         *(
             []
