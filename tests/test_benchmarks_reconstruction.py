@@ -63,7 +63,7 @@ def test_targets_and_markdown():
                 "warp_phys": dict(cell, mean=0.04)},
     }  # fmt: skip
     checks = {t["target"]: t for t in reconstruction.targets(results)}
-    assert checks["msd: WARP-Phys >= 10x below the best other model"]["met"]
+    assert checks["msd: WARP-Phys >= 10x below the best baseline"]["met"]
     assert checks["msd: WARP below GRU and LSTM"]["met"]
     summary = dict(preset="cpu", device="cpu", date="today", complete=False,
                    missing=["msd_zero/gru/0"], results=results,
