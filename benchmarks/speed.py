@@ -553,7 +553,15 @@ def markdown(result: dict) -> str:
             f"| {row['D_theta']} | {_fmt(row.get('peak_rss_gb'), '.2f')} "
             f"| {row['dense_state_gb']:.3f} |"
         )
-    lines += ["", mem["note"]]
+    lines += [
+        "",
+        f"A dense A needs 16 D^2 bytes to train (A, gradient, two Adam moments): on this "
+        f"{mem['machine_gb']:.0f} GB machine that alone stops fitting at D_theta ~ "
+        f"{mem['dense_A_limit_D']:,} (computed, not measured), before the activations "
+        "(N T D floats, several copies). Structured transitions "
+        "(`transition='diagonal' | 'lowrank' | 'block'`) are not measured by this benchmark "
+        "yet.",
+    ]
     return "\n".join(lines)
 
 
@@ -1009,8 +1017,8 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
             f"A dense A needs 16 D^2 bytes to train (A, gradient, two Adam moments): on this "
             f"{machine_gb:.0f} GB machine that alone stops fitting at D_theta ~ {limit_D:,} "
             f"(computed, not measured), before activations (N T D floats, several copies). "
-            "No structured A (diagonal, low rank) exists in the package yet, so none is "
-            "measured."
+            "Structured transitions (`transition='diagonal' | 'lowrank' | 'block'`) are not "
+            "measured by this benchmark yet."
         ),
     }
     paper = paper_msd_rows(args.paper_msd and complete, args.smoke)
