@@ -229,6 +229,11 @@ def _target_line(t: dict, preset: str) -> str:
     return line
 
 
+def seeds_of(results: dict) -> set:
+    return {seed for row in results.values() for cell in row.values()
+            for seed in cell.get("seeds", [])}  # fmt: skip
+
+
 def _fmt(mean, std) -> str:
     if mean is None:
         return "n/a"
@@ -279,9 +284,20 @@ def markdown(summary: dict, command: str) -> str:
            "between models need not be those at convergence.")  # fmt: skip
     budget = "; ".join(_budget(summary["preset"], s) for s in SYSTEMS if s in res)
     checks = "\n".join(_target_line(t, summary["preset"]) for t in summary["targets"])
+    c = run_config(summary["preset"], "msd", "warp", 0)
+    sine = run_config(summary["preset"], "sine", "warp", 0)
+    sizes = (f"Preset sizes (`benchmarks/_presets.py`): WARP root MLP 1-{c.root_width}x"
+             f"{c.root_depth}-d, hypernetwork width {c.hyper_width}, baselines matched to "
+             f"its parameter count; {c.n_train} training / {c.n_val} validation / {c.n_test} "
+             f"test trajectories (SINE {sine.n_train} / {sine.n_val} / {sine.n_test}); "
+             f"{c.steps} steps of {c.batch_size} (SINE {sine.steps} of {sine.batch_size}), "
+             f"{c.optimizer} {c.lr:g} {c.schedule}, each run capped at {c.max_seconds:.0f} s "
+             f"of training; {len(seeds_of(res))} seeds.")  # fmt: skip
     return f"""Test MSE, mean ± std over seeds, ×1e-2 (SINE* ×1e-4); the paper's Table 3 in
 brackets. Preset `{summary['preset']}`, {summary['device']}, {summary['date']}; command
 `{command}`.{status}
+
+{sizes}
 
 {chr(10).join(lines)}
 
