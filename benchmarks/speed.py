@@ -460,7 +460,7 @@ def markdown(result: dict) -> str:
             []
             if result.get("complete", True)
             else [
-                "**Incomplete run**: the script stopped before the end; missing rows say why.",
+                "**Incomplete**: some configurations were not run; the rows say why.",
                 "",
             ]
         ),
@@ -473,8 +473,8 @@ def markdown(result: dict) -> str:
         "",
         "| T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
         "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
-        "| reps par/seq |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| GEMM GFLOP/s beside it | reps par/seq |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         speedup = (
@@ -484,17 +484,28 @@ def markdown(result: dict) -> str:
         )
         frac = row.get("recurrence_fraction")
         fwd = row.get("recurrence_forward_fraction")
+        gemms = [g for m in MODES for g in (row.get(m) or {}).get("gemm_gflops", [])]
+        gemm = statistics.median(gemms) if gemms else None
         reps = f"{row.get('parallel_reps') or '-'}/{row.get('sequential_reps') or '-'}"
         lines.append(
             f"| {row['T']} | {row['D_theta']} | {_fmt(row['parallel_s'], '.3g')} "
-            f"| {_fmt(row['sequential_s'], '.3g')} | {_fmt(speedup, '.2f')}x "
+            f"| {_fmt(row['sequential_s'], '.3g')} | {_fmt(speedup, '.2f', '-')}"
+            f"{'x' if speedup else ''} "
             f"| {row['flops']['sequential'] / row['flops']['parallel']:.2f}x "
             f"| {_fmt(row['recurrence_gflops'], '.1f')} | {_fmt(frac and 100 * frac, '.0f')} "
-            f"| {_fmt(fwd and 100 * fwd, '.0f')} | {reps} |"
+            f"| {_fmt(fwd and 100 * fwd, '.0f')} | {_fmt(gemm, '.0f')} | {reps} |"
         )
     skipped = [r for r in result["rows"] if r.get("skipped")]
     for row in skipped:
         lines.append(f"\nT {row['T']}, D_theta {row['D_theta']}: {'; '.join(row['skipped'])}")
+    for rerun in result.get("rows_rerun", []):
+        which = ", ".join(f"T {T} / D_theta {D}" for T, D in rerun["rows"])
+        lines.append(
+            f"\nRows {which}: from `{rerun['command']}` ({rerun['date']}), a second "
+            "invocation once the load had dropped (both modes side by side in it; in the "
+            "first run the two modes of the T 1024 rows ran under very different load, and "
+            "the T 4096 rows were cut by its time limit)."
+        )
     lines += ["", result["analysis"], ""]
     target = result["targets"]
     lines += [
@@ -714,9 +725,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument(
         "--part",
-        choices=("all", "side"),
+        choices=("all", "rows", "side"),
         default="all",
         help="side: only inference, GRU and memory (to run beside a rows-only run)",
+    )
+    parser.add_argument(
+        "--merge-rows",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="with --render: replace the rows of the same (T, D_theta) by this run's",
     )
     parser.add_argument(
         "--merge-side",
@@ -748,6 +766,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.render:
         result = json.loads(args.render.read_text())
+        for path in args.merge_rows or []:
+            result = merge_rows(result, json.loads(path.read_text()))
+            _write_json(args.render, result)
         if args.merge_side:
             result = merge_side(result, json.loads(args.merge_side.read_text()))
             _write_json(args.render, result)
@@ -805,8 +826,10 @@ def main(argv: list[str] | None = None) -> dict:
         state["rows"].append(_row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log))
         save(False)
 
+    if args.part == "rows":
+        sizes, cfg = [], dict(cfg, memory_sizes=())
     log("inference")
-    reason = out_of_time()
+    reason = out_of_time() or ("not run: --part rows" if args.part == "rows" else None)
     spec = dict(cfg["inference"], reps=args.reps)
     spec["model_path"] = None if args.smoke else str(DEMO_MODEL)
     state["inference"] = {"error": reason} if reason else _run_worker("inference", spec, isolate)
@@ -966,6 +989,24 @@ def _row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log) -> dict
     return row
 
 
+def merge_rows(result: dict, other: dict) -> dict:
+    """`result` with its rows of the same (T, D_theta) replaced by `other`'s (a
+    `--part rows` re-run, e.g. of rows whose two modes ran under very different load)."""
+    result = dict(result)
+    new = {(r_["T"], r_["D_theta"]): r_ for r_ in other["rows"]}
+    result["rows"] = [new.get((r_["T"], r_["D_theta"]), r_) for r_ in result["rows"]]
+    result["rows_rerun"] = result.get("rows_rerun", []) + [
+        {
+            "rows": sorted(new),
+            "command": other["command"],
+            "date": other["date"],
+            "note": "these rows come from a re-run (both modes side by side in it)",
+        }
+    ]
+    result["targets"] = _targets(result["rows"])
+    return result
+
+
 def merge_side(result: dict, side: dict) -> dict:
     """`result` with its inference, WARP-vs-GRU and memory sections taken from a
     `--part side` run `side` (WARP's step times filled in from `result`'s rows)."""
@@ -999,6 +1040,32 @@ def merge_side(result: dict, side: dict) -> dict:
     return result
 
 
+def _targets(rows: list[dict]) -> dict:
+    """The issue's two speed targets, judged from the rows."""
+    targets = {"parallel_5x": "not measured", "recurrence_60pct": "not measured"}
+    if rows:
+        five_k = [r_ for r_ in rows if r_["D_theta"] == max(r__["D_theta"] for r__ in rows)]
+        at_1024 = next((r_ for r_ in five_k if r_["T"] == 1024), None)
+        if at_1024 and at_1024["parallel_s"] and at_1024["sequential_s"]:
+            ratio = at_1024["sequential_s"] / at_1024["parallel_s"]
+            targets["parallel_5x"] = f"{'met' if ratio >= 5 else 'missed'} ({ratio:.2f}x)"
+        whole = [r_["recurrence_fraction"] for r_ in five_k if r_.get("recurrence_fraction")]
+        fwd = [
+            r_["recurrence_forward_fraction"]
+            for r_ in five_k
+            if r_.get("recurrence_forward_fraction")
+        ]
+        best = max(whole + fwd, default=None)
+        if best is not None:
+            targets["recurrence_60pct"] = (
+                f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM "
+                f"rate measured beside it; whole training step: best "
+                f"{100 * max(whole, default=0):.0f} %, forward recurrence alone: "
+                + (f"{100 * max(fwd):.0f} %)" if fwd else "not measured)")
+            )
+    return targets
+
+
 def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict:
     """The JSON result from what has been measured so far."""
     rows = sorted(state["rows"], key=lambda r_: (r_["D_theta"], r_["T"]))
@@ -1022,27 +1089,7 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
         ),
     }
     paper = paper_msd_rows(args.paper_msd and complete, args.smoke)
-    targets = {"parallel_5x": "not measured", "recurrence_60pct": "not measured"}
-    if rows:
-        five_k = [r_ for r_ in rows if r_["D_theta"] == max(r__["D_theta"] for r__ in rows)]
-        at_1024 = next((r_ for r_ in five_k if r_["T"] == 1024), None)
-        if at_1024 and at_1024["parallel_s"] and at_1024["sequential_s"]:
-            ratio = at_1024["sequential_s"] / at_1024["parallel_s"]
-            targets["parallel_5x"] = f"{'met' if ratio >= 5 else 'missed'} ({ratio:.2f}x)"
-        whole = [r_["recurrence_fraction"] for r_ in five_k if r_.get("recurrence_fraction")]
-        fwd = [
-            r_["recurrence_forward_fraction"]
-            for r_ in five_k
-            if r_.get("recurrence_forward_fraction")
-        ]
-        best = max(whole + fwd, default=None)
-        if best is not None:
-            targets["recurrence_60pct"] = (
-                f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM "
-                f"rate measured beside it; whole training step: best "
-                f"{100 * max(whole, default=0):.0f} %, forward recurrence alone: "
-                + (f"{100 * max(fwd):.0f} %)" if fwd else "not measured)")
-            )
+    targets = _targets(rows)
     command = (
         "python -m benchmarks.speed"
         + (" --smoke" if args.smoke else "")
