@@ -500,9 +500,11 @@ def markdown(result: dict) -> str:
         lines.append(f"\nT {row['T']}, D_theta {row['D_theta']}: {'; '.join(row['skipped'])}")
     for rerun in result.get("rows_rerun", []):
         which = ", ".join(f"T {T} / D_theta {D}" for T, D in rerun["rows"])
+        Ts = " ".join(str(T) for T in sorted({T for T, _ in rerun["rows"]}))
         lines.append(
-            f"\nRows {which}: from `{rerun['command']}` ({rerun['date']}), a second "
-            "invocation once the load had dropped (both modes side by side in it; in the "
+            f"\nRows {which}: from `python -m benchmarks.speed --part rows --lengths {Ts}` "
+            f"({rerun['date']}), a second invocation once the load had dropped "
+            "(both modes side by side in it; in the "
             "first run the two modes of the T 1024 rows ran under very different load, and "
             "the T 4096 rows were cut by its time limit)."
         )
@@ -1011,7 +1013,8 @@ def merge_side(result: dict, side: dict) -> dict:
     """`result` with its inference, WARP-vs-GRU and memory sections taken from a
     `--part side` run `side` (WARP's step times filled in from `result`'s rows)."""
     result = dict(result)
-    result["inference"] = side["inference"]
+    if "error" in (result.get("inference") or {"error": None}):  # keep a measured one
+        result["inference"] = side["inference"]
     result["memory"] = side["memory"]
     gru = []
     for entry in side["warp_vs_gru"]:
@@ -1095,7 +1098,8 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
         + (" --smoke" if args.smoke else "")
         + (" --paper-msd" if args.paper_msd else "")
         + (f" --time-limit {args.time_limit:g}" if args.time_limit is not None else "")
-        + (" --part side" if args.part == "side" else "")
+        + (f" --part {args.part}" if args.part != "all" else "")
+        + (f" --lengths {' '.join(map(str, args.lengths))}" if args.lengths else "")
     )
     return {
         "device": _device(),
