@@ -15,6 +15,8 @@ from warp_phys._transition import TRANSITIONS
 
 T = 24
 KINDS = TRANSITIONS
+# dense is the paper's setting, covered by test_recurrence, test_model, test_kernel_rollout
+STRUCTURED = [kind for kind in KINDS if kind != "dense"]
 
 
 def _perturbed(model, seed=1):
@@ -106,9 +108,8 @@ def test_modes_match_a_float64_loop(model, xs, mode):
     assert np.abs(reference[-1] - reference[0]).max() > 0.05 * scale  # theta moved
 
 
+@pytest.mark.parametrize("initial", STRUCTURED, indirect=True)
 def test_parallel_equals_sequential_batched_with_finite_gradients(model, xs):
-    if model.transition.kind == "dense":
-        pytest.skip("dense: the paper's setting, covered by test_recurrence.py and test_model.py")
     batch = jnp.stack([xs, -0.5 * xs[::-1]])
 
     def loss(m, mode):
@@ -257,8 +258,7 @@ def test_default_learning_rate_of_a_is_sized_per_kind(initial):
     np.testing.assert_allclose(updates.B, -lr, rtol=1e-3)
 
 
+@pytest.mark.parametrize("initial", STRUCTURED, indirect=True)
 def test_kernel_ar_algorithm_needs_a_dense_transition(model, xs):
-    if model.transition.kind == "dense":
-        pytest.skip("dense: the kernel form is tested in test_kernel_rollout.py")
     with pytest.raises(ValueError, match="needs a dense transition"):
         ar_rollout(model, xs, jnp.arange(T) < 8, ar_algorithm="kernel")
