@@ -134,7 +134,8 @@ def plot_forecast(
         std = np.asarray(to_data_units(std, normalizer, std=True))
     prediction = np.asarray(to_data_units(out, normalizer))
     repeat = np.broadcast_to(truth[:, context - 1 : context], prediction.shape)
-    mse = float(np.mean((prediction - truth[:, context:]) ** 2))
+    # float64: an untrained model's forecast can exceed float32's square range
+    mse = float(np.mean((prediction.astype(np.float64) - truth[:, context:]) ** 2))
     return plot_reconstruction(
         t if t is not None else np.arange(T),
         truth,
