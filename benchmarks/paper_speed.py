@@ -52,13 +52,21 @@ def gemm_gflops(D: int, rows: int = 1024, reps: int = 3) -> float:
 
     x, a = jnp.ones((rows, D)), jnp.eye(D)
     product = jax.jit(lambda x, a: x @ a)
-    jax.block_until_ready(product(x, a))
+    return 2.0 * rows * D * D / best_seconds(product, x, a, reps=reps) / 1e9
+
+
+def best_seconds(call, *args, reps: int) -> float:
+    """The shortest wall time of `reps` blocking calls `call(*args)`, after one untimed
+    call (the compilation of a jitted `call`)."""
+    import jax
+
+    jax.block_until_ready(call(*args))
     best = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
-        jax.block_until_ready(product(x, a))
+        jax.block_until_ready(call(*args))
         best = min(best, time.perf_counter() - start)
-    return 2.0 * rows * D * D / best / 1e9
+    return best
 
 
 def run_one(
