@@ -21,13 +21,13 @@ from ._base import AbstractSystem as AbstractSystem
 from ._cache import cache_path as cache_path
 from ._cache import generate_cached as generate_cached
 from ._dataset import Dataset as Dataset
+from ._dataset import carve_validation as carve_validation
 from ._dataset import save as save
+from ._dataset import subset as subset
 from ._files import FORMATS as FORMATS
-from ._files import carve_validation as carve_validation
 from ._files import from_arrays as from_arrays
 from ._files import load as load
 from ._files import save_csv as save_csv
-from ._files import subset as subset
 from ._files import trajectory_times as trajectory_times
 from ._function import FunctionSystem as FunctionSystem
 from ._function import from_vector_field as from_vector_field

@@ -299,39 +299,6 @@ def _read_folder(path: Path) -> Dataset:
     )  # fmt: skip
 
 
-def carve_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """Split off `round(fraction * N)` (at least 1) trajectories for validation, chosen
-    by a permutation seeded with `seed`; both parts keep the file order.
-
-    **Returns:** `(train, val)`.
-    """
-    n = len(dataset)
-    if not 0 < fraction < 1:
-        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
-    if n < 2:
-        raise ValueError(
-            f"{dataset.config.get('source', dataset.name)}: {n} trajectory cannot be split into "
-            "training and validation; give a validation file"
-        )
-    n_val = min(max(1, round(fraction * n)), n - 1)
-    order = np.random.default_rng(seed).permutation(n)
-    return subset(dataset, np.sort(order[n_val:])), subset(dataset, np.sort(order[:n_val]))
-
-
-def subset(dataset: Dataset, index) -> Dataset:
-    """The trajectories `index` (an integer array) of a file-derived `dataset`."""
-    index = np.asarray(index)
-    config = dict(dataset.config)
-    if "ids" in config:
-        config["ids"] = [config["ids"][i] for i in index]
-    return Dataset(
-        t=dataset.t, y=dataset.y[index], params={k: v[index] for k, v in dataset.params.items()},
-        y0=dataset.y0[index], name=dataset.name, split=dataset.split, config=config,
-        extras={k: v[index] for k, v in dataset.extras.items()},
-        normalisation=dataset.normalisation,
-    )  # fmt: skip
-
-
 def save_csv(
     path: str | os.PathLike, y, *, channels, times=None, ids=None, time_column="time",
     long: bool | None = None,
