@@ -20,12 +20,9 @@ def _choice(name: str, value, allowed) -> None:
 def default_transition_lr(
     model: eqx.Module, learning_rate: float, transition_lr: float | None = None
 ) -> float | None:
-    """A's step size: `transition_lr` when given, else `learning_rate / D_theta` for a
-    model with an array `A` (dense WARP), `learning_rate / model.transition.lr_divisor`
-    for a structured one (1 diagonal, sqrt(D r) low rank, the largest block for block),
-    else None (no separate group to size)."""
-    if transition_lr is None and isinstance(getattr(model, "A", None), jax.Array):
-        return learning_rate / model.A.shape[0]
+    """A's step size: `transition_lr` when given, else `learning_rate /
+    model.transition.lr_divisor` for WARP (D_theta dense, 1 diagonal, sqrt(D r) low
+    rank, the largest block for block), else None (no separate group to size)."""
     divisor = getattr(getattr(model, "transition", None), "lr_divisor", None)
     if transition_lr is None and divisor is not None:
         return learning_rate / divisor
@@ -95,12 +92,10 @@ def make_optimizer(
 
 
 def _labels(params):
-    """"transition" for WARP's A (every parameter of a structured one), "other" for
+    """"transition" for every parameter of WARP's A (dense or structured), "other" for
     every other parameter."""
     labels = jax.tree.map(lambda _: "other", params)
-    if isinstance(getattr(params, "A", None), jax.Array):
-        labels = eqx.tree_at(lambda m: m.A, labels, "transition")
-    elif isinstance(getattr(params, "transition", None), eqx.Module):
+    if isinstance(getattr(params, "transition", None), eqx.Module):
         labels = eqx.tree_at(
             lambda m: m.transition,
             labels,
