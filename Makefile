@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors
+.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-devices
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench-anchors: $(VENV)/.installed
 
 bench-speed: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.speed
+
+# 1 vs 2 devices (2 forced CPU host devices): agreement and overhead (~1 min)
+bench-devices: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.devices
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -38,6 +38,24 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _word_or(base: type, words: list[str]):
+    """An argparse type for options such as `--devices 2` / `--devices auto`: one of
+    `words`, or else a value of type `base`."""
+
+    def convert(text: str):
+        if text in words:
+            return text
+        try:
+            return base(text)
+        except ValueError:
+            choices = ", ".join(repr(w) for w in words)
+            raise argparse.ArgumentTypeError(
+                f"expected {base.__name__} or {choices}, got {text!r}"
+            ) from None
+
+    return convert
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One flag per `RunConfig` field, grouped; defaults are suppressed so that only
     the flags given override the config file."""
@@ -62,6 +80,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             options["action"] = argparse.BooleanOptionalAction
         elif base is dict:
             options.update(type=_json_object, metavar="JSON")
+        elif words := [
+            w for a in args if typing.get_origin(a) is typing.Literal for w in typing.get_args(a)
+        ]:  # e.g. devices: int | Literal["auto"]
+            options.update(type=_word_or(base, words), metavar="|".join(["N", *words]))
         else:
             options.update(type=base, metavar=base.__name__.upper())
         groups[f.metadata["group"]].add_argument(flag, **options)

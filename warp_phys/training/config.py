@@ -117,6 +117,12 @@ class RunConfig:
         None, "early stopping after N validations without improvement", "optimisation"
     )
     max_seconds: float | None = _field(None, "wall-clock training budget", "optimisation")
+    devices: int | Literal["auto"] = _field(
+        1,
+        "data-parallel training over N local devices (auto: all of them); the batch size "
+        "must be a multiple of N; may change on --resume",
+        "optimisation",
+    )
     seed: int = _field(0, "seed of the model, shuffler and teacher forcing", "optimisation")
     mode: Literal["auto", "parallel", "sequential"] = _field(
         "auto", "WARP recurrence over observed inputs (auto: by cost)", "optimisation"
@@ -143,6 +149,8 @@ class RunConfig:
             raise ValueError("option val_data needs a training file (option data)")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"option val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.devices != "auto" and self.devices < 1:
+            raise ValueError(f"option devices must be >= 1 or 'auto', got {self.devices}")
 
     @property
     def system_name(self) -> str:
@@ -175,6 +183,9 @@ def _check_value(f: dataclasses.Field, value) -> None:
     args = typing.get_args(kind)
     if value is None and type(None) in args:
         return
+    words = [w for a in args if typing.get_origin(a) is Literal for w in typing.get_args(a)]
+    if value in words:  # a word beside a type, e.g. devices: int | Literal["auto"]
+        return
     if typing.get_origin(kind) is Literal:
         if value not in args:
             raise ValueError(f"option {f.name} must be one of {', '.join(args)}; got {value!r}")
@@ -188,7 +199,8 @@ def _check_value(f: dataclasses.Field, value) -> None:
         dict: isinstance(value, dict),
     }[base]
     if not ok:
-        raise ValueError(f"option {f.name} must be of type {base.__name__}, got {value!r}")
+        also = "".join(f" or {w!r}" for w in words)
+        raise ValueError(f"option {f.name} must be of type {base.__name__}{also}, got {value!r}")
 
 
 def read_config_file(path) -> dict:

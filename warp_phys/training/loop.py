@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .._kernel_rollout import AR_ALGORITHMS
 from .._rollout import CONVENTIONS
+from ._devices import batch_mesh, replicate, resolve_devices, shard_batch, to_default_device
 from .checkpoint import load_model, load_train_state, save_model
 from .data import as_pairs
 from .metrics_log import MetricsLog
@@ -85,6 +86,7 @@ def train(
     checkpoint_dir=None,
     resume: bool = False,
     log_every: int = 10,
+    devices: int | str = 1,
     key: PRNGKeyArray,
     progress: bool = True,
 ):
@@ -113,7 +115,13 @@ def train(
     - `resume`: continue from `checkpoint_dir/last.eqx`; the result is identical to an
       uninterrupted run (unless the first run stopped on its time budget, which adds a
       validation off the schedule). All options but `steps`, `max_seconds`, `patience`,
-      `progress` and `log_every` (and the data) must be those of the first run.
+      `progress`, `log_every` and `devices` (and the data) must be those of the first run.
+    - `devices`: data-parallel training over this many local devices (`"auto"`: all of
+      `jax.local_devices()`). The default 1 is today's single-device path, unchanged.
+      With n > 1 the model and optimiser state are replicated and each minibatch is
+      split into n equal parts (`batch_size` must be a multiple of n); the result equals
+      single-device training on the same global batch up to float rounding. The
+      returned model is on the first local device.
     - `key`: PRNG key of the shuffler, teacher-forcing coins and feedback noise.
 
     **Returns:** `(model, history)`: the best validated model (the last one without
@@ -140,6 +148,7 @@ def train(
         raise ValueError(f"patience must be >= 1 or None, got {patience}")
     N, T = inputs.shape[:2]
     batch_size = min(batch_size, N)
+    n_devices = resolve_devices(devices, batch_size)
     val = None
     if val_data is not None:
         val = tuple(jnp.asarray(a) for a in as_pairs(val_data, "validation data"))
@@ -199,6 +208,10 @@ def train(
         if val is not None and (folder / "best.eqx").is_file():
             best_model = load_model(folder / "best.eqx", like=model)
     log = MetricsLog(folder, resume_from=done if resume else None)
+    mesh = batch_mesh(n_devices) if n_devices > 1 else None
+    place = jnp.asarray if mesh is None else functools.partial(shard_batch, mesh)
+    if mesh is not None:
+        model, opt_state = replicate((model, opt_state), mesh)
 
     def state_metadata(step, stopped):
         return {
@@ -236,8 +249,8 @@ def train(
         new_model, new_opt_state, loss, finite = train_step(
             model,
             opt_state,
-            jnp.asarray(inputs[rows]),
-            jnp.asarray(targets[rows]),
+            place(inputs[rows]),
+            place(targets[rows]),
             jax.random.fold_in(step_key, step),
         )
         if not bool(finite):
@@ -298,4 +311,5 @@ def train(
         save_model(folder / "best.eqx", model, metadata={"step": step})
     history["stopped"] = stopped
     validated = best_step is not None
-    return (best_model if validated else model), history
+    result = best_model if validated else model
+    return (result if mesh is None else to_default_device(result)), history

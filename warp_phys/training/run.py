@@ -150,7 +150,7 @@ def train_run(
       in raw units; the validation part is carved out as for a file when `val_data` is
       not given, so the result equals a run on the same arrays written to a file.
     - `resume`: continue the run in `out` from its `last.eqx` (same config except
-      `steps`, `max_seconds`, `patience`).
+      `steps`, `max_seconds`, `patience`, `devices`).
     - `overwrite`: replace an existing run in `out`.
 
     **Returns:** `(run, history)` with the best model; see `train` for `history`.
@@ -221,6 +221,7 @@ def train_run(
         val_every=config.val_every,
         patience=config.patience,
         max_seconds=config.max_seconds,
+        devices=config.devices,
         checkpoint_dir=out,
         resume=resume,
         key=train_key,
@@ -263,7 +264,7 @@ def _data_record(config: RunConfig, train, val) -> dict:
     }  # fmt: skip
 
 
-RESUMABLE = ("steps", "max_seconds", "patience")
+RESUMABLE = ("steps", "max_seconds", "patience", "devices")
 MODEL_CLASSES = {"warp": "WARP", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer"}
 
 

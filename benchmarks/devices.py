@@ -1,0 +1,202 @@
+"""Data-parallel training: `train(..., devices=2)` against `devices=1` at the same global
+batch (issue 9, section 3).
+
+One worker subprocess runs with `XLA_FLAGS=--xla_force_host_platform_device_count=2`
+(the flag must be set before jax is imported), so the CPU host shows up as two jax
+devices. In it the same WARP (MSD data, autoregressive teacher forcing, the package's
+defaults otherwise) trains for the same steps from the same keys, once on one device
+and once over both, and the benchmark records
+
+- the median wall-clock time per training step after the first (compiling) one, from
+  `train`'s own history (data placement, the jitted step and the loss read-back), and
+- the largest absolute difference between the two trained models' parameters and
+  between their loss curves.
+
+The two forced host devices share the same CPU cores, so on a CPU this measures the
+correctness and the overhead of the sharded step, not the scaling of devices with their
+own compute (several GPUs). About a minute and a half on 2 shared cores;
+`--smoke` runs tiny sizes in seconds.
+
+    python -m benchmarks.devices               # results/devices.json + the README block
+    python -m benchmarks.devices --smoke --out /tmp/devices.json
+    python -m benchmarks.devices --render benchmarks/results/devices.json   # README only
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "devices.json"
+FORCED_DEVICES = 2
+FULL = dict(
+    n_train=256, seq_len=256, batch=64, steps=30, root_width=16, root_depth=2, hyper_width=16
+)  # fmt: skip
+SMOKE = dict(n_train=16, seq_len=32, batch=8, steps=4, root_width=4, root_depth=1, hyper_width=4)
+
+
+def worker(spec: dict) -> dict:
+    """Train the same WARP on 1 and on `FORCED_DEVICES` devices (run with the forced
+    device count in the environment); returns timings and the differences."""
+    import equinox as eqx
+    import jax
+    import numpy as np
+
+    import systems
+    import warp_phys as wp
+    from benchmarks.paper_speed import _device
+
+    data = systems.generate("msd", spec["n_train"], split="train", seed=0, progress=False)
+    y = np.asarray(data.y[:, : spec["seq_len"]])
+    y = np.asarray(wp.Normalizer.fit(y).apply(y))
+    runs, params = {}, {}
+    for n in (1, FORCED_DEVICES):
+        model = wp.WARP(
+            y.shape[2],
+            root_width=spec["root_width"],
+            root_depth=spec["root_depth"],
+            hyper_width=spec["hyper_width"],
+            decoder_options={"final_activation": 5.0},
+            seq_len=spec["seq_len"],
+            key=jax.random.PRNGKey(0),
+        )
+        model, history = wp.train(
+            model, y, steps=spec["steps"], batch_size=spec["batch"], devices=n,
+            key=jax.random.PRNGKey(1), progress=False,
+        )  # fmt: skip
+        step_s = np.diff(history["seconds"])  # steps 2.. (the first one compiles)
+        runs[str(n)] = {
+            "median_step_s": float(np.median(step_s)),
+            "min_step_s": float(np.min(step_s)),
+            "first_step_s": float(history["seconds"][0]),
+            "sequences_per_s": spec["batch"] / float(np.median(step_s)),
+            "loss": history["loss"],
+        }
+        params[n] = [np.asarray(x) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
+    one, many = params[1], params[FORCED_DEVICES]
+    loss_diff = np.abs(np.subtract(runs["1"]["loss"], runs[str(FORCED_DEVICES)]["loss"]))
+    return {
+        "device": _device(),
+        "jax_devices": len(jax.devices()),
+        "parameters": int(sum(x.size for x in one)),
+        "runs": runs,
+        "max_abs_param_diff": float(
+            max(np.max(np.abs(a - b)) for a, b in zip(one, many, strict=True))
+        ),
+        "max_abs_param": float(max(np.max(np.abs(a)) for a in one)),
+        "max_abs_loss_diff": float(np.max(loss_diff)),
+        "max_rel_loss_diff": float(np.max(loss_diff / np.abs(runs["1"]["loss"]))),
+    }
+
+
+def run_worker(spec: dict) -> dict:
+    """`worker(spec)` in a subprocess that sees `FORCED_DEVICES` CPU devices."""
+    flag = f"--xla_force_host_platform_device_count={FORCED_DEVICES}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.devices", "--worker", json.dumps(spec)],
+        env=env, cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"devices worker failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def markdown(result: dict) -> str:
+    """The README block of a result."""
+    spec, runs, n = result["config"], result["runs"], result["forced_devices"]
+    rows = "\n".join(
+        f"| {d} | {r['median_step_s']:.3g} | {r['sequences_per_s']:.0f} | "
+        f"{r['first_step_s']:.1f} s |"
+        for d, r in runs.items()
+    )
+    ratio = runs[str(n)]["median_step_s"] / runs["1"]["median_step_s"]
+    setting = (
+        f"Measured {result['date']} on {result['device']}, split into {n} jax devices with "
+        f"`XLA_FLAGS=--xla_force_host_platform_device_count={n}` (command "
+        f"`{result['command']}`; load average {result['load_average'][0]:.1f} before the "
+        f"run, on a machine shared with other jobs). WARP on MSD ({spec['n_train']} "
+        f"trajectories of {spec['seq_len']} steps, root MLP width {spec['root_width']} depth "
+        f"{spec['root_depth']}, hypernetwork width {spec['hyper_width']}, "
+        f"{result['parameters']:,} parameters), autoregressive teacher forcing, "
+        f"{spec['steps']} steps of global batch {spec['batch']} from the same keys; time per "
+        f"step is the median over steps 2-{spec['steps']}:"
+    )
+    agreement = (
+        f"After {spec['steps']} steps the parameters of the {n}-device model differ from "
+        f"the 1-device model's by at most {result['max_abs_param_diff']:.2g} (largest "
+        f"parameter {result['max_abs_param']:.3g}), the losses by at most "
+        f"{result['max_rel_loss_diff']:.2g} relative: float32 rounding, the batch mean being "
+        f"summed in another order. The {n}-device step takes {ratio:.2f}x the 1-device time, "
+        f"but both forced devices share the same CPU cores (XLA runs each device's share on "
+        f"its own threads, which can keep the cores a little busier than one device does; "
+        f"the load of the shared machine moves these times too). This shows that the "
+        f"sharded step is correct and what it costs; it is not the scaling of devices with "
+        f"their own compute (several GPUs), which was not measured."
+    )
+    table = "| devices | s per step | sequences / s | first step (compiles) |\n|---|---|---|---|"
+    return f"{setting}\n\n{table}\n{rows}\n\n{agreement}"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark, writes the JSON (and, unless `--smoke`, the README block)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per run")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--render", type=Path, default=None, help="rewrite the README block from this JSON only"
+    )
+    parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        result = worker(json.loads(args.worker))
+        print(json.dumps(result))
+        return result
+    if args.render:
+        result = json.loads(args.render.read_text())
+        print(markdown(result))
+        if not (result["smoke"] or args.no_readme):
+            from benchmarks._readme import splice_readme
+
+            splice_readme("devices", markdown(result))
+        return result
+
+    from warp_phys.training.checkpoint import atomic_write_bytes
+
+    spec = dict(SMOKE if args.smoke else FULL)
+    if args.steps is not None:
+        spec["steps"] = args.steps
+    start, load = time.perf_counter(), os.getloadavg()
+    result = {
+        "benchmark": "devices",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python -m benchmarks.devices", *(argv or sys.argv[1:])]),
+        "smoke": args.smoke,
+        "forced_devices": FORCED_DEVICES,
+        "config": spec,
+        "load_average": list(load),
+        **run_worker(spec),
+    }
+    result["load_average_after"] = list(os.getloadavg())
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    out = args.out or DEFAULT_OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    print(markdown(result))
+    if not (args.smoke or args.no_readme):
+        from benchmarks._readme import splice_readme
+
+        splice_readme("devices", markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
