@@ -3,7 +3,17 @@ summary JSON that `benchmarks.reconstruction` writes."""
 
 import statistics
 
-from benchmarks._presets import PAPER, SYSTEMS, models_for, run_config
+import numpy as np
+
+from benchmarks._presets import (
+    PAPER,
+    SYSTEMS,
+    TRANSITION_KINDS,
+    TRANSITION_RANK,
+    TRANSITION_SYSTEMS,
+    models_for,
+    run_config,
+)
 
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
 COLUMNS = ("gru", "lstm", "transformer", "warp", "warp_phys")  # the paper's column order
@@ -58,7 +68,7 @@ def _target_line(t: dict, preset: str) -> str:
 
 
 def seeds_of(results: dict) -> set:
-    return {seed for row in results.values() for cell in row.values()
+    return {seed for row in results.values() for m, cell in row.items() if m in COLUMNS
             for seed in cell.get("seeds", [])}  # fmt: skip
 
 
@@ -96,12 +106,14 @@ def markdown(summary: dict, command: str) -> str:
         f"{LABELS[s]} {'/'.join(str(res[s][m]['params']) for m in COLUMNS if m in res[s])}"
         for s in SYSTEMS if s in res
     )  # fmt: skip
-    seconds = [r["train_seconds"] for row in res.values() for r in row.values()]
+    # only the table's models (other benchmarks merge rows of their own, e.g. anchors' sindy)
+    seconds = [r["train_seconds"] for row in res.values() for m, r in row.items() if m in COLUMNS]
     steps = "; ".join(
         f"{LABELS[s]} " + "/".join(f"{res[s][m]['steps']:.0f}" for m in COLUMNS if m in res[s])
         for s in SYSTEMS if s in res
     )  # fmt: skip
-    capped = sum(r.get("stopped_on_time", 0) for row in res.values() for r in row.values())
+    capped = sum(r.get("stopped_on_time", 0) for row in res.values()
+                 for m, r in row.items() if m in COLUMNS)  # fmt: skip
     naive = ", ".join(f"{LABELS[s]} {v:.3g}" for s, v in summary.get("repeat_last", {}).items()
                       if v is not None)  # fmt: skip
     status = "" if summary["complete"] else (
@@ -146,4 +158,81 @@ Training budget against the paper preset (sequences seen by WARP, steps x batch)
 {budget}.{why if any(not t["met"] for t in summary["targets"]) else ""} Nothing was
 tuned on the test split: sizes and optimiser were fixed from timings before the run,
 and model selection used the validation split.
+{transitions_markdown(summary)}"""
+
+
+def summarise_transitions(records: dict, results: dict, seeds) -> dict:
+    """`{SYSTEM: {KIND: cell}}` of the structured-transition WARP runs among the per-run
+    `records` (keys `SYSTEM/warp:KIND/SEED`); a cell has the table's keys (mean, std,
+    params, train_seconds, ...) and `vs_dense`, its mean test MSE over the `warp` cell's
+    of `results` (None where that cell is missing)."""
+    out = {}
+    for system in TRANSITION_SYSTEMS:
+        for kind in TRANSITION_KINDS:
+            runs = [(s, records[k]) for s in seeds if (k := f"{system}/warp:{kind}/{s}") in records]
+            if not runs:
+                continue
+            test = [r["test"] for _, r in runs]
+            ood = [r["ood"] for _, r in runs if r.get("ood") is not None]
+            dense = results.get(system, {}).get("warp", {}).get("mean")
+            mean = float(np.mean(test))
+            out.setdefault(system, {})[kind] = {
+                "mean": mean, "std": float(np.std(test)),
+                "ood_mean": float(np.mean(ood)) if ood else None,
+                "ood_std": float(np.std(ood)) if ood else None,
+                "vs_dense": mean / dense if dense else None,
+                "rank": TRANSITION_RANK if kind == "lowrank" else None,
+                "params": runs[0][1]["params"],
+                "train_seconds": float(np.mean([r["train_seconds"] for _, r in runs])),
+                "steps": float(np.mean([r["steps"] for _, r in runs])),
+                "stopped_on_time": sum(r["stopped"] == "time" for _, r in runs),
+                "seeds": [s for s, _ in runs],
+                "per_seed": test,
+            }  # fmt: skip
+    return out
+
+
+def transitions_markdown(summary: dict) -> str:
+    """The README's table of WARP's transition kinds against the dense `warp` cell."""
+    table = summary.get("transitions", {})
+    systems = [s for s in TRANSITION_SYSTEMS if s in table]
+    if not systems:
+        return ""
+    res = summary["results"]
+    head = ("| A | " + " | ".join(f"{LABELS[s]} test | vs dense | params | train s"
+                                   for s in systems) + " |")  # fmt: skip
+    lines = [head, "|---|" + "---|---|---|---|" * len(systems)]
+    names = {"dense": "dense (the `warp` cell)", "lowrank": f"lowrank (r = {TRANSITION_RANK})"}
+    for kind in ("dense", *TRANSITION_KINDS):
+        cells = []
+        for s in systems:
+            r = res.get(s, {}).get("warp") if kind == "dense" else table[s].get(kind)
+            if r is None:
+                cells.append("not run | | |")
+                continue
+            ratio = 1.0 if kind == "dense" else r.get("vs_dense")
+            cells.append(f"{_fmt(r['mean'], r['std'])} | "
+                         f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {r['params']} | "
+                         f"{r['train_seconds']:.0f}")  # fmt: skip
+        lines.append(f"| {names.get(kind, kind)} | " + " | ".join(cells) + " |")
+    seeds = sorted({s for row in table.values() for r in row.values() for s in r["seeds"]})
+    steps = sorted({r["steps"] for row in table.values() for r in row.values()})
+    dims = ", ".join(f"{LABELS[s]} " + "/".join(str(d) for d in sorted(
+        {r["D_theta"] for r in table[s].values() if "D_theta" in r})) for s in systems)  # fmt: skip
+    return f"""
+WARP transition kinds (`{summary['preset']}` preset): the `warp` cell above with only the
+transition A changed (issue 9), test MSE ×1e-2, mean ± std over seeds {seeds}; "vs dense"
+is the ratio of mean test MSE to the dense cell (below 1: better). Command
+`.venv/bin/python -m benchmarks.reconstruction --transitions`.
+
+{chr(10).join(lines)}
+
+A's own learning rate is each kind's default, `lr / lr_divisor` (D_theta for dense, 1 for
+diagonal, sqrt(D_theta r) for lowrank, the largest block for block), so that one Adam step
+moves A by about `lr` in spectral norm for every kind.
+Every run did the same fixed number of optimiser steps ({"/".join(f"{x:.0f}" for x in steps)});
+the machine (2 cores) was shared with other jobs while these ran, so train seconds are
+inflated and not comparable between kinds or with the table above (see the speed
+benchmark for step times). At this preset's D_theta ({dims}) A is small for every
+kind: this measures what the structure costs in accuracy, not speed or memory.
 """

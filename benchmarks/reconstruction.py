@@ -14,6 +14,12 @@ accelerator).
 
 The run is incremental: each finished (system, model, seed) is written atomically to
 `results/reconstruction_runs_PRESET.json` and skipped when the command is run again.
+
+WARP's structured transitions (issue 9: diagonal, lowrank r = 8, block) on MSD and LV,
+each the table's `warp` cell with only the transition changed, are run apart and merged
+into the committed JSON under its `transitions` key, leaving the rest as it is:
+
+    python -m benchmarks.reconstruction --transitions     # 18 runs of the cpu preset
 """
 
 import argparse
@@ -26,9 +32,20 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._presets import MODELS, PAPER, PRESETS, SYSTEMS, UNITS, models_for, run_config
+from benchmarks._presets import (
+    MODELS,
+    PAPER,
+    PRESETS,
+    SYSTEMS,
+    TRANSITION_KINDS,
+    TRANSITION_SYSTEMS,
+    UNITS,
+    models_for,
+    run_config,
+    transition_config,
+)
 from benchmarks._readme import splice_readme
-from benchmarks._reconstruction_report import markdown, targets
+from benchmarks._reconstruction_report import markdown, summarise_transitions, targets
 from warp_phys.training.checkpoint import atomic_write_bytes
 from warp_phys.training.evaluation import evaluate_run
 from warp_phys.training.run import train_run
@@ -39,7 +56,7 @@ SEEDS = (0, 1, 2)
 
 
 def train_model(system: str, model: str, *, seed: int = 0, preset: str = "cpu", out=None,
-                **overrides):  # fmt: skip
+                transition: str = "dense", **overrides):  # fmt: skip
     """Train one table cell (one seed) under a preset; reusable by other benchmarks.
 
     **Arguments:**
@@ -49,17 +66,29 @@ def train_model(system: str, model: str, *, seed: int = 0, preset: str = "cpu", 
     - `seed`: model / shuffling seed; `preset`: `"cpu"` or `"paper"`.
     - `out`: run folder (default `runs/bench/reconstruction/PRESET/SYSTEM/MODEL/seedN`);
       an existing run there is replaced.
+    - `transition`: WARP's transition kind (`model="warp"` only; see
+      `benchmarks._presets.transition_config`); `"dense"` is the table's cell.
     - `overrides`: `RunConfig` fields to change (e.g. `max_seconds=20`).
 
     **Returns:** `(run, history)` from `warp_phys.training.run.train_run`; the run's
     model is the best on the validation split. Evaluate it with
     `warp_phys.training.evaluation.evaluate_run(run, split="test")`.
     """
-    config = run_config(preset, system, model, seed)
+    if transition != "dense":
+        if model != "warp":
+            raise ValueError(f"transition {transition!r} is a variant of model 'warp' only")
+        config = transition_config(preset, system, transition, seed)
+    else:
+        config = run_config(preset, system, model, seed)
     if overrides:
         config = config.replace(**overrides)
     out = Path(out) if out is not None else RUNS / preset / system / model / f"seed{seed}"
     return train_run(config, out, overwrite=True, progress=False)
+
+
+def transition_key(system: str, kind: str, seed: int) -> str:
+    """The per-run record key of a structured-transition WARP run (beside `sys/model/seed`)."""
+    return f"{system}/warp:{kind}/{seed}"
 
 
 def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
@@ -109,6 +138,20 @@ def _shape_check(config) -> int:
         lambda: build_model(config, size, system.n_steps, key=jax.random.PRNGKey(0))
     )
     return count_parameters(model)
+
+
+def _theta_size(config) -> int:
+    """D_theta of the config's WARP, built abstractly."""
+    import equinox as eqx
+    import jax
+
+    import systems
+    from warp_phys.training.run import build_model
+
+    system = systems.get_system(config.system)
+    return eqx.filter_eval_shape(
+        lambda: build_model(config, system.state_size, system.n_steps, key=jax.random.PRNGKey(0))
+    ).theta_size
 
 
 def _write_json(path: Path, value) -> None:
@@ -194,6 +237,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dry-run", action="store_true", help="only build the configs")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the JSON and README from the finished runs")
+    parser.add_argument("--transitions", action="store_true",
+                        help="run only WARP's structured transitions (on --systems among "
+                             f"{', '.join(TRANSITION_SYSTEMS)}) and merge them into the JSON's "
+                             "'transitions' key, the rest of the JSON unchanged")
+    parser.add_argument("--transition-kinds", nargs="+", choices=TRANSITION_KINDS,
+                        default=list(TRANSITION_KINDS), help="with --transitions")
     args = parser.parse_args(argv)
     seeds = args.seeds[:1] if args.smoke else args.seeds
     name = "reconstruction_smoke" if args.smoke else "reconstruction"
@@ -201,12 +250,18 @@ def main(argv: list[str] | None = None) -> dict:
         name += f"_{args.preset}"
     out = args.out or RESULTS / f"{name}.json"
     partial = out.with_name(out.stem + "_runs.json")
-    cells = [(s, m, seed) for s in args.systems for seed in seeds for m in args.models
-             if m in models_for(s)]  # fmt: skip
+    if args.transitions:  # (system, kind, seed) instead of (system, model, seed)
+        cells = [(s, kind, seed) for s in args.systems if s in TRANSITION_SYSTEMS
+                 for seed in seeds for kind in args.transition_kinds]  # fmt: skip
+    else:
+        cells = [(s, m, seed) for s in args.systems for seed in seeds for m in args.models
+                 if m in models_for(s)]  # fmt: skip
     if args.dry_run:
         for s, m, seed in cells:
             if seed == seeds[0]:
-                print(f"{s}/{m}: {_shape_check(run_config(args.preset, s, m, seed))} parameters")
+                config = (transition_config(args.preset, s, m, seed) if args.transitions
+                          else run_config(args.preset, s, m, seed))  # fmt: skip
+                print(f"{s}/{m}: {_shape_check(config)} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")
         return {}
     overrides = {}
@@ -222,18 +277,35 @@ def main(argv: list[str] | None = None) -> dict:
             cell_overrides["n_train"] = 32
         start = time.perf_counter()
         folder = args.runs / args.preset / system / model / f"seed{seed}"
+        if args.transitions:
+            key, cell_overrides["transition"] = transition_key(system, model, seed), model
+            if key in records:
+                continue
+            folder = args.runs / args.preset / system / f"warp_{model}" / f"seed{seed}"
+            model = "warp"
         records[key] = run_cell(system, model, seed, args.preset, folder, **cell_overrides)
         _write_json(partial, records)
         r = records[key]
         print(f"{key}: test {r['test']:.4g} ood {r.get('ood', float('nan')):.4g} "
               f"({r['steps']} steps, {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-    summary = summarise(records, args.preset, seeds, smoke=args.smoke)
-    summary["repeat_last"] = {s: repeat_last(args.preset, s) for s in summary["results"]
-                              if not args.smoke}  # fmt: skip
-    if out.is_file():  # keep rows other benchmarks merged in (anchors: sindy, oracle_fit)
-        previous = json.loads(out.read_text()).get("results", {})
-        for system, row in summary["results"].items():
-            row.update({k: v for k, v in previous.get(system, {}).items() if k not in MODELS})
+    if args.transitions and out.is_file():  # the table as committed, new transitions rows
+        summary = json.loads(out.read_text())
+    else:
+        summary = summarise(records, args.preset, seeds, smoke=args.smoke)
+        summary["repeat_last"] = {s: repeat_last(args.preset, s) for s in summary["results"]
+                                  if not args.smoke}  # fmt: skip
+        if out.is_file():  # keep rows other benchmarks merged in (anchors: sindy, oracle_fit)
+            previous = json.loads(out.read_text())
+            for system, row in summary["results"].items():
+                row.update({k: v for k, v in previous.get("results", {}).get(system, {}).items()
+                            if k not in MODELS})  # fmt: skip
+            if "transitions" in previous:
+                summary["transitions"] = previous["transitions"]
+    transitions = summarise_transitions(records, summary["results"], seeds)
+    for system, kinds in transitions.items():  # per kind: rows not rerun stay
+        for kind, cell in kinds.items():
+            cell["D_theta"] = _theta_size(transition_config(args.preset, system, kind, 0))
+        summary.setdefault("transitions", {}).setdefault(system, {}).update(kinds)
     _write_json(out, summary)
     command = f".venv/bin/python -m benchmarks.reconstruction --preset {args.preset}"
     text = markdown(summary, "make bench-table" if args.preset == "cpu" else command)

@@ -70,3 +70,63 @@ def test_targets_and_markdown():
                    targets=reconstruction.targets(results))  # fmt: skip
     text = reconstruction.markdown(summary, "make bench-table")
     assert "Partial results" in text and "0.04 ± 0.00" in text and "not run" in text
+
+
+def _fake_record(system, model, seed, preset, out, **overrides):
+    """Stands in for a training run: a record whose test MSE depends on the transition."""
+    mse = {"dense": 1.0, "diagonal": 2.0, "lowrank": 1.0, "block": 0.5}[
+        overrides.get("transition", "dense")
+    ] * (1 + 0.1 * seed)
+    return {"params": 100, "train_seconds": 1.0, "steps": 200, "stopped": "steps",
+            "best_val_mse_normalized": 0.1, "test": mse, "ood": 2 * mse}  # fmt: skip
+
+
+def test_transitions_merge_into_committed_json(tmp_path, monkeypatch):
+    """--transitions trains only the structured-transition cells (faked here), keeps the
+    JSON's other keys as they were and adds `transitions` with the ratio to the dense
+    `warp` cell; a rerun trains nothing, a second kind is merged beside the first."""
+    out = tmp_path / "reconstruction.json"
+    cell = dict(mean=2.0, std=0.0, paper=0.94, ood_mean=None, ood_std=None, params=1,
+                train_seconds=1.0, steps=200.0, stopped_on_time=0, seeds=[0])  # fmt: skip
+    committed = dict(preset="cpu", device="cpu", date="then", complete=True, missing=[],
+                     results={"msd": {"warp": cell, "gru": dict(cell, mean=3.0),
+                                      "sindy": {"mean": 1.0, "failed": 0}}},
+                     targets=[], repeat_last={"msd": 5.0})  # fmt: skip
+    out.write_text(json.dumps(committed))
+    calls = []
+
+    def fake(*args, **overrides):
+        calls.append((args[:3], overrides.get("transition")))
+        return _fake_record(*args, **overrides)
+
+    monkeypatch.setattr(reconstruction, "run_cell", fake)
+    common = ["--transitions", "--out", str(out), "--runs", str(tmp_path / "runs"),
+              "--no-readme", "--systems", "msd", "--seeds", "0", "1"]  # fmt: skip
+    summary = reconstruction.main(common + ["--transition-kinds", "diagonal"])
+    assert [c[1] for c in calls] == ["diagonal", "diagonal"]
+    assert all(c[0][1] == "warp" for c in calls)
+    stored = json.loads(out.read_text())
+    assert stored == json.loads(json.dumps(summary))
+    assert {k: v for k, v in stored.items() if k != "transitions"} == committed
+    diag = stored["transitions"]["msd"]["diagonal"]
+    assert diag["mean"] == pytest.approx(2.1) and diag["vs_dense"] == pytest.approx(1.05)
+    assert diag["seeds"] == [0, 1] and diag["params"] == 100 and diag["D_theta"] > 0
+    summary = reconstruction.main(common + ["--transition-kinds", "diagonal", "block"])
+    assert len(calls) == 4  # the diagonal runs were found in the per-run file
+    assert set(summary["transitions"]["msd"]) == {"diagonal", "block"}
+    text = reconstruction.markdown(summary, "make bench-table")
+    assert "WARP transition kinds" in text and "| block | 0.53 ± 0.03 | 0.26 |" in text
+    assert "| lowrank (r = 8) | not run" in text
+    with pytest.raises(SystemExit):  # only the structured kinds are variants to run
+        reconstruction.main(common + ["--transition-kinds", "dense"])
+
+
+def test_transition_configs_differ_from_warp_only_in_a():
+    for system in _presets.TRANSITION_SYSTEMS:
+        warp = reconstruction.run_config("cpu", system, "warp", 1).to_dict()
+        for kind in _presets.TRANSITION_KINDS:
+            config = _presets.transition_config("cpu", system, kind, 1).to_dict()
+            changed = {k for k in config if config[k] != warp[k]}
+            assert changed == ({"transition", "transition_rank"} if kind == "lowrank"
+                               else {"transition"})  # fmt: skip
+            assert config["transition"] == kind
