@@ -18,7 +18,7 @@ import warp_phys as wp
 from warp_phys import cli
 from warp_phys.training._devices import resolve_devices
 from warp_phys.training.config import RunConfig
-from warp_phys.training.run import _check_resumable
+from warp_phys.training.run import _check_resumable, train_run
 
 RTOL, ATOL = 1e-5, 1e-6  # float32; the batch mean is summed in another order
 
@@ -116,6 +116,14 @@ def test_too_many_devices_names_the_count_and_the_cpu_flag():
         with pytest.raises(ValueError, match="positive integer or 'auto'"):
             resolve_devices(bad, 4)
     assert resolve_devices(1, 3) == 1 and resolve_devices("auto", n) == n
+
+
+def test_a_run_folder_is_not_started_with_devices_it_cannot_use(tmp_path):
+    n = len(jax.local_devices())
+    y = np.cumsum(np.ones((10, 8, 2), np.float32), axis=1)
+    with pytest.raises(ValueError, match=rf"devices={n + 1} asked for"):
+        train_run(RunConfig(devices=n + 1, batch_size=4, context=2), tmp_path / "run", data=y)
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_and_command_line():

@@ -19,6 +19,7 @@ from .._interface import AbstractSequenceModel
 from .._model import WARP
 from ..baselines import BASELINES, count_parameters, hidden_size_for
 from ..decoders import get_decoder
+from ._devices import resolve_devices
 from .checkpoint import atomic_write_bytes, load_model
 from .config import RunConfig
 from .data import IN_MEMORY, Normalizer, as_pairs, data_splits
@@ -178,6 +179,7 @@ def train_run(
                 f"too few steps for the context: the {name} data ({source}) have {steps} "
                 f"steps, context {config.context} needs at least {config.context + 1}"
             )
+    resolve_devices(config.devices, min(config.batch_size, len(inputs)))  # before any file
     # the resolved config: "auto" protocol (full for input/target tasks) and data seed
     protocol = config.eval_protocol
     if protocol == "auto":
