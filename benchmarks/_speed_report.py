@@ -150,11 +150,102 @@ def markdown(result: dict) -> str:
         f"A dense A needs 16 D^2 bytes to train (A, gradient, two Adam moments): on this "
         f"{mem['machine_gb']:.0f} GB machine that alone stops fitting at D_theta ~ "
         f"{mem['dense_A_limit_D']:,} (computed, not measured), before the activations "
-        "(N T D floats, several copies). Structured transitions "
-        "(`transition='diagonal' | 'lowrank' | 'block'`) are not measured by this benchmark "
-        "yet.",
+        "(N T D floats, several copies)."
+        + (
+            "" if mem.get("structured") else " Structured transitions are not measured in this run."
+        ),  # fmt: skip
     ]
+    lines += _structured_markdown(result)
     return "\n".join(lines)
+
+
+_KIND_COLORS = ("C2", "C4", "C5", "C6", "C8", "C9")  # not C0/C1/red: taken in the memory panel
+_KIND_MARKERS = ("^", "v", "s", "D", "P", "X")
+_KIND_NAMES = {"lowrank": "lowrank (r = {rank})"}
+
+
+def _kind(row: dict) -> str:
+    return _KIND_NAMES.get(row["kind"], row["kind"]).format(rank=row.get("rank"))
+
+
+def _structured_markdown(result: dict) -> list[str]:
+    """The structured-transition tables (issue 9): memory per kind vs D_theta and the
+    training step per kind at D_theta ~5k."""
+    mem = result["memory"]
+    rows = mem.get("structured") or []
+    lines = []
+    if rows:
+        first = rows[0]
+        lines += [
+            "",
+            f"**Structured transitions: memory vs D_theta** (sequential training step, T "
+            f"{first['T']}, batch {first['batch']}: small, so that A's training state "
+            "dominates; peak RSS of the worker process, which starts at "
+            f"~{min(r.get('rss_start_gb') or 9e9 for r in rows):.1f} GB with JAX loaded). "
+            "A state = A's entries x 16 bytes (A, gradient, two Adam moments). Block's "
+            "memory is sum_b D_b^2 over the root's parameter tensors, so it runs on roots of "
+            "many 32 x 32 layers (a 67-wide layer alone would make it ~D^2):",
+            "",
+            "| kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
+            "| step s | |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            note = row.get("error", "")
+            if row["kind"] == "block":
+                note = (f"{row['blocks']} blocks, largest {row['largest_block']}; sum D_b^2 = "
+                        f"{row['A_entries']:,}" + (f"; {note}" if note else ""))  # fmt: skip
+            lines.append(
+                f"| {_kind(row)} | {row['root'][0]} x {row['root'][1]} | {row['D_theta']:,} "
+                f"| {row['A_entries']:,} | {row['A_state_gb']:.3g} "
+                f"| {_fmt(row.get('peak_rss_gb'), '.2f')} | {_fmt(row.get('step_s'), '.3g')} "
+                f"| {note} |"
+            )
+        big = [r for r in rows if r["kind"] != "dense" and r.get("peak_rss_gb")
+               and r["D_theta"] > mem["dense_A_limit_D"]]  # fmt: skip
+        if big:
+            best = max(big, key=lambda r: r["D_theta"])
+            lines += [
+                "",
+                f"Above the dense limit (D_theta ~ {mem['dense_A_limit_D']:,}): "
+                + ", ".join(
+                    f"{_kind(r)} at D_theta {r['D_theta']:,} peaked at {r['peak_rss_gb']:.2f} GB"
+                    for r in big
+                )
+                + f", where a dense A's training state alone would need "
+                f"{16 * best['D_theta'] ** 2 / 2**30:,.0f} GB.",
+            ]
+    table = result.get("transitions") or {}
+    if table.get("rows"):
+        lines += [
+            "",
+            f"**Training step per transition kind** (teacher-forced, forward + backward + "
+            f"Adam; T {table['T']}, batch {table['batch']}, data_size 2; seconds "
+            "per step, median; the mode WARP's `auto` picks in bold):",
+            "",
+            "| kind | root | D_theta | A entries | parallel s | sequential s | auto picks |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in table["rows"]:
+            preferred = row.get("preferred_mode")
+            cells = []
+            for mode in MODES:
+                cell = _fmt(row.get(f"{mode}_s"), ".3g")
+                cells.append(f"**{cell}**" if mode == preferred and cell != "-" else cell)
+            lines.append(
+                f"| {_kind(row)} | {row['root'][0]} x {row['root'][1]} | {row['D_theta']:,} "
+                f"| {row['A_entries']:,} | {cells[0]} | {cells[1]} | {preferred or '-'} |"
+            )
+        notes = [f"{_kind(r)}: {'; '.join(r['skipped'])}" for r in table["rows"] if r["skipped"]]
+        lines += [
+            "",
+            "Dense comes from the training-step rows above (same T, D_theta, batch; not "
+            "re-run: a dense step there takes minutes), block runs on a root of many small "
+            "layers (see the memory table), the other kinds on the dense row's root, each "
+            "kind and mode in its own worker, one after the other."
+            + (f" {' '.join(notes)}." if notes else ""),
+        ]
+    return lines
 
 
 def plot(result: dict, path: Path) -> None:
@@ -206,10 +297,14 @@ def plot(result: dict, path: Path) -> None:
     ax.legend(fontsize=8)
     ax = axes[1, 0]
     mem = result["memory"]["rows"]
+    structured = result["memory"].get("structured") or []
     pts = [(r["D_theta"], r["peak_rss_gb"]) for r in mem if r.get("peak_rss_gb")]
     if pts:
-        ax.plot(*zip(*pts, strict=True), "o-", label="peak RSS (measured)")
-    grid = [10 ** (2 + k / 8) for k in range(25)]  # D_theta from 100 to 100k
+        label = "peak RSS (measured)"
+        if structured:
+            label = f"dense: {label}, T {result['memory']['T']}, batch {result['memory']['batch']}"
+        ax.plot(*zip(*pts, strict=True), "o-", label=label)
+    grid = [10 ** (2 + k / 8) for k in range(29)]  # D_theta from 100 to ~300k
     ax.plot(
         grid,
         [16 * D * D / 2**30 for D in grid],
@@ -218,14 +313,29 @@ def plot(result: dict, path: Path) -> None:
         label="A + grad + Adam moments, 16 D^2 bytes (computed)",
     )
     ax.axhline(result["memory"]["machine_gb"], color="r", ls=":", label="machine memory")
+    kinds = list(dict.fromkeys(r["kind"] for r in structured))
+    for k, kind in enumerate(kinds):
+        pts = [(r["D_theta"], r["peak_rss_gb"]) for r in structured
+               if r["kind"] == kind and r.get("peak_rss_gb")]  # fmt: skip
+        if pts:
+            ax.plot(*zip(*pts, strict=True), _KIND_MARKERS[k % len(_KIND_MARKERS)] + ":",
+                    color=_KIND_COLORS[k % len(_KIND_COLORS)], ms=6, mfc="none",
+                    label=f"{kind}: peak RSS, T {structured[0]['T']}, batch "
+                          f"{structured[0]['batch']}")  # fmt: skip
+    if structured:
+        ax.axvline(result["memory"]["dense_A_limit_D"], color="grey", ls="-.",
+                   label="dense A stops fitting (16 D^2 bytes)")  # fmt: skip
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="D_theta",
         ylabel="GB",
-        title=f"memory, T {result['memory']['T']}, batch {result['memory']['batch']}",
+        title=f"memory, T {result['memory']['T']}, batch {result['memory']['batch']}"
+        + (" (structured: open markers)" if structured else ""),
     )
-    ax.legend(fontsize=8)
+    if structured:
+        ax.set_ylim(0.1, None)
+    ax.legend(fontsize=6)
     ax = axes[1, 1]
     msd = result["paper_msd"]
     if msd:

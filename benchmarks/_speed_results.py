@@ -12,17 +12,24 @@ from pathlib import Path
 
 from benchmarks._speed_report import _analysis
 from benchmarks._speed_workers import (
+    DATA_SIZE,
     MODES,
     ROOT,
     _run_worker,
     available_gb,
     flop_model,
     memory_estimate_gb,
+    root_tensor_sizes,
+    theta_size,
     total_gb,
+    transition_entries,
 )
 
 PAPER_SPEED = ROOT / "benchmarks" / "results" / "paper_speed.json"
 MEMORY_FRACTION = 0.7  # skip a configuration estimated to need more of the available memory
+# structured-transition rows: a first step (after compilation) of at least this many
+# seconds is the timed step itself, no warm-up before it (keeps those rows to minutes)
+STRUCTURED_WARMUP_S = 2.0
 
 
 def _device() -> str:
@@ -152,6 +159,173 @@ def _row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log) -> dict
     return row
 
 
+def transition_kinds() -> tuple[str, ...]:
+    """Every transition kind the package has (`warp_phys._transition.TRANSITIONS`)."""
+    from warp_phys._transition import TRANSITIONS
+
+    return tuple(TRANSITIONS)
+
+
+def structured_plan(cfg: dict, kinds=None) -> list[dict]:
+    """The memory rows per transition kind that `cfg["structured"]` asks for, before
+    running them: kind, root (width, depth), D_theta, A's entries and, for block, the
+    block sizes' sum of D_b^2. Block uses `block_roots` (many small tensors: its memory is
+    sum_b D_b^2, dominated by the largest tensor), every other kind `roots`."""
+    sc = cfg["structured"]
+    plan = []
+    for kind in kinds or transition_kinds():
+        for width, depth in sc["block_roots"] if kind == "block" else sc["roots"]:
+            entry = {
+                "kind": kind,
+                "root": [width, depth],
+                "D_theta": theta_size(width, depth),
+                "A_entries": transition_entries(kind, width, depth, sc["rank"]),
+                "T": sc["T"],
+                "batch": sc["batch"],
+                "mode": "sequential",
+            }
+            if kind == "lowrank":
+                entry["rank"] = sc["rank"]
+            if kind == "block":
+                sizes = root_tensor_sizes(width, depth)
+                entry.update(blocks=len(sizes), largest_block=max(sizes))
+            entry["A_state_gb"] = 16 * entry["A_entries"] / 2**30
+            plan.append(entry)
+    return plan
+
+
+def structured_memory_row(entry: dict, r: int, isolate: bool, out_of_time, log) -> dict:
+    """One planned memory row (see `structured_plan`) run in its own worker, or skipped
+    with the reason (time limit, or the memory estimate over 70 % of what is available)."""
+    row = dict(entry)
+    T, N, D = entry["T"], entry["batch"], entry["D_theta"]
+    need, have = memory_estimate_gb(T, D, N, r, "sequential", entry["A_entries"]), available_gb()
+    reason = out_of_time()
+    if reason is None and need > MEMORY_FRACTION * have:
+        reason = (
+            f"skipped: estimated {need:.1f} GB > {100 * MEMORY_FRACTION:.0f} % of the "
+            f"{have:.1f} GB available"
+        )
+    row["estimate_gb"] = need
+    if reason:
+        row["error"] = reason
+        log(f"  {entry['kind']:>10} D {D:>7}: {reason}")
+        return row
+    width, depth = entry["root"]
+    spec = {"width": width, "depth": depth, "T": T, "batch": N, "mode": "sequential"}
+    spec.update(hyper_width=r, reps=1, budget_s=0.0, transition=entry["kind"], gemm=False,
+                warmup_s=STRUCTURED_WARMUP_S)  # fmt: skip
+    if entry["kind"] == "lowrank":
+        spec["rank"] = entry["rank"]
+    res = _run_worker("warp_step", spec, isolate)
+    if "error" in res:
+        row["error"] = f"failed: {res['error']}"
+        log(f"  {entry['kind']:>10} D {D:>7}: {row['error'][:100]}")
+        return row
+    row.update(
+        peak_rss_gb=res["peak_rss_gb"],
+        rss_start_gb=res["rss_start_gb"],
+        step_s=res["median_s"],
+        reps=res["reps"],
+        compile_s=res["compile_s"],
+        load_average=res["load_average"],
+    )
+    assert res["A_entries"] == entry["A_entries"], (res["A_entries"], entry)
+    log(
+        f"  {entry['kind']:>10} D {D:>7}: peak RSS {res['peak_rss_gb']:.2f} GB, step "
+        f"{res['median_s']:.3g} s (A state {entry['A_state_gb']:.3g} GB)"
+    )
+    return row
+
+
+def transition_speed(cfg: dict, rows: list[dict], r: int, args, isolate, out_of_time, log):
+    """Training-step time per transition kind at D_theta ~5k (`cfg["structured"]["speed"]`),
+    both modes, each in its own worker; dense is taken from the rows of the same run at
+    the same (T, D_theta) (a dense step there takes minutes on 2 cores)."""
+    sp = cfg["structured"]["speed"]
+    T, N = sp["T"], sp["batch"]
+    entries = []
+    for kind in transition_kinds():
+        width, depth = sp["block_root"] if kind == "block" else sp["root"]
+        D = theta_size(width, depth)
+        entry = {"kind": kind, "root": [width, depth], "D_theta": D, "T": T, "batch": N,
+                 "A_entries": transition_entries(kind, width, depth, sp["rank"]),
+                 "parallel_s": None, "sequential_s": None, "skipped": []}  # fmt: skip
+        if kind == "lowrank":
+            entry["rank"] = sp["rank"]
+        if kind == "dense":
+            from warp_phys._recurrence import preferred_mode
+
+            row = next((x for x in rows if x["T"] == T and x["D_theta"] == D), None)
+            entry.update(
+                source="the rows of this run (same T, D_theta, batch)",
+                preferred_mode=preferred_mode(T, DATA_SIZE, D),
+            )
+            if row is None:
+                entry["skipped"].append(f"no row at T {T}, D_theta {D} in this run")
+            else:
+                entry.update(parallel_s=row["parallel_s"], sequential_s=row["sequential_s"])
+            entries.append(entry)
+            continue
+        for mode in MODES:
+            reason = out_of_time()
+            if reason:
+                entry["skipped"].append(f"{mode} {reason}")
+                continue
+            spec = {"width": width, "depth": depth, "T": T, "batch": N, "mode": mode}
+            spec.update(hyper_width=r, reps=sp["reps"], budget_s=args.rep_budget,
+                        transition=kind, gemm=False, warmup_s=STRUCTURED_WARMUP_S)  # fmt: skip
+            if kind == "lowrank":
+                spec["rank"] = sp["rank"]
+            res = _run_worker("warp_step", spec, isolate)
+            if "error" in res:
+                entry["skipped"].append(f"{mode} failed: {res['error']}")
+                log(f"  {kind:>10} {mode:>10}: failed {res['error'][:100]}")
+                continue
+            entry[f"{mode}_s"] = res["median_s"]
+            entry[f"{mode}_reps"] = res["reps"]
+            entry[f"{mode}_peak_rss_gb"] = res["peak_rss_gb"]
+            entry[f"{mode}_load_average"] = res["load_average"]
+            entry["preferred_mode"] = res["preferred_mode"]
+            log(f"  {kind:>10} D {D} {mode:>10}: {res['median_s']:.3g} s ({res['reps']} reps)")
+        entries.append(entry)
+    return entries
+
+
+def merge_structured(result: dict, part: dict) -> dict:
+    """`result` with `memory.structured` and `transitions` taken from a `--part
+    structured` run `part` (dense's step times filled in from `result`'s rows)."""
+    result = _with_transitions(result, part)
+    result["memory"] = dict(result["memory"], structured=part["memory"]["structured"])
+    result["structured_part"] = {
+        "command": part["command"],
+        "date": part["date"],
+        "note": "the structured-transition rows ran in a second invocation (--part structured)",
+    }
+    return result
+
+
+def _with_transitions(result: dict, part: dict) -> dict:
+    """`result` with `part`'s transitions table, dense filled in from `result`'s rows."""
+    result = dict(result)
+    if "transitions" not in part:
+        return result
+    table = dict(part["transitions"])
+    rows = []
+    for entry in table["rows"]:
+        entry = dict(entry)
+        if entry["kind"] == "dense":
+            row = next((x for x in result["rows"] if x["T"] == entry["T"]
+                        and x["D_theta"] == entry["D_theta"]), None)  # fmt: skip
+            if row is not None:
+                entry.update(parallel_s=row["parallel_s"], sequential_s=row["sequential_s"],
+                             skipped=[])  # fmt: skip
+        rows.append(entry)
+    table["rows"] = rows
+    result["transitions"] = table
+    return result
+
+
 def merge_rows(result: dict, other: dict) -> dict:
     """`result` with its rows of the same (T, D_theta) replaced by `other`'s (a
     `--part rows` re-run, e.g. of rows whose two modes ran under very different load)."""
@@ -173,7 +347,7 @@ def merge_rows(result: dict, other: dict) -> dict:
 def merge_side(result: dict, side: dict) -> dict:
     """`result` with its inference, WARP-vs-GRU and memory sections taken from a
     `--part side` run `side` (WARP's step times filled in from `result`'s rows)."""
-    result = dict(result)
+    result = _with_transitions(result, side)
     if "error" in (result.get("inference") or {"error": None}):  # keep a measured one
         result["inference"] = side["inference"]
     result["memory"] = side["memory"]
@@ -242,14 +416,15 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
         "mode": "sequential",
         "machine_gb": machine_gb,
         "dense_A_limit_D": limit_D,
-        "structured": [],
+        "structured": state.get("structured", []),
         "rows": state["memory_rows"],
         "note": (
             f"A dense A needs 16 D^2 bytes to train (A, gradient, two Adam moments): on this "
             f"{machine_gb:.0f} GB machine that alone stops fitting at D_theta ~ {limit_D:,} "
             f"(computed, not measured), before activations (N T D floats, several copies). "
-            "Structured transitions (`transition='diagonal' | 'lowrank' | 'block'`) are not "
-            "measured by this benchmark yet."
+            "`structured`: peak RSS and step time per transition kind (T "
+            f"{cfg['structured']['T']}, batch {cfg['structured']['batch']}, sequential), "
+            "dense only where its estimated memory fits."
         ),
     }
     paper = paper_msd_rows(args.paper_msd and complete, args.smoke)
@@ -293,6 +468,11 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
         "warp_vs_gru": state["warp_vs_gru"],
         "gru_length": cfg["gru_length"],
         "memory": memory,
+        "transitions": {
+            "T": cfg["structured"]["speed"]["T"],
+            "batch": cfg["structured"]["speed"]["batch"],
+            "rows": state.get("transitions", []),
+        },
         "inference": state["inference"] or {"error": "not reached"},
         "paper_msd": paper.pop("rows"),
         "paper_msd_source": paper,

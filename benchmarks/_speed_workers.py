@@ -32,14 +32,14 @@ def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
     return 2.0 * D * D * cols / best_seconds(product, a, x, reps=reps) / 1e9
 
 
-def _timed(call, reps: int, budget_s: float) -> dict:
+def _timed(call, reps: int, budget_s: float, warmup_s: float = 15.0) -> dict:
     """Median wall time of `call()` (which blocks until done). The first call is a
-    warm-up if it takes under 15 s, else it counts as a timed step; timed steps stop
-    after `reps` or when `budget_s` seconds have been spent (at least one runs)."""
+    warm-up if it takes under `warmup_s` seconds, else it counts as a timed step; timed
+    steps stop after `reps` or when `budget_s` seconds have been spent (at least one runs)."""
     start = time.perf_counter()
     call()
     first = time.perf_counter() - start
-    walls = [] if first < 15.0 else [first]
+    walls = [] if first < warmup_s else [first]
     while len(walls) < reps and (not walls or sum(walls) < budget_s):
         start = time.perf_counter()
         call()
@@ -48,16 +48,19 @@ def _timed(call, reps: int, budget_s: float) -> dict:
         "median_s": statistics.median(walls),
         "steps_s": walls,
         "reps": len(walls),
-        "warmup": int(first < 15.0),
+        "warmup": int(first < warmup_s),
         "first_call_s": first,
     }
 
 
-def _warp(width: int, depth: int, T: int, hyper_width: int):
+def _warp(width: int, depth: int, T: int, hyper_width: int, transition: str = "dense", rank=None):
     import jax
 
     import warp_phys as wp
 
+    extra = {} if transition == "dense" else {"transition": transition}
+    if rank is not None:
+        extra["transition_rank"] = rank
     return wp.WARP(
         DATA_SIZE,
         root_width=width,
@@ -66,10 +69,13 @@ def _warp(width: int, depth: int, T: int, hyper_width: int):
         hyper_depth=1,
         seq_len=T,
         key=jax.random.PRNGKey(0),
+        **extra,
     )
 
 
-def _train_step_timing(model, mode: str, batch: int, T: int, reps: int, budget_s: float):
+def _train_step_timing(
+    model, mode: str, batch: int, T: int, reps: int, budget_s: float, warmup_s: float = 15.0
+):
     """Compile one Adam training step (teacher-forced MSE over a batch) and time it."""
     import equinox as eqx
     import jax
@@ -102,7 +108,7 @@ def _train_step_timing(model, mode: str, batch: int, T: int, reps: int, budget_s
         jax.block_until_ready((new_model, new_state, value))
         state[:] = [new_model, new_state]
 
-    timing = _timed(call, reps, budget_s)
+    timing = _timed(call, reps, budget_s, warmup_s)
     timing["compile_s"] = compile_s
     return timing
 
@@ -110,17 +116,29 @@ def _train_step_timing(model, mode: str, batch: int, T: int, reps: int, budget_s
 def worker_warp_step(spec: dict) -> dict:
     """One WARP training-step configuration: `spec` has width, depth, T, batch, mode,
     hyper_width, reps, budget_s, and optionally forward=True to also time the vmapped
-    recurrence alone (forward only)."""
+    recurrence alone (forward only), transition (kind, default dense) and rank (lowrank),
+    gemm=False to skip the GEMM rate beside it (a D x D GEMM: not at large D) and
+    warmup_s (default 15: a first step under it is a warm-up, not timed)."""
     import equinox as eqx
     import jax
 
     width, depth, T, batch, mode = (spec[k] for k in ("width", "depth", "T", "batch", "mode"))
     rss_start = _rss_gb()
-    model = _warp(width, depth, T, spec["hyper_width"])
+    kind = spec.get("transition", "dense")
+    model = _warp(width, depth, T, spec["hyper_width"], kind, spec.get("rank"))
     D = model.theta_size
-    gemm = [gemm_gflops(D)]
+    gemm = [gemm_gflops(D)] if spec.get("gemm", True) else []
     out = {"D_theta": D, "T": T, "batch": batch, "mode": mode, "root": [width, depth]}
-    out.update(_train_step_timing(model, mode, batch, T, spec["reps"], spec["budget_s"]))
+    if kind != "dense":
+        out["transition"] = kind
+    out.update(
+        A_entries=sum(x.size for x in jax.tree.leaves(eqx.filter(model.transition, eqx.is_array))),
+        step_cost=int(model.transition.step_cost),
+        preferred_mode=model.transition.preferred_mode(T, DATA_SIZE),
+        rss_model_gb=_rss_gb(),
+    )
+    warmup_s = spec.get("warmup_s", 15.0)
+    out.update(_train_step_timing(model, mode, batch, T, spec["reps"], spec["budget_s"], warmup_s))
     if spec.get("forward"):
         from benchmarks.paper_speed import _trajectories
 
@@ -130,7 +148,8 @@ def worker_warp_step(spec: dict) -> dict:
         timing = _timed(lambda: jax.block_until_ready(compiled(model, data)), spec["reps"], 60.0)
         out["forward_s"] = timing["median_s"]
         out["forward_reps"] = timing["reps"]
-    gemm.append(gemm_gflops(D))
+    if gemm:
+        gemm.append(gemm_gflops(D))
     out.update(
         gemm_gflops=gemm,
         feature_size=model.hypernetwork.feature_size,
@@ -235,8 +254,28 @@ def _run_worker(kind: str, spec: dict, isolate: bool = True) -> dict:
 
 
 def theta_size(width: int, depth: int) -> int:
+    return sum(root_tensor_sizes(width, depth))
+
+
+def root_tensor_sizes(width: int, depth: int) -> list[int]:
+    """Sizes of the root MLP's parameter tensors ([tau, x_prev] -> `depth` hidden layers
+    of `width` -> DATA_SIZE): a weight and a bias per layer, the block sizes D_b of a
+    `block` transition."""
     sizes = [1 + DATA_SIZE] + [width] * depth + [DATA_SIZE]
-    return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+    return [n for i, o in zip(sizes[:-1], sizes[1:], strict=True) for n in (i * o, o)]
+
+
+def transition_entries(kind: str, width: int, depth: int, rank: int = 8) -> int:
+    """Parameters of the transition A of `kind` for the root (`width`, `depth`): D^2
+    (dense), D (diagonal, continuous), 2 D r (lowrank), sum_b D_b^2 (block)."""
+    D = theta_size(width, depth)
+    if kind == "dense":
+        return D * D
+    if kind == "lowrank":
+        return 2 * D * rank
+    if kind == "block":
+        return sum(n * n for n in root_tensor_sizes(width, depth))
+    return D
 
 
 def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
@@ -259,17 +298,21 @@ def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
     }
 
 
-def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str) -> float:
+def memory_estimate_gb(
+    T: int, D: int, N: int, r: int, mode: str, A_entries: int | None = None
+) -> float:
     """A rough upper estimate of a training step's memory: the (N, T, D) states, their
     cotangents and the decoder's copies of them (about 4 such arrays; the parallel form's
     FFT path adds a zero-padded (N, 2T, D) complex buffer and its transpose), the
-    parallel powers (T, D, r + 1 + d) and the dense A's training state (16 D^2 bytes)."""
+    parallel powers (T, D, r + 1 + d) and A's training state (16 bytes per entry: A, its
+    gradient, two Adam moments; `A_entries` default D^2, the dense A)."""
+    A_entries = D * D if A_entries is None else A_entries
     states = 4 * N * T * D * 4
     if mode == "parallel":
         states += 3 * T * D * (r + 1 + DATA_SIZE) * 4
         if T * DATA_SIZE > 2048:
             states += 2 * N * (2 * T) * D * 8
-    return (states + 16 * D * D + 0.5 * 2**30) / 2**30
+    return (states + 16 * A_entries + 0.5 * 2**30) / 2**30
 
 
 def available_gb() -> float:

@@ -17,6 +17,15 @@ that its peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`) is its own:
 - WARP vs a GRU of equal parameter count, seconds per training step (T 256, batch 64);
 - peak memory vs D_theta (sequential, T 64, batch 64), with the dense A's training state
   (A, its gradient, two Adam moments: 16 D^2 bytes) against the machine's memory;
+- structured transitions (issue 9): peak RSS and step time per kind (dense, diagonal,
+  lowrank r = 8, block, and any other kind the package has) for D_theta ~5k to ~100k
+  (sequential, T 16, batch 8: small, so that A's training state, not the activations,
+  dominates and dense can run up to ~20k), dense only where its estimate fits; block on
+  roots of many 32 x 32 layers (its memory is sum_b D_b^2 over the root's tensors, so
+  a wide layer would make it as big as dense). And the training step per kind at D_theta
+  ~5k, T 256, batch 64, both modes (dense from the rows above; block on a root of
+  16-wide layers). These rows time one step after a warm-up, or the first step alone
+  when it takes 2 s or more (about 5 minutes in all on 2 idle cores);
 - the paper-MSD rows (scan vs kernel autoregressive training, issue 11) are copied from
   `benchmarks/results/paper_speed.json` (its source and date recorded); `--paper-msd`
   re-measures them with `benchmarks.paper_speed` first (batch 1024 takes ~15 min more).
@@ -50,7 +59,12 @@ from benchmarks._speed_results import (
     _write_json,
     merge_rows,
     merge_side,
+    merge_structured,
     paper_msd_rows,
+    structured_memory_row,
+    structured_plan,
+    transition_kinds,
+    transition_speed,
 )
 from benchmarks._speed_workers import (
     DATA_SIZE,
@@ -79,9 +93,12 @@ __all__ = [
     "memory_estimate_gb",
     "merge_rows",
     "merge_side",
+    "merge_structured",
     "paper_msd_rows",
     "plot",
+    "structured_plan",
     "theta_size",
+    "transition_kinds",
 ]
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "speed.json"
@@ -98,6 +115,24 @@ FULL = {
     "memory_length": 64,
     "gru_length": 256,
     "inference": {"batch": 256, "context": 100, "horizon": 156},
+    "structured": {
+        "T": 16,
+        "batch": 8,
+        "rank": 8,
+        # root MLPs of width w, depth 2: D = w^2 + 7 w + 2 (4960, 20012, 100162); the
+        # memory rows above have dense at ~1k already
+        "roots": ((67, 2), (138, 2), (313, 2)),
+        # many 32 x 32 layers: D = 194 + 1056 (depth - 1) (5474, 20258, 100514)
+        "block_roots": ((32, 6), (32, 20), (32, 96)),
+        "speed": {
+            "T": 256,
+            "batch": 64,
+            "rank": 8,
+            "root": (67, 2),
+            "block_root": (16, 19),
+            "reps": 1,
+        },
+    },
 }
 SMOKE = {
     "sizes": {"tiny": (4, 1)},
@@ -108,6 +143,14 @@ SMOKE = {
     "memory_length": 8,
     "gru_length": 8,
     "inference": {"batch": 8, "context": 6, "horizon": 10},
+    "structured": {
+        "T": 8,
+        "batch": 4,
+        "rank": 2,
+        "roots": ((4, 1),),
+        "block_roots": ((3, 2),),
+        "speed": {"T": 8, "batch": 4, "rank": 2, "root": (4, 1), "block_root": (3, 2), "reps": 1},
+    },
 }
 
 
@@ -133,9 +176,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument(
         "--part",
-        choices=("all", "rows", "side"),
+        choices=("all", "rows", "side", "structured"),
         default="all",
-        help="side: only inference, GRU and memory (to run beside a rows-only run)",
+        help="side: only inference, GRU and memory (to run beside a rows-only run); "
+        "structured: only the structured-transition rows (memory.structured, transitions)",
+    )
+    parser.add_argument(
+        "--merge-structured",
+        type=Path,
+        default=None,
+        help="with --render: take memory.structured and transitions from this "
+        "--part structured JSON",
     )
     parser.add_argument(
         "--merge-rows",
@@ -179,6 +230,9 @@ def main(argv: list[str] | None = None) -> dict:
             _write_json(args.render, result)
         if args.merge_side:
             result = merge_side(result, json.loads(args.merge_side.read_text()))
+            _write_json(args.render, result)
+        if args.merge_structured:
+            result = merge_structured(result, json.loads(args.merge_structured.read_text()))
             _write_json(args.render, result)
         plot(result, args.figure or DEFAULT_FIGURE)
         print(markdown(result))
@@ -228,16 +282,19 @@ def main(argv: list[str] | None = None) -> dict:
     # longest sequences, so a time limit cuts the least informative rows
     short = [(D, w, d, T) for D, w, d in sizes for T in lengths if T <= 1024]
     long = [(D, w, d, T) for D, w, d in sizes for T in lengths if T > 1024]
-    if args.part == "side":
+    if args.part in ("side", "structured"):
         short, long = [], []
     for D, width, depth, T in short:
         state["rows"].append(_row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log))
         save(False)
 
-    if args.part == "rows":
+    structured = args.part in ("all", "side", "structured")
+    if args.part in ("rows", "structured"):
         sizes, cfg = [], dict(cfg, memory_sizes=())
     log("inference")
-    reason = out_of_time() or ("not run: --part rows" if args.part == "rows" else None)
+    reason = out_of_time() or (
+        f"not run: --part {args.part}" if args.part in ("rows", "structured") else None
+    )
     spec = dict(cfg["inference"], reps=args.reps)
     spec["model_path"] = None if args.smoke else str(DEMO_MODEL)
     state["inference"] = {"error": reason} if reason else _run_worker("inference", spec, isolate)
@@ -328,6 +385,20 @@ def main(argv: list[str] | None = None) -> dict:
             f"dense state {entry['dense_state_gb']:.3f} GB"
         )
         state["memory_rows"].append(entry)
+        save(False)
+
+    if structured:
+        log(f"structured transitions: peak memory vs D_theta (sequential, T "
+            f"{cfg['structured']['T']}, batch {cfg['structured']['batch']})")  # fmt: skip
+        state["structured"] = []
+        for entry in structured_plan(cfg):
+            state["structured"].append(structured_memory_row(entry, r, isolate, out_of_time, log))
+            save(False)
+        sp = cfg["structured"]["speed"]
+        log(f"structured transitions: training step (T {sp['T']}, batch {sp['batch']})")
+        state["transitions"] = transition_speed(
+            cfg, state["rows"], r, args, isolate, out_of_time, log
+        )
         save(False)
 
     for D, width, depth, T in long:

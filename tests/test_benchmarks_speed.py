@@ -55,6 +55,84 @@ def test_other_sections(smoke):
     assert "Incomplete" not in text
 
 
+def test_structured_transition_rows(smoke):
+    """memory.structured has a measured row per transition kind, the per-kind step table
+    both modes per kind (dense taken from the rows), and the README block shows both."""
+    result, _, _ = smoke
+    kinds = speed.transition_kinds()
+    assert {"dense", "diagonal", "lowrank", "block"} <= set(kinds)
+    rows = result["memory"]["structured"]
+    assert [r["kind"] for r in rows] == [e["kind"] for e in speed.structured_plan(speed.SMOKE)]
+    assert set(kinds) == {r["kind"] for r in rows}
+    for row in rows:
+        assert "error" not in row, row
+        assert row["peak_rss_gb"] > 0 and row["step_s"] > 0 and row["A_entries"] > 0
+        assert row["A_state_gb"] == 16 * row["A_entries"] / 2**30
+    table = result["transitions"]
+    assert [r["kind"] for r in table["rows"]] == list(kinds)
+    for row in table["rows"]:
+        assert row["parallel_s"] > 0 and row["sequential_s"] > 0, row
+        assert row["preferred_mode"] in speed.MODES and not row["skipped"]
+    dense = table["rows"][0]
+    (ref,) = [r for r in result["rows"] if (r["T"], r["D_theta"]) == (dense["T"], dense["D_theta"])]
+    assert (dense["parallel_s"], dense["sequential_s"]) == (ref["parallel_s"], ref["sequential_s"])
+    text = speed.markdown(result)
+    assert "Structured transitions: memory vs D_theta" in text
+    assert "Training step per transition kind" in text and "| lowrank (r = 2) |" in text
+
+
+def test_full_plan_reaches_past_the_dense_limit():
+    """Planned, not run: every structured kind has a row at D_theta >= 100k, above where
+    a dense A's training state (16 D^2 bytes) stops fitting on the 24 GiB machine
+    (memory.dense_A_limit_D = 39746), with an A state far below it; dense there would be
+    skipped by the memory rule; A's entries are the models' own."""
+    import equinox as eqx
+    import jax
+
+    from benchmarks._speed_workers import _warp, memory_estimate_gb, transition_entries
+
+    plan = speed.structured_plan(speed.FULL)
+    sc = speed.FULL["structured"]
+    assert {e["kind"] for e in plan} >= {"dense", "diagonal", "lowrank", "block"}
+    for kind in ("diagonal", "lowrank", "block"):
+        big = [e for e in plan if e["kind"] == kind and e["D_theta"] >= 100_000]
+        assert big and all(e["D_theta"] > 39746 and e["A_state_gb"] < 2.0 for e in big)
+    for e in plan:
+        if e["kind"] == "dense" and e["D_theta"] > 39746:
+            need = memory_estimate_gb(e["T"], e["D_theta"], e["batch"], 32, "sequential")
+            assert need > 0.7 * 24, e  # over the 70 %-of-available rule on 24 GiB
+    assert any(e["kind"] == "dense" and e["D_theta"] < 39746 for e in plan)
+    block = [e for e in plan if e["kind"] == "block"]
+    assert max(e["largest_block"] for e in block) <= 1024
+    for kind in speed.transition_kinds():  # A's entries as counted from a small model
+        model = _warp(5, 3, 8, 4, kind, 3 if kind == "lowrank" else None)
+        leaves = jax.tree.leaves(eqx.filter(model.transition, eqx.is_array))
+        assert sum(x.size for x in leaves) == transition_entries(kind, 5, 3, 3)
+        assert model.theta_size == speed.theta_size(5, 3)
+    assert sc["speed"]["root"] == speed.FULL["sizes"]["5k"]  # dense from the 5k rows
+
+
+def test_merge_structured_fills_dense_from_rows():
+    row = {"T": 256, "D_theta": 4960, "parallel_s": 2.0, "sequential_s": 3.0, "skipped": []}
+    result = {"rows": [row], "memory": {"rows": [], "structured": []}}
+    part = {
+        "command": "python -m benchmarks.speed --part structured",
+        "date": "2026-01-01T00:00:00+00:00",
+        "memory": {"structured": [{"kind": "diagonal", "D_theta": 100162}]},
+        "transitions": {"T": 256, "batch": 64, "rows": [
+            {"kind": "dense", "T": 256, "D_theta": 4960, "parallel_s": None,
+             "sequential_s": None, "skipped": ["dense: no row"]},
+            {"kind": "diagonal", "T": 256, "D_theta": 4960, "parallel_s": 1.0,
+             "sequential_s": 0.5, "skipped": []}]},
+    }  # fmt: skip
+    merged = speed.merge_structured(result, part)
+    assert merged["memory"]["structured"] == part["memory"]["structured"]
+    dense, diagonal = merged["transitions"]["rows"]
+    assert (dense["parallel_s"], dense["sequential_s"], dense["skipped"]) == (2.0, 3.0, [])
+    assert diagonal == part["transitions"]["rows"][1] and "structured_part" in merged
+    assert result["memory"]["structured"] == []  # not modified in place
+
+
 def test_render_redraws_from_json(smoke, tmp_path):
     _, out, _ = smoke
     figure = tmp_path / "again.png"
