@@ -174,14 +174,33 @@ def _structured_markdown(result: dict) -> list[str]:
     mem = result["memory"]
     rows = mem.get("structured") or []
     lines = []
+    part = result.get("structured_part")
+    loads = [x for r in rows for x in r.get("load_average", [])]
+    table = result.get("transitions") or {}
+    loads += [
+        x for r in table.get("rows", []) for m in MODES for x in r.get(f"{m}_load_average", [])
+    ]
+    if part and (rows or table.get("rows")):
+        lines += [
+            "",
+            f"The structured-transition rows below come from a second invocation, "
+            f"`{part['command']}` ({part['date']}); the dense step times in the second table "
+            "are the rows above, from the first."
+            + (
+                f" Load average during them: median {statistics.median(loads):.1f}, max "
+                f"{max(loads):.1f} on 2 cores."
+                if loads
+                else ""
+            ),  # fmt: skip
+        ]
     if rows:
         first = rows[0]
         lines += [
             "",
             f"**Structured transitions: memory vs D_theta** (sequential training step, T "
             f"{first['T']}, batch {first['batch']}: small, so that A's training state "
-            "dominates; peak RSS of the worker process, which starts at "
-            f"~{min(r.get('rss_start_gb') or 9e9 for r in rows):.1f} GB with JAX loaded). "
+            "dominates; peak RSS of the worker process, "
+            f"~{min(r.get('rss_start_gb') or 9e9 for r in rows):.1f} GB with JAX imported). "
             "A state = A's entries x 16 bytes (A, gradient, two Adam moments). Block's "
             "memory is sum_b D_b^2 over the root's parameter tensors, so it runs on roots of "
             "many 32 x 32 layers (a 67-wide layer alone would make it ~D^2):",
@@ -215,7 +234,6 @@ def _structured_markdown(result: dict) -> list[str]:
                 + f", where a dense A's training state alone would need "
                 f"{16 * best['D_theta'] ** 2 / 2**30:,.0f} GB.",
             ]
-    table = result.get("transitions") or {}
     if table.get("rows"):
         lines += [
             "",
