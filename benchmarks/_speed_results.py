@@ -194,7 +194,21 @@ def structured_plan(cfg: dict, kinds=None) -> list[dict]:
     return plan
 
 
-def structured_memory_row(entry: dict, r: int, isolate: bool, out_of_time, log) -> dict:
+def _cached_worker(spec: dict, isolate: bool, cache: dict | None) -> dict:
+    """`_run_worker("warp_step", spec)`, run once per distinct spec within `cache` (the
+    smoke sizes make a memory row and a step-table entry the same configuration)."""
+    key = json.dumps(spec, sort_keys=True)
+    if cache is not None and key in cache:
+        return cache[key]
+    res = _run_worker("warp_step", spec, isolate)
+    if cache is not None:
+        cache[key] = res
+    return res
+
+
+def structured_memory_row(
+    entry: dict, r: int, isolate: bool, out_of_time, log, cache: dict | None = None
+) -> dict:
     """One planned memory row (see `structured_plan`) run in its own worker, or skipped
     with the reason (time limit, or the memory estimate over 70 % of what is available)."""
     row = dict(entry)
@@ -217,7 +231,7 @@ def structured_memory_row(entry: dict, r: int, isolate: bool, out_of_time, log) 
                 warmup_s=STRUCTURED_WARMUP_S)  # fmt: skip
     if entry["kind"] == "lowrank":
         spec["rank"] = entry["rank"]
-    res = _run_worker("warp_step", spec, isolate)
+    res = _cached_worker(spec, isolate, cache)
     if "error" in res:
         row["error"] = f"failed: {res['error']}"
         log(f"  {entry['kind']:>10} D {D:>7}: {row['error'][:100]}")
@@ -238,7 +252,9 @@ def structured_memory_row(entry: dict, r: int, isolate: bool, out_of_time, log) 
     return row
 
 
-def transition_speed(cfg: dict, rows: list[dict], r: int, args, isolate, out_of_time, log):
+def transition_speed(
+    cfg: dict, rows: list[dict], r: int, args, isolate, out_of_time, log, cache=None
+):
     """Training-step time per transition kind at D_theta ~5k (`cfg["structured"]["speed"]`),
     both modes, each in its own worker; dense is taken from the rows of the same run at
     the same (T, D_theta) (a dense step there takes minutes on 2 cores)."""
@@ -273,11 +289,12 @@ def transition_speed(cfg: dict, rows: list[dict], r: int, args, isolate, out_of_
                 entry["skipped"].append(f"{mode} {reason}")
                 continue
             spec = {"width": width, "depth": depth, "T": T, "batch": N, "mode": mode}
-            spec.update(hyper_width=r, reps=sp["reps"], budget_s=args.rep_budget,
-                        transition=kind, gemm=False, warmup_s=STRUCTURED_WARMUP_S)  # fmt: skip
+            spec.update(hyper_width=r, reps=sp["reps"], transition=kind, gemm=False,
+                        budget_s=0.0 if sp["reps"] == 1 else args.rep_budget,
+                        warmup_s=STRUCTURED_WARMUP_S)  # fmt: skip
             if kind == "lowrank":
                 spec["rank"] = sp["rank"]
-            res = _run_worker("warp_step", spec, isolate)
+            res = _cached_worker(spec, isolate, cache)
             if "error" in res:
                 entry["skipped"].append(f"{mode} failed: {res['error']}")
                 log(f"  {kind:>10} {mode:>10}: failed {res['error'][:100]}")

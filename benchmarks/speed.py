@@ -143,6 +143,7 @@ SMOKE = {
     "memory_length": 8,
     "gru_length": 8,
     "inference": {"batch": 8, "context": 6, "horizon": 10},
+    # the same sizes as "speed" below: its sequential entries reuse the memory rows
     "structured": {
         "T": 8,
         "batch": 4,
@@ -390,14 +391,15 @@ def main(argv: list[str] | None = None) -> dict:
     if structured:
         log(f"structured transitions: peak memory vs D_theta (sequential, T "
             f"{cfg['structured']['T']}, batch {cfg['structured']['batch']})")  # fmt: skip
-        state["structured"] = []
+        state["structured"], cache = [], {}
         for entry in structured_plan(cfg):
-            state["structured"].append(structured_memory_row(entry, r, isolate, out_of_time, log))
+            row = structured_memory_row(entry, r, isolate, out_of_time, log, cache)
+            state["structured"].append(row)
             save(False)
         sp = cfg["structured"]["speed"]
         log(f"structured transitions: training step (T {sp['T']}, batch {sp['batch']})")
         state["transitions"] = transition_speed(
-            cfg, state["rows"], r, args, isolate, out_of_time, log
+            cfg, state["rows"], r, args, isolate, out_of_time, log, cache
         )
         save(False)
 
