@@ -460,7 +460,7 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
         "command": command,
         "smoke": args.smoke,
         "complete": complete,
-        "budget": "about 40 min on 2 otherwise idle CPU cores",
+        "budget": "about 45 min on 2 otherwise idle CPU cores",
         "note": (
             "Shared, loaded machine (other engineers' jobs and a training run shared the "
             "2 cores, run under nice -n 5; load averages per configuration are in the "

@@ -36,10 +36,11 @@ warm-up when it takes under 15 s, and timed steps stop after `--reps` or once
 configuration whose estimated memory exceeds 70 % of the memory available when it starts
 is skipped with the reason recorded, never extrapolated.
 
-Budget: about 40 minutes on 2 shared CPU cores (`make bench-speed`); `--smoke` runs tiny
-sizes in seconds for the test suite. The workers, timing helpers and FLOP/memory models
-are in `_speed_workers.py`, the JSON result and its merges in `_speed_results.py`, the
-README block and the figure in `_speed_report.py`.
+Budget: about 45 minutes on 2 shared CPU cores (`make bench-speed`; the structured-
+transition rows about 5 of them); `--smoke` runs tiny sizes in seconds for the test
+suite. The workers, timing helpers and FLOP/memory models are in `_speed_workers.py`,
+the JSON result and its merges in `_speed_results.py`, the README block and the figure
+in `_speed_report.py`.
 
     python -m benchmarks.speed    # writes results/speed.json, figures/speed.png, README
     python -m benchmarks.speed --smoke --out /tmp/speed.json --figure /tmp/speed.png
