@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-devices
+.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-devices bench-irregular
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,7 @@ test: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+# irregular vs regular time grids, time-aware vs plain WARP (~20 min on 2 cores)
+bench-irregular: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.irregular

@@ -10,7 +10,7 @@ Your own trajectories: `systems.load("data.csv")` reads `.npz`, `.npy`, `.csv` (
 table `trajectory, time, <channels>` or one file per trajectory) into the same
 `Dataset`; `from_arrays` validates arrays in memory.
 
-Built-ins: `msd`, `msd_zero`, `lotka_volterra`, `lotka_volterra_repeat`, `sine`,
+Built-ins: `msd`, `msd_zero`, `msd_irregular`, `lotka_volterra`, `lotka_volterra_repeat`, `sine`,
 `lorenz63`, `pendulum`. Add your own with `from_vector_field` + `register_system`, or
 by subclassing `AbstractSystem`.
 """

@@ -60,6 +60,10 @@ class AbstractSystem(eqx.Module):
       (`low == high` means fixed); `None` when `sample_y0` is overridden.
     - `split_sizes`: default number of trajectories per split.
     - `t_end`, `n_steps`: the time grid is `n_steps` evenly spaced points on `[0, t_end]`.
+    - `irregular`: 0 keeps that grid; k >= 2 samples every trajectory at its own
+      `n_steps` times: t = 0 and `n_steps - 1` distinct random later points of a grid k
+      times finer, sorted (so steps vary from 1/k to many nominal intervals). The
+      times go to the data set's `extras["t"]` `(N, T)`; its `t` is the nominal grid.
     - `ood_mode`: `"exclude_train"` draws OOD parameters uniformly from `ood_ranges`
       and rejects draws inside the training box (every OOD trajectory has at least one
       parameter outside its training range); `"wide"` keeps every draw from `ood_ranges`
@@ -81,6 +85,7 @@ class AbstractSystem(eqx.Module):
     split_sizes: AbstractVar[dict[str, int]]
     t_end: float = 1.0
     n_steps: int = 256
+    irregular: int = 0
     ood_mode: str = "exclude_train"
     normalise: bool = False
     rtol: float = 1e-7
@@ -132,6 +137,10 @@ class AbstractSystem(eqx.Module):
             raise ValueError(f"{where}: normalise=True needs a default train size in split_sizes")
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 2:
             raise ValueError(f"{where}: n_steps must be an int >= 2, got {self.n_steps!r}")
+        if isinstance(self.irregular, bool) or not isinstance(self.irregular, int) or (
+            self.irregular < 0 or self.irregular == 1
+        ):
+            raise ValueError(f"{where}: irregular must be 0 or an int >= 2, got {self.irregular!r}")
         if not (math.isfinite(self.t_end) and self.t_end > 0):
             raise ValueError(f"{where}: t_end must be positive and finite, got {self.t_end!r}")
         if self.ood_mode not in OOD_MODES:
@@ -147,6 +156,14 @@ class AbstractSystem(eqx.Module):
     def time_grid(self) -> Float[Array, " T"]:
         """**Returns:** `n_steps` evenly spaced times on `[0, t_end]`, shape `(n_steps,)`."""
         return jnp.linspace(0.0, self.t_end, self.n_steps, dtype=jnp.float32)
+
+    def solve_grid(self) -> Float[Array, " M"]:
+        """The times the ODE is solved at: `time_grid()`, or for `irregular = k` the
+        `k (n_steps - 1) + 1` points of the finer grid the samples are drawn from."""
+        if not self.irregular:
+            return self.time_grid()
+        points = self.irregular * (self.n_steps - 1) + 1
+        return jnp.linspace(0.0, self.t_end, points, dtype=jnp.float32)
 
     def replace(self, **overrides: Any) -> "AbstractSystem":
         """A copy with fields or parameter ranges replaced.

@@ -98,7 +98,7 @@ def _generate_raw(system, n, split, seed, chunk_size, progress):
     """Samples and integrates in chunks of one fixed size (a power of two >= 64 for small
     `n`, padded), so that only a few shapes ever compile and memory stays bounded."""
     size = min(chunk_size, max(_MIN_CHUNK, 1 << math.ceil(math.log2(n))))
-    key, ts = split_key(seed, split), system.time_grid()
+    key, ts = split_key(seed, split), system.solve_grid()
     parts = []
     with tqdm(total=n, unit="traj", desc=system.name, disable=not progress) as bar:
         for start in range(0, n, size):
@@ -121,11 +121,28 @@ def _generate_raw(system, n, split, seed, chunk_size, progress):
             f"params={ {k: float(v[i]) for k, v in params.items()} }"
         )
     y, extras = system.postprocess(jnp.asarray(post_keys), ts, jnp.asarray(ys))
+    if system.irregular:
+        y, extras, ts = *_subsample(system, jnp.asarray(post_keys), ts, y), system.time_grid()
     return (
         np.asarray(ts), np.asarray(y, np.float32),
         {k: np.asarray(params[k]) for k in system.param_names},
         np.asarray(y0, np.float32), {k: np.asarray(v) for k, v in extras.items()},
     )
+
+
+def _subsample(system, keys, fine_ts, y):
+    """Every trajectory at its own `n_steps` times of the fine grid `fine_ts` (index 0
+    and `n_steps - 1` distinct later indices, sorted, drawn from `fold_in(key, 1)`):
+    `(y (N, n_steps, D), {"t": (N, n_steps)})`."""
+
+    def indices(key):
+        later = jr.choice(jr.fold_in(key, 1), fine_ts.shape[0] - 1, (system.n_steps - 1,),
+                          replace=False)  # fmt: skip
+        return jnp.concatenate([jnp.zeros(1, later.dtype), jnp.sort(later) + 1])
+
+    index = jax.vmap(indices)(keys)  # (N, n_steps)
+    y = jnp.take_along_axis(jnp.asarray(y), index[..., None], axis=1)
+    return y, {"t": np.asarray(fine_ts[index], np.float32)}
 
 
 def _train_stats(system, seed, chunk_size, progress) -> tuple[float, float]:
@@ -171,6 +188,11 @@ def generate(
     """
     system = resolve_system(system, overrides)
     system.check_split(split)
+    if system.irregular and type(system).postprocess is not AbstractSystem.postprocess:
+        raise ValueError(
+            f"system {system.name!r} cannot be sampled irregularly: it post-processes its "
+            "trajectories on the regular grid (e.g. a task built from time indices)"
+        )
     n = n_trajectories
     if n is None:
         if split not in system.split_sizes:

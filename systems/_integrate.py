@@ -11,7 +11,7 @@ import jax.numpy as jnp
 # Fields that only affect sampling / post-processing: changing them never recompiles the solve.
 _SAMPLING_FIELDS = frozenset(
     {"name", "param_ranges", "ood_ranges", "y0_ranges", "split_sizes", "ood_mode",
-     "normalise", "t_end", "n_steps"}
+     "normalise", "t_end", "n_steps", "irregular"}
 )
 
 

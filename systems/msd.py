@@ -57,3 +57,15 @@ def msd_zero() -> MassSpringDamper:
         y0_ranges=((0.5, 1.5), (-0.5, 0.5)),
         split_sizes={"train": 8192, "val": 819, "test": 2048, "ood": 2048},
     )
+
+
+@register_system("msd_irregular")
+def msd_irregular() -> MassSpringDamper:
+    """MSD sampled irregularly: each trajectory keeps t = 0 and 255 random later points of
+    a grid 4 times finer than MSD's (`irregular=4`; times in `extras["t"]`), 1024 train
+    / 256 val / 512 test / 512 OOD trajectories."""
+    return MassSpringDamper(
+        name="msd_irregular",
+        irregular=4,
+        split_sizes={"train": 1024, "val": 256, "test": 512, "ood": 512},
+    )

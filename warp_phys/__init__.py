@@ -6,6 +6,7 @@ from ._rollout import reconstruct, reference_context, rollout, teacher_forcing_m
 from ._transition import (
     AbstractTransition,
     BlockTransition,
+    ContinuousTransition,
     DenseTransition,
     DiagonalTransition,
     LowRankTransition,
@@ -45,6 +46,7 @@ __all__ = [
     "AbstractSequenceModel",
     "AbstractTransition",
     "BlockTransition",
+    "ContinuousTransition",
     "DenseTransition",
     "DiagonalTransition",
     "LowRankTransition",

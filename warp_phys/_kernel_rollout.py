@@ -333,15 +333,17 @@ def ar_rollout(
     batch_size: int = 1,
     convention: Convention = "clean",
     noise_key: PRNGKeyArray | None = None,
+    ts: Float[Array, " T"] | None = None,
 ):
     """`rollout` with the autoregressive algorithm chosen: `"scan"` (the plain
     recurrence, any sequence model), `"kernel"` (WARP only, `kernel_rollout`) or
     `"auto"` (the kernel form for WARP when `choose_ar_algorithm` finds it cheaper for
     `batch_size` samples sharing the model, e.g. the vmapped batch of a training step).
+    Time stamps `ts` (irregular grids, time-aware models) always scan.
 
     **Returns:** exactly what `rollout` returns.
     """
     ar_algorithm = resolve_ar_algorithm(model, ar_algorithm, len(xs), batch_size)
-    if ar_algorithm == "kernel":
+    if ar_algorithm == "kernel" and ts is None:
         return kernel_rollout(model, xs, observed, convention=convention, noise_key=noise_key)
-    return rollout(model, xs, observed, convention=convention, noise_key=noise_key)
+    return rollout(model, xs, observed, convention=convention, noise_key=noise_key, ts=ts)

@@ -1,11 +1,13 @@
 """WARP: a linear recurrence over the flattened weights of a root decoder."""
 
 import json
+import math
 from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._hypernetwork import Hypernetwork
@@ -32,6 +34,13 @@ class WARP(AbstractSequenceModel):
     D x D matrix, also readable as `model.A`) or structured (see
     `warp_phys._transition` for the kinds, their costs and memory).
 
+    Irregular time grids: with `transition="continuous"` every method that takes a
+    sequence also takes its time stamps `ts` `(T,)`. Time is then counted in sampling
+    intervals, c_t = (ts_t - ts_0) / time_step: tau_t = c_t * tau_step, and the step
+    from t - 1 to t spans h_t = c_t - c_{t-1} intervals, with
+    theta_t = exp(h_t Lambda) theta_{t-1} + phi(h_t Lambda) B du_t (see
+    `ContinuousTransition`). Without `ts` the grid is regular (h_t = 1).
+
     **Arguments:**
 
     - `data_size`: channels of one observation x_t.
@@ -46,6 +55,8 @@ class WARP(AbstractSequenceModel):
     - `transition`: the structure of A: `"dense"` (default), `"diagonal"`, `"lowrank"`
       (A = I + U V^T) or `"block"` (one dense block per parameter tensor of the root).
     - `transition_rank`: r of `"lowrank"` (default 8); only for that kind.
+    - `time_step`: the nominal sampling interval, in the units of the `ts` you will
+      pass (default 1: `ts` counts steps); only for `transition="continuous"`.
     - `key`: a JAX PRNG key.
     """
 
@@ -55,6 +66,7 @@ class WARP(AbstractSequenceModel):
     decoder: AbstractDecoder
     data_size: int = eqx.field(static=True)
     tau_step: float = eqx.field(static=True)
+    time_step: float = eqx.field(static=True)
     config_json: str = eqx.field(static=True)
 
     def __init__(
@@ -70,6 +82,7 @@ class WARP(AbstractSequenceModel):
         seq_len: int = 256,
         transition: str = "dense",
         transition_rank: int | None = None,
+        time_step: float | None = None,
         key: PRNGKeyArray,
     ):
         if int(data_size) < 1:
@@ -77,6 +90,10 @@ class WARP(AbstractSequenceModel):
         if int(seq_len) < 2:
             raise ValueError(f"seq_len must be >= 2, got {seq_len}")
         check_transition(transition, transition_rank)
+        if time_step is not None and transition != "continuous":
+            raise ValueError("time_step applies to transition='continuous' only")
+        if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
+            raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
         options = dict(decoder_options or {})
         if root_width is not None:
             options["width"] = root_width
@@ -114,6 +131,7 @@ class WARP(AbstractSequenceModel):
         self.decoder = decoder
         self.data_size = int(data_size)
         self.tau_step = 1.0 / (int(seq_len) - 1)
+        self.time_step = 1.0 if time_step is None else float(time_step)
         config = {
             "data_size": int(data_size),
             "decoder": decoder_name,
@@ -126,6 +144,8 @@ class WARP(AbstractSequenceModel):
             config["transition"] = transition
         if transition == "lowrank":
             config["transition_rank"] = self.transition.rank
+        if time_step is not None:
+            config["time_step"] = self.time_step
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property
@@ -155,6 +175,29 @@ class WARP(AbstractSequenceModel):
         """Whether predictions come as `(mean, std)`."""
         return self.decoder.probabilistic
 
+    @property
+    def time_aware(self) -> bool:
+        """Whether the model takes time stamps `ts` (irregular grids)."""
+        return self.transition.time_aware
+
+    def clock(self, ts: Float[Array, " T"]) -> Float[Array, " T"]:
+        """Time stamps `ts` `(T,)` as (fractional) step indices (ts - ts_0) / time_step,
+        the `t` of `decode`; a clear error unless the model is time-aware and `ts` is
+        1-D, finite and strictly increasing (checked when concrete)."""
+        if not self.time_aware:
+            raise ValueError(
+                f"time stamps ts need a time-aware model (WARP(transition='continuous')); "
+                f"this one has transition={self.transition.kind!r}"
+            )
+        if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
+            raise ValueError(f"ts must have shape (T,) with T >= 1, got {jnp.shape(ts)}")
+        if not isinstance(ts, jax.core.Tracer):  # checked in numpy: no tracing, no compile
+            values = np.asarray(ts, np.float64)
+            if not np.all(np.isfinite(values)) or not np.all(np.diff(values) > 0):
+                raise ValueError("ts must be finite and strictly increasing")
+        ts = jnp.asarray(ts, self.B.dtype)
+        return (ts - ts[0]) / self.time_step
+
     def tau(self, t: Array) -> Array:
         """Normalised time of integer step(s) `t`."""
         return jnp.asarray(t, dtype=self.B.dtype) * self.tau_step
@@ -169,20 +212,26 @@ class WARP(AbstractSequenceModel):
         return self.hypernetwork(x0)
 
     def advance(
-        self, state: Float[Array, " theta"], u: Float[Array, " data"], u_prev: Float[Array, " data"]
+        self,
+        state: Float[Array, " theta"],
+        u: Float[Array, " data"],
+        u_prev: Float[Array, " data"],
+        h: Array | None = None,
     ) -> Float[Array, " theta"]:
-        """theta <- A theta + B (u - u_prev)."""
-        return self.step(state, u - u_prev)
+        """theta <- A theta + B (u - u_prev) (A(h) over a step of `h` sampling
+        intervals for a time-aware transition)."""
+        return self.step(state, u - u_prev, h)
 
-    def encode(self, context: Float[Array, "L data"], mode: Mode = "auto"):
-        """theta_{L-1} after the observed `context` (`(L, data_size)`), in `mode`."""
-        return self.weight_trajectory(context, mode)[-1]
+    def encode(self, context: Float[Array, "L data"], mode: Mode = "auto", ts=None):
+        """theta_{L-1} after the observed `context` (`(L, data_size)`, times `ts`
+        `(L,)` for a time-aware model), in `mode`."""
+        return self.weight_trajectory(context, mode, ts)[-1]
 
     def step(
-        self, theta: Float[Array, " theta"], du: Float[Array, " data"]
+        self, theta: Float[Array, " theta"], du: Float[Array, " data"], h: Array | None = None
     ) -> Float[Array, " theta"]:
         """One recurrence step: A theta + B du (cost: the transition's `step_cost`)."""
-        return self.transition @ theta + self.B @ du
+        return self.transition.advance(theta, self.B @ du, h)
 
     def decode(self, theta: Float[Array, " theta"], t: Array, x_prev: Float[Array, " data"]):
         """Root network with weights `theta` at step `t` (an integer or float index),
@@ -190,9 +239,10 @@ class WARP(AbstractSequenceModel):
         return self.decoder.decode(theta, self.tau(t), x_prev)
 
     def weight_trajectory(
-        self, xs: Float[Array, "T data"], mode: Mode = "auto"
+        self, xs: Float[Array, "T data"], mode: Mode = "auto", ts=None
     ) -> Float[Array, "T theta"]:
-        """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`.
+        """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`
+        (observed at times `ts` `(T,)` for a time-aware model; default: a regular grid).
 
         `mode="sequential"` is a `lax.scan`; `mode="parallel"` unrolls the recurrence
         into kernels precomputed once per batch and a causal convolution (see
@@ -202,27 +252,40 @@ class WARP(AbstractSequenceModel):
         All agree to float32 rounding.
         """
         xs = self._check_sequence(xs, "xs")
+        steps = None if ts is None else jnp.diff(self._clock_of(ts, xs))
         if mode == "auto":
             mode = self.transition.preferred_mode(xs.shape[0], self.data_size)
         if mode == "sequential":
-            return sequential_states(self.transition, self.B, self.initial_state(xs[0]), xs)
+            theta0 = self.initial_state(xs[0])
+            return sequential_states(self.transition, self.B, theta0, xs, steps)
         if mode == "parallel":
             hyper = self.hypernetwork
+            timed = {} if steps is None else {"steps": steps}
             return self.transition.parallel_states(
-                self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs
+                self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs, **timed
             )
         raise ValueError(f"mode must be 'auto', 'parallel' or 'sequential', got {mode!r}")
 
-    def __call__(self, xs: Float[Array, "T data"], mode: Mode = "auto"):
-        """Teacher-forced one-step predictions of `xs[1:]`.
+    def __call__(self, xs: Float[Array, "T data"], mode: Mode = "auto", ts=None):
+        """Teacher-forced one-step predictions of `xs[1:]` (observed at times `ts` `(T,)`
+        for a time-aware model).
 
         The prediction of x_{t+1} is decoded from theta_t (which has seen x_0..x_t) at
         tau_{t+1} with x_t as the previous observation, so no target leaks into its own
         prediction. Returns the mean of shape `(T-1, data_size)`, or `(mean, std)`.
         """
-        thetas = self.weight_trajectory(xs, mode)
-        steps = jnp.arange(1, xs.shape[0])
+        thetas = self.weight_trajectory(xs, mode, ts)
+        if ts is None:
+            steps = jnp.arange(1, xs.shape[0])
+        else:
+            steps = self._clock_of(ts, xs)[1:]
         return jax.vmap(self.decode)(thetas[:-1], steps, xs[:-1])
 
     def _check_sequence(self, xs, name: str) -> Array:
         return check_sequence(xs, self.data_size, name)
+
+    def _clock_of(self, ts, xs) -> Array:
+        clock = self.clock(ts)
+        if clock.shape[0] != xs.shape[0]:
+            raise ValueError(f"ts has {clock.shape[0]} time stamps for {xs.shape[0]} steps")
+        return clock

@@ -80,17 +80,22 @@ def plot_run(
     who = _describe(model)
     tag = f"{ds.name} {ds.split} trajectory {indices[0]}, {who}"
     i, y, t = indices[0], ds.y[indices[0]], ds.t
+    own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
+    if own_times is not None:
+        t = own_times[i]
     state_context = L if forecast else None
     if kind == "reconstruction":
         return plotting.plot_forecast(
-            model, ds.y, L, t=t, indices=indices, normalizer=norm, channel_names=names,
+            model, ds.y, L, t=ds.t if own_times is None else own_times, indices=indices,
+            normalizer=norm, channel_names=names,
             convention=run.config.get("convention", "clean"),
             title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
         )  # fmt: skip
     if kind == "weights":
         from .plotting._common import to_model_units
 
-        thetas, _ = plotting.state_trajectory(model, to_model_units(y, norm), state_context)
+        ts = own_times[i] if own_times is not None and model.time_aware else None
+        thetas, _ = plotting.state_trajectory(model, to_model_units(y, norm), state_context, ts)
         return plotting.plot_weights(
             thetas, decoder=model.decoder, t=t, context=L,
             title=r"$\theta_t$ along " + tag,

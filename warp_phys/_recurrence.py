@@ -23,15 +23,17 @@ Per sample the parallel form costs T D (2 r + 2 T d) against the scan's 2 T D^2,
 wins once N > r + 1 + d and T d < D; both give the same states to float32 rounding.
 
 `A` may also be a structured transition (`warp_phys._transition`), which acts through
-`A @ x`; the scan then costs its `step_cost` per step instead of D^2. Two kinds have
-their own parallel form:
+`A @ x` (the scan calls its `advance`); the scan then costs its `step_cost` per step
+instead of D^2. Three kinds have their own parallel form:
 
 - diagonal A = diag(a): `diagonal_states`, a `lax.associative_scan` over the pairs
   (a, B du_t): O(T D (d + log T)) work, log T depth, O(T D) memory;
 - low rank A = I + U V^T: `lowrank_states`. By induction theta_t = theta_0 +
   B (u_t - u_0) + U z_t with an r-dim state z_0 = 0,
   z_t = (I + V^T U) z_{t-1} + V^T theta_0 + V^T B (u_{t-1} - u_0): a scan of
-  O(T r^2) and O(T D (r + d)) of GEMMs, O(T D) memory.
+  O(T r^2) and O(T D (r + d)) of GEMMs, O(T D) memory;
+- continuous (time-aware) A(h) = exp(h Lambda): `diagonal_scan` over the time-varying
+  pairs (exp(h_t Lambda), phi(h_t Lambda) B du_t), as cheap as the diagonal one.
 """
 
 import functools
@@ -47,19 +49,22 @@ def input_differences(inputs: Float[Array, "T d"]) -> Float[Array, "T d"]:
 
 
 def sequential_states(
-    A: Float[Array, "D D"],
+    A,
     B: Float[Array, "D d"],
     theta0: Float[Array, " D"],
     inputs: Float[Array, "T d"],
+    steps: Float[Array, " T-1"] | None = None,
 ) -> Float[Array, "T D"]:
-    """States theta_0..theta_{T-1} by a `lax.scan` over time (`A`: a `(D, D)` array or
-    a structured transition; one `A @ theta` per step)."""
+    """States theta_0..theta_{T-1} by a `lax.scan` over time (`A`: a transition of
+    `warp_phys._transition`; one `A.advance` per step). `steps`: the step sizes h_t
+    (in sampling intervals) of a time-aware transition on an irregular grid."""
 
-    def step(theta, du):
-        theta = A @ theta + B @ du
+    def step(theta, inputs):
+        du, h = inputs
+        theta = A.advance(theta, B @ du, h)
         return theta, theta
 
-    _, rest = jax.lax.scan(step, theta0, input_differences(inputs)[1:])
+    _, rest = jax.lax.scan(step, theta0, (input_differences(inputs)[1:], steps))
     return jnp.concatenate([theta0[None], rest])
 
 
@@ -147,11 +152,16 @@ def diagonal_states(
     theta0: Float[Array, " D"],
     inputs: Float[Array, "T d"],
 ) -> Float[Array, "T D"]:
-    """States of theta_t = a * theta_{t-1} + B du_t by `lax.associative_scan`: the
-    prefix of the pairs (a, b_t), b_0 = theta_0, b_t = B du_t, under
-    (a_i, b_i) . (a_j, b_j) = (a_i a_j, a_j b_i + b_j)."""
+    """States of theta_t = a * theta_{t-1} + B du_t by `lax.associative_scan`
+    (see `diagonal_scan`)."""
     drive = (input_differences(inputs) @ B.T).at[0].set(theta0)  # (T, D)
-    decay = jnp.broadcast_to(a, drive.shape)
+    return diagonal_scan(jnp.broadcast_to(a, drive.shape), drive)
+
+
+def diagonal_scan(decay: Float[Array, "T D"], drive: Float[Array, "T D"]) -> Float[Array, "T D"]:
+    """theta_t = decay_t * theta_{t-1} + drive_t with theta_0 = drive_0 (decay_0 unused),
+    by `lax.associative_scan` over the pairs (decay_t, drive_t) under
+    (a_i, b_i) . (a_j, b_j) = (a_i a_j, a_j b_i + b_j): O(T D) work, log T depth."""
 
     def combine(earlier, later):
         a_i, b_i = earlier

@@ -15,6 +15,10 @@ Works for every `AbstractSequenceModel` (WARP and the baselines). Two index conv
   tau_t + (tau_t - tau_prev) with p as the previous observation, and scored against
   x_t. Outputs are out_0..out_{T-1}.
 
+Irregular time grids: a time-aware model (`WARP(transition="continuous")`) takes the
+time stamps `ts` of the sequence (clean convention): decoding happens at the real times
+and each step of the state spans the real interval (see `WARP.clock`).
+
 Stochastic variant: with a `noise_key`, a probabilistic model feeds back a
 reparameterised sample mean + std * eps instead of the mean (eps drawn from
 `fold_in(noise_key, t)`, a key separate from the teacher-forcing coin).
@@ -70,6 +74,30 @@ def _concat_first(first, rest):
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 
+def timeline(model, ts, length: int, convention: str = "clean"):
+    """`(positions, steps)` of a rollout over `length` inputs: the (fractional) step index
+    of every input `(length,)` and the step sizes h_t between them `(length - 1,)`;
+    `steps` is None on a regular grid (`ts` None), where positions are 0..length-1."""
+    if ts is None:
+        return jnp.arange(length), None
+    if not hasattr(model, "clock"):  # WARP's clock names its transition in its error
+        raise ValueError(
+            f"{type(model).__name__} does not take time stamps ts: irregular grids need a "
+            "time-aware model, WARP(transition='continuous')"
+        )
+    if convention != "clean":
+        raise ValueError("time stamps ts are supported with the clean convention only")
+    positions = model.clock(ts)
+    if positions.shape != (length,):
+        raise ValueError(f"ts must have shape ({length},), got {positions.shape}")
+    return positions, jnp.diff(positions)
+
+
+def advance_step(model, state, u, u_prev, h):
+    """`model.advance`, over a step of `h` intervals when the grid is irregular."""
+    return model.advance(state, u, u_prev) if h is None else model.advance(state, u, u_prev, h)
+
+
 def rollout_entry(model, xs, observed, convention, noise_key) -> tuple[Array, Array]:
     """The checks shared by every rollout (`rollout`, `kernel_rollout`): the convention,
     the feedback key, `xs` of shape `(T, data_size)` with T >= 2 and `observed` of
@@ -93,6 +121,7 @@ def rollout(
     *,
     convention: Convention = "clean",
     noise_key: PRNGKeyArray | None = None,
+    ts: Float[Array, " T"] | None = None,
 ):
     """Run the model along `xs`, feeding back predictions where `observed` is False.
 
@@ -104,6 +133,8 @@ def rollout(
     - `observed`: shape `(T,)`, whether x_t is given to the model as its input.
     - `convention`: `"clean"` or `"reference"` (see the module docstring).
     - `noise_key`: feed back reparameterised samples (probabilistic models only).
+    - `ts`: the time stamps `(T,)` of an irregular grid (time-aware models, clean
+      convention); default: a regular grid.
 
     **Returns:** clean: predictions of x_1..x_{T-1}, shape `(T-1, data_size)`;
     reference: out_0..out_{T-1}, shape `(T, data_size)`, scored against x_0..x_{T-1}.
@@ -111,24 +142,28 @@ def rollout(
     rollout equals `model(xs, mode="sequential")`.
     """
     xs, observed = rollout_entry(model, xs, observed, convention, noise_key)
+    positions, steps = timeline(model, ts, xs.shape[0], convention)
     if convention == "reference":
         _check_length(model, xs.shape[0])
         return _reference_rollout(model, xs, observed, noise_key)
     _check_length(model, xs.shape[0] - 1)
     state = model.initial_state(xs[0])
-    first = model.decode(state, 1, xs[0])
+    first = model.decode(state, positions[1], xs[0])
 
     def step(carry, inputs):
         state, u_prev, fed = carry
-        t, x_t, is_observed = inputs
+        t, x_t, is_observed, position, h = inputs
         u = jnp.where(is_observed, x_t, fed)
-        state = model.advance(state, u, u_prev)
-        out = model.decode(state, t + 1, u)
+        state = advance_step(model, state, u, u_prev, h)
+        out = model.decode(state, position, u)
         return (state, u, _fed_back(out, noise_key, t + 1)), out
 
-    steps = jnp.arange(1, xs.shape[0] - 1)
+    inputs = (
+        jnp.arange(1, xs.shape[0] - 1), xs[1:-1], observed[1:-1], positions[2:],
+        None if steps is None else steps[:-1],
+    )  # fmt: skip
     init = (state, xs[0], _fed_back(first, noise_key, 1))
-    _, rest = jax.lax.scan(step, init, (steps, xs[1:-1], observed[1:-1]))
+    _, rest = jax.lax.scan(step, init, inputs)
     return _concat_first(first, rest)
 
 
@@ -172,29 +207,35 @@ def _check_horizon(horizon) -> None:
         raise ValueError(f"horizon must be a non-negative int, got {horizon!r}")
 
 
-def forecast_entry(model, context, horizon: int, one, *, convention, key):
+def forecast_entry(model, context, horizon: int, one, *, convention, key, ts=None):
     """The entry shared by every forecast (`reconstruct`, `kernel_reconstruct`): checks
     the convention, the feedback key and `horizon`; vmaps a batch `(N, L, data_size)`
-    with one key per trajectory split from `key`; validates each context `(L, data_size)`
-    and returns empty predictions `(0, data_size)` for `horizon == 0`. Otherwise it
-    returns `one(context, key)`, the forecast `(horizon, data_size)` of one trajectory
-    (or a `(mean, std)` pair)."""
+    (and its times `ts` `(N, L + horizon)`) with one key per trajectory split from
+    `key`; validates each context `(L, data_size)` and returns empty predictions
+    `(0, data_size)` for `horizon == 0`. Otherwise it returns `one(context, key)` (or
+    `one(context, key, ts)` with times), the forecast `(horizon, data_size)` of one
+    trajectory (or a `(mean, std)` pair)."""
     _check_convention(convention)
     _check_noise(model, key)
     context = jnp.asarray(context)
     _check_horizon(horizon)
     if context.ndim == 3:
         keys = None if key is None else jax.random.split(key, context.shape[0])
+        if ts is not None and jnp.shape(ts)[:1] != context.shape[:1]:
+            raise ValueError(
+                f"ts must have shape ({context.shape[0]}, L + horizon) for a batch of "
+                f"{context.shape[0]} contexts, got {jnp.shape(ts)}"
+            )
 
-        def each(c, k):
-            return forecast_entry(model, c, horizon, one, convention=convention, key=k)
+        def each(c, k, t):
+            return forecast_entry(model, c, horizon, one, convention=convention, key=k, ts=t)
 
-        return jax.vmap(each)(context, keys)
+        return jax.vmap(each)(context, keys, ts)
     context = check_sequence(context, model.data_size, "context")
     if horizon == 0:
         empty = jnp.zeros((0, model.data_size), context.dtype)
         return (empty, empty) if model.probabilistic else empty
-    return one(context, key)
+    return one(context, key) if ts is None else one(context, key, ts)
 
 
 def reconstruct(
@@ -206,6 +247,7 @@ def reconstruct(
     convention: Convention = "clean",
     key: PRNGKeyArray | None = None,
     ar_algorithm: ArAlgorithm = "auto",
+    ts: Float[Array, "*batch L+horizon"] | None = None,
 ):
     """Forecast `horizon` steps after an observed context, feeding predictions back.
 
@@ -224,19 +266,22 @@ def reconstruct(
       `mode` does not apply) or `"auto"`: the kernel when `choose_ar_algorithm`'s cost
       model finds it cheaper for L + horizon steps and the N trajectories of the batch,
       as in training. Both agree to float32 rounding; other models always scan.
+    - `ts`: for a time-aware model on an irregular grid, the times of the context and of
+      the steps to forecast, `(L + horizon,)` (batched: `(N, L + horizon)`); the
+      forecast is made at those times (scan only, clean convention).
 
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data_size)`
     (batched: `(N, horizon, data_size)`), or `(mean, std)` for probabilistic models.
     """
-    if _forecast_algorithm(model, context, horizon, ar_algorithm) == "kernel":
+    if ts is None and _forecast_algorithm(model, context, horizon, ar_algorithm) == "kernel":
         from ._kernel_rollout import kernel_reconstruct  # that module imports this one
 
         return kernel_reconstruct(model, context, horizon, convention=convention, key=key)
 
-    def one(context, key):
-        return _scan_forecast(model, context, horizon, mode, convention, key)
+    def one(context, key, ts=None):
+        return _scan_forecast(model, context, horizon, mode, convention, key, ts)
 
-    return forecast_entry(model, context, horizon, one, convention=convention, key=key)
+    return forecast_entry(model, context, horizon, one, convention=convention, key=key, ts=ts)
 
 
 def _forecast_algorithm(model, context, horizon, ar_algorithm) -> str:
@@ -252,26 +297,30 @@ def _forecast_algorithm(model, context, horizon, ar_algorithm) -> str:
     return resolve_ar_algorithm(model, ar_algorithm, shape[-2] + horizon, batch)
 
 
-def _scan_forecast(model, context, horizon, mode, convention, key):
+def _scan_forecast(model, context, horizon, mode, convention, key, ts=None):
     """`reconstruct` of one context `(L, data_size)`, horizon >= 1, through the scan."""
     L = context.shape[0]
+    positions, steps = timeline(model, ts, L + horizon, convention)
     if convention == "reference":
         xs = jnp.concatenate([context, jnp.zeros((horizon, model.data_size), context.dtype)])
         observed = jnp.arange(L + horizon) < L
         outs = rollout(model, xs, observed, convention="reference", noise_key=key)
         return jax.tree.map(lambda a: a[L:], outs)
     _check_length(model, L + horizon - 1)
-    state = model.encode(context, mode)
-    first = model.decode(state, L, context[-1])
+    state = model.encode(context, mode) if ts is None else model.encode(context, mode, ts[:L])
+    first = model.decode(state, positions[L], context[-1])
 
-    def step(carry, t):
+    def step(carry, inputs):
         state, u_prev, fed = carry
-        state = model.advance(state, fed, u_prev)
-        out = model.decode(state, t + 1, fed)
+        t, position, h = inputs
+        state = advance_step(model, state, fed, u_prev, h)
+        out = model.decode(state, position, fed)
         return (state, fed, _fed_back(out, key, t + 1)), out
 
     init = (state, context[-1], _fed_back(first, key, L))
-    _, rest = jax.lax.scan(step, init, jnp.arange(L, L + horizon - 1))
+    inputs = (jnp.arange(L, L + horizon - 1), positions[L + 1 :],
+              None if steps is None else steps[L - 1 : -1])  # fmt: skip
+    _, rest = jax.lax.scan(step, init, inputs)
     return _concat_first(first, rest)
 
 

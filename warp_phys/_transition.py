@@ -14,6 +14,15 @@ structured. Costs per product with a vector (multiply-adds) and parameter memory
 |            | (init V = 0, U ~ N(0, 1/D))         |                 |               |
 | `block`    | one dense block per parameter       | sum_b D_b^2     | sum_b D_b^2   |
 |            | tensor of the root (init I blocks)  |                 |               |
+| `continuous` | exp(h Lambda), Lambda = diag(rate) | D             | D             |
+|            | (init rate = 0), h the step size    |                 |               |
+
+`continuous` is the time-aware kind for irregular time grids: over a step of h sampling
+intervals, theta_t = exp(h Lambda) theta_{t-1} + phi(h Lambda) B du_t with
+phi(z) = (e^z - 1) / z, the exact solution of d theta / ds = Lambda theta + B du / ds
+when u moves linearly between samples (so a long step decays more, and the drive of a
+short one is not over-counted). On a regular grid (h = 1) it is a diagonal A = e^Lambda
+with B scaled by phi(Lambda).
 
 `parallel_states` is each kind's unrolled recurrence over a whole sequence (see
 `warp_phys._recurrence` for the algorithms and their costs). `lr_divisor` sizes the
@@ -35,14 +44,16 @@ import jax.scipy.linalg
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._recurrence import (
+    diagonal_scan,
     diagonal_states,
+    input_differences,
     lowrank_states,
     matrix_powers_times,
     parallel_states,
     preferred_mode,
 )
 
-TRANSITIONS = ("dense", "diagonal", "lowrank", "block")
+TRANSITIONS = ("dense", "diagonal", "lowrank", "block", "continuous")
 DEFAULT_RANK = 8
 
 
@@ -55,6 +66,7 @@ class AbstractTransition(eqx.Module):
     """
 
     kind: ClassVar[str]
+    time_aware: ClassVar[bool] = False  # whether A depends on the step size h
 
     @property
     @abc.abstractmethod
@@ -78,6 +90,18 @@ class AbstractTransition(eqx.Module):
     def apply(self, theta: Float[Array, " D"]) -> Float[Array, " D"]:
         """A theta, shape `(D,)`."""
         return self @ theta
+
+    def advance(
+        self, theta: Float[Array, " D"], drive: Float[Array, " D"], h: Array | None = None
+    ) -> Float[Array, " D"]:
+        """One recurrence step A theta + drive (`drive` = B du); `h`, the step size in
+        sampling intervals, is for time-aware kinds only."""
+        if h is not None:
+            raise ValueError(
+                f"transition {self.kind!r} does not depend on the step size; irregular "
+                "time grids need transition='continuous'"
+            )
+        return self @ theta + drive
 
     def powers_times(self, M: Float[Array, "D m"], n: int) -> Float[Array, "n D m"]:
         """[M, A M, ..., A^{n-1} M], shape `(n, D, m)`: a scan of n - 1 products."""
@@ -274,6 +298,63 @@ class BlockTransition(AbstractTransition):
         return jax.scipy.linalg.block_diag(*self.blocks)
 
 
+class ContinuousTransition(AbstractTransition):
+    """A(h) = exp(h diag(`rate`)) for a step of h sampling intervals, `rate` of shape
+    `(D,)` (init 0: A = I), with the drive scaled by phi(h rate), phi(z) = (e^z - 1) / z
+    (see the module docstring). The time-aware transition for irregular time grids;
+    `A @ x` is the regular step h = 1."""
+
+    kind: ClassVar[str] = "continuous"
+    time_aware: ClassVar[bool] = True
+    rate: Float[Array, " D"]
+
+    def __init__(self, size: int, dtype=jnp.float32):
+        self.rate = jnp.zeros((size,), dtype)
+
+    @property
+    def size(self) -> int:
+        return self.rate.shape[0]
+
+    def factors(self, h: Array) -> tuple[Array, Array]:
+        """`(exp(h rate), phi(h rate))`, each of shape `h.shape + (D,)`."""
+        z = jnp.asarray(h, self.rate.dtype)[..., None] * self.rate
+        small = jnp.abs(z) < 1e-3
+        safe = jnp.where(small, 1.0, z)  # keeps the unused branch's gradient finite
+        gain = jnp.where(small, 1 + z / 2 + z * z / 6, jnp.expm1(safe) / safe)
+        return jnp.exp(z), gain
+
+    def __matmul__(self, x):
+        decay = jnp.exp(self.rate)
+        return decay.reshape(decay.shape + (1,) * (x.ndim - 1)) * x
+
+    def advance(self, theta, drive, h=None):
+        decay, gain = self.factors(1.0 if h is None else h)
+        return decay * theta + gain * drive
+
+    @property
+    def step_cost(self) -> int:
+        return self.size
+
+    @property
+    def lr_divisor(self) -> float:
+        return 1.0
+
+    def as_matrix(self):
+        return jnp.diag(jnp.exp(self.rate))
+
+    def preferred_mode(self, length, data_size):
+        return "sequential"  # as for diagonal: the scan beat the associative scan on CPU
+
+    def parallel_states(self, B, head_weight, head_bias, features, inputs, steps=None):
+        """As the base method, with `steps` `(T-1,)` the step sizes h_t (default 1): an
+        associative scan over the time-varying pairs (exp(h_t rate), phi(h_t rate) B du_t)."""
+        theta0 = head_weight @ features + head_bias
+        h = jnp.ones(inputs.shape[0] - 1, self.rate.dtype) if steps is None else steps
+        decay, gain = self.factors(jnp.concatenate([jnp.ones_like(h[:1]), h]))
+        drive = (gain * (input_differences(inputs) @ B.T)).at[0].set(theta0)
+        return diagonal_scan(decay, drive)
+
+
 def check_transition(kind: str, rank: int | None) -> None:
     """A one-line `ValueError` unless `kind` is a known transition and `rank` is None or,
     for `"lowrank"`, a positive int."""
@@ -298,6 +379,8 @@ def make_transition(
         return DiagonalTransition(size, dtype)
     if kind == "block":
         return BlockTransition(tuple(block_sizes), dtype)
+    if kind == "continuous":
+        return ContinuousTransition(size, dtype)
     rank = DEFAULT_RANK if rank is None else rank
     if rank > size:
         raise ValueError(f"transition_rank {rank} exceeds D_theta = {size}")

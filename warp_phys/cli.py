@@ -139,11 +139,13 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     dataset = None
     if args.input:
         dataset, y = read_input(run, args.input)
+        times = dataset.extras.get("t")
         source, path = args.input, Path(args.input)
         suffix = "" if path.is_dir() else path.suffix.lower()
     else:
-        y, source, suffix = load_dataset(run.config, args.split, args.n).y, args.split, ".npz"
-    result = reconstruct_run(run, y, context=context, horizon=args.horizon)
+        split = load_dataset(run.config, args.split, args.n)
+        y, times, source, suffix = split.y, split.extras.get("t"), args.split, ".npz"
+    result = reconstruct_run(run, y, context=context, horizon=args.horizon, times=times)
     out = args.out or f"{run.folder}/reconstruction{suffix}"
     out = write_reconstruction(
         result, out, dataset=dataset, channels=run.channels, input_path=args.input
@@ -220,7 +222,10 @@ def _cmd_data(args: argparse.Namespace) -> None:
             f"({', '.join(dataset.config.get('channels', []))}) -> {path}"
         )
         if dt.size and not np.allclose(dt, dt.flat[0], rtol=1e-3, atol=0):
-            print(f"note: time steps vary ({dt.min():g} to {dt.max():g}); WARP assumes equal steps")
+            print(
+                f"note: time steps vary ({dt.min():g} to {dt.max():g}); train a time-aware "
+                "WARP on it (--transition continuous), other models assume equal steps"
+            )
         return
     args.system = args.system or "msd"
     options = dict(split=args.split, seed=args.seed)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from .._interface import mean_of
 from .._io import atomic_path
+from .._rollout import advance_step, timeline
 from ..decoders import AbstractDecoder
 
 FORMATS = ("png", "pdf", "svg")
@@ -117,28 +118,32 @@ def to_data_units(ys, normalizer, *, std: bool = False):
 
 
 @eqx.filter_jit
-def _observed_states(model, xs):
-    return model.weight_trajectory(xs)
+def _observed_states(model, xs, ts=None):
+    return model.weight_trajectory(xs) if ts is None else model.weight_trajectory(xs, ts=ts)
 
 
 @eqx.filter_jit
-def _forecast_states(model, xs, context: int):
-    L = context
-    observed = model.weight_trajectory(xs[:L])
+def _forecast_states(model, xs, context: int, ts=None):
+    L, T = context, xs.shape[0]
+    positions, steps = timeline(model, ts, T)
+    positions = jnp.append(positions, 2 * positions[-1] - positions[-2])  # one step past T
+    observed = _observed_states(model, xs[:L], None if ts is None else ts[:L])
     state, u_prev = observed[-1], xs[L - 1]
-    fed = mean_of(model.decode(state, L, u_prev))
+    fed = mean_of(model.decode(state, positions[L], u_prev))
 
-    def step(carry, t):
+    def step(carry, inputs):
         state, u_prev, fed = carry
-        state = model.advance(state, fed, u_prev)
-        return (state, fed, mean_of(model.decode(state, t + 1, fed))), (state, fed)
+        position, h = inputs
+        state = advance_step(model, state, fed, u_prev, h)
+        return (state, fed, mean_of(model.decode(state, position, fed))), (state, fed)
 
-    _, (free, inputs) = jax.lax.scan(step, (state, u_prev, fed), jnp.arange(L, xs.shape[0]))
-    return jnp.concatenate([observed, free]), jnp.concatenate([xs[:L], inputs])
+    inputs = (positions[L + 1 :], None if steps is None else steps[L - 1 :])
+    _, (free, fed_back) = jax.lax.scan(step, (state, u_prev, fed), inputs)
+    return jnp.concatenate([observed, free]), jnp.concatenate([xs[:L], fed_back])
 
 
 def state_trajectory(
-    model, xs: Float[Array, "T data"], context: int | None = None
+    model, xs: Float[Array, "T data"], context: int | None = None, ts=None
 ) -> tuple[Float[Array, "T theta"], Float[Array, "T data"]]:
     """The states theta_0..theta_{T-1} a WARP model visits along `xs` (model units).
 
@@ -149,6 +154,7 @@ def state_trajectory(
     - `context`: `None` (every x_t observed: `model.weight_trajectory(xs)`), or the
       number L of observed steps, after which the model runs free on its own (mean)
       predictions as in `reconstruct`.
+    - `ts`: the trajectory's time stamps `(T,)` (time-aware models on irregular grids).
 
     **Returns:** `(thetas, inputs)`: shapes `(T, D_theta)` and `(T, data_size)`, where
     `inputs[t]` is the u_t that theta_t has consumed last (x_t, or the prediction of x_t
@@ -158,10 +164,10 @@ def state_trajectory(
     xs = jnp.asarray(xs)
     T = xs.shape[0]
     if context is None or context >= T:
-        return _observed_states(model, xs), xs
+        return _observed_states(model, xs, ts), xs
     if isinstance(context, bool) or not isinstance(context, int | np.integer) or context < 1:
         raise ValueError(f"context must be an int >= 1 (or None), got {context!r}")
-    return _forecast_states(model, xs, int(context))
+    return _forecast_states(model, xs, int(context), ts)
 
 
 def shade_context(ax, t: np.ndarray, context: int | None, *, label: str | None = "context"):

@@ -30,7 +30,7 @@ def plot_reconstruction(
 
     **Arguments:**
 
-    - `t`: times, shape `(T,)`.
+    - `t`: times, shape `(T,)`, or `(N, T)` when each trajectory has its own.
     - `truth`: shape `(N, T, d)`; `prediction` (and `std`, `baseline`): shape
       `(N, T - context, d)`, the forecast of steps `context..T-1`, in the same units.
     - `context`: number L of observed steps (shaded).
@@ -44,7 +44,10 @@ def plot_reconstruction(
     """
     truth, prediction = np.asarray(truth), np.asarray(prediction)
     n, T, d = truth.shape
-    t = time_axis(t, T)
+    own_times = np.ndim(t) == 2
+    if own_times and np.shape(t) != (n, T):
+        raise ValueError(f"per-trajectory times must have shape ({n}, {T}), got {np.shape(t)}")
+    times = np.asarray(t, float) if own_times else np.broadcast_to(time_axis(t, T), (n, T))
     if not 1 <= context < T or prediction.shape != (n, T - context, d):
         raise ValueError(
             f"need 1 <= context < {T} and prediction of shape {(n, T - context, d)}, "
@@ -53,8 +56,8 @@ def plot_reconstruction(
     names = _channel_names(channel_names, d)
     rows = trajectory_labels or [f"trajectory {i}" for i in range(n)]
     fig, axes = plt.subplots(n, d, figsize=(4.2 * d, 2.4 * n), squeeze=False, sharex=True)
-    tf = t[context:]
     for i in range(n):
+        t, tf = times[i], times[i, context:]
         for c in range(d):
             ax = axes[i, c]
             ax.axvspan(t[0], t[context - 1], color="0.9", label="context")
@@ -106,7 +109,8 @@ def plot_forecast(
     - `model`: a trained sequence model (WARP or a baseline).
     - `ys`: trajectories `(N, T, d)` in data units.
     - `context`: number L of observed steps; the model forecasts steps `L..T-1`.
-    - `t`: times `(T,)` (default: step index).
+    - `t`: times `(T,)` (default: step index), or each trajectory's own `(N, T)`; a
+      time-aware model (`transition="continuous"`) forecasts at those times.
     - `indices`: which trajectories to show (default the first three).
     - `normalizer`: the model's normalisation (`apply` before, `invert` after); `None`
       when the model works on `ys` directly.
@@ -127,7 +131,11 @@ def plot_forecast(
         raise ValueError(f"context must be in [1, {T - 1}], got {context!r}")
     truth = ys[indices]
     context_data = to_model_units(truth[:, :context], normalizer)
-    out = _reconstruct(model, context_data, T - context, convention=convention)
+    own_times = t is not None and np.ndim(t) == 2
+    if own_times:
+        t = np.asarray(t)[indices]
+    ts = t if own_times and getattr(model, "time_aware", False) else None
+    out = _reconstruct(model, context_data, T - context, convention=convention, ts=ts)
     std = None
     if isinstance(out, tuple):
         out, std = out

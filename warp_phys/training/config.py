@@ -59,8 +59,11 @@ class RunConfig:
     )
     hyper_width: int = _field(16, "WARP hypernetwork width", "model")
     hyper_depth: int = _field(1, "WARP hypernetwork depth (0: linear theta_0)", "model")
-    transition: Literal["dense", "diagonal", "lowrank", "block"] = _field(
-        "dense", "WARP transition A: dense, diagonal, lowrank (I + U V^T) or block", "model"
+    transition: Literal["dense", "diagonal", "lowrank", "block", "continuous"] = _field(
+        "dense",
+        "WARP transition A: dense, diagonal, lowrank (I + U V^T), block, or continuous "
+        "(time-aware diagonal exp(h Lambda), for irregularly sampled data)",
+        "model",
     )
     transition_rank: int | None = _field(None, "rank r of the lowrank A (default 8)", "model")
     hidden_size: int = _field(64, "GRU/LSTM hidden size", "model")

@@ -1,6 +1,7 @@
 """Turning user data into validated `(N, T, data_size)` float32 arrays."""
 
 import dataclasses
+import warnings
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -94,6 +95,42 @@ def as_pairs(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
             f"{name}: inputs {inputs.shape} and targets {targets.shape} must have the same shape"
         )
     return inputs, targets
+
+
+def grid_times(data, model, name: str = "data", times=None) -> np.ndarray | None:
+    """The per-trajectory time stamps `(N, T)` float32 a time-aware model runs on, or
+    None on a regular grid.
+
+    `times` when given, else those of a `systems.Dataset` whose trajectories have their
+    own times (`extras["t"]`, e.g. `msd_irregular` or your own files). They go to a
+    time-aware model (`WARP(transition="continuous")`); any other model ignores them with
+    a warning, as it assumes equal steps. Times must be finite and strictly increasing."""
+    if times is None:
+        times = (getattr(data, "extras", None) or {}).get("t")
+    if times is None:
+        return None
+    if not getattr(model, "time_aware", False):
+        warnings.warn(
+            f"{name} is sampled on an irregular time grid but this {type(model).__name__} "
+            "is not time-aware and assumes equal steps: its time stamps are ignored "
+            "(use WARP(transition='continuous') / --transition continuous)",
+            stacklevel=3,
+        )
+        return None
+    t = np.asarray(times, np.float32)
+    shape = np.shape(getattr(data, "y", data[0] if isinstance(data, tuple) else data))
+    if t.shape != shape[:2]:
+        raise ValueError(f"{name}: times {t.shape} do not match trajectories {shape}")
+    if not np.all(np.isfinite(t)) or not np.all(np.diff(t, axis=1) > 0):
+        raise ValueError(f"{name}: time stamps must be finite and strictly increasing")
+    return t
+
+
+def mean_step(times: np.ndarray) -> float:
+    """The mean sampling interval of trajectories with times `(N, T)` (the
+    `time_step` a time-aware WARP counts steps in)."""
+    times = np.asarray(times, np.float64)
+    return float(np.mean((times[:, -1] - times[:, 0]) / (times.shape[1] - 1)))
 
 
 IN_MEMORY = "<in memory>"  # `RunConfig.data` of a run trained on arrays given in Python

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._rollout import reconstruct
 from .checkpoint import atomic_write_bytes
-from .data import as_pairs, check_finite, match_channels
+from .data import as_pairs, check_finite, grid_times, match_channels
 from .losses import mse
 from .protocol import predict, prediction_metrics
 from .run import Run, load_dataset
@@ -19,17 +19,20 @@ _predict = eqx.filter_jit(predict)
 _reconstruct = eqx.filter_jit(reconstruct)
 
 
-def _chunked(fn, inputs: np.ndarray, size: int):
-    """`fn` over row chunks of `inputs`, padding the last chunk to `size` rows so that
-    one compilation serves all chunks; returns the concatenated outputs and `fn`'s
-    static second output."""
+def _chunked(fn, inputs: np.ndarray, size: int, times: np.ndarray | None = None):
+    """`fn(inputs_chunk, times_chunk)` over row chunks of `inputs` (and `times`, or None),
+    padding the last chunk to `size` rows so that one compilation serves all chunks;
+    returns the concatenated outputs and `fn`'s static second output."""
     outs, static = [], None
     for i in range(0, len(inputs), size):
-        chunk = inputs[i : i + size]
-        n = len(chunk)
+        chunks = [None if a is None else a[i : i + size] for a in (inputs, times)]
+        n = len(chunks[0])
         if n < size and len(inputs) > size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - n, axis=0)])
-        out, static = fn(jnp.asarray(chunk))
+            chunks = [
+                None if c is None else np.concatenate([c, np.repeat(c[-1:], size - n, axis=0)])
+                for c in chunks
+            ]
+        out, static = fn(*(None if c is None else jnp.asarray(c) for c in chunks))
         outs.append(jax.tree.map(lambda a, n=n: a[:n], out))
     return jax.tree.map(lambda *a: jnp.concatenate(a), *outs), static
 
@@ -53,7 +56,9 @@ def evaluate_run(
     - `context`: L (default: the config's); the protocol is the run's (`"forecast"`:
       free rollout after L steps, scored on the rest; `"full"`: teacher forcing,
       scored on every step).
-    - `data`: evaluate these trajectories instead (an array or `(inputs, targets)`).
+    - `data`: evaluate these trajectories instead (an array, `(inputs, targets)` or a
+      `systems.Dataset`; one with its own time stamps is scored at them by a
+      time-aware model).
 
     **Returns:** a JSON-able dict: `mse` (raw units, no 1/2), `mse_normalized`,
     `nll` (probabilistic models), `mse_repeat_last` (the naive "repeat the last
@@ -61,14 +66,16 @@ def evaluate_run(
     """
     cfg = run.config
     context = cfg.context if context is None else context
-    inputs, targets = as_pairs(data if data is not None else load_dataset(cfg, split, n), split)
+    dataset = data if data is not None else load_dataset(cfg, split, n)
+    inputs, targets = as_pairs(dataset, split)
+    times = grid_times(dataset, run.model, f"the {split} data")
     if inputs.shape[2] != run.model.data_size:
         raise ValueError(
             f"{split} data has {inputs.shape[2]} channels, the model expects {run.model.data_size}"
         )
     protocol = run.eval_protocol
     prediction, start = _chunked(
-        lambda x: _predict(
+        lambda x, ts: _predict(
             run.model,
             run.normalizer.apply(x),
             protocol=protocol,
@@ -76,9 +83,11 @@ def evaluate_run(
             convention=cfg.convention,
             mode=cfg.mode,
             ar_algorithm=cfg.ar_algorithm,
+            ts=ts,
         ),
         inputs,
         chunk,
+        times,
     )
     result = {
         "split": split,
@@ -95,7 +104,9 @@ def evaluate_run(
     return result
 
 
-def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None = None) -> dict:
+def reconstruct_run(
+    run: Run, trajectories, *, context: int, horizon: int | None = None, times=None
+) -> dict:
     """Forecast from the first `context` steps of raw-unit `trajectories`.
 
     **Arguments:**
@@ -104,6 +115,9 @@ def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None
     - `context`: L, the observed steps.
     - `horizon`: steps to forecast (default: the rest of the given trajectories, or up
       to the training length when only the context is given).
+    - `times`: for a time-aware model (`transition="continuous"`), the time stamps
+      `(N, T)` of irregularly sampled trajectories; the forecast is made at these times,
+      continued past their end with the last interval.
 
     **Returns:** a dict of arrays: `prediction` `(N, horizon, d)` (raw units), `std`
     (probabilistic models), `context` `(N, L, d)`, `steps` (the predicted step indices),
@@ -129,6 +143,9 @@ def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None
     if horizon is None:
         seq_len = run.model.config.get("seq_len", run.model.config.get("max_len"))
         horizon = available if available > 0 else max(int(seq_len or 0) - context, 1)
+    ts = grid_times(y, run.model, "trajectories", times)
+    if ts is not None:
+        ts = _extended_times(ts, context + int(horizon))
     out = _reconstruct(
         run.model,
         run.normalizer.apply(jnp.asarray(y[:, :context])),
@@ -136,6 +153,7 @@ def reconstruct_run(run: Run, trajectories, *, context: int, horizon: int | None
         mode=run.config.mode,
         convention=run.config.convention,
         ar_algorithm=run.config.ar_algorithm,
+        ts=ts,
     )
     mean, std = out if isinstance(out, tuple) else (out, None)
     result = {
@@ -162,16 +180,22 @@ def read_input(run: Run, path):
     return dataset, match_channels(dataset, run.channels, run.model.data_size, str(path))
 
 
+def _extended_times(t: np.ndarray, length: int) -> np.ndarray:
+    """Times `(N, T)` cut or continued to `length` steps with each trajectory's last
+    interval (the step itself for a single time stamp)."""
+    T = t.shape[1]
+    dt = t[:, -1:] - t[:, -2:-1] if T > 1 else np.ones((len(t), 1), t.dtype)
+    steps = np.arange(length)
+    return np.where(steps < T, t[:, np.minimum(steps, T - 1)], t[:, -1:] + (steps - (T - 1)) * dt)
+
+
 def _predicted_times(dataset, steps: np.ndarray) -> np.ndarray:
     """`(N, H)` times of the predicted steps: the input's, continued past its end with
     its last time step."""
     import systems
 
     t = np.asarray(systems.trajectory_times(dataset), np.float64)
-    T = t.shape[1]
-    dt = t[:, -1:] - t[:, -2:-1] if T > 1 else np.ones((len(t), 1))
-    inside = t[:, np.minimum(steps, T - 1)]
-    return np.where(steps < T, inside, t[:, -1:] + (steps - (T - 1)) * dt)
+    return _extended_times(t, int(steps[-1]) + 1)[:, steps]
 
 
 def write_reconstruction(result: dict, out, *, dataset=None, channels=None, input_path=None):

@@ -20,7 +20,7 @@ from .._kernel_rollout import AR_ALGORITHMS
 from .._rollout import CONVENTIONS
 from ._devices import batch_mesh, replicate, resolve_devices, shard_batch, to_default_device
 from .checkpoint import load_model, load_train_state, save_model
-from .data import as_pairs
+from .data import as_pairs, grid_times
 from .metrics_log import MetricsLog
 from .optim import build_optimizer, default_transition_lr, make_optimizer
 from .protocol import EVAL_PROTOCOLS, OBJECTIVES, batch_loss, protocol_mse
@@ -34,9 +34,9 @@ def _compiled_step(optimizer_items: tuple, loss_items: tuple):
     loss_options = dict(loss_items)
 
     @eqx.filter_jit
-    def step(model, opt_state, inputs, targets, key):
+    def step(model, opt_state, inputs, targets, key, ts):
         loss, grads = eqx.filter_value_and_grad(batch_loss)(
-            model, inputs, targets, key, **loss_options
+            model, inputs, targets, key, ts, **loss_options
         )
         params = eqx.filter(model, eqx.is_inexact_array)
         updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
@@ -51,8 +51,9 @@ def _check(name, value, allowed):
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def _fingerprint(options: dict, key, inputs, targets) -> dict:
-    digest = hashlib.sha256(inputs.tobytes() + targets.tobytes()).hexdigest()[:16]
+def _fingerprint(options: dict, key, inputs, targets, times=None) -> dict:
+    extra = b"" if times is None else times.tobytes()
+    digest = hashlib.sha256(inputs.tobytes() + targets.tobytes() + extra).hexdigest()[:16]
     raw = dict(options, key=np.asarray(jax.random.key_data(key)).ravel().tolist())
     raw["data"] = {"shape": list(inputs.shape), "sha256": digest}
     return json.loads(json.dumps(raw))
@@ -86,6 +87,8 @@ def train(
     checkpoint_dir=None,
     resume: bool = False,
     log_every: int = 10,
+    times=None,
+    val_times=None,
     devices: int | str = 1,
     key: PRNGKeyArray,
     progress: bool = True,
@@ -96,7 +99,10 @@ def train(
 
     - `model`: an `AbstractSequenceModel`.
     - `data`: training trajectories `(N, T, data_size)`, an `(inputs, targets)` pair,
-      or a `systems.Dataset` (see `as_pairs`).
+      or a `systems.Dataset` (see `as_pairs`; one sampled on an irregular grid trains a
+      time-aware model at its time stamps, see `grid_times`).
+    - `times`, `val_times`: the time stamps `(N, T)` of irregularly sampled training and
+      validation data given as arrays (default: a `Dataset`'s own, or a regular grid).
     - `steps`, `batch_size`: optimiser steps and sequences per step. Minibatches are
       drawn without replacement from a permutation per epoch seeded by `key`.
     - `learning_rate`, `optimizer`, `transition_lr`, `weight_decay`, `clip`,
@@ -130,6 +136,7 @@ def train(
     Raises `FloatingPointError` when the loss or gradient becomes NaN/inf.
     """
     inputs, targets = as_pairs(data, "training data")
+    times = grid_times(data, model, "training data", times)
     if inputs.shape[2] != model.data_size:
         raise ValueError(
             f"training data has {inputs.shape[2]} channels, model expects {model.data_size}"
@@ -150,8 +157,13 @@ def train(
     batch_size = min(batch_size, N)
     n_devices = resolve_devices(devices, batch_size)
     val = None
-    if val_data is not None:
+    if val_data is None:
+        val_times = None
+    else:
         val = tuple(jnp.asarray(a) for a in as_pairs(val_data, "validation data"))
+        val_times = grid_times(val_data, model, "validation data", val_times)
+        if (val_times is None) != (times is None):
+            raise ValueError("training and validation data must both have time stamps or neither")
         if val[0].shape[2] != model.data_size:
             raise ValueError(f"validation data must have {model.data_size} channels")
         val_context = val_context or max(1, val[0].shape[1] // 4)
@@ -183,7 +195,7 @@ def train(
     fingerprint = _fingerprint(
         dict(opt_options, **loss_options, batch_size=batch_size, val_every=val_every,
              val_context=val_context, val_protocol=val_protocol, has_val=val is not None),
-        key, inputs, targets,
+        key, inputs, targets, times,
     )  # fmt: skip
 
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -252,6 +264,7 @@ def train(
             place(inputs[rows]),
             place(targets[rows]),
             jax.random.fold_in(step_key, step),
+            None if times is None else place(times[rows]),
         )
         if not bool(finite):
             bar.close()
@@ -282,6 +295,7 @@ def train(
                     context=val_context,
                     convention=convention,
                     ar_algorithm=ar_algorithm,
+                    ts=None if val_times is None else jnp.asarray(val_times),
                 )
             )
             value = value if np.isfinite(value) else np.inf

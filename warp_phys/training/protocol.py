@@ -42,8 +42,10 @@ def sequence_loss(
     mode: str = "auto",
     ar_algorithm: ArAlgorithm = "auto",
     batch_size: int = 1,
+    ts: Float[Array, " T"] | None = None,
 ) -> Float[Array, ""]:
-    """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence.
+    """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence (observed
+    at times `ts` on an irregular grid, for a time-aware model).
 
     `ar_algorithm` picks how a WARP rollout forms its states (`"scan"`, `"kernel"`, or
     `"auto"`: the cheaper for `batch_size` sequences sharing the model, see
@@ -64,22 +66,22 @@ def sequence_loss(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     noise = noise_key if stochastic and objective == "autoregressive" else None
     if convention == "clean" and objective == "teacher_forced":
-        prediction = model(inputs, mode)
+        prediction = model(inputs, mode) if ts is None else model(inputs, mode, ts)
     else:
         prediction = ar_rollout(
             model, inputs, observed, ar_algorithm=ar_algorithm, batch_size=batch_size,
-            convention=convention, noise_key=noise,
+            convention=convention, noise_key=noise, ts=ts,
         )  # fmt: skip
     start = 1 if convention == "clean" else 0
     return prediction_loss(prediction, targets[start:])
 
 
-def batch_loss(model, inputs, targets, key, **options) -> Float[Array, ""]:
-    """Mean of `sequence_loss` over a batch `(N, T, data_size)`."""
+def batch_loss(model, inputs, targets, key, ts=None, **options) -> Float[Array, ""]:
+    """Mean of `sequence_loss` over a batch `(N, T, data_size)` (times `ts` `(N, T)`)."""
     options.setdefault("batch_size", inputs.shape[0])
     keys = jax.random.split(key, inputs.shape[0])
-    loss = jax.vmap(lambda x, y, k: sequence_loss(model, x, y, k, **options))
-    return jnp.mean(loss(inputs, targets, keys))
+    loss = jax.vmap(lambda x, y, k, t: sequence_loss(model, x, y, k, ts=t, **options))
+    return jnp.mean(loss(inputs, targets, keys, ts))
 
 
 def predict(
@@ -91,6 +93,7 @@ def predict(
     convention: Convention = "clean",
     mode: str = "auto",
     ar_algorithm: ArAlgorithm = "auto",
+    ts: Float[Array, "N T"] | None = None,
 ):
     """Predictions under an evaluation protocol, and the first step they predict.
 
@@ -104,12 +107,15 @@ def predict(
     - `mode`, `ar_algorithm`: how WARP's states are formed (see `reconstruct`); the
       forecast uses the kernelised recurrence when `ar_algorithm` says so or, with
       `"auto"`, when its cost model finds it cheaper for the N trajectories.
+    - `ts`: the time stamps `(N, T)` of irregularly sampled inputs (time-aware models).
 
     **Returns:** `(prediction, start)`: the mean `(N, T - start, data_size)` (or a
     `(mean, std)` pair) predicting steps `start..T-1`, and `start` (a Python int).
     """
     N, T, _ = inputs.shape
     if protocol == "full":
+        if convention == "clean" and ts is not None:
+            return jax.vmap(lambda x, t: model(x, mode, t))(inputs, ts), 1
         if convention == "clean":
             return jax.vmap(lambda x: model(x, mode))(inputs), 1
         observed = jnp.ones(T, bool)
@@ -123,7 +129,7 @@ def predict(
     start = reference_context(T, context) if convention == "reference" else context
     prediction = reconstruct(
         model, inputs[:, :start], T - start, mode=mode, convention=convention,
-        ar_algorithm=ar_algorithm,
+        ar_algorithm=ar_algorithm, ts=ts,
     )  # fmt: skip
     return prediction, start
 
@@ -131,12 +137,12 @@ def predict(
 @eqx.filter_jit
 def protocol_mse(
     model, inputs, targets, *, protocol="forecast", context=1, convention="clean",
-    ar_algorithm="auto",
+    ar_algorithm="auto", ts=None,
 ):  # fmt: skip
     """MSE of the mean prediction under `predict`'s protocol, in the data's units."""
     prediction, start = predict(
         model, inputs, protocol=protocol, context=context, convention=convention,
-        ar_algorithm=ar_algorithm,
+        ar_algorithm=ar_algorithm, ts=ts,
     )  # fmt: skip
     return mse(mean_of(prediction), targets[:, start:])
 

@@ -22,7 +22,7 @@ from ..decoders import get_decoder
 from ._devices import resolve_devices
 from .checkpoint import atomic_write_bytes, load_model
 from .config import RunConfig
-from .data import IN_MEMORY, Normalizer, as_pairs, data_splits
+from .data import IN_MEMORY, Normalizer, as_pairs, data_splits, grid_times, mean_step
 from .loop import train
 
 
@@ -65,7 +65,9 @@ def load_dataset(config: RunConfig, split: str, n: int | None = None):
     return systems.generate(config.system_name, n, split=split, seed=seed)
 
 
-def _warp(config: RunConfig, data_size: int, seq_len: int, key, normalizer=None) -> WARP:
+def _warp(
+    config: RunConfig, data_size: int, seq_len: int, key, normalizer=None, time_step=None
+) -> WARP:
     options = dict(config.decoder_options)
     if config.decoder == "mlp" and config.normalize:
         options.setdefault("final_activation", 5.0)  # keeps early free rollouts finite
@@ -96,19 +98,28 @@ def _warp(config: RunConfig, data_size: int, seq_len: int, key, normalizer=None)
         transition=config.transition,
         transition_rank=config.transition_rank,
         seq_len=seq_len,
+        time_step=time_step if config.transition == "continuous" else None,
         key=key,
     )
 
 
 def build_model(
-    config: RunConfig, data_size: int, seq_len: int, *, key, normalizer: Normalizer | None = None
+    config: RunConfig,
+    data_size: int,
+    seq_len: int,
+    *,
+    key,
+    normalizer: Normalizer | None = None,
+    time_step: float | None = None,
 ) -> AbstractSequenceModel:
     """The model a config describes, for `data_size` channels and sequences of
     `seq_len` steps (WARP's tau grid; the Transformer's cache size). A physical decoder
     (`damped_oscillator`) gets the step `dt = 1 / (seq_len - 1)` and, with `normalizer`,
-    the data's scale and shift, so it computes in raw units."""
+    the data's scale and shift, so it computes in raw units. `time_step`: the mean
+    sampling interval of irregularly sampled data (a `continuous` WARP counts steps
+    in it)."""
     if config.model == "warp":
-        return _warp(config, data_size, seq_len, key, normalizer)
+        return _warp(config, data_size, seq_len, key, normalizer, time_step)
     options = dict(probabilistic=config.loss == "nll", std_lower_bound=config.std_lower_bound)
     if config.model == "transformer":
         options.update(
@@ -190,7 +201,9 @@ def train_run(
     )
     normalizer = Normalizer.fit(targets) if config.normalize else Normalizer.identity(d)
     model_key, train_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    model = build_model(config, d, T, key=model_key, normalizer=normalizer)
+    raw_times = train_set.extras.get("t")
+    time_step = None if raw_times is None else mean_step(raw_times)
+    model = build_model(config, d, T, key=model_key, normalizer=normalizer, time_step=time_step)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", config.to_dict())
     _write_json(out / "normalizer.json", normalizer.to_dict())
@@ -218,6 +231,8 @@ def train_run(
         mode=config.mode,
         ar_algorithm=config.ar_algorithm,
         val_data=(normalizer.apply(val_inputs), normalizer.apply(val_targets)),
+        times=grid_times(train_set, model, "training data"),
+        val_times=grid_times(val_set, model, "validation data"),
         val_context=config.context,
         val_protocol=run.eval_protocol,
         val_every=config.val_every,
