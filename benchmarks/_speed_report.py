@@ -11,6 +11,12 @@ def _fmt(x, spec=".2f", none="-"):
     return none if x is None else format(x, spec)
 
 
+def _load_span(result: dict) -> str:
+    """`", load a-b"`: the range of load averages beside the rows ("" if none)."""
+    loads = _loads(result)
+    return f", load {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+
+
 def _loads(result: dict) -> list[float]:
     loads = []
     for row in result["rows"]:
@@ -288,7 +294,7 @@ def plot(result: dict, path: Path) -> None:
         xlim=(lengths[0] / 1.5, lengths[-1] * 1.5),
         xlabel="T",
         ylabel="s per training step",
-        title=f"training step, batch {result['memory']['batch']} (load differs by row)",
+        title=f"training step, batch {result['memory']['batch']}",
     )
     if ax.lines:
         ax.set_yscale("log")
@@ -372,7 +378,8 @@ def plot(result: dict, path: Path) -> None:
     else:
         ax.set_axis_off()
     fig.suptitle(
-        f"WARP speed on {result['device']} ({result['date'][:10]}, shared machine)", fontsize=10
+        f"WARP speed on {result['device']} ({result['date'][:10]}{_load_span(result)})",
+        fontsize=10,
     )
     fig.tight_layout()
     save_figure(fig, path, palette=True)
