@@ -1,9 +1,12 @@
 """Irregular time grids (issue 9, section 2): WARP on irregularly sampled MSD.
 
-The same WARP (the reconstruction table's cpu-preset WARP-MLP: root 1-8-8-2, swish,
+The same WARP (the reconstruction table's cpu-preset WARP-MLP: root MLP 8-8, swish,
 hypernetwork width 16, autoregressive training with teacher forcing 0.25, Adam 3e-3 with
 a cosine schedule, normalised data, the best validated model kept) with the time-aware
-`continuous` transition, trained three ways for the same steps and seeds:
+`continuous` transition, with two roots: `tau_x_prev` reads [tau, x_prev] (the paper's
+root; the last observation gives it a shortcut past the time) and `tau_only` reads tau
+alone (theta must encode the trajectory as a function of time: the WARP idea in its
+purest form). Each is trained three ways for the same steps and seeds:
 
 - `regular`: `msd` on its regular grid of 256 steps (the reference setting);
 - `irregular_plain`: `msd_irregular` (each trajectory keeps t = 0 and 255 random later
@@ -16,7 +19,7 @@ Each is scored on its own test split (512 trajectories): the forecast MSE after 
 observed steps (raw units, no 1/2; the forecast is made at the test trajectory's own
 times when the model has them) and the one-step teacher-forced MSE over all steps.
 Writes `results/irregular.json`, `figures/irregular.png` (one test trajectory) and the
-README block. About 25 minutes on 2 shared CPU cores; `--smoke` runs tiny sizes in seconds.
+README block. About 25 minutes on 2 CPU cores; `--smoke` runs tiny sizes in a minute.
 
     python -m benchmarks.irregular
     python -m benchmarks.irregular --smoke --out /tmp/irregular.json --figure /tmp/irr.png
@@ -39,17 +42,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "irregular.json"
 DEFAULT_FIGURE = ROOT / "figures" / "irregular.png"
 SETTINGS = ("regular", "irregular_plain", "irregular_time_aware")
+ROOTS = {"tau_x_prev": {"input_prev": True}, "tau_only": {"input_prev": False}}
 FULL = dict(n_train=1024, n_val=64, n_test=512, n_steps=256, context=100, steps=2000,
             seeds=(0, 1, 2), val_every=50)  # fmt: skip
 SMOKE = dict(n_train=16, n_val=8, n_test=8, n_steps=24, context=8, steps=4, seeds=(0,),
              val_every=2)  # fmt: skip
 
 
-def _config(spec: dict, seed: int):
+def _config(spec: dict, root: str, seed: int):
     from warp_phys import RunConfig
 
     return RunConfig(
-        transition="continuous", decoder="mlp", decoder_options={"activation": "swish"},
+        transition="continuous", decoder="mlp",
+        decoder_options={"activation": "swish", **ROOTS[root]},
         root_width=8, root_depth=2, hyper_width=16, hyper_depth=1, steps=spec["steps"],
         batch_size=min(32, spec["n_train"]), lr=3e-3, optimizer="adam", clip="global_norm",
         clip_value=1.0, schedule="cosine", val_every=spec["val_every"],
@@ -85,17 +90,28 @@ def _one_step_mse(run, test) -> float:
 
 
 def measure(spec: dict, folder: Path) -> tuple[dict, dict]:
-    """Train and score every setting and seed; returns `(results, example forecasts)`."""
+    """Train and score every root, setting and seed; returns `(results, examples)`:
+    `results[root][setting]` and the first seed's forecast of test trajectory 0."""
+    data = _data(spec)
+    results, examples = {}, {}
+    for root in ROOTS:
+        results[root], examples[root] = _measure_root(spec, root, data, folder)
+    irregular = data["irregular_time_aware"][2]
+    examples["truth_irregular"] = irregular.y[0]
+    examples["t_irregular"] = irregular.extras["t"][0]
+    return results, examples
+
+
+def _measure_root(spec, root, data, folder) -> tuple[dict, dict]:
     from warp_phys import evaluate_run, reconstruct_run, train_run
 
-    data = _data(spec)
     results, examples = {}, {}
     for setting in SETTINGS:
         train, val, test = data[setting]
         rows = []
         for seed in spec["seeds"]:
             start = time.perf_counter()
-            run, history = train_run(_config(spec, seed), folder / f"{setting}_{seed}",
+            run, history = train_run(_config(spec, root, seed), folder / f"{root}_{setting}_{seed}",
                                      data=train, val_data=val, progress=False)  # fmt: skip
             seconds = time.perf_counter() - start
             scored = evaluate_run(run, data=test, context=spec["context"])
@@ -114,53 +130,57 @@ def measure(spec: dict, folder: Path) -> tuple[dict, dict]:
             "one_step_mse": float(np.mean([r["one_step_mse"] for r in rows])),
             "repeat_last_mse": rows[0]["repeat_last_mse"], "seeds": rows,
         }  # fmt: skip
-    irregular = data["irregular_time_aware"][2]
-    examples["truth_irregular"] = irregular.y[0]
-    examples["t_irregular"] = irregular.extras["t"][0]
-    examples["truth_regular"] = data["regular"][2].y[0]
-    examples["t_regular"] = data["regular"][2].t
     return results, examples
 
 
+ROOT_LABELS = {"tau_x_prev": "[tau, x_prev]", "tau_only": "[tau]"}
+SETTING_LABELS = {"regular": "regular grid (`msd`)",
+                  "irregular_plain": "irregular, equal steps assumed",
+                  "irregular_time_aware": "irregular, time-aware"}  # fmt: skip
+
+
 def markdown(result: dict) -> str:
-    """The README block: one row per setting, and what it shows."""
-    labels = {"regular": "regular grid (`msd`)",
-              "irregular_plain": "irregular (`msd_irregular`), equal steps assumed",
-              "irregular_time_aware": "irregular (`msd_irregular`), time-aware"}  # fmt: skip
-    r = result["results"]
+    """The README block: one row per root and setting, and the ratios they give."""
+    r, spec = result["results"], result["spec"]
+    repeat = r["tau_x_prev"]["irregular_plain"]["repeat_last_mse"]
     lines = [
-        f"WARP with the time-aware `continuous` transition on MSD, {len(result['seeds'])} "
-        f"seeds x {result['spec']['steps']} steps each (cpu preset root), test MSE in raw "
-        f"units (mean +- std over seeds), measured on {result['device']} on "
-        f"{result['date'][:10]} (`{result['command']}`):",
+        f"WARP with the time-aware `continuous` transition on MSD and `msd_irregular`, "
+        f"{len(result['seeds'])} seeds x {spec['steps']} steps each (cpu-preset root MLP "
+        f"8-8), test MSE in raw units (mean +- std over seeds), measured on "
+        f"{result['device']} on {result['date'][:10]} in {result['wall_s'] / 60:.0f} min "
+        f"(`{result['command']}`). Forecast after L = {spec['context']} observed samples "
+        f"(repeat-last on the irregular test set: {repeat:.4g}); one-step: teacher-forced "
+        "prediction of every next sample.",
         "",
-        f"| training and test data | forecast MSE (L = {result['spec']['context']}) "
-        "| one-step MSE | repeat-last |",
+        "| root reads | training and test data | forecast MSE | one-step MSE |",
         "|---|---|---|---|",
     ]
-    for setting in SETTINGS:
-        row = r[setting]
+    for root in ROOTS:
+        for setting in SETTINGS:
+            row = r[root][setting]
+            lines.append(
+                f"| {ROOT_LABELS[root]} | {SETTING_LABELS[setting]} | "
+                f"{row['forecast_mse']:.4g} +- {row['forecast_std']:.2g} | "
+                f"{row['one_step_mse']:.4g} |"
+            )
+    lines.append("")
+    for root in ROOTS:
+        plain = r[root]["irregular_plain"]["forecast_mse"]
+        aware = r[root]["irregular_time_aware"]["forecast_mse"]
+        regular = r[root]["regular"]["forecast_mse"]
         lines.append(
-            f"| {labels[setting]} | {row['forecast_mse']:.4g} +- {row['forecast_std']:.2g} "
-            f"| {row['one_step_mse']:.4g} | {row['repeat_last_mse']:.4g} |"
+            f"- root {ROOT_LABELS[root]}: on the irregular grid the forecast MSE is "
+            f"{plain:.4g} without the time stamps and {aware:.4g} with them "
+            f"({plain / aware:.2f}x); the time-aware model's is {aware / regular:.2f}x the "
+            "regular grid's."
         )
-    aware, plain = r["irregular_time_aware"], r["irregular_plain"]
-    ratio = plain["one_step_mse"] / aware["one_step_mse"]
-    versus = aware["forecast_mse"] / r["regular"]["forecast_mse"]
-    lines += [
-        "",
-        f"On the irregular grid, one-step MSE without / with the time stamps: "
-        f"{ratio:.2f}x; forecast MSE {plain['forecast_mse']:.4g} without, "
-        f"{aware['forecast_mse']:.4g} with them, which is {versus:.2f}x the regular "
-        "grid's. The repeat-last forecast (the last observed value held) is the scale. "
-        "![irregular](figures/irregular.png)",
-    ]
+    lines += ["", "![irregular](figures/irregular.png)"]
     return "\n".join(lines)
 
 
 def plot(result: dict, examples: dict, path: Path) -> None:
-    """One test trajectory (position) of the irregular set: truth at its own times and
-    the forecasts with and without the time stamps."""
+    """One test trajectory (position) of the irregular set, one panel per root: truth at
+    its own times and the forecasts with and without the time stamps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,16 +190,18 @@ def plot(result: dict, examples: dict, path: Path) -> None:
 
     L = result["spec"]["context"]
     t, truth = examples["t_irregular"], examples["truth_irregular"]
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.plot(t, truth[:, 0], "k.", ms=3, label="test trajectory (irregular samples)")
-    ax.axvline(t[L - 1], color="0.6", ls=":", lw=1)
-    for setting, style in (("irregular_time_aware", "C0-"), ("irregular_plain", "C3--")):
-        ax.plot(t[L:], examples[setting][:, 0], style, lw=1.4,
-                label=setting.replace("irregular_", "").replace("_", "-"))  # fmt: skip
-    ax.set_xlabel("time t")
-    ax.set_ylabel("position x")
-    ax.set_title(f"MSD sampled irregularly: forecast after {L} observed samples")
-    ax.legend(fontsize=8, loc="lower left")
+    fig, axes = plt.subplots(1, len(ROOTS), figsize=(11, 3.2), sharey=True, squeeze=False)
+    for ax, root in zip(axes[0], ROOTS, strict=True):
+        ax.plot(t, truth[:, 0], "k.", ms=3, label="test trajectory (irregular samples)")
+        ax.axvline(t[L - 1], color="0.6", ls=":", lw=1)
+        for setting, style in (("irregular_time_aware", "C0-"), ("irregular_plain", "C3--")):
+            ax.plot(t[L:], examples[root][setting][:, 0], style, lw=1.4,
+                    label=SETTING_LABELS[setting].replace("irregular, ", ""))  # fmt: skip
+        ax.set_xlabel("time t")
+        ax.set_title(f"root reads {ROOT_LABELS[root]}", fontsize=10)
+    axes[0, 0].set_ylabel("position x")
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"MSD sampled irregularly: forecast after {L} observed samples")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
