@@ -13,7 +13,8 @@ the initialisation, the minibatch order and the teacher-forcing coins.
   batch 32 (SINE 10), Adam with a cosine schedule from 3e-3, global-norm clipping at 1,
   validation every 25 steps (SINE 100); `CPU_MAX_SECONDS` caps each run's training
   on a loaded machine (the JSON records the steps each run did). WARP: root MLP
-  1-8-8-d (swish), D_theta = 106 (SINE: 97), hypernetwork 1 hidden layer of width 16.
+  1-8-8-d (swish) reading [tau, x_prev], D_theta = 122 (SINE: 105), hypernetwork 1
+  hidden layer of width 16.
   WARP-Phys: the `damped_oscillator` root (MSD, MSD-Zero; its MLP 1-8-8-2 gives
   omega_0 and zeta, initialised at the centre of the training ranges) or the `sinusoid`
   root (SINE; phase MLP 1-8-8-1), same hypernetwork. GRU, LSTM and the Transformer (2
