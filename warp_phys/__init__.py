@@ -1,16 +1,10 @@
 """warp-phys: Weight-space Adaptive Recurrent Prediction with physical root decoders."""
 
+from ._elementwise import ContinuousTransition, DiagonalTransition
 from ._interface import AbstractSequenceModel
 from ._model import WARP
 from ._rollout import reconstruct, reference_context, rollout, teacher_forcing_mask
-from ._transition import (
-    AbstractTransition,
-    BlockTransition,
-    ContinuousTransition,
-    DenseTransition,
-    DiagonalTransition,
-    LowRankTransition,
-)
+from ._transition import AbstractTransition, BlockTransition, DenseTransition, LowRankTransition
 from .baselines import GRU, LSTM, Transformer, count_parameters, hidden_size_for
 from .decoders import (
     AbstractDecoder,

@@ -17,12 +17,8 @@ structured. Costs per product with a vector (multiply-adds) and parameter memory
 | `continuous` | exp(h Lambda), Lambda = diag(rate) | D             | D             |
 |            | (init rate = 0), h the step size    |                 |               |
 
-`continuous` is the time-aware kind for irregular time grids: over a step of h sampling
-intervals, theta_t = exp(h Lambda) theta_{t-1} + phi(h Lambda) B du_t with
-phi(z) = (e^z - 1) / z, the exact solution of d theta / ds = Lambda theta + B du / ds
-when u moves linearly between samples (so a long step decays more, and the drive of a
-short one is not over-counted). On a regular grid (h = 1) it is a diagonal A = e^Lambda
-with B scaled by phi(Lambda).
+The two diagonal kinds, `diagonal` and the time-aware `continuous` (for irregular time
+grids), are in `warp_phys._elementwise`.
 
 `parallel_states` is each kind's unrolled recurrence over a whole sequence (see
 `warp_phys._recurrence` for the algorithms and their costs). `lr_divisor` sizes the
@@ -44,9 +40,6 @@ import jax.scipy.linalg
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._recurrence import (
-    diagonal_scan,
-    diagonal_states,
-    input_differences,
     lowrank_states,
     matrix_powers_times,
     parallel_states,
@@ -164,43 +157,6 @@ class DenseTransition(AbstractTransition):
         return parallel_states(self.matrix, B, head_weight, head_bias, features, inputs)
 
 
-class DiagonalTransition(AbstractTransition):
-    """A = diag(`a`), `a` of shape `(D,)`; parallel states by `lax.associative_scan`."""
-
-    kind: ClassVar[str] = "diagonal"
-    a: Float[Array, " D"]
-
-    def __init__(self, size: int, dtype=jnp.float32):
-        self.a = jnp.ones((size,), dtype)
-
-    @property
-    def size(self) -> int:
-        return self.a.shape[0]
-
-    def __matmul__(self, x):
-        return self.a.reshape(self.a.shape + (1,) * (x.ndim - 1)) * x
-
-    @property
-    def step_cost(self) -> int:
-        return self.size
-
-    @property
-    def lr_divisor(self) -> float:
-        return 1.0
-
-    def as_matrix(self):
-        return jnp.diag(self.a)
-
-    def preferred_mode(self, length, data_size):
-        # measured on the 2-core CPU (D 104k, T 128, batch 4): the scan beat the
-        # associative scan 2.5x forward and 1.8x with the backward pass
-        return "sequential"
-
-    def parallel_states(self, B, head_weight, head_bias, features, inputs):
-        theta0 = head_weight @ features + head_bias
-        return diagonal_states(self.a, B, theta0, inputs)
-
-
 class LowRankTransition(AbstractTransition):
     """A = I + U V^T with `U`, `V` of shape `(D, r)`; never forms A.
 
@@ -298,63 +254,6 @@ class BlockTransition(AbstractTransition):
         return jax.scipy.linalg.block_diag(*self.blocks)
 
 
-class ContinuousTransition(AbstractTransition):
-    """A(h) = exp(h diag(`rate`)) for a step of h sampling intervals, `rate` of shape
-    `(D,)` (init 0: A = I), with the drive scaled by phi(h rate), phi(z) = (e^z - 1) / z
-    (see the module docstring). The time-aware transition for irregular time grids;
-    `A @ x` is the regular step h = 1."""
-
-    kind: ClassVar[str] = "continuous"
-    time_aware: ClassVar[bool] = True
-    rate: Float[Array, " D"]
-
-    def __init__(self, size: int, dtype=jnp.float32):
-        self.rate = jnp.zeros((size,), dtype)
-
-    @property
-    def size(self) -> int:
-        return self.rate.shape[0]
-
-    def factors(self, h: Array) -> tuple[Array, Array]:
-        """`(exp(h rate), phi(h rate))`, each of shape `h.shape + (D,)`."""
-        z = jnp.asarray(h, self.rate.dtype)[..., None] * self.rate
-        small = jnp.abs(z) < 1e-3
-        safe = jnp.where(small, 1.0, z)  # keeps the unused branch's gradient finite
-        gain = jnp.where(small, 1 + z / 2 + z * z / 6, jnp.expm1(safe) / safe)
-        return jnp.exp(z), gain
-
-    def __matmul__(self, x):
-        decay = jnp.exp(self.rate)
-        return decay.reshape(decay.shape + (1,) * (x.ndim - 1)) * x
-
-    def advance(self, theta, drive, h=None):
-        decay, gain = self.factors(1.0 if h is None else h)
-        return decay * theta + gain * drive
-
-    @property
-    def step_cost(self) -> int:
-        return self.size
-
-    @property
-    def lr_divisor(self) -> float:
-        return 1.0
-
-    def as_matrix(self):
-        return jnp.diag(jnp.exp(self.rate))
-
-    def preferred_mode(self, length, data_size):
-        return "sequential"  # as for diagonal: the scan beat the associative scan on CPU
-
-    def parallel_states(self, B, head_weight, head_bias, features, inputs, steps=None):
-        """As the base method, with `steps` `(T-1,)` the step sizes h_t (default 1): an
-        associative scan over the time-varying pairs (exp(h_t rate), phi(h_t rate) B du_t)."""
-        theta0 = head_weight @ features + head_bias
-        h = jnp.ones(inputs.shape[0] - 1, self.rate.dtype) if steps is None else steps
-        decay, gain = self.factors(jnp.concatenate([jnp.ones_like(h[:1]), h]))
-        drive = (gain * (input_differences(inputs) @ B.T)).at[0].set(theta0)
-        return diagonal_scan(decay, drive)
-
-
 def check_transition(kind: str, rank: int | None) -> None:
     """A one-line `ValueError` unless `kind` is a known transition and `rank` is None or,
     for `"lowrank"`, a positive int."""
@@ -373,6 +272,8 @@ def make_transition(
     parameter tensors have sizes `block_sizes` (D = their sum)."""
     check_transition(kind, rank)
     size = sum(block_sizes)
+    from ._elementwise import ContinuousTransition, DiagonalTransition  # built on this module
+
     if kind == "dense":
         return DenseTransition(size, dtype)
     if kind == "diagonal":
