@@ -122,7 +122,8 @@ def _generate_raw(system, n, split, seed, chunk_size, progress):
         )
     y, extras = system.postprocess(jnp.asarray(post_keys), ts, jnp.asarray(ys))
     if system.irregular:
-        y, extras, ts = *_subsample(system, jnp.asarray(post_keys), ts, y), system.time_grid()
+        y, extras = _subsample(system, jnp.asarray(post_keys), ts, y)
+        ts = system.time_grid()  # the nominal grid; each trajectory's times are in extras
     return (
         np.asarray(ts), np.asarray(y, np.float32),
         {k: np.asarray(params[k]) for k in system.param_names},
