@@ -37,19 +37,30 @@ def targets(results: dict) -> list[dict]:
         base = [row[m]["mean"] for m in ("gru", "lstm", "transformer") if m in row]
         if "warp_phys" in row and base:
             phys = row["warp_phys"]["mean"]
-            ratio = min(base) / phys
-            versus_warp = row["warp"]["mean"] / phys if "warp" in row else None
+            ratio = _ratio(min(base, key=_inf), phys)
+            versus_warp = _ratio(row["warp"]["mean"], phys) if "warp" in row else None
             out.append({"system": system, "value": ratio, "met": bool(ratio >= 10),
                         "target": f"{system}: WARP-Phys >= 10x below the best baseline",
                         "warp_over_warp_phys": versus_warp})  # fmt: skip
     for system in ("msd", "msd_zero", "lotka_volterra"):
         row = results.get(system, {})
         if all(m in row for m in ("warp", "gru", "lstm")):
-            rnn = min(row["gru"]["mean"], row["lstm"]["mean"])
+            rnn = min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf)
+            ratio = _ratio(rnn, row["warp"]["mean"])
             out.append({"system": system, "target": f"{system}: WARP below GRU and LSTM",
-                        "value": rnn / row["warp"]["mean"],
-                        "met": bool(row["warp"]["mean"] < rnn)})  # fmt: skip
+                        "value": ratio, "met": bool(ratio > 1)})  # fmt: skip
     return out
+
+
+def _inf(mean: float | None) -> float:
+    """A mean MSE for comparisons: a diverged cell (None) is worse than any number."""
+    return float("inf") if mean is None else mean
+
+
+def _ratio(other: float | None, ours: float | None) -> float:
+    """`other / ours` of two mean MSEs (above 1: ours is lower); a diverged cell (None)
+    counts as infinite."""
+    return _inf(other) / _inf(ours) if _inf(ours) < float("inf") else 0.0
 
 
 def _target_line(t: dict, preset: str) -> str:
@@ -79,6 +90,25 @@ def _fmt(mean, std) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _cell(r: dict, prefix: str) -> str:
+    """A table entry: mean ± std, or, where forecasts diverged, that over the finite
+    trajectories marked with a dagger (explained by `_diverged_note`)."""
+    if r.get(f"{prefix}diverged"):
+        return _fmt(r[f"{prefix}finite_mean"], r[f"{prefix}finite_std"]) + " †"
+    return _fmt(r.get(f"{prefix}mean"), r.get(f"{prefix}std"))
+
+
+def _diverged_note(res: dict) -> str:
+    cases = [f"{LABELS[s]} {NAMES[m]} {split}: {r[key]} trajector{'y' if r[key] == 1 else 'ies'}"
+             for s, row in res.items() for m, r in row.items() if m in COLUMNS
+             for split, key in (("test", "diverged"), ("OOD", "ood_diverged")) if r.get(key)]
+    if not cases:
+        return ""
+    return ("\n\n† The free-running forecast diverged (NaN or inf) on some trajectories "
+            f"({'; '.join(cases)}, summed over seeds); the entry is the MSE over the "
+            "others, and the JSON's mean is null.")
+
+
 def markdown(summary: dict, command: str) -> str:
     """The README block: table (ours, then the paper's in brackets), OOD table, targets."""
     res = summary["results"]
@@ -95,10 +125,9 @@ def markdown(summary: dict, command: str) -> str:
                 continue
             r = row.get(m)
             paper = PAPER[system][m]
-            ours = _fmt(r["mean"], r["std"]) if r else "not run"
+            ours = _cell(r, "") if r else "not run"
             cells.append(f"{ours} ({paper:g})" if paper is not None else ours)
-            ood_cells.append(_fmt(r["ood_mean"], r["ood_std"]) if r and r["ood_mean"] is not None
-                             else "n/a")  # fmt: skip
+            ood_cells.append(_cell(r, "ood_") if r else "n/a")
         lines.append(f"| {LABELS[system]} | " + " | ".join(cells) + " |")
         if system != "sine":
             ood.append(f"| {LABELS[system]} | " + " | ".join(ood_cells) + " |")
@@ -126,13 +155,18 @@ def markdown(summary: dict, command: str) -> str:
     checks = "\n".join(_target_line(t, summary["preset"]) for t in summary["targets"])
     c = run_config(summary["preset"], "msd", "warp", 0)
     sine = run_config(summary["preset"], "sine", "warp", 0)
+    budgets = ", ".join(f"{LABELS[s]} {run_config(summary['preset'], s, 'warp', 0).steps}"
+                        for s in SYSTEMS)  # fmt: skip
     sizes = (f"Preset sizes (`benchmarks/_presets.py`): WARP root MLP 1-{c.root_width}x"
              f"{c.root_depth}-d, hypernetwork width {c.hyper_width}, baselines matched to "
              f"its parameter count; {c.n_train} training / {c.n_val} validation / {c.n_test} "
              f"test trajectories (SINE {sine.n_train} / {sine.n_val} / {sine.n_test}); "
-             f"{c.steps} steps of {c.batch_size} (SINE {sine.steps} of {sine.batch_size}), "
+             f"optimiser steps {budgets}, batch {c.batch_size} (SINE {sine.batch_size}), "
              f"{c.optimizer} {c.lr:g} {c.schedule}, each run capped at {c.max_seconds:.0f} s "
              f"of training; {len(seeds_of(res))} seeds.")  # fmt: skip
+    wall = summary.get("wall_seconds")
+    wall = (f" The table's runs took {wall / 60:.0f} min of wall clock in all (data, "
+            "training and evaluation, one after another)." if wall else "")  # fmt: skip
     return f"""Test MSE, mean ± std over seeds, ×1e-2 (SINE* ×1e-4); the paper's Table 3 in
 brackets. Preset `{summary['preset']}`, {summary['device']}, {summary['date']}; command
 `{command}`.{status}
@@ -143,11 +177,11 @@ brackets. Preset `{summary['preset']}`, {summary['device']}, {summary['date']}; 
 
 Out-of-distribution test split (parameters outside the training ranges; SINE has none):
 
-{chr(10).join(ood)}
+{chr(10).join(ood)}{_diverged_note(res)}
 
 Parameters (in the column order above): {params}. Optimiser steps done (mean over
 seeds): {steps}; {capped} runs stopped on the wall-clock cap before their step budget.
-Mean training time per run: {statistics.mean(seconds) if seconds else 0:.0f} s. For scale,
+Mean training time per run: {statistics.mean(seconds) if seconds else 0:.0f} s.{wall} For scale,
 repeating the last observed value scores (same units): {naive or "n/a"}.
 
 Targets of the `{summary['preset']}` preset:
@@ -156,9 +190,36 @@ Targets of the `{summary['preset']}` preset:
 
 Training budget against the paper preset (sequences seen by WARP, steps x batch):
 {budget}.{why if any(not t["met"] for t in summary["targets"]) else ""} Nothing was
-tuned on the test split: sizes and optimiser were fixed from timings before the run,
-and model selection used the validation split.
+tuned on the test split: sizes and optimiser were fixed from timings before the run
+(the step budgets also from seed-0 validation curves), and model selection used the
+validation split.
 {transitions_markdown(summary)}"""
+
+
+def stats(values: list) -> tuple[float | None, float | None]:
+    """Mean and std over seeds; None when a value is missing or not finite (JSON has no
+    NaN: the cell's `diverged` keys say why)."""
+    values = [v for v in values if v is not None]
+    if not values or not np.all(np.isfinite(values)):
+        return None, None
+    mean = float(np.mean(values))
+    return mean, float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def json_number(value: float | None) -> float | None:
+    return value if value is not None and np.isfinite(value) else None
+
+
+def divergence(runs: list, split: str) -> dict:
+    """The cell's keys for forecasts that diverged on `split` (none when no run did):
+    trajectories summed over seeds, and mean / std of each seed's MSE over the finite
+    trajectories."""
+    count = sum(r.get(f"{split}_diverged", 0) for r in runs)
+    if not count:
+        return {}
+    mean, std = stats([r.get(f"{split}_finite", r.get(split)) for r in runs])
+    prefix = "" if split == "test" else f"{split}_"
+    return {f"{prefix}diverged": count, f"{prefix}finite_mean": mean, f"{prefix}finite_std": std}
 
 
 def summarise_transitions(records: dict, results: dict, seeds) -> dict:
@@ -173,21 +234,21 @@ def summarise_transitions(records: dict, results: dict, seeds) -> dict:
             if not runs:
                 continue
             test = [r["test"] for _, r in runs]
-            ood = [r["ood"] for _, r in runs if r.get("ood") is not None]
             dense = results.get(system, {}).get("warp", {}).get("mean")
-            mean = float(np.mean(test))
+            mean, std = stats(test)
+            ood_mean, ood_std = stats([r.get("ood") for _, r in runs])
             out.setdefault(system, {})[kind] = {
-                "mean": mean, "std": float(np.std(test)),
-                "ood_mean": float(np.mean(ood)) if ood else None,
-                "ood_std": float(np.std(ood)) if ood else None,
-                "vs_dense": mean / dense if dense else None,
+                "mean": mean, "std": std, "ood_mean": ood_mean, "ood_std": ood_std,
+                "vs_dense": mean / dense if dense and mean is not None else None,
                 "rank": TRANSITION_RANK if kind == "lowrank" else None,
                 "params": runs[0][1]["params"],
                 "train_seconds": float(np.mean([r["train_seconds"] for _, r in runs])),
                 "steps": float(np.mean([r["steps"] for _, r in runs])),
                 "stopped_on_time": sum(r["stopped"] == "time" for _, r in runs),
                 "seeds": [s for s, _ in runs],
-                "per_seed": test,
+                "per_seed": [json_number(x) for x in test],
+                **divergence([r for _, r in runs], "test"),
+                **divergence([r for _, r in runs], "ood"),
             }  # fmt: skip
     return out
 
@@ -211,12 +272,13 @@ def transitions_markdown(summary: dict) -> str:
                 cells.append("not run | | |")
                 continue
             ratio = 1.0 if kind == "dense" else r.get("vs_dense")
-            cells.append(f"{_fmt(r['mean'], r['std'])} | "
+            cells.append(f"{_cell(r, '')} | "
                          f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {r['params']} | "
                          f"{r['train_seconds']:.0f}")  # fmt: skip
         lines.append(f"| {names.get(kind, kind)} | " + " | ".join(cells) + " |")
     seeds = sorted({s for row in table.values() for r in row.values() for s in r["seeds"]})
-    steps = sorted({r["steps"] for row in table.values() for r in row.values()})
+    steps = ", ".join(f"{LABELS[s]} " + "/".join(f"{x:.0f}" for x in sorted(
+        {r["steps"] for r in table[s].values()})) for s in systems)  # fmt: skip
     dims = ", ".join(f"{LABELS[s]} " + "/".join(str(d) for d in sorted(
         {r["D_theta"] for r in table[s].values() if "D_theta" in r})) for s in systems)  # fmt: skip
     return f"""
@@ -230,9 +292,8 @@ is the ratio of mean test MSE to the dense cell (below 1: better). Command
 A's own learning rate is each kind's default, `lr / lr_divisor` (D_theta for dense, 1 for
 diagonal, sqrt(D_theta r) for lowrank, the largest block for block), so that one Adam step
 moves A by about `lr` in spectral norm for every kind.
-Every run did the same fixed number of optimiser steps ({"/".join(f"{x:.0f}" for x in steps)});
-the machine (2 cores) was shared with other jobs while these ran, so train seconds are
-inflated and not comparable between kinds or with the table above (see the speed
-benchmark for step times). At this preset's D_theta ({dims}) A is small for every
+Every run did its system's fixed number of optimiser steps ({steps}), as the dense
+cell. Train seconds move with the machine's load while each run happened; the speed
+benchmark compares step times. At this preset's D_theta ({dims}) A is small for every
 kind: this measures what the structure costs in accuracy, not speed or memory.
 """

@@ -5,9 +5,9 @@ Every model is trained and evaluated through the package's own `train_run` /
 `evaluate_run` (one protocol for all, model selection on the validation split); the
 test MSE (and the OOD split's, where the system has one) is reported in the paper's
 units (x1e-2, SINE x1e-4) beside the paper's numbers. Presets and their sizes are in
-`benchmarks/_presets.py`: `cpu` (every run trains for the same wall-clock budget on 2
-CPU cores; the whole table takes about an hour) and `paper` (the spec's sizes, for an
-accelerator).
+`benchmarks/_presets.py`: `cpu` (a fixed number of optimiser steps per system, each run
+capped at 5 minutes of training on 2 CPU cores; the whole table took 63 minutes on 2
+idle cores) and `paper` (the spec's sizes, for an accelerator).
 
     python -m benchmarks.reconstruction --preset cpu      # writes results/reconstruction.json
     python -m benchmarks.reconstruction --smoke           # seconds; for the test suite
@@ -45,7 +45,14 @@ from benchmarks._presets import (
     transition_config,
 )
 from benchmarks._readme import splice_readme
-from benchmarks._reconstruction_report import markdown, summarise_transitions, targets
+from benchmarks._reconstruction_report import (
+    divergence,
+    json_number,
+    markdown,
+    stats,
+    summarise_transitions,
+    targets,
+)
 from warp_phys.training.checkpoint import atomic_write_bytes
 from warp_phys.training.evaluation import evaluate_run
 from warp_phys.training.run import train_run
@@ -95,7 +102,6 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     """Train and evaluate one (system, model, seed); the record stored per run."""
     run, history = train_model(system, model, seed=seed, preset=preset, out=out, **overrides)
     summary = json.loads((out / "summary.json").read_text())
-    scale = UNITS[system]
     record = {
         "params": int(summary["parameters"]),
         "train_seconds": float(summary["train_seconds"]),
@@ -103,11 +109,22 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
         "stopped": summary["stopped"],
         "best_val_mse_normalized": summary["best_val_mse_normalized"],
     }
-    splits = ("test", "ood") if system != "sine" else ("test",)  # SINE has no OOD ranges
-    for split in splits:
-        metrics = evaluate_run(run, split=split, n=run.config.n_test)
-        record[split] = metrics["mse"] / scale
+    record.update(evaluate_cell(run, system))
     return record
+
+
+def evaluate_cell(run, system: str) -> dict:
+    """Test (and OOD) MSE of a trained run in table units, `{split: mse}`. A forecast
+    that diverged (NaN / inf) on some trajectories leaves `mse` non-finite; their count
+    is kept as `{split}_diverged` and the MSE over the others as `{split}_finite`."""
+    out = {}
+    for split in ("test", "ood") if system != "sine" else ("test",):  # SINE: no OOD ranges
+        metrics = evaluate_run(run, split=split, n=run.config.n_test)
+        out[split] = metrics["mse"] / UNITS[system]
+        if metrics["diverged"]:
+            out[f"{split}_diverged"] = metrics["diverged"]
+            out[f"{split}_finite"] = metrics.get("mse_finite", float("nan")) / UNITS[system]
+    return out
 
 
 def repeat_last(preset: str, system: str) -> float | None:
@@ -159,14 +176,6 @@ def _write_json(path: Path, value) -> None:
     atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
-def _stats(values: list) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    mean = float(np.mean(values))
-    return mean, float(np.std(values)) if len(values) > 1 else 0.0
-
-
 def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
     """The result JSON (keys of issue 8) from the per-run records `{"sys/model/seed": rec}`."""
     results, missing = {}, []
@@ -179,8 +188,8 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
             runs = [r for r in runs if r is not None]
             if not runs:
                 continue
-            mean, std = _stats([r["test"] for r in runs])
-            ood_mean, ood_std = _stats([r.get("ood") for r in runs])
+            mean, std = stats([r["test"] for r in runs])
+            ood_mean, ood_std = stats([r.get("ood") for r in runs])
             row[model] = {
                 "mean": mean, "std": std, "paper": PAPER[system][model],
                 "ood_mean": ood_mean, "ood_std": ood_std,
@@ -189,14 +198,21 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
                 "steps": float(np.mean([r["steps"] for r in runs])),
                 "stopped_on_time": sum(r["stopped"] == "time" for r in runs),
                 "seeds": [s for s in seeds if f"{system}/{model}/{s}" in records],
-                "per_seed": [r["test"] for r in runs],
-                "per_seed_ood": [r.get("ood") for r in runs],
+                "per_seed": [json_number(r["test"]) for r in runs],
+                "per_seed_ood": [json_number(r.get("ood")) for r in runs],
+                **divergence(runs, "test"), **divergence(runs, "ood"),
             }  # fmt: skip
         if row:
             results[system] = row
+    table = [records[f"{s}/{m}/{seed}"] for s in SYSTEMS for m in models_for(s)
+             for seed in seeds if f"{s}/{m}/{seed}" in records]  # fmt: skip
     return {
         "preset": preset,
         "smoke": smoke,
+        # the table's runs, one after another (data, training and evaluation); None for
+        # records written before the wall clock was recorded
+        "wall_seconds": (sum(r["wall_seconds"] for r in table)
+                         if all("wall_seconds" in r for r in table) else None),  # fmt: skip
         "complete": not missing,
         "missing": missing,
         "device": _device(),
@@ -283,11 +299,11 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             folder = args.runs / args.preset / system / f"warp_{model}" / f"seed{seed}"
             model = "warp"
-        records[key] = run_cell(system, model, seed, args.preset, folder, **cell_overrides)
+        r = records[key] = run_cell(system, model, seed, args.preset, folder, **cell_overrides)
+        r["wall_seconds"] = time.perf_counter() - start  # data, training, evaluation
         _write_json(partial, records)
-        r = records[key]
         print(f"{key}: test {r['test']:.4g} ood {r.get('ood', float('nan')):.4g} "
-              f"({r['steps']} steps, {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+              f"({r['steps']} steps, {r['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
     if args.transitions and out.is_file():  # the table as committed, new transitions rows
         summary = json.loads(out.read_text())
     else:

@@ -34,6 +34,8 @@ def test_smoke_end_to_end(tmp_path):
     stored = json.loads(out.read_text())
     assert stored == json.loads(json.dumps(summary))
     assert stored["preset"] == "cpu" and isinstance(stored["device"], str) and stored["date"]
+    assert stored["wall_seconds"] > sum(
+        cell["train_seconds"] for row in stored["results"].values() for cell in row.values())
     assert {s: set(row) for s, row in stored["results"].items()} == {
         "sine": {"warp_phys", "gru"}, "msd": {"gru"}}
     for system, row in stored["results"].items():
@@ -66,10 +68,12 @@ def test_targets_and_markdown():
     assert checks["msd: WARP-Phys >= 10x below the best baseline"]["met"]
     assert checks["msd: WARP below GRU and LSTM"]["met"]
     summary = dict(preset="cpu", device="cpu", date="today", complete=False,
-                   missing=["msd_zero/gru/0"], results=results,
+                   missing=["msd_zero/gru/0"], results=results, wall_seconds=1500.0,
                    targets=reconstruction.targets(results))  # fmt: skip
     text = reconstruction.markdown(summary, "make bench-table")
     assert "Partial results" in text and "0.04 ± 0.00" in text and "not run" in text
+    assert "25 min of wall clock" in text
+    assert "wall clock" not in reconstruction.markdown(dict(summary, wall_seconds=None), "x")
 
 
 def _fake_record(system, model, seed, preset, out, **overrides):
@@ -130,3 +134,25 @@ def test_transition_configs_differ_from_warp_only_in_a():
             assert changed == ({"transition", "transition_rank"} if kind == "lowrank"
                                else {"transition"})  # fmt: skip
             assert config["transition"] == kind
+
+
+def test_diverged_forecasts_are_counted_not_averaged():
+    """A seed whose forecast diverged on some OOD trajectories: the JSON mean is null
+    (no NaN in the file), the count and the MSE over the finite trajectories are kept,
+    and the README cell shows the latter with a dagger explained below the table."""
+    def record(test, ood, **extra):
+        return {"params": 10, "train_seconds": 1.0, "steps": 5, "stopped": "steps",
+                "wall_seconds": 2.0, "test": test, "ood": ood, **extra}  # fmt: skip
+
+    records = {f"msd/{m}/{s}": record(1.0 + s, 2.0 + s) for m in _presets.models_for("msd")
+               for s in (0, 1)}  # fmt: skip
+    records["msd/warp_phys/1"] = record(0.5, float("nan"), ood_diverged=3, ood_finite=4.0)
+    summary = reconstruction.summarise(records, "cpu", (0, 1))
+    text = json.dumps(summary, allow_nan=False)  # raises on NaN / inf
+    cell = json.loads(text)["results"]["msd"]["warp_phys"]
+    assert cell["ood_mean"] is None and cell["per_seed_ood"] == [2.0, None]
+    assert cell["ood_diverged"] == 3 and cell["ood_finite_mean"] == pytest.approx(3.0)
+    assert cell["mean"] == pytest.approx(0.75) and "diverged" not in cell
+    assert summary["wall_seconds"] == pytest.approx(2.0 * len(records))
+    readme = reconstruction.markdown(summary, "make bench-table")
+    assert "3.00 ± 1.00 †" in readme and "MSD WARP-Phys OOD: 3 trajectories" in readme
