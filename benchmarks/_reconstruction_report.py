@@ -39,7 +39,7 @@ def targets(results: dict) -> list[dict]:
             phys = row["warp_phys"]["mean"]
             ratio = _ratio(min(base, key=_inf), phys)
             versus_warp = _ratio(row["warp"]["mean"], phys) if "warp" in row else None
-            out.append({"system": system, "value": ratio, "met": bool(ratio >= 10),
+            out.append({"system": system, "value": ratio, "met": ratio is None or ratio >= 10,
                         "target": f"{system}: WARP-Phys >= 10x below the best baseline",
                         "warp_over_warp_phys": versus_warp})  # fmt: skip
     for system in ("msd", "msd_zero", "lotka_volterra"):
@@ -48,7 +48,7 @@ def targets(results: dict) -> list[dict]:
             rnn = min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf)
             ratio = _ratio(rnn, row["warp"]["mean"])
             out.append({"system": system, "target": f"{system}: WARP below GRU and LSTM",
-                        "value": ratio, "met": bool(ratio > 1)})  # fmt: skip
+                        "value": ratio, "met": ratio is None or ratio > 1})  # fmt: skip
     return out
 
 
@@ -57,14 +57,18 @@ def _inf(mean: float | None) -> float:
     return float("inf") if mean is None else mean
 
 
-def _ratio(other: float | None, ours: float | None) -> float:
-    """`other / ours` of two mean MSEs (above 1: ours is lower); a diverged cell (None)
-    counts as infinite."""
-    return _inf(other) / _inf(ours) if _inf(ours) < float("inf") else 0.0
+def _ratio(other: float | None, ours: float | None) -> float | None:
+    """`other / ours` of two mean MSEs (above 1: ours is lower). A diverged cell (None)
+    counts as infinitely bad: 0 when ours diverged, None (no finite ratio, ours better)
+    when only the other did."""
+    if ours is None:
+        return 0.0
+    return None if other is None else other / ours
 
 
 def _target_line(t: dict, preset: str) -> str:
-    line = f"- {'met' if t['met'] else '**missed**'}: {t['target']} (ratio {t['value']:.2f}"
+    ratio = "n/a, the other model diverged" if t["value"] is None else f"{t['value']:.2f}"
+    line = f"- {'met' if t['met'] else '**missed**'}: {t['target']} (ratio {ratio}"
     if t.get("warp_over_warp_phys") is not None:
         line += f"; WARP / WARP-Phys {t['warp_over_warp_phys']:.2f}"
     line += ")"

@@ -156,3 +156,26 @@ def test_diverged_forecasts_are_counted_not_averaged():
     assert summary["wall_seconds"] == pytest.approx(2.0 * len(records))
     readme = reconstruction.markdown(summary, "make bench-table")
     assert "3.00 ± 1.00 †" in readme and "MSD WARP-Phys OOD: 3 trajectories" in readme
+
+
+def test_targets_with_a_diverged_cell():
+    """A diverged (null) mean is worse than any number: the model with it misses its
+    target, its rival meets theirs with no finite ratio, and the JSON stays finite."""
+    cell = dict(std=0.0, paper=None, ood_mean=None, ood_std=None, params=1, train_seconds=1.0,
+                steps=5.0, stopped_on_time=0)  # fmt: skip
+    results = {"msd": {"gru": dict(cell, mean=None), "lstm": dict(cell, mean=2.0),
+                       "transformer": dict(cell, mean=0.5), "warp": dict(cell, mean=None),
+                       "warp_phys": dict(cell, mean=0.04)},
+               "lotka_volterra": {"gru": dict(cell, mean=None), "lstm": dict(cell, mean=None),
+                                  "warp": dict(cell, mean=1.0)}}  # fmt: skip
+    checks = {t["target"]: t for t in reconstruction.targets(results)}
+    phys = checks["msd: WARP-Phys >= 10x below the best baseline"]
+    assert phys["met"] and phys["value"] == pytest.approx(12.5)
+    assert phys["warp_over_warp_phys"] is None
+    assert not checks["msd: WARP below GRU and LSTM"]["met"]
+    rnn = checks["lotka_volterra: WARP below GRU and LSTM"]
+    assert rnn["met"] and rnn["value"] is None
+    json.dumps(checks, allow_nan=False)
+    summary = dict(preset="cpu", device="cpu", date="today", complete=True, missing=[],
+                   results=results, targets=list(checks.values()))  # fmt: skip
+    assert "ratio n/a, the other model diverged" in reconstruction.markdown(summary, "x")
