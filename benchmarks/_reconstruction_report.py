@@ -226,6 +226,23 @@ def divergence(runs: list, split: str) -> dict:
     return {f"{prefix}diverged": count, f"{prefix}finite_mean": mean, f"{prefix}finite_std": std}
 
 
+def seed_cell(runs: list) -> dict:
+    """The keys a table cell and a transition cell share, from its runs' records (one
+    per seed): test / OOD mean and std, parameters, mean training time and steps, runs
+    stopped on the clock, per-seed test MSE, and the divergence keys."""
+    mean, std = stats([r["test"] for r in runs])
+    ood_mean, ood_std = stats([r.get("ood") for r in runs])
+    return {
+        "mean": mean, "std": std, "ood_mean": ood_mean, "ood_std": ood_std,
+        "params": runs[0]["params"],
+        "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+        "steps": float(np.mean([r["steps"] for r in runs])),
+        "stopped_on_time": sum(r["stopped"] == "time" for r in runs),
+        "per_seed": [json_number(r["test"]) for r in runs],
+        **divergence(runs, "test"), **divergence(runs, "ood"),
+    }  # fmt: skip
+
+
 def summarise_transitions(records: dict, results: dict, seeds) -> dict:
     """`{SYSTEM: {KIND: cell}}` of the structured-transition WARP runs among the per-run
     `records` (keys `SYSTEM/warp:KIND/SEED`); a cell has the table's keys (mean, std,
@@ -237,22 +254,13 @@ def summarise_transitions(records: dict, results: dict, seeds) -> dict:
             runs = [(s, records[k]) for s in seeds if (k := f"{system}/warp:{kind}/{s}") in records]
             if not runs:
                 continue
-            test = [r["test"] for _, r in runs]
+            cell = seed_cell([r for _, r in runs])
             dense = results.get(system, {}).get("warp", {}).get("mean")
-            mean, std = stats(test)
-            ood_mean, ood_std = stats([r.get("ood") for _, r in runs])
+            mean = cell["mean"]
             out.setdefault(system, {})[kind] = {
-                "mean": mean, "std": std, "ood_mean": ood_mean, "ood_std": ood_std,
+                **cell, "seeds": [s for s, _ in runs],
                 "vs_dense": mean / dense if dense and mean is not None else None,
                 "rank": TRANSITION_RANK if kind == "lowrank" else None,
-                "params": runs[0][1]["params"],
-                "train_seconds": float(np.mean([r["train_seconds"] for _, r in runs])),
-                "steps": float(np.mean([r["steps"] for _, r in runs])),
-                "stopped_on_time": sum(r["stopped"] == "time" for _, r in runs),
-                "seeds": [s for s, _ in runs],
-                "per_seed": [json_number(x) for x in test],
-                **divergence([r for _, r in runs], "test"),
-                **divergence([r for _, r in runs], "ood"),
             }  # fmt: skip
     return out
 

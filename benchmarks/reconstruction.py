@@ -46,10 +46,9 @@ from benchmarks._presets import (
 )
 from benchmarks._readme import splice_readme
 from benchmarks._reconstruction_report import (
-    divergence,
     json_number,
     markdown,
-    stats,
+    seed_cell,
     summarise_transitions,
     targets,
 )
@@ -178,7 +177,7 @@ def _write_json(path: Path, value) -> None:
 
 def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
     """The result JSON (keys of issue 8) from the per-run records `{"sys/model/seed": rec}`."""
-    results, missing = {}, []
+    results, missing, table = {}, [], []
     for system in SYSTEMS:
         row = {}
         for model in models_for(system):
@@ -186,26 +185,16 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
             missing += [f"{system}/{model}/{s}" for s, r in zip(seeds, runs, strict=True)
                         if r is None]
             runs = [r for r in runs if r is not None]
+            table += runs
             if not runs:
                 continue
-            mean, std = stats([r["test"] for r in runs])
-            ood_mean, ood_std = stats([r.get("ood") for r in runs])
             row[model] = {
-                "mean": mean, "std": std, "paper": PAPER[system][model],
-                "ood_mean": ood_mean, "ood_std": ood_std,
-                "params": runs[0]["params"],
-                "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
-                "steps": float(np.mean([r["steps"] for r in runs])),
-                "stopped_on_time": sum(r["stopped"] == "time" for r in runs),
+                **seed_cell(runs), "paper": PAPER[system][model],
                 "seeds": [s for s in seeds if f"{system}/{model}/{s}" in records],
-                "per_seed": [json_number(r["test"]) for r in runs],
                 "per_seed_ood": [json_number(r.get("ood")) for r in runs],
-                **divergence(runs, "test"), **divergence(runs, "ood"),
             }  # fmt: skip
         if row:
             results[system] = row
-    table = [records[f"{s}/{m}/{seed}"] for s in SYSTEMS for m in models_for(s)
-             for seed in seeds if f"{s}/{m}/{seed}" in records]  # fmt: skip
     return {
         "preset": preset,
         "smoke": smoke,
