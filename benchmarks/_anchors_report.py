@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from warp_phys.training.checkpoint import atomic_write_bytes
+from systems import atomic_write_bytes
 
 METHODS = ("sindy", "oracle_fit", "warp_phys", "warp")
 LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys",

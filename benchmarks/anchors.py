@@ -55,7 +55,7 @@ from benchmarks import _anchors_report as report
 from benchmarks import _fits
 from benchmarks._anchors_report import METHODS
 from benchmarks._readme import splice_readme
-from warp_phys.training.checkpoint import atomic_write_bytes
+from systems import atomic_write_bytes
 from warp_phys.training.config import RunConfig
 from warp_phys.training.run import build_model
 

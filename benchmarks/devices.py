@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
             splice_readme("devices", markdown(result))
         return result
 
-    from warp_phys.training.checkpoint import atomic_write_bytes
+    from systems import atomic_write_bytes
 
     spec = dict(SMOKE if args.smoke else FULL)
     if args.steps is not None:

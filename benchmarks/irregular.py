@@ -186,7 +186,7 @@ def plot(result: dict, examples: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from warp_phys._io import atomic_path
+    from systems import atomic_path
 
     L = result["spec"]["context"]
     t, truth = examples["t_irregular"], examples["truth_irregular"]
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out or (Path(tempfile.gettempdir()) / "irregular.json" if args.smoke
                        else DEFAULT_OUT)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    from warp_phys._io import atomic_path
+    from systems import atomic_path
 
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2) + "\n")

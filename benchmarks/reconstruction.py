@@ -52,7 +52,7 @@ from benchmarks._reconstruction_report import (
     summarise_transitions,
     targets,
 )
-from warp_phys.training.checkpoint import atomic_write_bytes
+from systems import atomic_write_bytes
 from warp_phys.training.evaluation import evaluate_run
 from warp_phys.training.run import train_run
 

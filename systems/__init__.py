@@ -32,6 +32,9 @@ from ._files import trajectory_times as trajectory_times
 from ._function import FunctionSystem as FunctionSystem
 from ._function import from_vector_field as from_vector_field
 from ._generate import generate as generate
+from ._io import atomic_path as atomic_path
+from ._io import atomic_write_bytes as atomic_write_bytes
+from ._io import atomic_write_json as atomic_write_json
 from ._registry import get_system as get_system
 from ._registry import list_systems as list_systems
 from ._registry import register_system as register_system

@@ -5,13 +5,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from jaxtyping import Float
+
+from ._io import atomic_write_bytes
 
 FORMAT_VERSION = 1
 
@@ -90,24 +91,7 @@ def save(dataset: Dataset, path: str | os.PathLike) -> Path:
     arrays.update({f"extras/{k}": v for k, v in dataset.extras.items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write(path, buffer.getvalue())
-    return path
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes `data` to a temporary file next to `path` (mode 0644), then renames it into
-    place, so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; our outputs are not
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ._dataset import Dataset, atomic_write
+from ._dataset import Dataset
 from ._dataset import load as load_dataset_file
+from ._io import atomic_write_bytes
 
 TIME_COLUMNS = ("time", "t", "step")
 TRAJECTORY_COLUMN = "trajectory"
@@ -318,4 +319,4 @@ def save_csv(
             lead = ([ids[i]] if long else []) + ([repr(float(times[i][s]))] if times is not None
                                                  else [])  # fmt: skip
             writer.writerow(lead + [f"{float(v):.9g}" for v in row])
-    return atomic_write(path, buffer.getvalue().encode())
+    return atomic_write_bytes(path, buffer.getvalue().encode())

@@ -4,8 +4,7 @@ import stat
 
 import pytest
 
-from warp_phys._io import atomic_path
-from warp_phys.training.checkpoint import atomic_write_bytes
+from systems import atomic_path, atomic_write_bytes
 
 
 def test_atomic_write_bytes(tmp_path):

@@ -1,7 +1,7 @@
 """warp-phys: Weight-space Adaptive Recurrent Prediction with physical root decoders."""
 
 from ._elementwise import ContinuousTransition, DiagonalTransition
-from ._interface import AbstractSequenceModel
+from ._interface import AbstractSequenceModel, register_model_class
 from ._model import WARP
 from ._rollout import reconstruct, reference_context, rollout, teacher_forcing_mask
 from ._transition import AbstractTransition, BlockTransition, DenseTransition, LowRankTransition
@@ -21,7 +21,7 @@ from .decoders import (
     parse_decoder_spec,
     register_decoder,
 )
-from .training.checkpoint import load_model, register_model_class, save_model
+from .training.checkpoint import load_model, save_model
 from .training.config import RunConfig
 from .training.data import Normalizer
 from .training.evaluation import evaluate_run, reconstruct_run
@@ -30,8 +30,6 @@ from .training.losses import gaussian_nll, mse
 from .training.optim import make_optimizer
 from .training.protocol import forecast_mse
 from .training.run import Run, load_run, train_run
-
-register_model_class(WARP)
 
 __all__ = [
     "GRU",

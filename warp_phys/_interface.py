@@ -20,6 +20,20 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+_MODEL_CLASSES: dict[str, type] = {}
+
+
+def register_model_class(cls: type) -> type:
+    """Let `load_model` rebuild models of class `cls` (by its name) from their `config`;
+    usable as a class decorator."""
+    _MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def model_class(name: str) -> type | None:
+    """The registered model class called `name`, or None."""
+    return _MODEL_CLASSES.get(name)
+
 
 class AbstractSequenceModel(eqx.Module):
     """Base class of every model the training loop and the rollouts accept.

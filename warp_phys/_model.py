@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._hypernetwork import Hypernetwork
-from ._interface import AbstractSequenceModel, check_sequence
+from ._interface import AbstractSequenceModel, check_sequence, register_model_class
 from ._recurrence import sequential_states
 from ._transition import AbstractTransition, check_transition, make_transition
 from .decoders import AbstractDecoder, get_decoder
@@ -20,6 +20,7 @@ from .decoders._base import accepts_option
 Mode = Literal["auto", "parallel", "sequential"]
 
 
+@register_model_class
 class WARP(AbstractSequenceModel):
     """Weight-space Adaptive Recurrent Prediction (arXiv 2506.01153).
 

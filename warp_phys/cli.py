@@ -159,8 +159,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from systems import atomic_write_bytes
+
     from .baselines import count_parameters
-    from .training.checkpoint import atomic_write_bytes
     from .training.evaluation import evaluate_run
     from .training.run import load_run
 

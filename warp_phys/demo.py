@@ -18,11 +18,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import systems
+from systems import atomic_write_bytes
 
 from ._model import WARP
 from ._rollout import reconstruct
 from .plotting import plot_reconstruction, plot_weights, save_figure
-from .training.checkpoint import atomic_write_bytes
 from .training.data import Normalizer
 from .training.loop import train
 

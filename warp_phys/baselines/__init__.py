@@ -4,7 +4,7 @@ same rollouts; `hidden_size_for` matches their size to a parameter budget."""
 
 import jax
 
-from ..training.checkpoint import register_model_class
+from .._interface import register_model_class
 from ._common import count_parameters, match_size
 from ._rnn import GRU, LSTM
 from ._transformer import Transformer

@@ -11,8 +11,9 @@ import numpy as np
 from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
+from systems import atomic_path
+
 from .._interface import mean_of
-from .._io import atomic_path
 from .._rollout import advance_step, timeline
 from ..decoders import AbstractDecoder
 

@@ -15,28 +15,13 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
-from .._io import atomic_path
+from systems import atomic_write_bytes
+
+from .._interface import model_class
 
 MAGIC = b"WARPPHYS-CKPT\n"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-_BUILDERS: dict[str, type] = {}
-
-
-def register_model_class(cls: type) -> type:
-    """Let `load_model` rebuild models of class `cls` from their `config`."""
-    _BUILDERS[cls.__name__] = cls
-    return cls
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to a temporary file next to `path`, then rename it into place, so a
-    crash never leaves a half-written file behind."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return Path(path)
 
 
 def _serialise(tree) -> bytes:
@@ -117,7 +102,7 @@ def load_model(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.M
     """
     header, payload = read_header(path)
     if like is None:
-        cls = _BUILDERS.get(header["model_class"])
+        cls = model_class(header["model_class"])
         if cls is None:
             raise ValueError(f"{path}: unknown model class {header['model_class']!r}")
         try:

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from systems import atomic_write_bytes
+
 from .._rollout import reconstruct
-from .checkpoint import atomic_write_bytes
 from .data import as_pairs, check_finite, grid_times, match_channels
 from .losses import mse
 from .protocol import predict, prediction_metrics

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes
+from systems import atomic_write_bytes
 
 
 class MetricsLog:

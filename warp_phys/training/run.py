@@ -15,12 +15,14 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from systems import atomic_write_json
+
 from .._interface import AbstractSequenceModel
 from .._model import WARP
 from ..baselines import BASELINES, count_parameters, hidden_size_for
 from ..decoders import get_decoder
 from ._devices import resolve_devices
-from .checkpoint import atomic_write_bytes, load_model
+from .checkpoint import load_model
 from .config import RunConfig
 from .data import IN_MEMORY, Normalizer, as_pairs, data_splits, grid_times, mean_step
 from .loop import train
@@ -137,10 +139,6 @@ def build_model(
     return BASELINES[config.model](data_size, **{size_arg: size}, **options, key=key)
 
 
-def _write_json(path: Path, value) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
-
-
 def train_run(
     config: RunConfig,
     out,
@@ -205,10 +203,10 @@ def train_run(
     time_step = None if raw_times is None else mean_step(raw_times)
     model = build_model(config, d, T, key=model_key, normalizer=normalizer, time_step=time_step)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", config.to_dict())
-    _write_json(out / "normalizer.json", normalizer.to_dict())
+    atomic_write_json(out / "config.json", config.to_dict())
+    atomic_write_json(out / "normalizer.json", normalizer.to_dict())
     if config.data is not None:
-        _write_json(out / "data.json", _data_record(config, train_set, val_set))
+        atomic_write_json(out / "data.json", _data_record(config, train_set, val_set))
     val_inputs, val_targets = as_pairs(val_set, "validation data")
     run = Run(out, config, model, normalizer, train_set.config.get("channels"))
     start = time.perf_counter()
@@ -255,7 +253,7 @@ def train_run(
         "train_seconds": round(time.perf_counter() - start, 2),
         "data_shape": list(targets.shape),
     }
-    _write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", summary)
     return run, history
 
 

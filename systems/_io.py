@@ -1,7 +1,8 @@
-"""Atomic file output: write to a temporary file next to the target, then rename it into
-place, so a crash or an error never leaves a half-written file behind."""
+"""Atomic file output for every file the package writes: a temporary file next to the
+target, renamed into place, so a crash or an error never leaves a half-written file."""
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -31,3 +32,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically (flushed to disk before the rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, value) -> Path:
+    """Write `value` as indented, strict JSON (no NaN or infinity) to `path` atomically."""
+    text = json.dumps(value, indent=2, allow_nan=False) + "\n"
+    return atomic_write_bytes(path, text.encode())
