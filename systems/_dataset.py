@@ -5,7 +5,6 @@ import hashlib
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 from jaxtyping import Float
 
 from ._io import atomic_write_bytes
+from ._npfiles import read_npz
 
 FORMAT_VERSION = 1
 
@@ -81,8 +81,11 @@ def save(dataset: Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "format_version": FORMAT_VERSION, "name": dataset.name, "split": dataset.split,
-        "config": dataset.config, "config_hash": dataset.config_hash,
+        "format_version": FORMAT_VERSION,
+        "name": dataset.name,
+        "split": dataset.split,
+        "config": dataset.config,
+        "config_hash": dataset.config_hash,
         "normalisation": dataset.normalisation,
     }
     arrays = {"t": dataset.t, "y": dataset.y, "y0": dataset.y0}
@@ -99,33 +102,71 @@ def load(path: str | os.PathLike) -> Dataset:
     """Reads a data set written by `save`.
 
     Raises `FileNotFoundError` if `path` does not exist and `ValueError` if the file is
-    truncated, corrupt, not a data set file, or its config does not match its hash.
+    truncated, corrupt, not a data set file, its config does not match its hash, or its
+    arrays do not fit together (`y` finite float32 `(N, T, D)`, `t` `(T,)`, `y0`
+    `(N, D)`, `params` `(N,)`, `extras` `(N, ...)`).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no data set file at {path}")
+    return saved_dataset(path, read_npz(path))
+
+
+def saved_dataset(path: Path, arrays: dict[str, np.ndarray]) -> Dataset:
+    """The data set that `save` wrote to `path`, from the archive's `arrays`."""
+    arrays = dict(arrays)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays.pop("metadata")))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported format_version {meta.get('format_version')!r}")
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError("no metadata of a supported format_version")
         t, y, y0 = arrays.pop("t"), arrays.pop("y"), arrays.pop("y0")
         config = meta["config"]
         if config_hash(config) != meta["config_hash"]:
             raise ValueError("the stored config does not match its hash")
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, TypeError) as e:
+        params = {
+            k.removeprefix("params/"): v for k, v in arrays.items() if k.startswith("params/")
+        }
+        extras = {
+            k.removeprefix("extras/"): v for k, v in arrays.items() if k.startswith("extras/")
+        }
+        _check_saved(t, y, y0, params, extras)
+        norm = meta["normalisation"]
+        dataset = Dataset(
+            t=t,
+            y=y,
+            params=params,
+            y0=y0,
+            name=str(meta["name"]),
+            split=str(meta["split"]),
+            config=config,
+            extras=extras,
+            normalisation=None if norm is None else _pair(norm),
+        )
+    except (KeyError, ValueError, TypeError) as e:
+        message = " ".join(f"{type(e).__name__}: {e}".split())
         raise ValueError(
-            f"{path} is not a valid systems data set (truncated or corrupt?): "
-            f"{type(e).__name__}: {e}"
-        ) from e
-    params = {k.removeprefix("params/"): v for k, v in arrays.items() if k.startswith("params/")}
-    extras = {k.removeprefix("extras/"): v for k, v in arrays.items() if k.startswith("extras/")}
-    norm = meta["normalisation"]
-    return Dataset(
-        t=t, y=y, params=params, y0=y0, name=meta["name"], split=meta["split"], config=config,
-        extras=extras, normalisation=None if norm is None else tuple(norm),
-    )
+            f"{path} is not a valid systems data set (truncated or corrupt?): {message}"
+        ) from None
+    return dataset
+
+
+def _check_saved(t, y, y0, params, extras) -> None:
+    """Raises a `ValueError` unless the arrays of a saved data set fit together."""
+    if y.dtype != np.float32 or y.ndim != 3 or not np.all(np.isfinite(y)):
+        raise ValueError(f"y must be finite float32 (N, T, D), got {y.dtype} {y.shape}")
+    n, steps, d = y.shape
+    if t.dtype.kind != "f" or t.shape != (steps,) or not np.all(np.isfinite(t)):
+        raise ValueError(f"t must be finite floats ({steps},), got {t.dtype} {t.shape}")
+    if y0.dtype.kind not in "iuf" or y0.shape != (n, d):
+        raise ValueError(f"y0 must be real ({n}, {d}), got {y0.dtype} {y0.shape}")
+    for k, v in {**params, **extras}.items():
+        if v.ndim == 0 or v.shape[0] != n:
+            raise ValueError(f"{k!r} must have {n} rows (one per trajectory), got {v.shape}")
+
+
+def _pair(norm) -> tuple[float, float]:
+    low, high = (float(x) for x in norm)
+    return low, high
 
 
 def carve_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -154,8 +195,13 @@ def subset(dataset: Dataset, index) -> Dataset:
     if "ids" in config:
         config["ids"] = [config["ids"][i] for i in index]
     return Dataset(
-        t=dataset.t, y=dataset.y[index], params={k: v[index] for k, v in dataset.params.items()},
-        y0=dataset.y0[index], name=dataset.name, split=dataset.split, config=config,
+        t=dataset.t,
+        y=dataset.y[index],
+        params={k: v[index] for k, v in dataset.params.items()},
+        y0=dataset.y0[index],
+        name=dataset.name,
+        split=dataset.split,
+        config=config,
         extras={k: v[index] for k, v in dataset.extras.items()},
         normalisation=dataset.normalisation,
-    )  # fmt: skip
+    )
