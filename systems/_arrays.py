@@ -52,7 +52,7 @@ def from_arrays(
         )
     if t is None:
         t, time_column = np.arange(steps, dtype=np.float64), None
-    with np.errstate(over="ignore"):  # a time beyond float64 becomes inf, refused below
+    with np.errstate(over="ignore", invalid="ignore"):  # inf or nan here is refused below
         t = _real(t, "times", source).astype(np.float64)
     if t.shape not in ((steps,), (n, steps)):
         raise ValueError(f"{source}: times must be ({steps},) or ({n}, {steps}), got {t.shape}")
@@ -92,7 +92,7 @@ def _real(array, what: str, source: str) -> np.ndarray:
 def _float32(y, times, ids, channels, source) -> Float[np.ndarray, "N T D"]:
     """`y` as float32; a `ValueError` at the first value that is not finite, or that
     float32 cannot hold (it would become inf)."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         y32 = y.astype(np.float32)
     checks = (
         (y, "non-finite value(s)", ""),
