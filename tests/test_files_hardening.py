@@ -133,6 +133,26 @@ def test_an_array_header_that_declares_more_data_than_the_file_holds(tmp_path):
     assert "negative shape" in _one_line_error(tmp_path / "negative.npy")
 
 
+def test_a_saved_data_set_whose_arrays_do_not_fit_together(tmp_path):
+    ds = systems.from_arrays(np.ones((3, 4, 2), np.float32), np.arange(4.0) / 10)
+    path = systems.save(ds, tmp_path / "good.npz")
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    bad_y = np.array(arrays["y"])
+    bad_y[1, 2, 0] = np.nan
+    for change, match in (
+        ({"y": bad_y}, "y must be finite float32"),
+        ({"y": arrays["y"].astype(np.float64)}, "y must be finite float32"),
+        ({"t": arrays["t"][:3]}, "t must be finite floats (4,)"),
+        ({"y0": arrays["y0"][:2]}, "y0 must be real (3, 2)"),
+        ({"extras/t": np.zeros((2, 4))}, "'t' must have 3 rows"),
+    ):
+        np.savez(tmp_path / "bad.npz", **{**arrays, **change})
+        message = _one_line_error(tmp_path / "bad.npz")
+        assert "not a valid systems data set" in message and match in message
+    np.testing.assert_array_equal(systems.load(path).y, ds.y)
+
+
 # ------------------------------------------------------------- item 6: silent answers
 def test_values_beyond_float32_are_refused_where_they_are(tmp_path, capsys):
     y = np.zeros((3, 4, 2))
