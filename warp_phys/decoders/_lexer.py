@@ -57,12 +57,11 @@ def short(value, width: int = 60) -> str:
 
 
 def excerpt(text: str, position: int = 0) -> str:
-    """At most ~80 characters of `text` around `position`, quoted, '...' where cut."""
-    if len(text) <= _EXCERPT:
-        return repr(text)
-    start = min(max(0, position - _EXCERPT // 2), len(text) - _EXCERPT)
+    """At most ~90 characters: `text` around `position`, quoted, with '...' where cut."""
+    start = min(max(0, position - _EXCERPT // 2), max(0, len(text) - _EXCERPT))
     end = start + _EXCERPT
-    return f"{'...' if start else ''}{text[start:end]!r}{'...' if end < len(text) else ''}"
+    before, after = ("..." if start else ""), ("..." if end < len(text) else "")
+    return before + short(text[start:end], _EXCERPT) + after
 
 
 class FormulaError(ValueError):

@@ -190,14 +190,15 @@ def _split(expr) -> list:
 
 
 def _compilable(args: list[sympy.Symbol], exprs: list[sympy.Expr]):
-    """`args` and `exprs` with each symbol replaced by a `Dummy` (a safe identifier, so
-    lambdify needs no substitution per argument, which costs time quadratic in the
-    channels) and each number that is not a small exact rational by its float value:
-    lambdify would print a large integer as a Python int, which JAX refuses beyond
-    int32. A number beyond the range of JAX's float type is a `ValueError`."""
+    """`args` and `exprs` with each symbol replaced by one named `_0, _1, ...` (a safe
+    identifier that no formula uses, so lambdify substitutes nothing, which costs time
+    quadratic in the number of symbols) and each number that is not a small exact
+    rational by its float value: lambdify would print a large integer as a Python int,
+    which JAX refuses beyond int32. A number beyond the range of JAX's float type is a
+    `ValueError`."""
     dtype = jax.dtypes.canonicalize_dtype(float)
     largest = float(jnp.finfo(dtype).max)
-    mapping = {arg: sympy.Dummy(arg.name, real=True) for arg in args}
+    mapping = {arg: sympy.Symbol(f"_{i}", real=True) for i, arg in enumerate(args)}
     for number in {node for node in nodes(exprs) if node.is_Number}:
         value = float(number)
         if not (math.isfinite(value) and abs(value) <= largest):
