@@ -103,7 +103,8 @@ def check_whitelisted(expr: sympy.Basic, symbols: Collection[str] | None = None)
                 raise ValueError(f"undeclared symbol {short(node.name)}")
         elif node.is_Number:
             if not math.isfinite(float(constants.bounded(node))):
-                raise ValueError(f"the constant {constants.describe(node)} is beyond float64")
+                number = constants.describe(node)
+                raise ValueError(f"the constant {number} is beyond the float64 range")
         elif node not in (sympy.pi, sympy.E) and (node.func not in ALLOWED_HEADS or not node.args):
             raise ValueError(f"{node.func.__name__} is not allowed in a formula")
 

@@ -58,8 +58,9 @@ def short(value, width: int = 60) -> str:
 
 def excerpt(text: str, position: int = 0) -> str:
     """At most ~90 characters: `text` around `position`, quoted, with '...' where cut."""
-    start = min(max(0, position - _EXCERPT // 2), max(0, len(text) - _EXCERPT))
-    end = start + _EXCERPT
+    width = _EXCERPT - 4  # the quotes and some room: cut only where repr escapes
+    start = min(max(0, position - width // 2), max(0, len(text) - width))
+    end = start + width
     before, after = ("..." if start else ""), ("..." if end < len(text) else "")
     return before + short(text[start:end], _EXCERPT) + after
 

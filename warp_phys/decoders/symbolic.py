@@ -207,8 +207,8 @@ def _compilable(args: list[sympy.Symbol], exprs: list[sympy.Expr]):
                 f"(±{largest:.3g})"
             )
         small = number.is_Rational and max(abs(number.p), number.q) < 2**31
-        if not small:
-            mapping[number] = sympy.Float(value)
+        if not small:  # 17 digits: printed, it reads back as the same float64
+            mapping[number] = sympy.Float(value, 17)
     with sympy.evaluate(False):
         return [mapping[arg] for arg in args], [expr.xreplace(mapping) for expr in exprs]
 
