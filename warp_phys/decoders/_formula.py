@@ -104,7 +104,7 @@ def check_whitelisted(expr: sympy.Basic, symbols: Collection[str] | None = None)
         elif node.is_Number:
             if not math.isfinite(float(constants.bounded(node))):
                 number = constants.describe(node)
-                raise ValueError(f"the constant {number} is beyond the float64 range")
+                raise ValueError(f"the constant {number} is beyond the range of float64")
         elif node not in (sympy.pi, sympy.E) and (node.func not in ALLOWED_HEADS or not node.args):
             raise ValueError(f"{node.func.__name__} is not allowed in a formula")
 

@@ -194,21 +194,21 @@ def _compilable(args: list[sympy.Symbol], exprs: list[sympy.Expr]):
     identifier that no formula uses, so lambdify substitutes nothing, which costs time
     quadratic in the number of symbols) and each number that is not a small exact
     rational by its float value: lambdify would print a large integer as a Python int,
-    which JAX refuses beyond int32. A number beyond the range of JAX's float type is a
-    `ValueError`."""
+    which JAX refuses beyond int32. A constant that is not a real number within the range
+    of JAX's float type is a `ValueError`."""
     dtype = jax.dtypes.canonicalize_dtype(float)
     largest = float(jnp.finfo(dtype).max)
     mapping = {arg: sympy.Symbol(f"_{i}", real=True) for i, arg in enumerate(args)}
-    for number in {node for node in nodes(exprs) if node.is_Number}:
-        value = float(number)
-        if not (math.isfinite(value) and abs(value) <= largest):
+    for atom in {node for node in nodes(exprs) if node.is_number and not node.args}:
+        value = float(atom) if atom.is_real and atom.is_finite else math.inf
+        if not abs(value) <= largest:
             raise ValueError(
-                f"the constant {describe(number)} is beyond the range of {dtype.name} "
-                f"(±{largest:.3g})"
+                f"the constant {describe(atom)} is not a real number within the range of "
+                f"{dtype.name} (±{largest:.3g})"
             )
-        small = number.is_Rational and max(abs(number.p), number.q) < 2**31
-        if not small:  # 17 digits: printed, it reads back as the same float64
-            mapping[number] = sympy.Float(value, 17)
+        small = atom.is_Rational and max(abs(atom.p), atom.q) < 2**31
+        if atom.is_Number and not small:  # 17 digits: printed, reads back as the same float64
+            mapping[atom] = sympy.Float(value, 17)
     with sympy.evaluate(False):
         return [mapping[arg] for arg in args], [expr.xreplace(mapping) for expr in exprs]
 
