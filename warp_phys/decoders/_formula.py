@@ -2,7 +2,7 @@
 
 Formula strings come from command lines and config files, so they are never given to
 `eval`, `sympify` or `parse_expr` (all of which run Python code). Instead a small
-tokenizer and a recursive-descent parser accept exactly this grammar:
+tokenizer (`_lexer`) and a recursive-descent parser accept exactly this grammar:
 
     formula  := sum
     sum      := product (("+" | "-") product)*
@@ -53,8 +53,8 @@ def parse_formula(text: str, symbols: Collection[str] | None = None) -> sympy.Ex
     - `symbols`: the names allowed as symbols; `None` allows any valid name.
 
     **Returns:** an unevaluated sympy expression whose nodes are in `ALLOWED_HEADS` and
-    whose atoms are real `Symbol`s with allowed names, bounded numbers (see
-    `_constants`), `pi` or `E`. Raises `FormulaError` (a `ValueError`) otherwise;
+    whose atoms are real `Symbol`s with allowed names, numbers within the range of
+    float64 (see `_constants`), `pi` or `E`. Raises `FormulaError` (a `ValueError`) otherwise;
     nothing is ever executed.
     """
     if not isinstance(text, str):
