@@ -66,7 +66,8 @@ def excerpt(text: str, position: int = 0) -> str:
 
 
 class FormulaError(ValueError):
-    """A rejected formula; `token` and `position` (0-based) locate the problem."""
+    """A rejected formula; `token` and `position` (0-based) locate the problem (`token`
+    is None when it is the formula as a whole, e.g. its length)."""
 
     def __init__(self, message: str, text: str, token: str | None = None, position: int = 0):
         where = "" if token is None else f": {short(token, 24)} at position {position}"
