@@ -9,9 +9,16 @@ Strings are parsed by the whitelist parser of `warp_phys.decoders._formula` (nev
 they are. The expression is compiled to JAX with `sympy.lambdify(..., modules="jax")`
 and wrapped in a `FunctionDecoder`, so transforms and initial values work exactly as in
 `decoder_from_function`. Every parameter is a scalar (one entry of theta_t).
+
+A whole input, all channels together, is bounded: at most `MAX_LENGTH` characters of
+formulas, `MAX_CHANNELS` channels, `MAX_NODES` nodes, nested at most `MAX_DEPTH` deep
+(sympy expressions included). Each number is rounded once, when compiled, to JAX's
+float type; a number beyond its range is refused, never turned into inf or 0.
 """
 
+import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -19,9 +26,13 @@ import jax.numpy as jnp
 import sympy
 
 from ._base import _SPEC_PREFIXES
-from ._formula import FUNCTIONS, check_name, parse_formula
+from ._constants import describe
+from ._formula import MAX_LENGTH, check_size, nodes, parse_formula
+from ._lexer import FUNCTIONS, check_name, short
 from ._transforms import TransformSpec
 from .function import FunctionDecoder, register_named
+
+MAX_CHANNELS = 256
 
 _CHANNEL = re.compile(r"x(\d+)", re.ASCII)
 # Names that sympy's printers may emit for whitelisted functions, bound to JAX versions
@@ -87,13 +98,17 @@ def decoder_from_sympy(
     param_names = None if params is None else [check_name(n, "parameter") for n in params]
     declared = [time] + (input_names or []) + (param_names or [])
     if len(set(declared)) != len(declared):
-        raise ValueError(f"time, inputs and params must have distinct names, got {declared}")
+        repeated = sorted(n for n, count in Counter(declared).items() if count > 1)
+        raise ValueError(
+            f"time, inputs and params must have distinct names; repeated: {short(repeated)}"
+        )
 
     allowed = None
     if param_names is not None:
         implicit_inputs = [f"x{i}" for i in range(data_size)] if input_names is None else []
         allowed = set(declared) | set(implicit_inputs)
     exprs = [parse_formula(s, allowed) if isinstance(s, str) else s for s in sources]
+    check_size(exprs)  # all channels together; before sympy recurses into them
     symbols = _symbols_by_name(exprs)
 
     if input_names is None:
@@ -102,19 +117,22 @@ def decoder_from_sympy(
             match = _CHANNEL.fullmatch(symbol_name)
             if match and int(match.group(1)) >= data_size and symbol_name not in (params or []):
                 raise ValueError(
-                    f"{symbol_name!r} refers to channel {match.group(1)} of x_prev, "
-                    f"but data_size is {data_size}"
+                    f"{short(symbol_name)} refers to channel {short(int(match.group(1)))} of "
+                    f"x_prev, but data_size is {data_size}"
                 )
         clash = sorted(set(input_names) & ({time} | set(param_names or [])))
         if clash:
             raise ValueError(
-                f"{clash} name channels of x_prev; pass inputs=[...] to use other input names"
+                f"{short(clash)} name channels of x_prev; pass inputs=[...] to use other "
+                "input names"
             )
     if param_names is None:
         param_names = sorted(set(symbols) - {time} - set(input_names))
     unknown = sorted(set(symbols) - {time} - set(input_names) - set(param_names))
     if unknown:
-        raise ValueError(f"formula uses undeclared symbol(s) {unknown}; declare them in params")
+        raise ValueError(
+            f"formula uses undeclared symbol(s) {short(unknown)}; declare them in params"
+        )
     if not param_names:
         raise ValueError("the formula has no learned parameters (theta_t would be empty)")
 
@@ -122,7 +140,8 @@ def decoder_from_sympy(
         return symbols.get(n, sympy.Symbol(n, real=True))
 
     args = [symbol(time)] + [symbol(n) for n in param_names] + [symbol(n) for n in input_names]
-    compiled = sympy.lambdify(args, exprs, modules=[_JAX_NAMESPACE, "jax"], dummify=True)
+    args, exprs = _compilable(args, exprs)
+    compiled = sympy.lambdify(args, exprs, modules=[_JAX_NAMESPACE, "jax"], dummify=False)
     n_inputs = len(input_names)
 
     def fn(p, tau, x_prev):
@@ -130,6 +149,7 @@ def decoder_from_sympy(
         return jnp.stack([jnp.asarray(o) + jnp.zeros_like(tau) for o in outputs])
 
     label = "; ".join(str(s) for s in sources)
+    label = label if len(label) <= 80 else label[:77] + "..."
     fn.__name__ = f"sympy:{label}"
     decoder = FunctionDecoder(
         fn, {n: () for n in param_names}, data_size=data_size, transforms=transforms,
@@ -141,18 +161,56 @@ def decoder_from_sympy(
 
 
 def _split(expr) -> list:
+    """The formulas of `expr`, one per channel; `ValueError` beyond the input limits."""
     if isinstance(expr, str):
-        sources = [part.strip() for part in expr.split(";")]
+        length = len(expr)
+        sources = [] if length > MAX_LENGTH else [part.strip() for part in expr.split(";")]
     elif isinstance(expr, sympy.Basic):
-        sources = [expr]
+        length, sources = 0, [expr]
     elif isinstance(expr, Sequence) and expr:
         sources = list(expr)
+        length = sum(len(s) + 1 for s in sources if isinstance(s, str))
     else:
-        raise ValueError(f"expr must be a formula string, a sympy expression or list; got {expr!r}")
+        raise ValueError(
+            f"expr must be a formula string, a sympy expression or list; got {short(expr)}"
+        )
+    if length > MAX_LENGTH:
+        raise ValueError(
+            f"the formulas are {length} characters long, the limit is {MAX_LENGTH} "
+            "(all channels together)"
+        )
+    if len(sources) > MAX_CHANNELS:
+        raise ValueError(f"{len(sources)} formulas (channels), the limit is {MAX_CHANNELS}")
     for source in sources:
         if not isinstance(source, str | sympy.Expr):
-            raise ValueError(f"each formula must be a string or a sympy expression, got {source!r}")
+            raise ValueError(
+                f"each formula must be a string or a sympy expression, got {short(source)}"
+            )
     return sources
+
+
+def _compilable(args: list[sympy.Symbol], exprs: list[sympy.Expr]):
+    """`args` and `exprs` with each symbol replaced by one named `_0, _1, ...` (a safe
+    identifier that no formula uses, so lambdify substitutes nothing, which costs time
+    quadratic in the number of symbols) and each number that is not a small exact
+    rational by its float value: lambdify would print a large integer as a Python int,
+    which JAX refuses beyond int32. A constant that is not a real number within the range
+    of JAX's float type is a `ValueError`."""
+    dtype = jax.dtypes.canonicalize_dtype(float)
+    largest = float(jnp.finfo(dtype).max)
+    mapping = {arg: sympy.Symbol(f"_{i}", real=True) for i, arg in enumerate(args)}
+    for atom in {node for node in nodes(exprs) if node.is_number and not node.args}:
+        value = float(atom) if atom.is_real and atom.is_finite else math.inf
+        if not abs(value) <= largest:
+            raise ValueError(
+                f"the constant {describe(atom)} is not a real number within the range of "
+                f"{dtype.name} (±{largest:.3g})"
+            )
+        small = atom.is_Rational and max(abs(atom.p), atom.q) < 2**31
+        if atom.is_Number and not small:  # 17 digits: printed, reads back as the same float64
+            mapping[atom] = sympy.Float(value, 17)
+    with sympy.evaluate(False):
+        return [mapping[arg] for arg in args], [expr.xreplace(mapping) for expr in exprs]
 
 
 def _symbols_by_name(exprs) -> dict[str, sympy.Symbol]:
@@ -160,7 +218,7 @@ def _symbols_by_name(exprs) -> dict[str, sympy.Symbol]:
     for expr in exprs:
         for s in expr.free_symbols:
             if symbols.setdefault(s.name, s) != s:
-                raise ValueError(f"two different sympy symbols are both named {s.name!r}")
+                raise ValueError(f"two different sympy symbols are both named {short(s.name)}")
     return symbols
 
 
@@ -172,7 +230,7 @@ def _from_spec(body: str, *, data_size: int, **options) -> FunctionDecoder:
     unknown = sorted(set(options) - set(_SPEC_OPTIONS))
     if unknown:
         raise ValueError(
-            f"a 'sympy:' decoder does not accept option(s) {unknown}; "
+            f"a 'sympy:' decoder does not accept option(s) {short(unknown)}; "
             f"it accepts {list(_SPEC_OPTIONS)}"
         )
     return decoder_from_sympy(body, data_size=data_size, **options)
