@@ -13,7 +13,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence, register_model_class
 from ._recurrence import sequential_states
-from ._transition import AbstractTransition, check_transition, make_transition
+from ._transition import AbstractTransition
+from ._transitions import check_transition, make_transition
 from .decoders import AbstractDecoder, get_decoder
 from .decoders._base import accepts_option
 

@@ -18,7 +18,8 @@ structured. Costs per product with a vector (multiply-adds) and parameter memory
 |            | (init rate = 0), h the step size    |                 |               |
 
 The two diagonal kinds, `diagonal` and the time-aware `continuous` (for irregular time
-grids), are in `warp_phys._elementwise`.
+grids), are in `warp_phys._elementwise`; `warp_phys._transitions.make_transition`
+builds any kind by name.
 
 `parallel_states` is each kind's unrolled recurrence over a whole sequence (see
 `warp_phys._recurrence` for the algorithms and their costs). `lr_divisor` sizes the
@@ -45,9 +46,6 @@ from ._recurrence import (
     parallel_states,
     preferred_mode,
 )
-
-TRANSITIONS = ("dense", "diagonal", "lowrank", "block", "continuous")
-DEFAULT_RANK = 8
 
 
 class AbstractTransition(eqx.Module):
@@ -252,37 +250,3 @@ class BlockTransition(AbstractTransition):
 
     def as_matrix(self):
         return jax.scipy.linalg.block_diag(*self.blocks)
-
-
-def check_transition(kind: str, rank: int | None) -> None:
-    """A one-line `ValueError` unless `kind` is a known transition and `rank` is None or,
-    for `"lowrank"`, a positive int."""
-    if kind not in TRANSITIONS:
-        raise ValueError(f"transition must be one of {', '.join(TRANSITIONS)}; got {kind!r}")
-    if rank is not None and kind != "lowrank":
-        raise ValueError(f"transition_rank applies to transition='lowrank' only, not {kind!r}")
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-        raise ValueError(f"transition_rank must be a positive int, got {rank!r}")
-
-
-def make_transition(
-    kind: str, block_sizes: tuple[int, ...], *, rank: int | None, key: PRNGKeyArray, dtype
-) -> AbstractTransition:
-    """The transition `kind` at its initialisation (A = I) for a root whose flat
-    parameter tensors have sizes `block_sizes` (D = their sum)."""
-    check_transition(kind, rank)
-    size = sum(block_sizes)
-    from ._elementwise import ContinuousTransition, DiagonalTransition  # built on this module
-
-    if kind == "dense":
-        return DenseTransition(size, dtype)
-    if kind == "diagonal":
-        return DiagonalTransition(size, dtype)
-    if kind == "block":
-        return BlockTransition(tuple(block_sizes), dtype)
-    if kind == "continuous":
-        return ContinuousTransition(size, dtype)
-    rank = DEFAULT_RANK if rank is None else rank
-    if rank > size:
-        raise ValueError(f"transition_rank {rank} exceeds D_theta = {size}")
-    return LowRankTransition(size, rank, key=key, dtype=dtype)

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._rollout import reconstruct
+from .._forecast import reconstruct
 from ._common import channel_names as _channel_names
 from ._common import check_index, time_axis, time_label, to_data_units, to_model_units
 
