@@ -15,8 +15,7 @@ from ._interface import AbstractSequenceModel, check_sequence, register_model_cl
 from ._recurrence import sequential_states
 from ._transition import AbstractTransition
 from ._transitions import check_transition, make_transition
-from .decoders import AbstractDecoder, get_decoder
-from .decoders._base import accepts_option
+from .decoders import AbstractDecoder, make_decoder
 
 Mode = Literal["auto", "parallel", "sequential"]
 
@@ -48,9 +47,14 @@ class WARP(AbstractSequenceModel):
     - `data_size`: channels of one observation x_t.
     - `decoder`: a registered decoder name (see `list_decoders()`) or an
       `AbstractDecoder` instance.
-    - `root_width`, `root_depth`: passed to the decoder as `width`, `depth`
-      (for decoders that have them).
+    - `root_width`, `root_depth`: the decoder's `width`, `depth` (for decoders that
+      have them, `takes_size`; ignored by the others).
     - `decoder_options`: further keyword options of the decoder.
+    - `data_scale`, `data_shift`: the normalisation of the data per channel,
+      `data = (raw - shift) / scale`, each of length `data_size` in raw units; given
+      to decoders that compute in physical units (`units = "physical"`, e.g.
+      `damped_oscillator`), ignored by the others. A decoder that `needs_dt` gets
+      `dt = tau_step`. See `warp_phys.decoders.make_decoder`.
     - `hyper_width`, `hyper_depth`: the hypernetwork's hidden MLP (`hyper_depth=0`
       gives a linear map theta_0 = W x_0 + b).
     - `seq_len`: the training sequence length that defines tau.
@@ -85,6 +89,8 @@ class WARP(AbstractSequenceModel):
         transition: str = "dense",
         transition_rank: int | None = None,
         time_step: float | None = None,
+        data_scale: list[float] | None = None,
+        data_shift: list[float] | None = None,
         key: PRNGKeyArray,
     ):
         if int(data_size) < 1:
@@ -97,20 +103,19 @@ class WARP(AbstractSequenceModel):
         if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
             raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
         options = dict(decoder_options or {})
-        if root_width is not None:
-            options["width"] = root_width
-        if root_depth is not None:
-            options["depth"] = root_depth
+        data_scale = None if data_scale is None else [float(v) for v in data_scale]
+        data_shift = None if data_shift is None else [float(v) for v in data_shift]
         if isinstance(decoder, AbstractDecoder):
-            if options:
+            given = (root_width, root_depth, data_scale, data_shift)
+            if options or any(v is not None for v in given):
                 raise ValueError("decoder options cannot be given with a decoder instance")
             decoder_name = f"<{type(decoder).__name__} instance>"
         else:
             decoder_name = decoder
-            if "dt" not in options and accepts_option(decoder, "dt"):
-                # step-based physical priors advance the state by one sampling interval
-                options["dt"] = 1.0 / (int(seq_len) - 1)
-            decoder = get_decoder(decoder, data_size=data_size, **options)
+            decoder = make_decoder(
+                decoder, data_size, seq_len=seq_len, root_width=root_width, root_depth=root_depth,
+                data_scale=data_scale, data_shift=data_shift, **options,
+            )
         if decoder.data_size != data_size:
             raise ValueError(
                 f"decoder predicts {decoder.data_size} channels but data_size is {data_size}"
@@ -138,6 +143,10 @@ class WARP(AbstractSequenceModel):
             "data_size": int(data_size),
             "decoder": decoder_name,
             "decoder_options": options,
+            "root_width": root_width,
+            "root_depth": root_depth,
+            "data_scale": data_scale,
+            "data_shift": data_shift,
             "hyper_width": hyper_width,
             "hyper_depth": hyper_depth,
             "seq_len": int(seq_len),
