@@ -8,7 +8,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar
 
-from ._base import AbstractSystem, Range, check_range
+from ._base import AbstractSystem
+from ._ranges import Range, check_range
 
 
 class FunctionSystem(AbstractSystem):

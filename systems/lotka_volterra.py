@@ -70,6 +70,7 @@ class LotkaVolterra(AbstractSystem):
     cut_range: tuple[int, int] = (32, 63)
     gap: int = 50
     extra_sampling_fields: ClassVar[tuple[str, ...]] = ("task", "cut_range", "gap")
+    channel_names: ClassVar[tuple[str, ...]] = ("prey", "predator")
 
     def __check_init__(self):
         if self.task not in TASKS:
