@@ -84,7 +84,9 @@ class AbstractSystem(eqx.Module):
     time_unit: ClassVar[str | None] = None
 
     @abc.abstractmethod
-    def vector_field(self, t: Scalar, y: Float[Array, " D"], params: Params) -> Float[Array, " D"]:
+    def vector_field(
+        self, t: Scalar, y: Float[Array, " data"], params: Params
+    ) -> Float[Array, " data"]:
         """The right-hand side `dy/dt`.
 
         **Arguments:**
@@ -220,7 +222,7 @@ class AbstractSystem(eqx.Module):
                 values = cands[jnp.argmax(outside)]
         return {n: values[i] for i, n in enumerate(names)}
 
-    def sample_y0(self, key: PRNGKeyArray, params: dict[str, Scalar]) -> Float[Array, " D"]:
+    def sample_y0(self, key: PRNGKeyArray, params: dict[str, Scalar]) -> Float[Array, " data"]:
         """Draws one initial condition, shape `(state_size,)`, uniform in `y0_ranges`."""
         del params
         low = jnp.array([r[0] for r in self.y0_ranges], jnp.float32)
@@ -252,8 +254,8 @@ class AbstractSystem(eqx.Module):
 
     # --------------------------------------------------------------- integration
     def integrate(
-        self, ts: Float[Array, " T"], y0: Float[Array, "N D"], params: Params
-    ) -> Float[Array, "N T D"]:
+        self, ts: Float[Array, " T"], y0: Float[Array, "N data"], params: Params
+    ) -> Float[Array, "N T data"]:
         """Solves every trajectory with diffrax (Tsit5, PID controller, `SaveAt(ts=ts)`).
 
         One `jax.vmap` over trajectories of `diffrax.diffeqsolve`, jit-compiled once per
@@ -270,8 +272,8 @@ class AbstractSystem(eqx.Module):
         return compiled_solver(self)(ts, y0, params)
 
     def postprocess(
-        self, keys: PRNGKeyArray, t: Float[Array, " T"], y: Float[Array, "N T D"]
-    ) -> tuple[Float[Array, "N T D"], dict[str, Array]]:
+        self, keys: PRNGKeyArray, t: Float[Array, " T"], y: Float[Array, "N T data"]
+    ) -> tuple[Float[Array, "N T data"], dict[str, Array]]:
         """Turns raw trajectories into the data set's `y` (default: unchanged).
 
         **Arguments:** per-trajectory keys `(N,)`, times `(T,)`, raw states `(N, T, D)`.

@@ -32,8 +32,8 @@ class FunctionSystem(AbstractSystem):
             raise ValueError(f"system {self.name!r}: y0 is required")
 
     def vector_field(
-        self, t: Scalar, y: Float[Array, " D"], params: dict[str, Scalar]
-    ) -> Float[Array, " D"]:
+        self, t: Scalar, y: Float[Array, " data"], params: dict[str, Scalar]
+    ) -> Float[Array, " data"]:
         """`fn(t, y, params)` as an array; see `AbstractSystem.vector_field`."""
         return jnp.asarray(self.fn(t, y, params))
 

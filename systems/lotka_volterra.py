@@ -15,8 +15,8 @@ TASKS = ("trajectory", "repeat_copy")
 
 
 def repeat_copy(
-    y: Float[Array, "N T D"], cut: Int[Array, " N"], gap: int
-) -> tuple[Float[Array, "N T D"], Float[Array, "N T D"]]:
+    y: Float[Array, "N T data"], cut: Int[Array, " N"], gap: int
+) -> tuple[Float[Array, "N T data"], Float[Array, "N T data"]]:
     """The repeat-copy construction of the reference LV data set.
 
     **Arguments:**

@@ -88,7 +88,7 @@ def stage_bounds(steps: int, stages: int) -> list[tuple[int, int]]:
     return [(start, min(steps, start + size)) for start in range(0, steps, size)]
 
 
-def _head(model: WARP, offset: int) -> Float[Array, "theta m"]:
+def _head(model: WARP, offset: int) -> Float[Array, "D_theta m"]:
     """[A^o W | A^o b | B], shape `(D_theta, r + 1 + d)`: the columns whose powers the
     kernelised recurrence needs."""
     hyper = model.hypernetwork

@@ -67,7 +67,7 @@ class WARP(AbstractSequenceModel):
     """
 
     transition: AbstractTransition
-    B: Float[Array, "theta data"]
+    B: Float[Array, "D_theta data"]
     hypernetwork: Hypernetwork
     decoder: AbstractDecoder
     data_size: int = eqx.field(static=True)
@@ -165,7 +165,7 @@ class WARP(AbstractSequenceModel):
         return json.loads(self.config_json)
 
     @property
-    def A(self) -> Float[Array, "theta theta"]:
+    def A(self) -> Float[Array, "D_theta D_theta"]:
         """The dense transition matrix `(D_theta, D_theta)` (`transition="dense"` only;
         a structured A is `model.transition`, with `as_matrix()` for small D)."""
         if self.transition.kind != "dense":
@@ -213,22 +213,22 @@ class WARP(AbstractSequenceModel):
         """Normalised time of integer step(s) `t`."""
         return jnp.asarray(t, dtype=self.B.dtype) * self.tau_step
 
-    def initial_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+    def initial_state(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = phi(x_0), shape `(D_theta,)`."""
         return self.hypernetwork(x0)
 
-    def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+    def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = phi(x_0) as well: the reference convention starts from it and its
         step 0 adds B (x_0 - x_0) = 0, giving A theta_0."""
         return self.hypernetwork(x0)
 
     def advance(
         self,
-        state: Float[Array, " theta"],
+        state: Float[Array, " D_theta"],
         u: Float[Array, " data"],
         u_prev: Float[Array, " data"],
         h: Array | None = None,
-    ) -> Float[Array, " theta"]:
+    ) -> Float[Array, " D_theta"]:
         """theta <- A theta + B (u - u_prev) (A(h) over a step of `h` sampling
         intervals for a time-aware transition)."""
         return self.step(state, u - u_prev, h)
@@ -239,19 +239,19 @@ class WARP(AbstractSequenceModel):
         return self.weight_trajectory(context, mode, ts)[-1]
 
     def step(
-        self, theta: Float[Array, " theta"], du: Float[Array, " data"], h: Array | None = None
-    ) -> Float[Array, " theta"]:
+        self, theta: Float[Array, " D_theta"], du: Float[Array, " data"], h: Array | None = None
+    ) -> Float[Array, " D_theta"]:
         """One recurrence step: A theta + B du (cost: the transition's `step_cost`)."""
         return self.transition.advance(theta, self.B @ du, h)
 
-    def decode(self, theta: Float[Array, " theta"], t: Array, x_prev: Float[Array, " data"]):
+    def decode(self, theta: Float[Array, " D_theta"], t: Array, x_prev: Float[Array, " data"]):
         """Root network with weights `theta` at step `t` (an integer or float index),
         fed the previous observation `x_prev`. Returns mean or `(mean, std)`."""
         return self.decoder.decode(theta, self.tau(t), x_prev)
 
     def weight_trajectory(
         self, xs: Float[Array, "T data"], mode: Mode = "auto", ts=None
-    ) -> Float[Array, "T theta"]:
+    ) -> Float[Array, "T D_theta"]:
         """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`
         (observed at times `ts` `(T,)` for a time-aware model; default: a regular grid).
 

@@ -78,13 +78,16 @@ class AbstractTransition(eqx.Module):
     def lr_divisor(self) -> float:
         """The default learning rate of A's parameters is `lr / lr_divisor`."""
 
-    def apply(self, theta: Float[Array, " D"]) -> Float[Array, " D"]:
+    def apply(self, theta: Float[Array, " D_theta"]) -> Float[Array, " D_theta"]:
         """A theta, shape `(D,)`."""
         return self @ theta
 
     def advance(
-        self, theta: Float[Array, " D"], drive: Float[Array, " D"], h: Array | None = None
-    ) -> Float[Array, " D"]:
+        self,
+        theta: Float[Array, " D_theta"],
+        drive: Float[Array, " D_theta"],
+        h: Array | None = None,
+    ) -> Float[Array, " D_theta"]:
         """One recurrence step A theta + drive (`drive` = B du); `h`, the step size in
         sampling intervals, is for time-aware kinds only."""
         if h is not None:
@@ -94,11 +97,11 @@ class AbstractTransition(eqx.Module):
             )
         return self @ theta + drive
 
-    def powers_times(self, M: Float[Array, "D m"], n: int) -> Float[Array, "n D m"]:
+    def powers_times(self, M: Float[Array, "D_theta m"], n: int) -> Float[Array, "n D_theta m"]:
         """[M, A M, ..., A^{n-1} M], shape `(n, D, m)`: a scan of n - 1 products."""
         return matrix_powers_times(self, M, n)
 
-    def as_matrix(self) -> Float[Array, "D D"]:
+    def as_matrix(self) -> Float[Array, "D_theta D_theta"]:
         """A as a dense `(D, D)` array (D^2 memory: for plots and tests at small D)."""
         return self @ jnp.eye(self.size, dtype=self.dtype)
 
@@ -112,12 +115,12 @@ class AbstractTransition(eqx.Module):
 
     def parallel_states(
         self,
-        B: Float[Array, "D d"],
-        head_weight: Float[Array, "D r"],
-        head_bias: Float[Array, " D"],
+        B: Float[Array, "D_theta data"],
+        head_weight: Float[Array, "D_theta r"],
+        head_bias: Float[Array, " D_theta"],
         features: Float[Array, " r"],
-        inputs: Float[Array, "T d"],
-    ) -> Float[Array, "T D"]:
+        inputs: Float[Array, "T data"],
+    ) -> Float[Array, "T D_theta"]:
         """theta_0..theta_{T-1} without a scan over D-sized states, theta_0 =
         `head_weight @ features + head_bias`. Default: the power kernels A^k [W | b | B]
         and a causal convolution (`warp_phys._recurrence.parallel_states`)."""
@@ -128,7 +131,7 @@ class DenseTransition(AbstractTransition):
     """A = `matrix`, shape `(D, D)`: the paper's transition."""
 
     kind: ClassVar[str] = "dense"
-    matrix: Float[Array, "D D"]
+    matrix: Float[Array, "D_theta D_theta"]
 
     def __init__(self, size: int, dtype=jnp.float32):
         self.matrix = jnp.eye(size, dtype=dtype)
@@ -163,8 +166,8 @@ class LowRankTransition(AbstractTransition):
     """
 
     kind: ClassVar[str] = "lowrank"
-    U: Float[Array, "D r"]
-    V: Float[Array, "D r"]
+    U: Float[Array, "D_theta r"]
+    V: Float[Array, "D_theta r"]
 
     def __init__(self, size: int, rank: int, *, key: PRNGKeyArray, dtype=jnp.float32):
         self.U = jax.random.normal(key, (size, rank), dtype) / math.sqrt(size)

@@ -135,7 +135,7 @@ def _forecast_states(model, xs, context: int, ts=None):
 
 def state_trajectory(
     model, xs: Float[Array, "T data"], context: int | None = None, ts=None
-) -> tuple[Float[Array, "T theta"], Float[Array, "T data"]]:
+) -> tuple[Float[Array, "T D_theta"], Float[Array, "T data"]]:
     """The states theta_0..theta_{T-1} a WARP model visits along `xs` (model units).
 
     **Arguments:**

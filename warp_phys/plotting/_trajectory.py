@@ -16,7 +16,7 @@ from ._common import state_trajectory, to_model_units
 OPTIMIZERS = {"adabelief": optax.adabelief, "adam": optax.adam, "sgd": optax.sgd}
 
 
-def pca(points: Float[Array, "N D"], k: int = 2):
+def pca(points: Float[Array, "N D_theta"], k: int = 2):
     """Principal component scores of `points` via `jnp.linalg.svd`.
 
     **Arguments:**
@@ -41,7 +41,7 @@ def pca(points: Float[Array, "N D"], k: int = 2):
     return centred @ axes.T, explained
 
 
-def sequence_mse(model, theta: Float[Array, " theta"], xs: Float[Array, "T data"]):
+def sequence_mse(model, theta: Float[Array, " D_theta"], xs: Float[Array, "T data"]):
     """Teacher-forced MSE of ONE fixed theta on a sequence: the mean over t of
     `(decode(theta, t+1, x_t) - x_{t+1})^2` (model units)."""
     steps = jnp.arange(1, xs.shape[0])
@@ -76,7 +76,7 @@ def gradient_descent_trajectory(
     steps: int = 256,
     learning_rate: float = 1e-2,
     optimizer: str = "adabelief",
-) -> tuple[Float[Array, "steps+1 theta"], Float[Array, " steps+1"]]:
+) -> tuple[Float[Array, "steps+1 D_theta"], Float[Array, " steps+1"]]:
     """Fit theta alone to one sequence by gradient descent, from WARP's theta_0.
 
     The paper's comparison: start at `theta_0 = model.initial_state(xs[0])` and minimise
