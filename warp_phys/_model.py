@@ -20,6 +20,24 @@ from .decoders import AbstractDecoder, make_decoder
 Mode = Literal["auto", "parallel", "sequential"]
 
 
+def _check_arguments(data_size, seq_len, transition, transition_rank, time_step) -> None:
+    """One-line `ValueError`s for WARP arguments out of range."""
+    if int(data_size) < 1:
+        raise ValueError(f"data_size must be >= 1, got {data_size}")
+    if int(seq_len) < 2:
+        raise ValueError(f"seq_len must be >= 2, got {seq_len}")
+    check_transition(transition, transition_rank)
+    if time_step is not None and transition != "continuous":
+        raise ValueError("time_step applies to transition='continuous' only")
+    if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
+        raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
+
+
+def _floats(values) -> list[float] | None:
+    """A per-channel sequence as a JSON-able list of floats (None stays None)."""
+    return None if values is None else [float(v) for v in values]
+
+
 @register_model_class
 class WARP(AbstractSequenceModel):
     """Weight-space Adaptive Recurrent Prediction (arXiv 2506.01153).
@@ -50,11 +68,9 @@ class WARP(AbstractSequenceModel):
     - `root_width`, `root_depth`: the decoder's `width`, `depth` (for decoders that
       have them, `takes_size`; ignored by the others).
     - `decoder_options`: further keyword options of the decoder.
-    - `data_scale`, `data_shift`: the normalisation of the data per channel,
-      `data = (raw - shift) / scale`, each of length `data_size` in raw units; given
-      to decoders that compute in physical units (`units = "physical"`, e.g.
-      `damped_oscillator`), ignored by the others. A decoder that `needs_dt` gets
-      `dt = tau_step`. See `warp_phys.decoders.make_decoder`.
+    - `data_scale`, `data_shift`: the data normalisation `data = (raw - shift) / scale`,
+      `(data_size,)` each in raw units, for decoders in physical units (e.g.
+      `damped_oscillator`); see `warp_phys.decoders.make_decoder`.
     - `hyper_width`, `hyper_depth`: the hypernetwork's hidden MLP (`hyper_depth=0`
       gives a linear map theta_0 = W x_0 + b).
     - `seq_len`: the training sequence length that defines tau.
@@ -93,18 +109,9 @@ class WARP(AbstractSequenceModel):
         data_shift: list[float] | None = None,
         key: PRNGKeyArray,
     ):
-        if int(data_size) < 1:
-            raise ValueError(f"data_size must be >= 1, got {data_size}")
-        if int(seq_len) < 2:
-            raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-        check_transition(transition, transition_rank)
-        if time_step is not None and transition != "continuous":
-            raise ValueError("time_step applies to transition='continuous' only")
-        if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
-            raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
+        _check_arguments(data_size, seq_len, transition, transition_rank, time_step)
         options = dict(decoder_options or {})
-        data_scale = None if data_scale is None else [float(v) for v in data_scale]
-        data_shift = None if data_shift is None else [float(v) for v in data_shift]
+        data_scale, data_shift = _floats(data_scale), _floats(data_shift)
         if isinstance(decoder, AbstractDecoder):
             given = (root_width, root_depth, data_scale, data_shift)
             if options or any(v is not None for v in given):
@@ -113,8 +120,8 @@ class WARP(AbstractSequenceModel):
         else:
             decoder_name = decoder
             decoder = make_decoder(
-                decoder, data_size, seq_len=seq_len, root_width=root_width, root_depth=root_depth,
-                data_scale=data_scale, data_shift=data_shift, **options,
+                decoder, data_size, seq_len=seq_len, root_width=root_width,
+                root_depth=root_depth, data_scale=data_scale, data_shift=data_shift, **options,
             )
         if decoder.data_size != data_size:
             raise ValueError(
@@ -139,18 +146,12 @@ class WARP(AbstractSequenceModel):
         self.data_size = int(data_size)
         self.tau_step = 1.0 / (int(seq_len) - 1)
         self.time_step = 1.0 if time_step is None else float(time_step)
-        config = {
-            "data_size": int(data_size),
-            "decoder": decoder_name,
-            "decoder_options": options,
-            "root_width": root_width,
-            "root_depth": root_depth,
-            "data_scale": data_scale,
-            "data_shift": data_shift,
-            "hyper_width": hyper_width,
-            "hyper_depth": hyper_depth,
-            "seq_len": int(seq_len),
-        }
+        config = dict(
+            data_size=int(data_size), decoder=decoder_name, decoder_options=options,
+            root_width=root_width, root_depth=root_depth, data_scale=data_scale,
+            data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
+            seq_len=int(seq_len),
+        )
         if transition != "dense":  # dense configs stay those of earlier checkpoints
             config["transition"] = transition
         if transition == "lowrank":
@@ -262,7 +263,7 @@ class WARP(AbstractSequenceModel):
         4 T data_size <= D_theta for a dense A (the transition's `preferred_mode`).
         All agree to float32 rounding.
         """
-        xs = self._check_sequence(xs, "xs")
+        xs = check_sequence(xs, self.data_size, "xs")
         steps = None if ts is None else jnp.diff(self._clock_of(ts, xs))
         if mode == "auto":
             mode = self.transition.preferred_mode(xs.shape[0], self.data_size)
@@ -286,14 +287,8 @@ class WARP(AbstractSequenceModel):
         prediction. Returns the mean of shape `(T-1, data_size)`, or `(mean, std)`.
         """
         thetas = self.weight_trajectory(xs, mode, ts)
-        if ts is None:
-            steps = jnp.arange(1, xs.shape[0])
-        else:
-            steps = self._clock_of(ts, xs)[1:]
+        steps = jnp.arange(1, xs.shape[0]) if ts is None else self._clock_of(ts, xs)[1:]
         return jax.vmap(self.decode)(thetas[:-1], steps, xs[:-1])
-
-    def _check_sequence(self, xs, name: str) -> Array:
-        return check_sequence(xs, self.data_size, name)
 
     def _clock_of(self, ts, xs) -> Array:
         clock = self.clock(ts)

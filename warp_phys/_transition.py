@@ -78,10 +78,6 @@ class AbstractTransition(eqx.Module):
     def lr_divisor(self) -> float:
         """The default learning rate of A's parameters is `lr / lr_divisor`."""
 
-    def apply(self, theta: Float[Array, " D_theta"]) -> Float[Array, " D_theta"]:
-        """A theta, shape `(D,)`."""
-        return self @ theta
-
     def advance(
         self,
         theta: Float[Array, " D_theta"],

@@ -146,11 +146,16 @@ class Transformer(AbstractSequenceModel):
         self.max_len = int(max_len)
         self.is_probabilistic, self.std_lower_bound = bool(probabilistic), float(std_lower_bound)
         self.config_json = config_json(
-            data_size=self.data_size, d_model=self.d_model, layers=int(layers),
-            heads=int(heads), mlp_width=int(mlp_width), positions=positions,
-            max_len=self.max_len, probabilistic=self.is_probabilistic,
+            data_size=self.data_size,
+            d_model=self.d_model,
+            layers=int(layers),
+            heads=int(heads),
+            mlp_width=int(mlp_width),
+            positions=positions,
+            max_len=self.max_len,
+            probabilistic=self.is_probabilistic,
             std_lower_bound=self.std_lower_bound,
-        )  # fmt: skip
+        )
 
     @property
     def config(self) -> dict:

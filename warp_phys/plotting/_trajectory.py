@@ -154,26 +154,19 @@ def plot_trajectory(
     sizes = 6 + 40 * np.linspace(0, 1, T)
     ax.plot(*warp_xy.T, color="0.6", lw=0.6, zorder=1)
     points = ax.scatter(
-        *warp_xy.T, c=np.arange(T), cmap="viridis", s=sizes, alpha=0.85, zorder=2,
+        *warp_xy.T,
+        c=np.arange(T),
+        cmap="viridis",
+        s=sizes,
+        alpha=0.85,
+        zorder=2,
         label=r"WARP $\theta_t$",
-    )  # fmt: skip
-    fig.colorbar(points, ax=ax, pad=0.01, label="WARP step t")
-    ax_step.semilogy(
-        np.arange(1, T), _step_sizes(paths[0]), color="C2", label=r"WARP $\theta_t$"
     )
+    fig.colorbar(points, ax=ax, pad=0.01, label="WARP step t")
+    ax_step.semilogy(np.arange(1, T), _step_sizes(paths[0]), color="C2", label=r"WARP $\theta_t$")
     if gd_steps:
-        gd_xy = scores[T:]
-        n = gd_xy.shape[0]
-        ax.plot(*gd_xy.T, color="0.8", lw=0.6, zorder=1)
-        gd_points = ax.scatter(
-            *gd_xy.T, c=np.arange(n), cmap="autumn", marker="s", s=4 + 30 * np.linspace(0, 1, n),
-            alpha=0.55, zorder=2, label=f"gradient descent ({optimizer}, lr {learning_rate:g})",
-        )  # fmt: skip
-        fig.colorbar(gd_points, ax=ax, pad=0.02, label="gradient-descent iteration")
-        ax_step.semilogy(
-            np.arange(1, n), _step_sizes(paths[1]), color="C1",
-            label=f"gradient descent (final MSE {float(losses[-1]):.3g})",
-        )  # fmt: skip
+        label = f"gradient descent ({optimizer}, lr {learning_rate:g})"
+        _draw_descent(fig, ax, ax_step, scores[T:], paths[1], float(losses[-1]), label)
     ax.scatter(*warp_xy[0], marker="*", s=220, color="k", zorder=3, label=r"$\theta_0$ (both)")
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance, weight units)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance, weight units)")
@@ -198,3 +191,27 @@ def _teacher_forced_mse(model, xs):
 def _step_sizes(path: np.ndarray) -> np.ndarray:
     # floor at a tiny value so a log axis can show exact zeros (e.g. A = I, B = 0)
     return np.maximum(np.mean(np.abs(np.diff(path, axis=0)), axis=1), 1e-12)
+
+
+def _draw_descent(fig, ax, ax_step, gd_xy, path, final_loss: float, label: str):
+    """The gradient-descent iterates: their PCA scores `gd_xy` `(n, 2)` on `ax`, the
+    size of each update of `path` `(n, D_theta)` on `ax_step`."""
+    n = gd_xy.shape[0]
+    ax.plot(*gd_xy.T, color="0.8", lw=0.6, zorder=1)
+    gd_points = ax.scatter(
+        *gd_xy.T,
+        c=np.arange(n),
+        cmap="autumn",
+        marker="s",
+        s=4 + 30 * np.linspace(0, 1, n),
+        alpha=0.55,
+        zorder=2,
+        label=label,
+    )
+    fig.colorbar(gd_points, ax=ax, pad=0.02, label="gradient-descent iteration")
+    ax_step.semilogy(
+        np.arange(1, n),
+        _step_sizes(path),
+        color="C1",
+        label=f"gradient descent (final MSE {final_loss:.3g})",
+    )
