@@ -20,6 +20,7 @@ from .decoders import (
     decoder_from_sympy,
     get_decoder,
     list_decoders,
+    make_decoder,
     parse_decoder_spec,
     register_decoder,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "get_decoder",
     "list_decoders",
     "load_model",
+    "make_decoder",
     "mse",
     "parse_decoder_spec",
     "reconstruct",
