@@ -55,9 +55,9 @@ Dividing both by 2 T D, the kernel form is cheaper when
 
 i.e. when the batch amortises the per-batch powers (N > m, roughly) and the history
 length T d is small against D_theta. `warp_phys._forecast.choose_ar_algorithm`
-applies this rule. On the
-paper's MSD configuration (D 4898, T 256, d 2, r 128, N 1024, S 8) it predicts a 4.7x
-smaller FLOP count than the scan; at D 1000, N 64 the scan is cheaper.
+applies this rule. On the paper's MSD configuration (D 4898, T 256, d 2, r 128,
+N 1024, S 8) it predicts a 4.7x smaller FLOP count than the scan; at D 1000, N 64 the
+scan is cheaper.
 
 Both forms give the same outputs and gradients to float32 rounding (tests compare
 them); for a non-contractive A the rounding differences grow along the rollout, as
