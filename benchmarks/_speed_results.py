@@ -160,8 +160,8 @@ def _row(D, width, depth, T, N, r, cfg, args, isolate, out_of_time, log) -> dict
 
 
 def transition_kinds() -> tuple[str, ...]:
-    """Every transition kind the package has (`warp_phys._transition.TRANSITIONS`)."""
-    from warp_phys._transition import TRANSITIONS
+    """Every transition kind the package has (`warp_phys._transitions.TRANSITIONS`)."""
+    from warp_phys._transitions import TRANSITIONS
 
     return tuple(TRANSITIONS)
 

@@ -24,8 +24,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from warp_phys._plot_command import load_run, plot_run  # noqa: E402
-from warp_phys.plotting import save_figure  # noqa: E402
+from warp_phys._plot_command import load_run  # noqa: E402
+from warp_phys.plotting import plot_run, save_figure  # noqa: E402
 from warp_phys.training.config import RunConfig  # noqa: E402
 from warp_phys.training.run import train_run  # noqa: E402
 

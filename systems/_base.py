@@ -9,41 +9,18 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ._integrate import compiled_solver
+from ._ranges import MIN_OOD_ACCEPTANCE, Range, box, candidates_for, check_range, outside_share
 
 SPLITS = ("train", "val", "test", "ood")
 """The data splits. `val`/`test` share the training ranges; `ood` uses `ood_ranges`."""
 
 OOD_MODES = ("exclude_train", "wide")
-Range = tuple[float, float]
 Params = dict[str, Float[Array, "..."]]
-
-_MIN_OOD_ACCEPTANCE = 0.01
-
-
-def check_range(what: str, value: Any) -> Range:
-    """Validates `value` as a `(low, high)` pair of finite floats (a scalar means fixed)."""
-    if isinstance(value, int | float):
-        value = (value, value)
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        msg = f"{what}: expected a (low, high) pair or a number, got {value!r}"
-        raise ValueError(msg) from None
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"{what}: range ({low}, {high}) must be finite")
-    if low > high:
-        raise ValueError(f"{what}: range ({low}, {high}) is inverted: low must be <= high")
-    return low, high
-
-
-def _box(ranges: Mapping[str, Range], names: tuple[str, ...]) -> tuple[Array, Array]:
-    low = jnp.array([ranges[n][0] for n in names], jnp.float32)
-    high = jnp.array([ranges[n][1] for n in names], jnp.float32)
-    return low, high
 
 
 class AbstractSystem(eqx.Module):
@@ -72,6 +49,15 @@ class AbstractSystem(eqx.Module):
     - `rtol`, `atol`, `max_steps`: settings of the adaptive solve (float32 state; the
       small `atol` matters for LV, whose prey population gets close to 0).
 
+    Facts a system may declare, for figures and reports (class attributes; None means
+    unknown, as for a `from_vector_field` system):
+
+    - `channel_names`: a name per data channel, e.g. `("position x", "velocity v")`.
+    - `channel_units`: the unit of each channel (None where unknown).
+    - `time_unit`: the unit of `t`.
+    - `physical_parameters(params)`: a trajectory's true parameters in the quantities
+      physical decoders read from theta_t (default: the parameters themselves).
+
     The compiled solve is cached per class and per value of every field except the
     sampling ones (ranges, counts, grid, ...); a subclass lists its own fields that do
     not affect `vector_field` in `extra_sampling_fields`.
@@ -92,9 +78,15 @@ class AbstractSystem(eqx.Module):
     atol: float = 1e-9
     max_steps: int = 16_384
     extra_sampling_fields: ClassVar[tuple[str, ...]] = ()
+    # facts for figures and reports (not fields: they change no data)
+    channel_names: ClassVar[tuple[str, ...] | None] = None
+    channel_units: ClassVar[tuple[str | None, ...] | None] = None
+    time_unit: ClassVar[str | None] = None
 
     @abc.abstractmethod
-    def vector_field(self, t: Scalar, y: Float[Array, " D"], params: Params) -> Float[Array, " D"]:
+    def vector_field(
+        self, t: Scalar, y: Float[Array, " data"], params: Params
+    ) -> Float[Array, " data"]:
         """The right-hand side `dy/dt`.
 
         **Arguments:**
@@ -153,6 +145,20 @@ class AbstractSystem(eqx.Module):
         """Parameter names, in the order of `param_ranges`."""
         return tuple(self.param_ranges)
 
+    def physical_parameters(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """The true values of one trajectory's parameters, in the quantities that the
+        physical decoders read from theta_t (their `physical_parameters`).
+
+        **Arguments:**
+
+        - `params`: that trajectory's parameters `{name: scalar}` (a `Dataset.params`
+          row).
+
+        **Returns:** `{name: float}`; by default the parameters themselves, so a custom
+        prior whose parameter names match the system's is compared directly.
+        """
+        return {k: float(np.asarray(v)) for k, v in params.items()}
+
     def time_grid(self) -> Float[Array, " T"]:
         """**Returns:** `n_steps` evenly spaced times on `[0, t_end]`, shape `(n_steps,)`."""
         return jnp.linspace(0.0, self.t_end, self.n_steps, dtype=jnp.float32)
@@ -199,24 +205,24 @@ class AbstractSystem(eqx.Module):
         if not names:
             return {}
         if split != "ood":
-            low, high = _box(self.param_ranges, names)
+            low, high = box(self.param_ranges, names)
             values = jr.uniform(key, (len(names),), minval=low, maxval=high)
         else:
-            low, high = _box(self.ood_ranges, names)
+            low, high = box(self.ood_ranges, names)
             draw = lambda k: jr.uniform(k, (len(names),), minval=low, maxval=high)
             if self.ood_mode == "wide":
                 values = draw(key)
             else:
                 # Exact rejection sampling, vectorised: the first of K candidates outside
                 # the training box (K makes "no candidate outside" a < 1e-12 event).
-                tlow, thigh = _box(self.param_ranges, names)
+                tlow, thigh = box(self.param_ranges, names)
                 shape = (self.ood_candidates(), len(names))
                 cands = jr.uniform(key, shape, minval=low, maxval=high)
                 outside = ~jnp.all((cands >= tlow) & (cands <= thigh), axis=1)
                 values = cands[jnp.argmax(outside)]
         return {n: values[i] for i, n in enumerate(names)}
 
-    def sample_y0(self, key: PRNGKeyArray, params: dict[str, Scalar]) -> Float[Array, " D"]:
+    def sample_y0(self, key: PRNGKeyArray, params: dict[str, Scalar]) -> Float[Array, " data"]:
         """Draws one initial condition, shape `(state_size,)`, uniform in `y0_ranges`."""
         del params
         low = jnp.array([r[0] for r in self.y0_ranges], jnp.float32)
@@ -227,20 +233,11 @@ class AbstractSystem(eqx.Module):
         """Fraction of `ood_ranges` volume outside the training box (1 for `"wide"`)."""
         if self.ood_mode == "wide" or not self.param_ranges:
             return 1.0
-        inside = 1.0
-        for p, (lo, hi) in self.ood_ranges.items():
-            tlo, thi = self.param_ranges[p]
-            overlap = max(0.0, min(hi, thi) - max(lo, tlo))
-            inside *= 1.0 if hi == lo else overlap / (hi - lo)
-        return 1.0 - inside
+        return outside_share(self.param_ranges, self.ood_ranges)
 
     def ood_candidates(self) -> int:
         """Candidates per OOD draw: a power of two K with `(1 - acceptance)^K < 1e-12`."""
-        acceptance = self.ood_acceptance()
-        if acceptance >= 1.0:
-            return 1
-        need = math.log(1e-12) / math.log1p(-max(acceptance, _MIN_OOD_ACCEPTANCE))
-        return 1 << max(4, math.ceil(math.log2(need)))
+        return candidates_for(self.ood_acceptance())
 
     def check_split(self, split: str) -> None:
         """Raises `ValueError` if `split` is unknown or unavailable for this system."""
@@ -249,7 +246,7 @@ class AbstractSystem(eqx.Module):
         if split == "ood":
             if self.ood_ranges is None:
                 raise ValueError(f"system {self.name!r} has no OOD split (ood_ranges is None)")
-            if self.ood_acceptance() < _MIN_OOD_ACCEPTANCE:
+            if self.ood_acceptance() < MIN_OOD_ACCEPTANCE:
                 raise ValueError(
                     f"system {self.name!r}: ood_ranges lie (almost) inside the training ranges, "
                     "so no OOD parameters can be drawn; widen ood_ranges or use ood_mode='wide'"
@@ -257,8 +254,8 @@ class AbstractSystem(eqx.Module):
 
     # --------------------------------------------------------------- integration
     def integrate(
-        self, ts: Float[Array, " T"], y0: Float[Array, "N D"], params: Params
-    ) -> Float[Array, "N T D"]:
+        self, ts: Float[Array, " T"], y0: Float[Array, "N data"], params: Params
+    ) -> Float[Array, "N T data"]:
         """Solves every trajectory with diffrax (Tsit5, PID controller, `SaveAt(ts=ts)`).
 
         One `jax.vmap` over trajectories of `diffrax.diffeqsolve`, jit-compiled once per
@@ -275,8 +272,8 @@ class AbstractSystem(eqx.Module):
         return compiled_solver(self)(ts, y0, params)
 
     def postprocess(
-        self, keys: PRNGKeyArray, t: Float[Array, " T"], y: Float[Array, "N T D"]
-    ) -> tuple[Float[Array, "N T D"], dict[str, Array]]:
+        self, keys: PRNGKeyArray, t: Float[Array, " T"], y: Float[Array, "N T data"]
+    ) -> tuple[Float[Array, "N T data"], dict[str, Array]]:
         """Turns raw trajectories into the data set's `y` (default: unchanged).
 
         **Arguments:** per-trajectory keys `(N,)`, times `(T,)`, raw states `(N, T, D)`.

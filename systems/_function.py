@@ -8,7 +8,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar
 
-from ._base import AbstractSystem, Range, check_range
+from ._base import AbstractSystem
+from ._ranges import Range, check_range
 
 
 class FunctionSystem(AbstractSystem):
@@ -31,8 +32,8 @@ class FunctionSystem(AbstractSystem):
             raise ValueError(f"system {self.name!r}: y0 is required")
 
     def vector_field(
-        self, t: Scalar, y: Float[Array, " D"], params: dict[str, Scalar]
-    ) -> Float[Array, " D"]:
+        self, t: Scalar, y: Float[Array, " data"], params: dict[str, Scalar]
+    ) -> Float[Array, " data"]:
         """`fn(t, y, params)` as an array; see `AbstractSystem.vector_field`."""
         return jnp.asarray(self.fn(t, y, params))
 

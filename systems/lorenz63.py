@@ -31,6 +31,7 @@ class Lorenz63(AbstractSystem):
         default_factory=lambda: {"train": 8192, "val": 1024, "test": 2048, "ood": 2048}
     )
     t_end: float = 2.0
+    channel_names: ClassVar[tuple[str, ...]] = ("x", "y", "z")
 
     def vector_field(
         self, t: Scalar, y: Float[Array, " 3"], params: dict[str, Scalar]

@@ -15,8 +15,8 @@ TASKS = ("trajectory", "repeat_copy")
 
 
 def repeat_copy(
-    y: Float[Array, "N T D"], cut: Int[Array, " N"], gap: int
-) -> tuple[Float[Array, "N T D"], Float[Array, "N T D"]]:
+    y: Float[Array, "N T data"], cut: Int[Array, " N"], gap: int
+) -> tuple[Float[Array, "N T data"], Float[Array, "N T data"]]:
     """The repeat-copy construction of the reference LV data set.
 
     **Arguments:**
@@ -70,6 +70,7 @@ class LotkaVolterra(AbstractSystem):
     cut_range: tuple[int, int] = (32, 63)
     gap: int = 50
     extra_sampling_fields: ClassVar[tuple[str, ...]] = ("task", "cut_range", "gap")
+    channel_names: ClassVar[tuple[str, ...]] = ("prey", "predator")
 
     def __check_init__(self):
         if self.task not in TASKS:

@@ -1,6 +1,8 @@
 """Mass-spring-damper `m x'' + c x' + k x = 0` (the paper's MSD and MSD-Zero data sets)."""
 
-from typing import ClassVar
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -29,6 +31,7 @@ class MassSpringDamper(AbstractSystem):
     split_sizes: dict[str, int] = eqx.field(
         default_factory=lambda: {"train": 20480, "val": 2048, "test": 4096, "ood": 4096}
     )
+    channel_names: ClassVar[tuple[str, ...]] = ("position x", "velocity v")
 
     def vector_field(
         self, t: Scalar, y: Float[Array, " 2"], params: dict[str, Scalar]
@@ -37,6 +40,16 @@ class MassSpringDamper(AbstractSystem):
         x, v = y
         m, k, c = params["m"], params["k"], params["c"]
         return jnp.stack([v, -(c * v + k * x) / m])
+
+    def physical_parameters(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """`omega0 = sqrt(k / m)` (rad per time unit) and `zeta = c / (2 sqrt(k m))`
+        (damping ratio), the parameters of the `damped_oscillator` decoder; see
+        `AbstractSystem.physical_parameters`."""
+        p = super().physical_parameters(params)
+        if not {"m", "k", "c"} <= set(p):
+            return p
+        m, k, c = p["m"], p["k"], p["c"]
+        return {"omega0": math.sqrt(k / m), "zeta": c / (2 * math.sqrt(k * m))}
 
 
 @register_system("msd")

@@ -32,6 +32,9 @@ class Pendulum(AbstractSystem):
         default_factory=lambda: {"train": 8192, "val": 1024, "test": 2048, "ood": 2048}
     )
     t_end: float = 4.0
+    channel_names: ClassVar[tuple[str, ...]] = ("angle", "angular velocity")
+    channel_units: ClassVar[tuple[str, ...]] = ("rad", "rad/s")
+    time_unit: ClassVar[str] = "s"
 
     def vector_field(
         self, t: Scalar, y: Float[Array, " 2"], params: dict[str, Scalar]

@@ -1,7 +1,8 @@
 """SINE: `y(t) = sin(2 pi t + phi)` with a random phase, solved in closed form."""
 
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -31,6 +32,7 @@ class Sine(AbstractSystem):
         default_factory=lambda: {"train": 10000, "val": 1000, "test": 1000}
     )
     n_steps: int = 16
+    channel_names: ClassVar[tuple[str, ...]] = ("y",)
     frequency: float = 1.0
 
     def vector_field(
@@ -39,6 +41,12 @@ class Sine(AbstractSystem):
         """See `AbstractSystem.vector_field`."""
         w = 2 * math.pi * self.frequency
         return w * jnp.cos(w * t + params["phi"])[None]
+
+    def physical_parameters(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """`{"phase": phi}` (radians), the parameter of the `sinusoid` decoders; see
+        `AbstractSystem.physical_parameters`."""
+        p = super().physical_parameters(params)
+        return {"phase": p["phi"]} if "phi" in p else p
 
     def sample_y0(self, key: PRNGKeyArray, params: dict[str, Scalar]) -> Float[Array, " 1"]:
         """`y_0 = sin(phi)`, shape `(1,)` (deterministic given the phase)."""

@@ -21,12 +21,14 @@ from warp_phys.decoders import (
     DampedOscillatorDecoder,
     FormulaError,
     HybridDecoder,
+    MLPDecoder,
     SinusoidDecoder,
     damped_transition,
     decoder_from_function,
     decoder_from_sympy,
     get_decoder,
     list_decoders,
+    make_decoder,
     parse_decoder_spec,
     parse_formula,
     register_decoder,
@@ -415,8 +417,67 @@ def test_registry_errors():
         parse_decoder_spec("python:print(1)", data_size=1)
     with pytest.raises(ValueError, match="non-empty"):
         parse_decoder_spec("  ", data_size=1)
+    # root_width reaches only decoders with a width; an explicit option fails with the
+    # decoder's own error
+    assert wp.WARP(1, decoder="sympy:a*t", root_width=8, key=jax.random.PRNGKey(0)).theta_size == 1
     with pytest.raises(ValueError, match=r"does not accept option\(s\) \['width'\]"):
-        wp.WARP(1, decoder="sympy:a*t", root_width=8, key=jax.random.PRNGKey(0))
+        wp.WARP(1, decoder="sympy:a*t", decoder_options={"width": 8}, key=jax.random.PRNGKey(0))
+
+
+def test_make_decoder_passes_only_what_each_decoder_declares():
+    run = dict(seq_len=11, root_width=4, root_depth=1, data_scale=[2.0, 10.0],
+               data_shift=[0.5, -1.0])
+    mlp = make_decoder("mlp", 2, **run)
+    assert (MLPDecoder.takes_size, MLPDecoder.needs_dt, MLPDecoder.units) == (
+        True, False, "normalised")
+    assert (mlp.width, mlp.depth) == (4, 1)
+    oscillator = make_decoder("damped_oscillator", 2, **run)
+    assert (DampedOscillatorDecoder.needs_dt, DampedOscillatorDecoder.units) == (True, "physical")
+    assert (oscillator.width, oscillator.depth, oscillator.dt) == (4, 1, 0.1)
+    assert (oscillator.scale, oscillator.shift) == ((2.0, 10.0), (0.5, -1.0))
+    # the decoder's own options win over the run-level settings
+    own = make_decoder("damped_oscillator", 2, **run, dt=0.5, width=3, scale=[1.0, 1.0])
+    assert (own.dt, own.width, own.scale, own.shift) == (0.5, 3, (1.0, 1.0), (0.5, -1.0))
+    # decoders without a width, a step or physical units never see those settings
+    assert make_decoder("sinusoid_phase", 2, **run).theta_size == 2
+    assert make_decoder("hybrid", 2, physics="sinusoid_phase", **run).width == 4
+    assert make_decoder("sympy:a*sin(w*t); b*x0", 2, **run).theta_size == 3
+    name = unique("plain")
+    decoder_from_function(lambda p, tau, x: p["a"] * x, {"a": ()}, data_size=2, name=name)
+    assert make_decoder(name, 2, **run).theta_size == 1
+    with pytest.raises(ValueError, match=r"does not accept option\(s\) \['colour'\]"):
+        make_decoder("mlp", 2, colour="red", **run)
+    with pytest.raises(ValueError, match="unknown decoder 'nope'"):
+        make_decoder("nope", 2, **run)
+    with pytest.raises(FormulaError):
+        make_decoder("sympy:a*sin(", 1, **run)
+
+
+def test_warp_gives_a_physical_decoder_the_data_units_and_keeps_them(tmp_path):
+    model = wp.WARP(2, decoder="damped_oscillator", root_width=4, root_depth=1, seq_len=11,
+                    data_scale=np.array([2.0, 10.0]), data_shift=[0.5, -1.0], hyper_width=4,
+                    key=jax.random.PRNGKey(0))
+    assert model.decoder.dt == 0.1 and model.decoder.scale == (2.0, 10.0)
+    assert model.config["data_shift"] == [0.5, -1.0]
+    wp.save_model(tmp_path / "m.eqx", model)
+    assert wp.load_model(tmp_path / "m.eqx").decoder == model.decoder
+    # a checkpoint of the old layout (width and step inside decoder_options) still rebuilds
+    old = {k: v for k, v in model.config.items() if k not in ("root_width", "root_depth")}
+    old["decoder_options"] = {"width": 4, "depth": 1, "dt": 0.1, "scale": [2.0, 10.0],
+                              "shift": [0.5, -1.0]}
+    del old["data_scale"], old["data_shift"]
+    assert wp.WARP(**old, key=jax.random.PRNGKey(0)).decoder == model.decoder
+    with pytest.raises(ValueError, match="decoder instance"):
+        wp.WARP(2, decoder=model.decoder, data_scale=[1.0, 1.0], key=jax.random.PRNGKey(0))
+
+
+def test_a_malformed_formula_in_a_run_reports_its_own_error():
+    from warp_phys.training.run import build_model
+
+    config = wp.RunConfig(decoder="sympy:A*sin(omega*t")
+    with pytest.raises(FormulaError) as info:
+        build_model(config, 1, T, key=jax.random.PRNGKey(0))
+    assert "does not accept" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- hostile formulas

@@ -20,17 +20,15 @@ import numpy as np
 import pytest
 
 import warp_phys as wp
-from warp_phys._interface import mean_of
-from warp_phys._kernel_rollout import (
+from warp_phys._forecast import (
     AR_ALGORITHMS,
-    _stage_bounds,
     ar_flops,
     ar_rollout,
     choose_ar_algorithm,
-    kernel_reconstruct,
-    kernel_rollout,
     resolve_ar_algorithm,
 )
+from warp_phys._interface import mean_of
+from warp_phys._kernel_rollout import kernel_reconstruct, kernel_rollout, stage_bounds
 
 T = 20
 BATCH = 3
@@ -221,16 +219,16 @@ def test_reconstruct_dispatches_to_the_kernel(model, monkeypatch):
     """`reconstruct(..., ar_algorithm=...)` and the forecast protocol run
     `kernel_reconstruct` for "kernel", and for "auto" where the cost model picks it (24
     trajectories of 6 steps, not 3), equal to the scan; other models always scan."""
-    import warp_phys._kernel_rollout as kernel_module
+    import warp_phys._forecast as forecast_module
     from warp_phys.training.protocol import predict
 
-    calls, real = [], kernel_module.kernel_reconstruct
+    calls, real = [], forecast_module.kernel_reconstruct
 
     def spy(model, context, *args, **kwargs):
         calls.append(context.shape[0])
         return real(model, context, *args, **kwargs)
 
-    monkeypatch.setattr(kernel_module, "kernel_reconstruct", spy)
+    monkeypatch.setattr(forecast_module, "kernel_reconstruct", spy)
     L, H, N = 3, 3, 24
     D, r = model.theta_size, model.hypernetwork.feature_size
     assert choose_ar_algorithm(L + H, 2, D, r, N) == "kernel"
@@ -302,11 +300,11 @@ def test_cost_rule():
     ratio = ar_flops("scan", **paper, batch=1024) / ar_flops("kernel", **paper, batch=1024)
     assert 4.0 < ratio < 5.5
     # causal stages: 8 stages of 32 steps cost 9/16 of the full-length history GEMMs
-    bounds = _stage_bounds(256, 8)
+    bounds = stage_bounds(256, 8)
     assert bounds[0] == (0, 32) and bounds[-1] == (224, 256) and len(bounds) == 8
     assert sum((b - a) * b for a, b in bounds) / 256**2 == pytest.approx(9 / 16)
-    assert _stage_bounds(20, 3) == [(0, 7), (7, 14), (14, 20)]
-    assert _stage_bounds(2, 5) == [(0, 1), (1, 2)]
+    assert stage_bounds(20, 3) == [(0, 7), (7, 14), (14, 20)]
+    assert stage_bounds(2, 5) == [(0, 1), (1, 2)]
 
 
 def test_paper_speed_benchmark_smoke(tmp_path):

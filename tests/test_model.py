@@ -55,6 +55,41 @@ def test_rollout_matches_python_loop(model, xs):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def loop_states(model, xs, context):
+    """The free-running walk the plots drew with their own scan: theta_t for every
+    t < T, observed for t < L, then fed the mean prediction of x_t."""
+    theta, u_prev = model.initial_state(xs[0]), xs[0]
+    thetas, inputs = [theta], [xs[0]]
+    for t in range(1, len(xs)):
+        u = xs[t] if t < context else model.decode(theta, t, u_prev)
+        theta = model.A @ theta + model.B @ (u - u_prev)
+        thetas.append(theta)
+        inputs.append(u)
+        u_prev = u
+    return jnp.stack(thetas), jnp.stack(inputs)
+
+
+def test_rollout_returns_the_states_the_plots_walk(model, xs):
+    from warp_phys.plotting import state_trajectory
+
+    observed = jnp.arange(T) < 7
+    preds, thetas, inputs = wp.rollout(model, xs, observed, return_states=True)
+    np.testing.assert_array_equal(preds, wp.rollout(model, xs, observed))
+    want_thetas, want_inputs = loop_states(model, xs, 7)
+    assert thetas.shape == (T - 1, model.theta_size) and inputs.shape == (T - 1, 2)
+    np.testing.assert_allclose(thetas, want_thetas[:-1], atol=1e-5)
+    np.testing.assert_allclose(inputs, want_inputs[:-1], atol=1e-5)
+    got_thetas, got_inputs = state_trajectory(model, xs, 7)
+    assert got_thetas.shape == (T, model.theta_size)
+    np.testing.assert_allclose(got_thetas, want_thetas, atol=1e-5)
+    np.testing.assert_allclose(got_inputs, want_inputs, atol=1e-5)
+    # the reference convention's states: one per step, the last consumed v_t
+    outs, states, used = wp.rollout(model, xs, observed, convention="reference",
+                                    return_states=True)
+    assert outs.shape == (T, 2) and states.shape == (T, model.theta_size)
+    np.testing.assert_array_equal(used[:7], xs[:7])
+
+
 def test_fully_observed_rollout_is_teacher_forcing(model, xs):
     got = wp.rollout(model, xs, jnp.ones(T, bool))
     np.testing.assert_allclose(got, model(xs, "sequential"), atol=1e-6)

@@ -3,6 +3,7 @@ against independent computations, the `plot` command on a tiny run folder, and c
 errors for bad requests."""
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -22,7 +23,7 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 import systems  # noqa: E402
 import warp_phys as wp  # noqa: E402
 from warp_phys import plotting  # noqa: E402
-from warp_phys._plot_command import add_plot_command, load_run, plot_run  # noqa: E402
+from warp_phys._plot_command import add_plot_command, load_run  # noqa: E402
 from warp_phys.decoders import (  # noqa: E402
     DampedOscillatorDecoder,
     HybridDecoder,
@@ -30,6 +31,7 @@ from warp_phys.decoders import (  # noqa: E402
     SinusoidPhaseDecoder,
     decoder_from_function,
 )
+from warp_phys.plotting import plot_run  # noqa: E402
 from warp_phys.plotting._reconstruction import _reconstruct  # noqa: E402
 
 CONTEXT = 100
@@ -255,7 +257,7 @@ def test_physics_read_off_equals_hand_computation(data, phys_model, tmp_path):
     np.testing.assert_allclose(read["zeta"], zeta, rtol=1e-4)
 
     m, k, c = (float(ds.params[name][0]) for name in "mkc")
-    truth = plotting.true_physical_parameters("msd", {"m": m, "k": k, "c": c})
+    truth = systems.get_system("msd").physical_parameters({"m": m, "k": k, "c": c})
     fig = plotting.plot_physics(phys_model, ds.y[0], t=ds.t, normalizer=norm, truth=truth)
     omega_ax, zeta_ax = fig.axes
     np.testing.assert_allclose(omega_ax.lines[0].get_ydata(), omega0, rtol=1e-4)
@@ -271,7 +273,7 @@ def test_true_parameters_make_the_physics_decoder_exact(data, tmp_path):
     and the physics plot reads it back with 0% error."""
     ds, norm, xs = data
     p = {name: float(v[1]) for name, v in ds.params.items()}
-    truth = plotting.true_physical_parameters("msd", p)
+    truth = systems.get_system("msd").physical_parameters(p)
     model = wp.WARP(
         2, decoder="damped_oscillator", hyper_depth=0,
         decoder_options={"parametrization": "direct", "scale": np.asarray(norm.std).tolist(),
@@ -437,6 +439,32 @@ def test_plot_command_bad_requests(runs, tmp_path):
     assert run.size == 2 and run.context == CONTEXT and run.normalizer is not None
     with pytest.raises(ValueError, match="context must be"):
         plot_run("reconstruction", run, context=0)
+
+
+def test_plot_run_reads_the_facts_of_the_data_s_system(runs):
+    """Channel names, their units, the time unit and the true physical parameters come
+    from the system the data were drawn from (or a data file's own channel names)."""
+    run = load_run(runs / "mlp", data=runs / "msd.npz")
+
+    def titles_and_xlabels(run):
+        fig = plot_run("reconstruction", run, index=[0])
+        found = {ax.get_title() for ax in fig.axes}, {ax.get_xlabel() for ax in fig.axes}
+        plt.close(fig)
+        return found
+
+    assert {"position x", "velocity v"} <= titles_and_xlabels(run)[0]
+    pendulum = dataclasses.replace(run, dataset=dataclasses.replace(run.dataset, name="pendulum"))
+    titles, xlabels = titles_and_xlabels(pendulum)
+    assert {"angle (rad)", "angular velocity (rad/s)"} <= titles and "time t (s)" in xlabels
+    recording = dataclasses.replace(run.dataset, name="rec.csv", config={"channels": ["p", "q"]})
+    assert {"p", "q"} <= titles_and_xlabels(dataclasses.replace(run, dataset=recording))[0]
+    phys = load_run(runs / "phys", data=runs / "msd.npz")
+    fig = plot_run("physics", phys, index=1)
+    m, k, c = (float(phys.dataset.params[name][1]) for name in "mkc")
+    omega_ax, zeta_ax = fig.axes
+    assert omega_ax.lines[1].get_ydata()[0] == pytest.approx(math.sqrt(k / m))
+    assert zeta_ax.lines[1].get_ydata()[0] == pytest.approx(c / (2 * math.sqrt(k * m)))
+    plt.close(fig)
 
 
 def test_plot_command_regenerates_the_configured_data(runs, data, monkeypatch, tmp_path):

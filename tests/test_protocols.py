@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import warp_phys as wp
-from warp_phys._rollout import reference_context
+from warp_phys._conventions import reference_context
 
 T = 24
 

@@ -221,6 +221,25 @@ def test_bad_vector_fields():
         systems.from_vector_field(lambda t, y, p: y, 1, {"a": (2, 1)}, y0=(1,))
 
 
+def test_systems_declare_their_facts():
+    """Channel names (and units where known) per data channel, and the true physical
+    parameters in the quantities the physical decoders read."""
+    for name in systems.list_systems():
+        system = systems.get_system(name)
+        for facts in (system.channel_names, system.channel_units):
+            assert facts is None or len(facts) == system.state_size, name
+    assert systems.get_system("msd_zero").channel_names == ("position x", "velocity v")
+    pendulum = systems.get_system("pendulum")
+    assert pendulum.channel_units == ("rad", "rad/s") and pendulum.time_unit == "s"
+    msd = systems.get_system("msd").physical_parameters({"m": 0.04, "k": np.float32(9), "c": 0.06})
+    assert msd == pytest.approx({"omega0": 15.0, "zeta": 0.05})  # sqrt(k/m), c/(2 sqrt(km))
+    assert systems.get_system("sine").physical_parameters({"phi": 0.25}) == {"phase": 0.25}
+    # a user system knows none of them: names default in the figures, truth is the params
+    user = systems.from_vector_field(lambda t, y, p: -p["a"] * y, 1, {"a": (1, 2)}, y0=[1.0])
+    assert (user.channel_names, user.channel_units, user.time_unit) == (None, None, None)
+    assert user.physical_parameters({"a": np.float32(1.5)}) == {"a": 1.5}
+
+
 def test_user_system_end_to_end(monkeypatch):
     monkeypatch.setattr(systems._registry, "_REGISTRY", dict(systems._registry._REGISTRY))
     duffing = systems.from_vector_field(

@@ -10,8 +10,8 @@ import pytest
 import scipy.linalg
 
 import warp_phys as wp
-from warp_phys._kernel_rollout import ar_rollout
-from warp_phys._transition import TRANSITIONS
+from warp_phys._forecast import ar_rollout
+from warp_phys._transitions import TRANSITIONS
 
 T = 24
 # the time-aware `continuous` kind scales B by phi(h Lambda): tests/test_irregular.py

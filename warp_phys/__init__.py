@@ -1,9 +1,11 @@
 """warp-phys: Weight-space Adaptive Recurrent Prediction with physical root decoders."""
 
+from ._conventions import reference_context, teacher_forcing_mask
 from ._elementwise import ContinuousTransition, DiagonalTransition
+from ._forecast import reconstruct
 from ._interface import AbstractSequenceModel, register_model_class
 from ._model import WARP
-from ._rollout import reconstruct, reference_context, rollout, teacher_forcing_mask
+from ._rollout import rollout
 from ._transition import AbstractTransition, BlockTransition, DenseTransition, LowRankTransition
 from .baselines import GRU, LSTM, Transformer, count_parameters, hidden_size_for
 from .decoders import (
@@ -18,6 +20,7 @@ from .decoders import (
     decoder_from_sympy,
     get_decoder,
     list_decoders,
+    make_decoder,
     parse_decoder_spec,
     register_decoder,
 )
@@ -68,6 +71,7 @@ __all__ = [
     "get_decoder",
     "list_decoders",
     "load_model",
+    "make_decoder",
     "mse",
     "parse_decoder_spec",
     "reconstruct",

@@ -28,7 +28,7 @@ class AbstractElementwiseTransition(AbstractTransition):
 
     @property
     @abc.abstractmethod
-    def diagonal(self) -> Float[Array, " D"]:
+    def diagonal(self) -> Float[Array, " D_theta"]:
         """The diagonal of A (the regular step h = 1)."""
 
     @property
@@ -60,7 +60,7 @@ class DiagonalTransition(AbstractElementwiseTransition):
     """A = diag(`a`), `a` of shape `(D,)`; parallel states by `lax.associative_scan`."""
 
     kind: ClassVar[str] = "diagonal"
-    a: Float[Array, " D"]
+    a: Float[Array, " D_theta"]
 
     def __init__(self, size: int, dtype=jnp.float32):
         self.a = jnp.ones((size,), dtype)
@@ -82,7 +82,7 @@ class ContinuousTransition(AbstractElementwiseTransition):
 
     kind: ClassVar[str] = "continuous"
     time_aware: ClassVar[bool] = True
-    rate: Float[Array, " D"]
+    rate: Float[Array, " D_theta"]
 
     def __init__(self, size: int, dtype=jnp.float32):
         self.rate = jnp.zeros((size,), dtype)

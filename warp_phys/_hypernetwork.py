@@ -20,14 +20,14 @@ class Hypernetwork(eqx.Module):
     """
 
     hidden: tuple[eqx.nn.Linear, ...]
-    weight: Float[Array, "theta features"]
-    bias: Float[Array, " theta"]
+    weight: Float[Array, "D_theta features"]
+    bias: Float[Array, " D_theta"]
     activation: str = eqx.field(static=True)
 
     def __init__(
         self,
         data_size: int,
-        theta_init: Float[Array, " theta"],
+        theta_init: Float[Array, " D_theta"],
         *,
         width: int = 32,
         depth: int = 1,
@@ -64,6 +64,6 @@ class Hypernetwork(eqx.Module):
             h = act(layer(h))
         return h
 
-    def __call__(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+    def __call__(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = W h(x_0) + b, of shape `(D_theta,)`."""
         return self.weight @ self.features(x0) + self.bias

@@ -40,7 +40,7 @@ N = batch, T ~ n steps, D = D_theta, d = data_size, r = hypernetwork feature siz
 m = r + 1 + d, S = stages, one multiply-add = 2 FLOPs; the decoder is the same in both
 and left out):
 
-- scan (`_rollout.rollout`):  2 N T D^2.
+- scan (`warp_phys._rollout.rollout`):  2 N T D^2.
   Memory: the N T D states kept for the backward pass.
 - kernel (this module):  2 T D^2 m  (powers, once per batch)
                        + 2 N T D m  (the free part A^t theta_0 per sample)
@@ -54,9 +54,10 @@ Dividing both by 2 T D, the kernel form is cheaper when
     D m + N m + N d T (S + 1) / (2 S)  <  N D,
 
 i.e. when the batch amortises the per-batch powers (N > m, roughly) and the history
-length T d is small against D_theta. `choose_ar_algorithm` applies this rule. On the
-paper's MSD configuration (D 4898, T 256, d 2, r 128, N 1024, S 8) it predicts a 4.7x
-smaller FLOP count than the scan; at D 1000, N 64 the scan is cheaper.
+length T d is small against D_theta. `warp_phys._forecast.choose_ar_algorithm`
+applies this rule. On the paper's MSD configuration (D 4898, T 256, d 2, r 128,
+N 1024, S 8) it predicts a 4.7x smaller FLOP count than the scan; at D 1000, N 64 the
+scan is cheaper.
 
 Both forms give the same outputs and gradients to float32 rounding (tests compare
 them); for a non-contractive A the rounding differences grow along the rollout, as
@@ -64,23 +65,14 @@ they would between any two orderings of the same sums.
 """
 
 import math
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ._conventions import Convention, fed_back, forecast_entry, forecast_inputs, rollout_entry
 from ._model import WARP
 from ._recurrence import matrix_powers_and_next
-from ._rollout import (
-    AR_ALGORITHMS,
-    ArAlgorithm,
-    Convention,
-    _fed_back,
-    forecast_entry,
-    rollout,
-    rollout_entry,
-)
 
 
 def default_stages(steps: int) -> int:
@@ -89,71 +81,14 @@ def default_stages(steps: int) -> int:
     return max(1, min(8, steps // 32))
 
 
-def _stage_bounds(steps: int, stages: int) -> list[tuple[int, int]]:
+def stage_bounds(steps: int, stages: int) -> list[tuple[int, int]]:
+    """`(start, stop)` of each causal stage: `stages` blocks of equal length (the last
+    may be shorter) covering steps `0..steps-1`."""
     size = math.ceil(steps / max(1, min(stages, steps)))
     return [(start, min(steps, start + size)) for start in range(0, steps, size)]
 
 
-def ar_flops(
-    algorithm: Literal["kernel", "scan"],
-    T: int,
-    d: int,
-    D: int,
-    r: int,
-    batch: int,
-    stages: int | None = None,
-) -> float:
-    """Forward FLOPs of one autoregressive rollout of a batch (the module docstring's
-    cost model; a training step costs about three times this in both algorithms).
-
-    **Arguments:**
-
-    - `algorithm`: `"kernel"` or `"scan"`.
-    - `T`: steps of the rollout; `d`: data size; `D`: D_theta; `r`: the
-      hypernetwork's feature size; `batch`: samples sharing one model.
-    - `stages`: causal stages of the kernel form (default `default_stages(T)`).
-
-    **Returns:** the FLOP count, a Python float.
-    """
-    if algorithm == "scan":
-        return 2.0 * batch * T * D * D
-    if algorithm != "kernel":
-        raise ValueError(f"algorithm must be 'kernel' or 'scan', got {algorithm!r}")
-    m = r + 1 + d
-    bounds = _stage_bounds(T, default_stages(T) if stages is None else stages)
-    history = sum((stop - start) * stop for start, stop in bounds)  # sum_t (register blocks)
-    return 2.0 * T * D * D * m + 2.0 * batch * T * D * m + 2.0 * batch * d * D * history
-
-
-def choose_ar_algorithm(T: int, d: int, D: int, r: int, batch: int) -> Literal["kernel", "scan"]:
-    """`"kernel"` when its FLOP count (`ar_flops`) is below the scan's, else `"scan"`.
-
-    **Arguments:** `T` steps, `d` data size, `D` D_theta, `r` hypernetwork feature
-    size, `batch` samples per model evaluation (the precompute is shared by them).
-
-    **Returns:** `"kernel"` or `"scan"`.
-    """
-    kernel = ar_flops("kernel", T, d, D, r, batch)
-    return "kernel" if kernel < ar_flops("scan", T, d, D, r, batch) else "scan"
-
-
-def resolve_ar_algorithm(
-    model, ar_algorithm: ArAlgorithm, steps: int, batch: int
-) -> Literal["kernel", "scan"]:
-    """The autoregressive algorithm to run: `ar_algorithm` itself unless `"auto"`, which
-    is `choose_ar_algorithm`'s pick for a WARP model with a dense A (`steps` steps,
-    `batch` samples sharing the powers) and `"scan"` for any other model."""
-    if ar_algorithm not in AR_ALGORITHMS:
-        raise ValueError(f"ar_algorithm must be one of {AR_ALGORITHMS}, got {ar_algorithm!r}")
-    if ar_algorithm != "auto":
-        return ar_algorithm
-    if not isinstance(model, WARP) or model.transition.kind != "dense":
-        return "scan"  # a structured A's step is far cheaper than D^2: the scan wins
-    r = model.hypernetwork.feature_size
-    return choose_ar_algorithm(steps, model.data_size, model.theta_size, r, batch)
-
-
-def _head(model: WARP, offset: int) -> Float[Array, "theta m"]:
+def _head(model: WARP, offset: int) -> Float[Array, "D_theta m"]:
     """[A^o W | A^o b | B], shape `(D_theta, r + 1 + d)`: the columns whose powers the
     kernelised recurrence needs."""
     hyper = model.hypernetwork
@@ -178,7 +113,7 @@ def _staged_scan(body, carry, inputs, model: WARP, offset: int, stages: int, che
     hist = jnp.zeros((0,), X.dtype)
     kernel = jnp.zeros((0, D), X.dtype)
     outs = []
-    for start, stop in _stage_bounds(steps, stages):
+    for start, stop in stage_bounds(steps, stages):
         powers, X = matrix_powers_and_next(model.A, X, stop - start)  # (len, D, m)
         rows = jnp.swapaxes(powers[:, :, -d:], 1, 2).reshape((stop - start) * d, D)
         kernel = jnp.concatenate([kernel, rows])  # (A^k B)^T for k < stop
@@ -224,7 +159,7 @@ def kernel_rollout(
     - `xs`: shape `(T, data_size)`, T >= 2; rows where `observed` is False are never
       read (except `xs[0]`).
     - `observed`: shape `(T,)`, whether x_t is given to the model as its input.
-    - `convention`: `"clean"` or `"reference"` (see `warp_phys._rollout`).
+    - `convention`: `"clean"` or `"reference"` (see `warp_phys._conventions`).
     - `noise_key`: feed back reparameterised samples (probabilistic decoders only).
     - `stages`: causal stages (default `default_stages(steps)`); 1 uses full-length
       registers throughout.
@@ -264,7 +199,7 @@ def kernel_rollout(
             hist = _shift_in(hist, u - u_prev)
             theta = coefficients @ power.T + hist @ rows
             out = model.decode(theta, t + 1, u)
-            return (hist, (u, _fed_back(out, noise_key, t + 1))), out
+            return (hist, (u, fed_back(out, noise_key, t + 1))), out
 
         init = (x0, x0)
         inputs = (t_all, xs[:steps], obs)
@@ -278,7 +213,7 @@ def kernel_rollout(
             hist = _shift_in(hist, v - p)
             theta = coefficients @ power.T + hist @ rows
             out = model.decode(theta, 2 * t - t_prev, p)
-            return (hist, (_fed_back(out, noise_key, t), h, t)), out
+            return (hist, (fed_back(out, noise_key, t), h, t)), out
 
         init = (x0, x0, t_all[0])
         inputs = (t_all, xs, observed)
@@ -312,9 +247,8 @@ def kernel_reconstruct(
     """
 
     def one(context, key):
+        xs, observed = forecast_inputs(context, horizon)
         L = context.shape[0]
-        xs = jnp.concatenate([context, jnp.zeros((horizon, model.data_size), context.dtype)])
-        observed = jnp.arange(L + horizon) < L
         first = L - 1 if convention == "clean" else L  # index of the prediction of x_L
         outs = kernel_rollout(
             model, xs, observed, convention=convention, noise_key=key, stages=stages
@@ -322,28 +256,3 @@ def kernel_reconstruct(
         return jax.tree.map(lambda a: a[first:], outs)
 
     return forecast_entry(model, context, horizon, one, convention=convention, key=key)
-
-
-def ar_rollout(
-    model,
-    xs: Float[Array, "T data"],
-    observed: Bool[Array, " T"],
-    *,
-    ar_algorithm: ArAlgorithm = "auto",
-    batch_size: int = 1,
-    convention: Convention = "clean",
-    noise_key: PRNGKeyArray | None = None,
-    ts: Float[Array, " T"] | None = None,
-):
-    """`rollout` with the autoregressive algorithm chosen: `"scan"` (the plain
-    recurrence, any sequence model), `"kernel"` (WARP only, `kernel_rollout`) or
-    `"auto"` (the kernel form for WARP when `choose_ar_algorithm` finds it cheaper for
-    `batch_size` samples sharing the model, e.g. the vmapped batch of a training step).
-    Time stamps `ts` (irregular grids, time-aware models) always scan.
-
-    **Returns:** exactly what `rollout` returns.
-    """
-    ar_algorithm = resolve_ar_algorithm(model, ar_algorithm, len(xs), batch_size)
-    if ar_algorithm == "kernel" and ts is None:
-        return kernel_rollout(model, xs, observed, convention=convention, noise_key=noise_key)
-    return rollout(model, xs, observed, convention=convention, noise_key=noise_key, ts=ts)

@@ -13,11 +13,29 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence, register_model_class
 from ._recurrence import sequential_states
-from ._transition import AbstractTransition, check_transition, make_transition
-from .decoders import AbstractDecoder, get_decoder
-from .decoders._base import accepts_option
+from ._transition import AbstractTransition
+from ._transitions import check_transition, make_transition
+from .decoders import AbstractDecoder, make_decoder
 
 Mode = Literal["auto", "parallel", "sequential"]
+
+
+def _check_arguments(data_size, seq_len, transition, transition_rank, time_step) -> None:
+    """One-line `ValueError`s for WARP arguments out of range."""
+    if int(data_size) < 1:
+        raise ValueError(f"data_size must be >= 1, got {data_size}")
+    if int(seq_len) < 2:
+        raise ValueError(f"seq_len must be >= 2, got {seq_len}")
+    check_transition(transition, transition_rank)
+    if time_step is not None and transition != "continuous":
+        raise ValueError("time_step applies to transition='continuous' only")
+    if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
+        raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
+
+
+def _floats(values) -> list[float] | None:
+    """A per-channel sequence as a JSON-able list of floats (None stays None)."""
+    return None if values is None else [float(v) for v in values]
 
 
 @register_model_class
@@ -47,9 +65,12 @@ class WARP(AbstractSequenceModel):
     - `data_size`: channels of one observation x_t.
     - `decoder`: a registered decoder name (see `list_decoders()`) or an
       `AbstractDecoder` instance.
-    - `root_width`, `root_depth`: passed to the decoder as `width`, `depth`
-      (for decoders that have them).
+    - `root_width`, `root_depth`: the decoder's `width`, `depth` (for decoders that
+      have them, `takes_size`; ignored by the others).
     - `decoder_options`: further keyword options of the decoder.
+    - `data_scale`, `data_shift`: the data normalisation `data = (raw - shift) / scale`,
+      `(data_size,)` each in raw units, for decoders in physical units (e.g.
+      `damped_oscillator`); see `warp_phys.decoders.make_decoder`.
     - `hyper_width`, `hyper_depth`: the hypernetwork's hidden MLP (`hyper_depth=0`
       gives a linear map theta_0 = W x_0 + b).
     - `seq_len`: the training sequence length that defines tau.
@@ -62,7 +83,7 @@ class WARP(AbstractSequenceModel):
     """
 
     transition: AbstractTransition
-    B: Float[Array, "theta data"]
+    B: Float[Array, "D_theta data"]
     hypernetwork: Hypernetwork
     decoder: AbstractDecoder
     data_size: int = eqx.field(static=True)
@@ -84,32 +105,24 @@ class WARP(AbstractSequenceModel):
         transition: str = "dense",
         transition_rank: int | None = None,
         time_step: float | None = None,
+        data_scale: list[float] | None = None,
+        data_shift: list[float] | None = None,
         key: PRNGKeyArray,
     ):
-        if int(data_size) < 1:
-            raise ValueError(f"data_size must be >= 1, got {data_size}")
-        if int(seq_len) < 2:
-            raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-        check_transition(transition, transition_rank)
-        if time_step is not None and transition != "continuous":
-            raise ValueError("time_step applies to transition='continuous' only")
-        if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
-            raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
+        _check_arguments(data_size, seq_len, transition, transition_rank, time_step)
         options = dict(decoder_options or {})
-        if root_width is not None:
-            options["width"] = root_width
-        if root_depth is not None:
-            options["depth"] = root_depth
+        data_scale, data_shift = _floats(data_scale), _floats(data_shift)
         if isinstance(decoder, AbstractDecoder):
-            if options:
+            given = (root_width, root_depth, data_scale, data_shift)
+            if options or any(v is not None for v in given):
                 raise ValueError("decoder options cannot be given with a decoder instance")
             decoder_name = f"<{type(decoder).__name__} instance>"
         else:
             decoder_name = decoder
-            if "dt" not in options and accepts_option(decoder, "dt"):
-                # step-based physical priors advance the state by one sampling interval
-                options["dt"] = 1.0 / (int(seq_len) - 1)
-            decoder = get_decoder(decoder, data_size=data_size, **options)
+            decoder = make_decoder(
+                decoder, data_size, seq_len=seq_len, root_width=root_width,
+                root_depth=root_depth, data_scale=data_scale, data_shift=data_shift, **options,
+            )
         if decoder.data_size != data_size:
             raise ValueError(
                 f"decoder predicts {decoder.data_size} channels but data_size is {data_size}"
@@ -133,14 +146,12 @@ class WARP(AbstractSequenceModel):
         self.data_size = int(data_size)
         self.tau_step = 1.0 / (int(seq_len) - 1)
         self.time_step = 1.0 if time_step is None else float(time_step)
-        config = {
-            "data_size": int(data_size),
-            "decoder": decoder_name,
-            "decoder_options": options,
-            "hyper_width": hyper_width,
-            "hyper_depth": hyper_depth,
-            "seq_len": int(seq_len),
-        }
+        config = dict(
+            data_size=int(data_size), decoder=decoder_name, decoder_options=options,
+            root_width=root_width, root_depth=root_depth, data_scale=data_scale,
+            data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
+            seq_len=int(seq_len),
+        )
         if transition != "dense":  # dense configs stay those of earlier checkpoints
             config["transition"] = transition
         if transition == "lowrank":
@@ -155,7 +166,7 @@ class WARP(AbstractSequenceModel):
         return json.loads(self.config_json)
 
     @property
-    def A(self) -> Float[Array, "theta theta"]:
+    def A(self) -> Float[Array, "D_theta D_theta"]:
         """The dense transition matrix `(D_theta, D_theta)` (`transition="dense"` only;
         a structured A is `model.transition`, with `as_matrix()` for small D)."""
         if self.transition.kind != "dense":
@@ -203,22 +214,22 @@ class WARP(AbstractSequenceModel):
         """Normalised time of integer step(s) `t`."""
         return jnp.asarray(t, dtype=self.B.dtype) * self.tau_step
 
-    def initial_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+    def initial_state(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = phi(x_0), shape `(D_theta,)`."""
         return self.hypernetwork(x0)
 
-    def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " theta"]:
+    def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = phi(x_0) as well: the reference convention starts from it and its
         step 0 adds B (x_0 - x_0) = 0, giving A theta_0."""
         return self.hypernetwork(x0)
 
     def advance(
         self,
-        state: Float[Array, " theta"],
+        state: Float[Array, " D_theta"],
         u: Float[Array, " data"],
         u_prev: Float[Array, " data"],
         h: Array | None = None,
-    ) -> Float[Array, " theta"]:
+    ) -> Float[Array, " D_theta"]:
         """theta <- A theta + B (u - u_prev) (A(h) over a step of `h` sampling
         intervals for a time-aware transition)."""
         return self.step(state, u - u_prev, h)
@@ -229,19 +240,19 @@ class WARP(AbstractSequenceModel):
         return self.weight_trajectory(context, mode, ts)[-1]
 
     def step(
-        self, theta: Float[Array, " theta"], du: Float[Array, " data"], h: Array | None = None
-    ) -> Float[Array, " theta"]:
+        self, theta: Float[Array, " D_theta"], du: Float[Array, " data"], h: Array | None = None
+    ) -> Float[Array, " D_theta"]:
         """One recurrence step: A theta + B du (cost: the transition's `step_cost`)."""
         return self.transition.advance(theta, self.B @ du, h)
 
-    def decode(self, theta: Float[Array, " theta"], t: Array, x_prev: Float[Array, " data"]):
+    def decode(self, theta: Float[Array, " D_theta"], t: Array, x_prev: Float[Array, " data"]):
         """Root network with weights `theta` at step `t` (an integer or float index),
         fed the previous observation `x_prev`. Returns mean or `(mean, std)`."""
         return self.decoder.decode(theta, self.tau(t), x_prev)
 
     def weight_trajectory(
         self, xs: Float[Array, "T data"], mode: Mode = "auto", ts=None
-    ) -> Float[Array, "T theta"]:
+    ) -> Float[Array, "T D_theta"]:
         """theta_0..theta_{T-1} driven by the observed inputs `xs` of shape `(T, data_size)`
         (observed at times `ts` `(T,)` for a time-aware model; default: a regular grid).
 
@@ -252,7 +263,7 @@ class WARP(AbstractSequenceModel):
         4 T data_size <= D_theta for a dense A (the transition's `preferred_mode`).
         All agree to float32 rounding.
         """
-        xs = self._check_sequence(xs, "xs")
+        xs = check_sequence(xs, self.data_size, "xs")
         steps = None if ts is None else jnp.diff(self._clock_of(ts, xs))
         if mode == "auto":
             mode = self.transition.preferred_mode(xs.shape[0], self.data_size)
@@ -276,14 +287,8 @@ class WARP(AbstractSequenceModel):
         prediction. Returns the mean of shape `(T-1, data_size)`, or `(mean, std)`.
         """
         thetas = self.weight_trajectory(xs, mode, ts)
-        if ts is None:
-            steps = jnp.arange(1, xs.shape[0])
-        else:
-            steps = self._clock_of(ts, xs)[1:]
+        steps = jnp.arange(1, xs.shape[0]) if ts is None else self._clock_of(ts, xs)[1:]
         return jax.vmap(self.decode)(thetas[:-1], steps, xs[:-1])
-
-    def _check_sequence(self, xs, name: str) -> Array:
-        return check_sequence(xs, self.data_size, name)
 
     def _clock_of(self, ts, xs) -> Array:
         clock = self.clock(ts)

@@ -2,7 +2,8 @@
 
 The run folder (of `warp-phys train` or `warp-phys demo`) is loaded by
 `warp_phys._run_folder.load_run` (re-exported here), with only the first `index + 1`
-trajectories of the split regenerated, or read from `--data FILE.npz`.
+trajectories of the split regenerated, or read from `--data FILE.npz`; the figure is
+drawn by `warp_phys.plotting.plot_run`.
 """
 
 import argparse
@@ -11,123 +12,9 @@ from pathlib import Path
 import matplotlib
 
 from ._run_folder import Run, load_run
+from .plotting import FORMATS, KINDS, plot_run, save_figure
 
-__all__ = ["KINDS", "Run", "add_plot_command", "default_output", "load_run", "plot_run"]
-
-KINDS = ("reconstruction", "weights", "belief", "trajectory", "physics", "transition")
-_CHANNELS = {
-    "msd": ["position x", "velocity v"],
-    "msd_zero": ["position x", "velocity v"],
-    "pendulum": ["angle", "angular velocity"],
-    "lotka_volterra": ["prey", "predator"],
-    "lotka_volterra_repeat": ["prey", "predator"],
-    "lorenz63": ["x", "y", "z"],
-    "sine": ["y"],
-}
-
-
-def plot_run(
-    kind: str,
-    run: Run,
-    *,
-    index: list[int] | int | None = None,
-    context: int | None = None,
-    forecast: bool = False,
-    feed: str = "data",
-    gd_steps: int = 256,
-):
-    """Draw the figure `kind` (one of `KINDS`) of a loaded `Run`.
-
-    **Arguments:**
-
-    - `kind`: `"reconstruction"`, `"weights"`, `"belief"`, `"trajectory"`, `"physics"`
-      or `"transition"`.
-    - `run`: from `load_run`.
-    - `index`: trajectory index (a list for `reconstruction`, default `[0, 1, 2]`).
-    - `context`: the context length L (default: the run's).
-    - `forecast`: for the state plots, let theta_t run free after the context (default:
-      every step observed).
-    - `feed`: see `plotting.belief_matrix`; `gd_steps`: see `plotting.plot_trajectory`.
-
-    **Returns:** a matplotlib `Figure`. Bad requests are `ValueError`s.
-    """
-    from . import plotting
-    from .plotting._common import check_index
-
-    if kind not in KINDS:
-        raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
-    model, ds, norm = run.model, run.dataset, run.normalizer
-    T, d = ds.y.shape[1:]
-    L = run.context if context is None else context
-    if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L < T:
-        raise ValueError(f"context must be an int in [1, {T - 1}], got {L!r}")
-    indices = [index] if isinstance(index, int) else list(index or [])
-    if kind == "reconstruction":
-        indices = indices or list(range(min(3, run.size)))
-    elif len(indices) > 1:
-        raise ValueError(f"the {kind!r} plot shows one trajectory; got indices {indices}")
-    indices = [check_index(i, run.size) for i in indices or [0]]
-    if max(indices) >= len(ds):
-        raise ValueError(
-            f"trajectory index {max(indices)} is beyond the {len(ds)} loaded; "
-            "load the run with a larger count"
-        )
-    if kind != "reconstruction" and not hasattr(model, "weight_trajectory"):
-        raise ValueError(
-            f"the {kind!r} plot needs a WARP model; this run holds a {type(model).__name__}"
-        )
-    names = _CHANNELS.get(ds.name) if len(_CHANNELS.get(ds.name, [])) == d else None
-    who = _describe(model)
-    tag = f"{ds.name} {ds.split} trajectory {indices[0]}, {who}"
-    i, y, t = indices[0], ds.y[indices[0]], ds.t
-    own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
-    if own_times is not None:
-        t = own_times[i]
-    state_context = L if forecast else None
-    if kind == "reconstruction":
-        return plotting.plot_forecast(
-            model, ds.y, L, t=ds.t if own_times is None else own_times, indices=indices,
-            normalizer=norm, channel_names=names,
-            convention=run.config.get("convention", "clean"),
-            title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
-        )  # fmt: skip
-    if kind == "weights":
-        from .plotting._common import to_model_units
-
-        ts = own_times[i] if own_times is not None and model.time_aware else None
-        thetas, _ = plotting.state_trajectory(model, to_model_units(y, norm), state_context, ts)
-        return plotting.plot_weights(
-            thetas, decoder=model.decoder, t=t, context=L,
-            title=r"$\theta_t$ along " + tag,
-        )  # fmt: skip
-    if kind == "belief":
-        return plotting.plot_belief(
-            model, y, t=t, normalizer=norm, feed=feed, context=state_context,
-            channel_names=names, title=f"What each state believes about {tag}",
-        )  # fmt: skip
-    if kind == "trajectory":
-        return plotting.plot_trajectory(
-            model, y, normalizer=norm, context=state_context, gd_steps=gd_steps,
-            title=f"Weight-space path along {tag} vs gradient descent",
-        )  # fmt: skip
-    if kind == "physics":
-        params = {k: v[i] for k, v in ds.params.items()}
-        return plotting.plot_physics(
-            model, y, t=t, normalizer=norm, context=L if forecast else None,
-            truth=plotting.true_physical_parameters(ds.name, params),
-            title=r"Physical parameters read from $\theta_t$" + f" along {tag}",
-        )  # fmt: skip
-    return plotting.plot_transition(
-        model, channel_names=names,
-        title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
-    )  # fmt: skip
-
-
-def _describe(model) -> str:
-    """`"WARP (mlp root)"`, `"GRU"`, ...: the model as the figure titles name it."""
-    decoder = getattr(model, "config", {}).get("decoder")
-    name = type(model).__name__
-    return f"{name} ({decoder} root)" if isinstance(decoder, str) and name == "WARP" else name
+__all__ = ["Run", "add_plot_command", "default_output", "load_run"]
 
 
 def default_output(run: Run, kind: str, index, fmt: str) -> Path:
@@ -140,8 +27,6 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import FORMATS, save_figure
-
     if args.format not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {args.format!r}")
     out_format = Path(args.out).suffix.lstrip(".").lower() if args.out else ""
@@ -152,9 +37,14 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         args.run, split=args.split, count=count, data=args.data, checkpoint=args.checkpoint
     )
     fig = plot_run(
-        args.kind, run, index=args.index, context=args.context, forecast=args.forecast,
-        feed=args.feed, gd_steps=args.gd_steps,
-    )  # fmt: skip
+        args.kind,
+        run,
+        index=args.index,
+        context=args.context,
+        forecast=args.forecast,
+        feed=args.feed,
+        gd_steps=args.gd_steps,
+    )
     out = Path(args.out) if args.out else default_output(run, args.kind, args.index, args.format)
     if not out.suffix:
         out = out.with_suffix(f".{args.format}")
@@ -189,25 +79,42 @@ def add_plot_command(subparsers) -> argparse.ArgumentParser:
     plot.add_argument("kind", choices=KINDS, help="which figure")
     plot.add_argument("--run", required=True, help="run folder (with best.eqx)")
     plot.add_argument(
-        "--index", type=int, nargs="+", default=None,
+        "--index",
+        type=int,
+        nargs="+",
+        default=None,
         help="trajectory index in the split (reconstruction: one or more, default 0 1 2; "
         "other kinds: one, default 0)",
-    )  # fmt: skip
+    )
     plot.add_argument("--split", default="test", choices=["train", "val", "test", "ood"])
     plot.add_argument("--data", default=None, help="a .npz data set instead of regenerating")
     plot.add_argument("--context", type=int, default=None, help="context length (default: run's)")
     plot.add_argument(
-        "--forecast", action="store_true",
+        "--forecast",
+        action="store_true",
         help="states run free after the context (weights, belief, trajectory, physics)",
-    )  # fmt: skip
-    plot.add_argument("--feed", default="data", choices=["data", "rollout"],
-                      help="belief: x_prev from the data or from the decoder itself")
-    plot.add_argument("--gd-steps", type=int, default=256,
-                      help="trajectory: gradient-descent iterations (0: none)")
+    )
+    plot.add_argument(
+        "--feed",
+        default="data",
+        choices=["data", "rollout"],
+        help="belief: x_prev from the data or from the decoder itself",
+    )
+    plot.add_argument(
+        "--gd-steps",
+        type=int,
+        default=256,
+        help="trajectory: gradient-descent iterations (0: none)",
+    )
     plot.add_argument("--checkpoint", default="best", choices=["best", "last"])
     plot.add_argument("--out", default=None, help="output file (default RUN/figures/KIND_I.FMT)")
-    plot.add_argument("--format", default="png", choices=["png", "pdf", "svg"],
-                      action=_FormatAction, help="file format (default png)")
+    plot.add_argument(
+        "--format",
+        default="png",
+        choices=["png", "pdf", "svg"],
+        action=_FormatAction,
+        help="file format (default png)",
+    )
     plot.add_argument("--dpi", type=int, default=130)
     plot.set_defaults(func=_cmd_plot, format_given=False)
     return plot

@@ -43,18 +43,18 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 
-def input_differences(inputs: Float[Array, "T d"]) -> Float[Array, "T d"]:
+def input_differences(inputs: Float[Array, "T data"]) -> Float[Array, "T data"]:
     """du_t = u_t - u_{t-1}, with du_0 = 0."""
     return jnp.concatenate([jnp.zeros_like(inputs[:1]), jnp.diff(inputs, axis=0)])
 
 
 def sequential_states(
     A,
-    B: Float[Array, "D d"],
-    theta0: Float[Array, " D"],
-    inputs: Float[Array, "T d"],
+    B: Float[Array, "D_theta data"],
+    theta0: Float[Array, " D_theta"],
+    inputs: Float[Array, "T data"],
     steps: Float[Array, " T-1"] | None = None,
-) -> Float[Array, "T D"]:
+) -> Float[Array, "T D_theta"]:
     """States theta_0..theta_{T-1} by a `lax.scan` over time (`A`: a transition of
     `warp_phys._transition`; one `A.advance` per step). `steps`: the step sizes h_t
     (in sampling intervals) of a time-aware transition on an irregular grid."""
@@ -69,8 +69,8 @@ def sequential_states(
 
 
 def matrix_powers_times(
-    A: Float[Array, "D D"], M: Float[Array, "D m"], n: int
-) -> Float[Array, "n D m"]:
+    A: Float[Array, "D_theta D_theta"], M: Float[Array, "D_theta m"], n: int
+) -> Float[Array, "n D_theta m"]:
     """[M, A M, A^2 M, ..., A^{n-1} M] by repeated products `A @ P` (never forms A^k;
     `A` an array or a structured transition)."""
 
@@ -82,8 +82,8 @@ def matrix_powers_times(
 
 
 def toeplitz_convolution(
-    kernel: Float[Array, "T d D"], signal: Float[Array, "T d"]
-) -> Float[Array, "T D"]:
+    kernel: Float[Array, "T data D_theta"], signal: Float[Array, "T data"]
+) -> Float[Array, "T D_theta"]:
     """out_t = sum_{s<=t} kernel_{t-s}^T signal_s as one (T, T d) x (T d, D) product.
 
     `2 T^2 d D` FLOPs at matrix-multiply speed; under `jax.vmap` over samples the
@@ -96,8 +96,8 @@ def toeplitz_convolution(
 
 
 def fft_convolution(
-    kernel: Float[Array, "T d D"], signal: Float[Array, "T d"]
-) -> Float[Array, "T D"]:
+    kernel: Float[Array, "T data D_theta"], signal: Float[Array, "T data"]
+) -> Float[Array, "T D_theta"]:
     """The same causal convolution by zero-padded FFT along time, O(D d T log T)."""
     T = signal.shape[0]
     n = 2 * T
@@ -114,8 +114,8 @@ _GEMM_CONVOLUTION_LIMIT = 2048
 
 
 def causal_convolution(
-    kernel: Float[Array, "T d D"], signal: Float[Array, "T d"]
-) -> Float[Array, "T D"]:
+    kernel: Float[Array, "T data D_theta"], signal: Float[Array, "T data"]
+) -> Float[Array, "T D_theta"]:
     """out_t = sum_{s<=t} kernel_{t-s}^T signal_s: a GEMM for short sequences, an FFT
     for long ones (`T d > 2048`)."""
     if signal.shape[0] * signal.shape[1] <= _GEMM_CONVOLUTION_LIMIT:
@@ -124,13 +124,13 @@ def causal_convolution(
 
 
 def parallel_states(
-    A: Float[Array, "D D"],
-    B: Float[Array, "D d"],
-    head_weight: Float[Array, "D r"],
-    head_bias: Float[Array, " D"],
+    A: Float[Array, "D_theta D_theta"],
+    B: Float[Array, "D_theta data"],
+    head_weight: Float[Array, "D_theta r"],
+    head_bias: Float[Array, " D_theta"],
     features: Float[Array, " r"],
-    inputs: Float[Array, "T d"],
-) -> Float[Array, "T D"]:
+    inputs: Float[Array, "T data"],
+) -> Float[Array, "T D_theta"]:
     """States theta_0..theta_{T-1} without a sequential scan over the batch.
 
     `theta_0 = head_weight @ features + head_bias` (the hypernetwork's linear head).
@@ -147,18 +147,20 @@ def parallel_states(
 
 
 def diagonal_states(
-    a: Float[Array, " D"],
-    B: Float[Array, "D d"],
-    theta0: Float[Array, " D"],
-    inputs: Float[Array, "T d"],
-) -> Float[Array, "T D"]:
+    a: Float[Array, " D_theta"],
+    B: Float[Array, "D_theta data"],
+    theta0: Float[Array, " D_theta"],
+    inputs: Float[Array, "T data"],
+) -> Float[Array, "T D_theta"]:
     """States of theta_t = a * theta_{t-1} + B du_t by `lax.associative_scan`
     (see `diagonal_scan`)."""
     drive = (input_differences(inputs) @ B.T).at[0].set(theta0)  # (T, D)
     return diagonal_scan(jnp.broadcast_to(a, drive.shape), drive)
 
 
-def diagonal_scan(decay: Float[Array, "T D"], drive: Float[Array, "T D"]) -> Float[Array, "T D"]:
+def diagonal_scan(
+    decay: Float[Array, "T D_theta"], drive: Float[Array, "T D_theta"]
+) -> Float[Array, "T D_theta"]:
     """theta_t = decay_t * theta_{t-1} + drive_t with theta_0 = drive_0 (decay_0 unused),
     by `lax.associative_scan` over the pairs (decay_t, drive_t) under
     (a_i, b_i) . (a_j, b_j) = (a_i a_j, a_j b_i + b_j): O(T D) work, log T depth."""
@@ -172,12 +174,12 @@ def diagonal_scan(decay: Float[Array, "T D"], drive: Float[Array, "T D"]) -> Flo
 
 
 def lowrank_states(
-    U: Float[Array, "D r"],
-    V: Float[Array, "D r"],
-    B: Float[Array, "D d"],
-    theta0: Float[Array, " D"],
-    inputs: Float[Array, "T d"],
-) -> Float[Array, "T D"]:
+    U: Float[Array, "D_theta r"],
+    V: Float[Array, "D_theta r"],
+    B: Float[Array, "D_theta data"],
+    theta0: Float[Array, " D_theta"],
+    inputs: Float[Array, "T data"],
+) -> Float[Array, "T D_theta"]:
     """States of theta_t = (I + U V^T) theta_{t-1} + B du_t as
     theta_t = theta_0 + B (u_t - u_0) + U z_t, where the r-dim z follows
     z_t = (I + V^T U) z_{t-1} + V^T theta_0 + V^T B (u_{t-1} - u_0), z_0 = 0
@@ -204,8 +206,8 @@ def preferred_mode(length: int, data_size: int, theta_size: int) -> str:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def matrix_powers_and_next(
-    A: Float[Array, "D D"], M: Float[Array, "D m"], n: int
-) -> tuple[Float[Array, "n D m"], Float[Array, "D m"]]:
+    A: Float[Array, "D_theta D_theta"], M: Float[Array, "D_theta m"], n: int
+) -> tuple[Float[Array, "n D_theta m"], Float[Array, "D_theta m"]]:
     """`(matrix_powers_times(A, M, n), A^n M)`: the powers [M, A M, ..., A^{n-1} M] of
     shape `(n, D, m)` and the next one, to continue in another call, with a hand-written
     VJP whose gradient w.r.t. A is ONE large GEMM.

@@ -18,7 +18,8 @@ structured. Costs per product with a vector (multiply-adds) and parameter memory
 |            | (init rate = 0), h the step size    |                 |               |
 
 The two diagonal kinds, `diagonal` and the time-aware `continuous` (for irregular time
-grids), are in `warp_phys._elementwise`.
+grids), are in `warp_phys._elementwise`; `warp_phys._transitions.make_transition`
+builds any kind by name.
 
 `parallel_states` is each kind's unrolled recurrence over a whole sequence (see
 `warp_phys._recurrence` for the algorithms and their costs). `lr_divisor` sizes the
@@ -45,9 +46,6 @@ from ._recurrence import (
     parallel_states,
     preferred_mode,
 )
-
-TRANSITIONS = ("dense", "diagonal", "lowrank", "block", "continuous")
-DEFAULT_RANK = 8
 
 
 class AbstractTransition(eqx.Module):
@@ -80,13 +78,12 @@ class AbstractTransition(eqx.Module):
     def lr_divisor(self) -> float:
         """The default learning rate of A's parameters is `lr / lr_divisor`."""
 
-    def apply(self, theta: Float[Array, " D"]) -> Float[Array, " D"]:
-        """A theta, shape `(D,)`."""
-        return self @ theta
-
     def advance(
-        self, theta: Float[Array, " D"], drive: Float[Array, " D"], h: Array | None = None
-    ) -> Float[Array, " D"]:
+        self,
+        theta: Float[Array, " D_theta"],
+        drive: Float[Array, " D_theta"],
+        h: Array | None = None,
+    ) -> Float[Array, " D_theta"]:
         """One recurrence step A theta + drive (`drive` = B du); `h`, the step size in
         sampling intervals, is for time-aware kinds only."""
         if h is not None:
@@ -96,11 +93,11 @@ class AbstractTransition(eqx.Module):
             )
         return self @ theta + drive
 
-    def powers_times(self, M: Float[Array, "D m"], n: int) -> Float[Array, "n D m"]:
+    def powers_times(self, M: Float[Array, "D_theta m"], n: int) -> Float[Array, "n D_theta m"]:
         """[M, A M, ..., A^{n-1} M], shape `(n, D, m)`: a scan of n - 1 products."""
         return matrix_powers_times(self, M, n)
 
-    def as_matrix(self) -> Float[Array, "D D"]:
+    def as_matrix(self) -> Float[Array, "D_theta D_theta"]:
         """A as a dense `(D, D)` array (D^2 memory: for plots and tests at small D)."""
         return self @ jnp.eye(self.size, dtype=self.dtype)
 
@@ -114,12 +111,12 @@ class AbstractTransition(eqx.Module):
 
     def parallel_states(
         self,
-        B: Float[Array, "D d"],
-        head_weight: Float[Array, "D r"],
-        head_bias: Float[Array, " D"],
+        B: Float[Array, "D_theta data"],
+        head_weight: Float[Array, "D_theta r"],
+        head_bias: Float[Array, " D_theta"],
         features: Float[Array, " r"],
-        inputs: Float[Array, "T d"],
-    ) -> Float[Array, "T D"]:
+        inputs: Float[Array, "T data"],
+    ) -> Float[Array, "T D_theta"]:
         """theta_0..theta_{T-1} without a scan over D-sized states, theta_0 =
         `head_weight @ features + head_bias`. Default: the power kernels A^k [W | b | B]
         and a causal convolution (`warp_phys._recurrence.parallel_states`)."""
@@ -130,7 +127,7 @@ class DenseTransition(AbstractTransition):
     """A = `matrix`, shape `(D, D)`: the paper's transition."""
 
     kind: ClassVar[str] = "dense"
-    matrix: Float[Array, "D D"]
+    matrix: Float[Array, "D_theta D_theta"]
 
     def __init__(self, size: int, dtype=jnp.float32):
         self.matrix = jnp.eye(size, dtype=dtype)
@@ -165,8 +162,8 @@ class LowRankTransition(AbstractTransition):
     """
 
     kind: ClassVar[str] = "lowrank"
-    U: Float[Array, "D r"]
-    V: Float[Array, "D r"]
+    U: Float[Array, "D_theta r"]
+    V: Float[Array, "D_theta r"]
 
     def __init__(self, size: int, rank: int, *, key: PRNGKeyArray, dtype=jnp.float32):
         self.U = jax.random.normal(key, (size, rank), dtype) / math.sqrt(size)
@@ -252,37 +249,3 @@ class BlockTransition(AbstractTransition):
 
     def as_matrix(self):
         return jax.scipy.linalg.block_diag(*self.blocks)
-
-
-def check_transition(kind: str, rank: int | None) -> None:
-    """A one-line `ValueError` unless `kind` is a known transition and `rank` is None or,
-    for `"lowrank"`, a positive int."""
-    if kind not in TRANSITIONS:
-        raise ValueError(f"transition must be one of {', '.join(TRANSITIONS)}; got {kind!r}")
-    if rank is not None and kind != "lowrank":
-        raise ValueError(f"transition_rank applies to transition='lowrank' only, not {kind!r}")
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-        raise ValueError(f"transition_rank must be a positive int, got {rank!r}")
-
-
-def make_transition(
-    kind: str, block_sizes: tuple[int, ...], *, rank: int | None, key: PRNGKeyArray, dtype
-) -> AbstractTransition:
-    """The transition `kind` at its initialisation (A = I) for a root whose flat
-    parameter tensors have sizes `block_sizes` (D = their sum)."""
-    check_transition(kind, rank)
-    size = sum(block_sizes)
-    from ._elementwise import ContinuousTransition, DiagonalTransition  # built on this module
-
-    if kind == "dense":
-        return DenseTransition(size, dtype)
-    if kind == "diagonal":
-        return DiagonalTransition(size, dtype)
-    if kind == "block":
-        return BlockTransition(tuple(block_sizes), dtype)
-    if kind == "continuous":
-        return ContinuousTransition(size, dtype)
-    rank = DEFAULT_RANK if rank is None else rank
-    if rank > size:
-        raise ValueError(f"transition_rank {rank} exceeds D_theta = {size}")
-    return LowRankTransition(size, rank, key=key, dtype=dtype)

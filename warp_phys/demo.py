@@ -20,8 +20,8 @@ import numpy as np
 import systems
 from systems import atomic_write_bytes
 
+from ._forecast import reconstruct
 from ._model import WARP
-from ._rollout import reconstruct
 from .plotting import plot_reconstruction, plot_weights, save_figure
 from .training.data import Normalizer
 from .training.loop import train

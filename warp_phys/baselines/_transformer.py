@@ -54,7 +54,7 @@ class _Block(eqx.Module):
     def _mlp(self, x):
         return x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(x))))
 
-    def sequence(self, x: Float[Array, "S d"]) -> Float[Array, "S d"]:
+    def sequence(self, x: Float[Array, "T d_model"]) -> Float[Array, "T d_model"]:
         """Causal self-attention over a whole sequence."""
         q, k, v = jnp.split(jax.vmap(self.qkv)(jax.vmap(self.norm1)(x)), 3, axis=-1)
         S = x.shape[0]
@@ -62,7 +62,7 @@ class _Block(eqx.Module):
         att = jax.vmap(lambda qi, mi: _attend(qi, k, v, mi, self.heads))(q, mask)
         return jax.vmap(self._mlp)(x + jax.vmap(self.out)(att))
 
-    def token(self, x: Float[Array, " d"], keys, values, pos):
+    def token(self, x: Float[Array, " d_model"], keys, values, pos):
         """One token at position `pos`, attending to the cache (updated and returned)."""
         q, k, v = jnp.split(self.qkv(self.norm1(x)), 3)
         keys = jax.lax.dynamic_update_index_in_dim(keys, k, pos, 0)
@@ -72,7 +72,7 @@ class _Block(eqx.Module):
         return x, keys, values
 
 
-def sinusoidal_positions(length: int, d_model: int) -> Float[Array, "length d"]:
+def sinusoidal_positions(length: int, d_model: int) -> Float[Array, "length d_model"]:
     """The standard sin/cos code of integer positions 0..length-1."""
     pos = jnp.arange(length)[:, None]
     freq = jnp.exp(-math.log(10000.0) * (jnp.arange(0, d_model, 2) / d_model))
@@ -146,11 +146,16 @@ class Transformer(AbstractSequenceModel):
         self.max_len = int(max_len)
         self.is_probabilistic, self.std_lower_bound = bool(probabilistic), float(std_lower_bound)
         self.config_json = config_json(
-            data_size=self.data_size, d_model=self.d_model, layers=int(layers),
-            heads=int(heads), mlp_width=int(mlp_width), positions=positions,
-            max_len=self.max_len, probabilistic=self.is_probabilistic,
+            data_size=self.data_size,
+            d_model=self.d_model,
+            layers=int(layers),
+            heads=int(heads),
+            mlp_width=int(mlp_width),
+            positions=positions,
+            max_len=self.max_len,
+            probabilistic=self.is_probabilistic,
             std_lower_bound=self.std_lower_bound,
-        )  # fmt: skip
+        )
 
     @property
     def config(self) -> dict:

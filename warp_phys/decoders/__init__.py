@@ -10,6 +10,7 @@ from ._base import (
     AbstractDecoder,
     get_decoder,
     list_decoders,
+    make_decoder,
     parse_decoder_spec,
     register_decoder,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "get_transform",
     "inverse_transform",
     "list_decoders",
+    "make_decoder",
     "parse_decoder_spec",
     "parse_formula",
     "register_decoder",

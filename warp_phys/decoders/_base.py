@@ -6,15 +6,23 @@ needs three things from a decoder: the shapes of its parameters (to ravel / unra
 theta), an initialiser for those parameters, and the forward map.
 
 Adding a decoder: subclass `AbstractDecoder` in its own module and decorate it with
-`@register_decoder("name")`; its `__init__` takes `data_size` plus keyword options
-(name an internal MLP's options `width` and `depth`, which WARP's `root_width` and
-`root_depth` set). For a prior that is just a formula or a JAX function, use
-`decoder_from_sympy` or `decoder_from_function` instead.
+`@register_decoder("name")`; its `__init__` takes `data_size` plus keyword options. For
+a prior that is just a formula or a JAX function, use `decoder_from_sympy` or
+`decoder_from_function` instead.
 
-Units: decoders see the data exactly as WARP is trained on it. A physical decoder
-computes in physical units, so if the training data were normalised
-(`warp_phys.Normalizer`), give the decoder the normalisation (`damped_oscillator` has
-`scale`/`shift` options) or write the prior in normalised units.
+What a decoder needs from the run is declared on its class, and `make_decoder` (which
+WARP calls) passes each setting only to decoders that declare it:
+
+- `takes_size`: it has an internal MLP with options `width` and `depth` (WARP's
+  `root_width`, `root_depth`);
+- `needs_dt`: it takes `dt`, the time of one sampling interval in tau units
+  (`1 / (seq_len - 1)`);
+- `units`: `"normalised"` (it computes on the data as WARP is trained on it) or
+  `"physical"` (it computes in raw units and takes the data normalisation
+  `data = (raw - shift) / scale` as options `scale`, `shift`).
+
+A factory function registered with `register_decoder` may carry the same names as
+attributes; without them it gets none of these settings.
 
 Positivity and bounds of physical parameters are declared, not hand-coded: decoders
 name a transform per parameter (`"softplus"`, `"exp"`, `"sigmoid"`, `"tanh"`,
@@ -23,7 +31,8 @@ name a transform per parameter (`"softplus"`, `"exp"`, `"sigmoid"`, `"tanh"`,
 
 import abc
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -55,6 +64,10 @@ class AbstractDecoder(eqx.Module):
     """
 
     data_size: eqx.AbstractVar[int]
+    # what the decoder takes from the run (see the module docstring and `make_decoder`)
+    takes_size: ClassVar[bool] = False
+    needs_dt: ClassVar[bool] = False
+    units: ClassVar[Literal["normalised", "physical"]] = "normalised"
 
     @property
     def probabilistic(self) -> bool:
@@ -78,17 +91,17 @@ class AbstractDecoder(eqx.Module):
         """D_theta: the number of scalars in the flattened root parameters."""
         return sum(s.size for s in jax.tree.leaves(self.param_shapes()))
 
-    def unflatten(self, theta: Float[Array, " theta"]) -> PyTree[Array]:
+    def unflatten(self, theta: Float[Array, " D_theta"]) -> PyTree[Array]:
         """The flat vector `theta` of shape `(D_theta,)` as the pytree of parameters."""
         template = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.param_shapes())
         _, unravel = ravel_pytree(template)
         return unravel(theta)
 
-    def flat_init(self, key: PRNGKeyArray) -> Float[Array, " theta"]:
+    def flat_init(self, key: PRNGKeyArray) -> Float[Array, " D_theta"]:
         """`init_params(key)` flattened to shape `(D_theta,)`."""
         return ravel_pytree(self.init_params(key))[0]
 
-    def decode(self, theta: Float[Array, " theta"], tau, x_prev):
+    def decode(self, theta: Float[Array, " D_theta"], tau, x_prev):
         """Evaluate the root network whose flattened parameters are `theta`."""
         return self(self.unflatten(theta), tau, x_prev)
 
@@ -151,6 +164,58 @@ def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
     return _checked(factory(data_size=data_size, **options), name)
 
 
+def make_decoder(
+    spec: str,
+    data_size: int,
+    *,
+    seq_len: int | None = None,
+    root_width: int | None = None,
+    root_depth: int | None = None,
+    data_scale: Sequence[float] | None = None,
+    data_shift: Sequence[float] | None = None,
+    **options,
+) -> AbstractDecoder:
+    """Build the decoder `spec` with the run-level settings it declares (see the module
+    docstring): `root_width`/`root_depth` as its `width`/`depth` if it `takes_size`,
+    `dt = 1 / (seq_len - 1)` if it `needs_dt`, and `data_scale`/`data_shift` as its
+    `scale`/`shift` if its `units` are `"physical"`. The others never see them.
+
+    **Arguments:**
+
+    - `spec`: a registered decoder name or a spec string such as `"sympy:<formula>"`.
+    - `data_size`: channels of one observation.
+    - `seq_len`: the training sequence length that defines tau (for `dt`).
+    - `root_width`, `root_depth`: the size of the decoder's internal MLP (its `width`,
+      `depth`).
+    - `data_scale`, `data_shift`: the data normalisation per channel, `(data_size,)`
+      each, in raw units.
+    - `options`: the decoder's own keyword options; they win over the settings above
+      (e.g. a `width` or `dt` given here), and an option the decoder does not take
+      fails with the decoder's own error.
+
+    **Returns:** an `AbstractDecoder`.
+    """
+    factory = _factory(spec)
+    declared = {}
+    if getattr(factory, "takes_size", False):
+        declared.update(width=root_width, depth=root_depth)
+    if getattr(factory, "needs_dt", False) and seq_len is not None:
+        declared["dt"] = 1.0 / (int(seq_len) - 1)
+    if getattr(factory, "units", "normalised") == "physical":
+        declared.update(scale=data_scale, shift=data_shift)
+    given = {k: v for k, v in declared.items() if v is not None}
+    return get_decoder(spec, data_size=data_size, **{**given, **options})
+
+
+def _factory(spec):
+    """The registered factory or spec-prefix handler that builds `spec`."""
+    if isinstance(spec, str) and ":" in spec:
+        prefix = spec.split(":", 1)[0].strip()
+        if prefix in _SPEC_PREFIXES:
+            return _SPEC_PREFIXES[prefix]
+    return _REGISTRY.get(spec) if isinstance(spec, str) else None
+
+
 def parse_decoder_spec(spec: str, *, data_size: int, **options) -> AbstractDecoder:
     """Build a decoder from a one-line spec, as given on the command line.
 
@@ -202,16 +267,6 @@ def _lookup(name: str):
             f"unknown decoder {name!r}; registered decoders: {known}"
             + (f"; or a spec {prefixes}" if prefixes else "")
         ) from None
-
-
-def accepts_option(name: str, option: str) -> bool:
-    """Whether the registered decoder `name` takes the keyword option `option`
-    (False for spec strings and unknown names)."""
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        return False
-    accepted = _keyword_names(factory)
-    return accepted is None or option in accepted
 
 
 def _keyword_names(factory) -> set[str] | None:

@@ -5,6 +5,8 @@ completed by a small MLP. theta_t holds both parameter sets as one pytree
 `{"physics": ..., "residual": ...}`.
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -37,6 +39,7 @@ class HybridDecoder(AbstractDecoder):
     The physics decoder must be deterministic (not `probabilistic`).
     """
 
+    takes_size: ClassVar[bool] = True
     physics: AbstractDecoder
     data_size: int = eqx.field(static=True)
     width: int = eqx.field(static=True)

@@ -1,5 +1,7 @@
 """The default root network: a small MLP `[tau, x_prev] -> y` over flat weights."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -53,6 +55,7 @@ class MLPDecoder(AbstractDecoder):
     `std = max(softplus(raw), std_lower_bound)` when `probabilistic=True`.
     """
 
+    takes_size: ClassVar[bool] = True
     data_size: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)

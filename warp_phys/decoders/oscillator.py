@@ -21,7 +21,7 @@ overflows since `sqrt q < a`.
 This replaces the reference code's explicit Euler step (WARP_SPEC section 2).
 """
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -92,10 +92,12 @@ class DampedOscillatorDecoder(AbstractDecoder):
     they are positive: `omega0 = omega0_init * softplus(raw + log(e - 1))` (equal to
     `omega0_init` at `raw = 0`), likewise `zeta`.
 
-    Units: the decoder computes in physical units. If the data are normalised as
-    `data = (physical - shift) / scale` per channel (e.g. `shift = normalizer.mean`,
-    `scale = normalizer.std`), pass `scale` and `shift` and the transition stays exact.
-    For the paper's data, physical time equals tau, so `dt = 1 / (seq_len - 1)`.
+    Units: the decoder computes in physical units (`units = "physical"`). If the data
+    are normalised as `data = (physical - shift) / scale` per channel (e.g.
+    `shift = normalizer.mean`, `scale = normalizer.std`), pass `scale` and `shift` and
+    the transition stays exact; `WARP(data_scale=..., data_shift=...)` does so. For the
+    paper's data, physical time equals tau, so `dt = 1 / (seq_len - 1)`, which WARP
+    passes (`needs_dt`).
 
     **Arguments:**
 
@@ -113,6 +115,9 @@ class DampedOscillatorDecoder(AbstractDecoder):
     in data units.
     """
 
+    takes_size: ClassVar[bool] = True
+    needs_dt: ClassVar[bool] = True
+    units: ClassVar[str] = "physical"
     data_size: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)

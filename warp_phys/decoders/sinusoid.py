@@ -11,6 +11,8 @@ In WARP the decoder is evaluated at tau_{t+1}, so a learned phase also absorbs t
 constant offset `2 pi f dtau` of a one-step forecast.
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -42,6 +44,7 @@ class SinusoidDecoder(AbstractDecoder):
     **Returns** (of `__call__(params, tau, x_prev)`): the mean, shape `(data_size,)`.
     """
 
+    takes_size: ClassVar[bool] = True
     data_size: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)

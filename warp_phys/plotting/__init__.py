@@ -11,6 +11,9 @@ headless and in notebooks alike.
 | physics | `plot_physics` | physical parameters read from theta_t vs the true ones |
 | transition | `plot_transition` | spectrum and diagonal of A, A - I, B |
 
+`plot_run(kind, run)` draws any of them (`KINDS`) from a loaded run folder, with the
+channel names, units and true parameters its system declares.
+
 Model-level functions take a trajectory in data units and the model's `normalizer`; the
 numbers behind them (`belief_matrix`, `physical_parameter_trajectory`,
 `gradient_descent_trajectory`, `pca`, `transition_summary`, `state_trajectory`) are
@@ -19,14 +22,16 @@ public too.
 
 from ._belief import belief_matrix, plot_belief
 from ._common import FORMATS, save_figure, state_trajectory, weight_groups
-from ._physics import physical_parameter_trajectory, plot_physics, true_physical_parameters
+from ._physics import physical_parameter_trajectory, plot_physics
 from ._reconstruction import plot_forecast, plot_reconstruction
+from ._run import KINDS, plot_run
 from ._trajectory import gradient_descent_trajectory, pca, plot_trajectory, sequence_mse
 from ._transition import plot_transition, transition_summary
 from ._weights import plot_weights
 
 __all__ = [
     "FORMATS",
+    "KINDS",
     "belief_matrix",
     "gradient_descent_trajectory",
     "pca",
@@ -35,6 +40,7 @@ __all__ = [
     "plot_forecast",
     "plot_physics",
     "plot_reconstruction",
+    "plot_run",
     "plot_trajectory",
     "plot_transition",
     "plot_weights",
@@ -42,6 +48,5 @@ __all__ = [
     "sequence_mse",
     "state_trajectory",
     "transition_summary",
-    "true_physical_parameters",
     "weight_groups",
 ]

@@ -125,39 +125,25 @@ def plot_belief(
     # rows at the middle of `rows` equal bands, so none sits on the image's edge
     picks = np.unique(((np.arange(max(1, rows)) + 0.5) * T / max(1, rows)).astype(int))
     fig, axes = plt.subplots(
-        2, d, figsize=(4.6 * d + 0.6, 7.2), squeeze=False,
+        2,
+        d,
+        figsize=(4.6 * d + 0.6, 7.2),
+        squeeze=False,
         gridspec_kw={"height_ratios": [1.5, 1]},
-    )  # fmt: skip
-    cmap = plt.get_cmap("viridis")
+    )
     for c in range(d):
-        ax, ax_rows = axes[0, c], axes[1, c]
-        # the colour range of the truth (+-25%): diverging beliefs saturate, not rescale
-        lo, hi = y[:, c].min(), y[:, c].max()
-        lo, hi = lo - 0.25 * (hi - lo + 1e-9), hi + 0.25 * (hi - lo + 1e-9)
-        image = ax.imshow(
-            belief[..., c], origin="lower", aspect="auto", cmap="gray", vmin=lo, vmax=hi,
-            extent=(t[0], t[-1], t[0], t[-1]), interpolation="nearest",
-        )  # fmt: skip
-        ax.plot([t[0], t[-1]], [t[0], t[-1]], color="C3", lw=0.8, ls="--")
-        if context is not None:
-            ax.axhline(t[context - 1], color="C1", lw=0.8, ls=":")
-        fig.colorbar(image, ax=ax, label=f"{names[c]} (data units)", extend="both")
-        ax.set_title(f"{names[c]}: " + r"root$_{\theta_t}$ decoded at every time")
-        ax.set_xlabel("decoded at " + time_label(time_unit, "s"))
-        ax.set_ylabel(r"state $\theta_t$ at " + time_label(time_unit))
-        shade_context(ax_rows, t, context)
-        ax_rows.plot(t, y[:, c], color="k", lw=1.6, label="truth")
-        for k, row in enumerate(picks):
-            color = cmap(k / max(1, len(picks) - 1))
-            label = r"$\theta_t$" + f" at t = {t[row]:.3g}"
-            ax_rows.plot(t, belief[row, :, c], color=color, lw=1, label=label)
-            ax.axhline(t[row], color=color, lw=0.8)
-        lo_y, hi_y = y[:, c].min(), y[:, c].max()
-        pad = 0.5 * (hi_y - lo_y + 1e-9)
-        ax_rows.set_ylim(lo_y - pad, hi_y + pad)
-        ax_rows.set_xlabel(time_label(time_unit, "s"))
-        ax_rows.set_ylabel(f"{names[c]} (data units)")
-        ax_rows.set_title("rows of the matrix (coloured lines above)")
+        _draw_channel(
+            fig,
+            axes[0, c],
+            axes[1, c],
+            y[:, c],
+            belief[..., c],
+            t,
+            picks,
+            context,
+            names[c],
+            time_unit,
+        )
     axes[1, 0].legend(fontsize=7, loc="upper right", ncol=2)
     source = "its own previous output" if feed == "rollout" else "the observed x_{s-1}"
     fig.suptitle(
@@ -168,3 +154,42 @@ def plot_belief(
     )
     fig.tight_layout()
     return fig
+
+
+def _draw_channel(fig, ax, ax_rows, y, belief, t, picks, context, name, time_unit):
+    """One channel: its matrix `belief` `(T, T)` as an image on `ax`, and the rows
+    `picks` against the truth `y` `(T,)` on `ax_rows` (data units)."""
+    cmap = plt.get_cmap("viridis")
+    # the colour range of the truth (+-25%): diverging beliefs saturate, not rescale
+    lo, hi = y.min(), y.max()
+    lo, hi = lo - 0.25 * (hi - lo + 1e-9), hi + 0.25 * (hi - lo + 1e-9)
+    image = ax.imshow(
+        belief,
+        origin="lower",
+        aspect="auto",
+        cmap="gray",
+        vmin=lo,
+        vmax=hi,
+        extent=(t[0], t[-1], t[0], t[-1]),
+        interpolation="nearest",
+    )
+    ax.plot([t[0], t[-1]], [t[0], t[-1]], color="C3", lw=0.8, ls="--")
+    if context is not None:
+        ax.axhline(t[context - 1], color="C1", lw=0.8, ls=":")
+    fig.colorbar(image, ax=ax, label=f"{name} (data units)", extend="both")
+    ax.set_title(f"{name}: " + r"root$_{\theta_t}$ decoded at every time")
+    ax.set_xlabel("decoded at " + time_label(time_unit, "s"))
+    ax.set_ylabel(r"state $\theta_t$ at " + time_label(time_unit))
+    shade_context(ax_rows, t, context)
+    ax_rows.plot(t, y, color="k", lw=1.6, label="truth")
+    for k, row in enumerate(picks):
+        color = cmap(k / max(1, len(picks) - 1))
+        label = r"$\theta_t$" + f" at t = {t[row]:.3g}"
+        ax_rows.plot(t, belief[row], color=color, lw=1, label=label)
+        ax.axhline(t[row], color=color, lw=0.8)
+    lo_y, hi_y = y.min(), y.max()
+    pad = 0.5 * (hi_y - lo_y + 1e-9)
+    ax_rows.set_ylim(lo_y - pad, hi_y + pad)
+    ax_rows.set_xlabel(time_label(time_unit, "s"))
+    ax_rows.set_ylabel(f"{name} (data units)")
+    ax_rows.set_title("rows of the matrix (coloured lines above)")

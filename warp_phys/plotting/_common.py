@@ -13,8 +13,7 @@ from matplotlib.figure import Figure
 
 from systems import atomic_path
 
-from .._interface import mean_of
-from .._rollout import advance_step, timeline
+from .._rollout import rollout
 from ..decoders import AbstractDecoder
 
 FORMATS = ("png", "pdf", "svg")
@@ -125,27 +124,18 @@ def _observed_states(model, xs, ts=None):
 
 @eqx.filter_jit
 def _forecast_states(model, xs, context: int, ts=None):
-    L, T = context, xs.shape[0]
-    positions, steps = timeline(model, ts, T)
-    positions = jnp.append(positions, 2 * positions[-1] - positions[-2])  # one step past T
-    observed = _observed_states(model, xs[:L], None if ts is None else ts[:L])
-    state, u_prev = observed[-1], xs[L - 1]
-    fed = mean_of(model.decode(state, positions[L], u_prev))
-
-    def step(carry, inputs):
-        state, u_prev, fed = carry
-        position, h = inputs
-        state = advance_step(model, state, fed, u_prev, h)
-        return (state, fed, mean_of(model.decode(state, position, fed))), (state, fed)
-
-    inputs = (positions[L + 1 :], None if steps is None else steps[L - 1 :])
-    _, (free, fed_back) = jax.lax.scan(step, (state, u_prev, fed), inputs)
-    return jnp.concatenate([observed, free]), jnp.concatenate([xs[:L], fed_back])
+    # one step past T, so the rollout's states run up to theta_{T-1}; that row is never read
+    xs = jnp.concatenate([xs, xs[-1:]])
+    if ts is not None:
+        ts = jnp.append(ts, 2 * ts[-1] - ts[-2])
+    observed = jnp.arange(xs.shape[0]) < context
+    _, thetas, inputs = rollout(model, xs, observed, ts=ts, return_states=True)
+    return thetas, inputs
 
 
 def state_trajectory(
     model, xs: Float[Array, "T data"], context: int | None = None, ts=None
-) -> tuple[Float[Array, "T theta"], Float[Array, "T data"]]:
+) -> tuple[Float[Array, "T D_theta"], Float[Array, "T data"]]:
     """The states theta_0..theta_{T-1} a WARP model visits along `xs` (model units).
 
     **Arguments:**

@@ -65,28 +65,6 @@ def physical_parameter_trajectory(
     return _read(model, thetas, inputs)
 
 
-def true_physical_parameters(system: str, params: dict) -> dict[str, float]:
-    """The true values, in the decoders' parametrisation, of one trajectory's parameters.
-
-    **Arguments:**
-
-    - `system`: the system name (`"msd"`, `"msd_zero"`, `"sine"`, ...).
-    - `params`: that trajectory's parameters, `{name: float}` (a `Dataset.params` row).
-
-    **Returns:** `{name: value}`: for the mass-spring-damper `omega0 = sqrt(k / m)`
-    (rad per time unit) and `zeta = c / (2 sqrt(k m))`; for SINE `phase = phi`;
-    otherwise the parameters themselves, so a custom prior whose parameter names match
-    the system's is compared directly.
-    """
-    p = {k: float(np.asarray(v)) for k, v in params.items()}
-    if system in ("msd", "msd_zero") and {"m", "k", "c"} <= set(p):
-        m, k, c = p["m"], p["k"], p["c"]
-        return {"omega0": float(np.sqrt(k / m)), "zeta": float(c / (2 * np.sqrt(k * m)))}
-    if system == "sine" and "phi" in p:
-        return {"phase": p["phi"]}
-    return p
-
-
 def _components(values: dict[str, np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
     """`(name, base name, (T,) series)` for every scalar component of every parameter."""
     out = []
@@ -120,8 +98,9 @@ def plot_physics(
     - `normalizer`: the model's normalisation (`None`: the model works on `y` directly).
       The decoder itself must compute in physical units (e.g. `damped_oscillator`'s
       `scale`/`shift` options) for the values to be physical.
-    - `truth`: true values `{name: value}` (see `true_physical_parameters`); names the
-      decoder does not have are ignored. A vector parameter `p` matches `p[i]` keys.
+    - `truth`: true values `{name: value}` (e.g. from a system's
+      `physical_parameters`); names the decoder does not have are ignored. A vector
+      parameter `p` matches `p[i]` keys.
     - `context`: `None` (every x_t observed) or L (free-running after L steps, shaded).
     - `time_unit`: unit of `t`.
 

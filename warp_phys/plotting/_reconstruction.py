@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._rollout import reconstruct
+from .._forecast import reconstruct
 from ._common import channel_names as _channel_names
 from ._common import check_index, time_axis, time_label, to_data_units, to_model_units
 
@@ -69,9 +69,13 @@ def plot_reconstruction(
                 ax.fill_between(tf, *band, color="C3", alpha=0.2, label="±2 std")
             if baseline is not None:
                 ax.plot(
-                    tf, np.asarray(baseline)[i, :, c], color="C0", lw=1, ls=":",
+                    tf,
+                    np.asarray(baseline)[i, :, c],
+                    color="C0",
+                    lw=1,
+                    ls=":",
                     label="repeat last value",
-                )  # fmt: skip
+                )
             if i == 0:
                 ax.set_title(names[c])
             if i == n - 1:
@@ -80,9 +84,13 @@ def plot_reconstruction(
                 ax.set_ylabel(f"{rows[i]}\nvalue (data units)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(
-        handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+        handles,
+        labels,
+        loc="lower center",
+        ncol=len(labels),
+        frameon=False,
         bbox_to_anchor=(0.5, -0.02),
-    )  # fmt: skip
+    )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

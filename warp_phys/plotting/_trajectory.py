@@ -16,7 +16,7 @@ from ._common import state_trajectory, to_model_units
 OPTIMIZERS = {"adabelief": optax.adabelief, "adam": optax.adam, "sgd": optax.sgd}
 
 
-def pca(points: Float[Array, "N D"], k: int = 2):
+def pca(points: Float[Array, "N D_theta"], k: int = 2):
     """Principal component scores of `points` via `jnp.linalg.svd`.
 
     **Arguments:**
@@ -41,7 +41,7 @@ def pca(points: Float[Array, "N D"], k: int = 2):
     return centred @ axes.T, explained
 
 
-def sequence_mse(model, theta: Float[Array, " theta"], xs: Float[Array, "T data"]):
+def sequence_mse(model, theta: Float[Array, " D_theta"], xs: Float[Array, "T data"]):
     """Teacher-forced MSE of ONE fixed theta on a sequence: the mean over t of
     `(decode(theta, t+1, x_t) - x_{t+1})^2` (model units)."""
     steps = jnp.arange(1, xs.shape[0])
@@ -76,7 +76,7 @@ def gradient_descent_trajectory(
     steps: int = 256,
     learning_rate: float = 1e-2,
     optimizer: str = "adabelief",
-) -> tuple[Float[Array, "steps+1 theta"], Float[Array, " steps+1"]]:
+) -> tuple[Float[Array, "steps+1 D_theta"], Float[Array, " steps+1"]]:
     """Fit theta alone to one sequence by gradient descent, from WARP's theta_0.
 
     The paper's comparison: start at `theta_0 = model.initial_state(xs[0])` and minimise
@@ -154,26 +154,19 @@ def plot_trajectory(
     sizes = 6 + 40 * np.linspace(0, 1, T)
     ax.plot(*warp_xy.T, color="0.6", lw=0.6, zorder=1)
     points = ax.scatter(
-        *warp_xy.T, c=np.arange(T), cmap="viridis", s=sizes, alpha=0.85, zorder=2,
+        *warp_xy.T,
+        c=np.arange(T),
+        cmap="viridis",
+        s=sizes,
+        alpha=0.85,
+        zorder=2,
         label=r"WARP $\theta_t$",
-    )  # fmt: skip
-    fig.colorbar(points, ax=ax, pad=0.01, label="WARP step t")
-    ax_step.semilogy(
-        np.arange(1, T), _step_sizes(paths[0]), color="C2", label=r"WARP $\theta_t$"
     )
+    fig.colorbar(points, ax=ax, pad=0.01, label="WARP step t")
+    ax_step.semilogy(np.arange(1, T), _step_sizes(paths[0]), color="C2", label=r"WARP $\theta_t$")
     if gd_steps:
-        gd_xy = scores[T:]
-        n = gd_xy.shape[0]
-        ax.plot(*gd_xy.T, color="0.8", lw=0.6, zorder=1)
-        gd_points = ax.scatter(
-            *gd_xy.T, c=np.arange(n), cmap="autumn", marker="s", s=4 + 30 * np.linspace(0, 1, n),
-            alpha=0.55, zorder=2, label=f"gradient descent ({optimizer}, lr {learning_rate:g})",
-        )  # fmt: skip
-        fig.colorbar(gd_points, ax=ax, pad=0.02, label="gradient-descent iteration")
-        ax_step.semilogy(
-            np.arange(1, n), _step_sizes(paths[1]), color="C1",
-            label=f"gradient descent (final MSE {float(losses[-1]):.3g})",
-        )  # fmt: skip
+        label = f"gradient descent ({optimizer}, lr {learning_rate:g})"
+        _draw_descent(fig, ax, ax_step, scores[T:], paths[1], float(losses[-1]), label)
     ax.scatter(*warp_xy[0], marker="*", s=220, color="k", zorder=3, label=r"$\theta_0$ (both)")
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance, weight units)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance, weight units)")
@@ -198,3 +191,27 @@ def _teacher_forced_mse(model, xs):
 def _step_sizes(path: np.ndarray) -> np.ndarray:
     # floor at a tiny value so a log axis can show exact zeros (e.g. A = I, B = 0)
     return np.maximum(np.mean(np.abs(np.diff(path, axis=0)), axis=1), 1e-12)
+
+
+def _draw_descent(fig, ax, ax_step, gd_xy, path, final_loss: float, label: str):
+    """The gradient-descent iterates: their PCA scores `gd_xy` `(n, 2)` on `ax`, the
+    size of each update of `path` `(n, D_theta)` on `ax_step`."""
+    n = gd_xy.shape[0]
+    ax.plot(*gd_xy.T, color="0.8", lw=0.6, zorder=1)
+    gd_points = ax.scatter(
+        *gd_xy.T,
+        c=np.arange(n),
+        cmap="autumn",
+        marker="s",
+        s=4 + 30 * np.linspace(0, 1, n),
+        alpha=0.55,
+        zorder=2,
+        label=label,
+    )
+    fig.colorbar(gd_points, ax=ax, pad=0.02, label="gradient-descent iteration")
+    ax_step.semilogy(
+        np.arange(1, n),
+        _step_sizes(path),
+        color="C1",
+        label=f"gradient descent (final MSE {final_loss:.3g})",
+    )

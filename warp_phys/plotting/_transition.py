@@ -89,9 +89,13 @@ def plot_transition(
     change = info["A_minus_I"]
     limit = float(np.abs(change).max()) or 1.0
     image = ax_a.imshow(
-        change, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
+        change,
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
         extent=(0, D, D, 0),
-    )  # fmt: skip
+    )
     fig.colorbar(image, ax=ax_a, label=r"$A_{ij} - \delta_{ij}$ (1)", shrink=0.85)
     for _, start, _ in groups[1:]:
         ax_a.axhline(start, color="0.5", lw=0.4)

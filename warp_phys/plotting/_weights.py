@@ -62,9 +62,11 @@ def plot_weights(
                 t[-1], (start + stop) / 2, f" {label}", va="center", fontsize=7, clip_on=False
             )
     fig.colorbar(
-        image, ax=ax_map, pad=0.16 if labelled else 0.02,
+        image,
+        ax=ax_map,
+        pad=0.16 if labelled else 0.02,
         label="weight, min-max normalised over time",
-    )  # fmt: skip
+    )
     ax_map.set_xlabel(time_label(time_unit))
     ax_map.set_ylabel("weight index" + (f" (every {every})" if every > 1 else ""))
     ax_map.set_title(r"$\theta_t$ per weight")
@@ -76,8 +78,13 @@ def plot_weights(
     ax_norm.set_xlabel(time_label(time_unit))
     ax_norm.set_ylabel("L2 norm (weight units)")
     ax_norm.set_title("norm of each parameter tensor")
-    ax_norm.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                   ncol=1 + len(groups) // 16)  # fmt: skip
+    ax_norm.legend(
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        ncol=1 + len(groups) // 16,
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

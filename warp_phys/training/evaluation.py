@@ -10,7 +10,7 @@ import numpy as np
 
 from systems import atomic_write_bytes
 
-from .._rollout import reconstruct
+from .._forecast import reconstruct
 from .data import as_pairs, check_finite, grid_times, match_channels
 from .losses import mse
 from .protocol import predict, prediction_metrics

@@ -16,8 +16,8 @@ import optax
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from .._kernel_rollout import AR_ALGORITHMS
-from .._rollout import CONVENTIONS
+from .._conventions import CONVENTIONS
+from .._forecast import AR_ALGORITHMS
 from ._devices import batch_mesh, replicate, resolve_devices, shard_batch, to_default_device
 from .checkpoint import load_model, load_train_state, save_model
 from .data import as_pairs, grid_times

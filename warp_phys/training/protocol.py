@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._conventions import Convention, reference_context, teacher_forcing_mask
+from .._forecast import ArAlgorithm, ar_rollout, reconstruct
 from .._interface import mean_of
-from .._kernel_rollout import ArAlgorithm, ar_rollout
-from .._rollout import Convention, reconstruct, reference_context, rollout, teacher_forcing_mask
+from .._rollout import rollout
 from .losses import gaussian_nll, mse, prediction_loss
 
 Objective = Literal["autoregressive", "teacher_forced"]

@@ -20,7 +20,6 @@ from systems import atomic_write_json
 from .._interface import AbstractSequenceModel
 from .._model import WARP
 from ..baselines import BASELINES, count_parameters, hidden_size_for
-from ..decoders import get_decoder
 from ._devices import resolve_devices
 from .checkpoint import load_model
 from .config import RunConfig
@@ -73,34 +72,25 @@ def _warp(
     options = dict(config.decoder_options)
     if config.decoder == "mlp" and config.normalize:
         options.setdefault("final_activation", 5.0)  # keeps early free rollouts finite
-    if config.decoder == "damped_oscillator":
-        options.setdefault("dt", 1.0 / (seq_len - 1))
-        if config.normalize and normalizer is not None:  # the prior computes in raw units
-            stats = normalizer.to_dict()
-            options.setdefault("scale", stats["std"])
-            options.setdefault("shift", stats["mean"])
     if config.loss == "nll":
         options.setdefault("probabilistic", True)
         options.setdefault("std_lower_bound", config.std_lower_bound)
-    sized = dict(options, width=config.root_width, depth=config.root_depth)
-    try:
-        get_decoder(config.decoder, data_size=data_size, **sized)
-    except (TypeError, ValueError) as err:
-        try:  # a decoder without width/depth (e.g. sinusoid_phase, sympy:...)
-            get_decoder(config.decoder, data_size=data_size, **options)
-        except (TypeError, ValueError):
-            raise ValueError(f"decoder {config.decoder!r}: {err}") from None
-        sized = options
+    # a physical decoder computes in raw units: WARP gives it the normalisation
+    stats = normalizer.to_dict() if config.normalize and normalizer is not None else {}
     return WARP(
         data_size,
         decoder=config.decoder,
-        decoder_options=sized,
+        root_width=config.root_width,
+        root_depth=config.root_depth,
+        decoder_options=options,
         hyper_width=config.hyper_width,
         hyper_depth=config.hyper_depth,
         transition=config.transition,
         transition_rank=config.transition_rank,
         seq_len=seq_len,
         time_step=time_step if config.transition == "continuous" else None,
+        data_scale=stats.get("std"),
+        data_shift=stats.get("mean"),
         key=key,
     )
 

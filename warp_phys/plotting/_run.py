@@ -1,0 +1,180 @@
+"""Every figure of a run: `plot_run(kind, run)` draws one of `KINDS` from a loaded run
+(a model, its normaliser and a data set; see `warp-phys plot`).
+
+What the figures know about the data (channel names and units, the time unit, the true
+physical parameters) comes from the system the data set was drawn from
+(`systems.get_system(dataset.name)`), or from a data file's own channel names.
+"""
+
+import systems
+
+from ._belief import plot_belief
+from ._common import check_index, state_trajectory, to_model_units
+from ._physics import plot_physics
+from ._reconstruction import plot_forecast
+from ._trajectory import plot_trajectory
+from ._transition import plot_transition
+from ._weights import plot_weights
+
+KINDS = ("reconstruction", "weights", "belief", "trajectory", "physics", "transition")
+
+
+def plot_run(
+    kind: str,
+    run,
+    *,
+    index: list[int] | int | None = None,
+    context: int | None = None,
+    forecast: bool = False,
+    feed: str = "data",
+    gd_steps: int = 256,
+):
+    """Draw the figure `kind` (one of `KINDS`) of a loaded run.
+
+    **Arguments:**
+
+    - `kind`: `"reconstruction"`, `"weights"`, `"belief"`, `"trajectory"`, `"physics"`
+      or `"transition"`.
+    - `run`: a loaded run (`warp-phys plot`'s `load_run`): its `model`, `normalizer`,
+      `dataset` (a `systems.Dataset` in data units), `size` (trajectories in the split),
+      `context` and `config` (a dict).
+    - `index`: trajectory index (a list for `reconstruction`, default `[0, 1, 2]`).
+    - `context`: the context length L (default: the run's).
+    - `forecast`: for the state plots, let theta_t run free after the context (default:
+      every step observed).
+    - `feed`: see `belief_matrix`; `gd_steps`: see `plot_trajectory`.
+
+    **Returns:** a matplotlib `Figure`. Bad requests are `ValueError`s.
+    """
+    indices, L = _check_request(kind, run, index, context)
+    model, ds = run.model, run.dataset
+    names, time_unit, _ = _data_facts(ds)
+    who = _describe(model)
+    if kind == "reconstruction":
+        times = ds.extras.get("t", ds.t)  # an irregular grid: each trajectory's times (N, T)
+        return plot_forecast(
+            model,
+            ds.y,
+            L,
+            t=times,
+            indices=indices,
+            normalizer=run.normalizer,
+            channel_names=names,
+            convention=run.config.get("convention", "clean"),
+            time_unit=time_unit,
+            title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
+        )
+    if kind == "transition":
+        return plot_transition(
+            model,
+            channel_names=names,
+            title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
+        )
+    return _state_figure(kind, run, indices[0], L if forecast else None, L, who, feed, gd_steps)
+
+
+def _state_figure(kind, run, i, state_context, L, who, feed, gd_steps):
+    """The figures of the states theta_t along trajectory `i` (weights, belief,
+    trajectory, physics); `state_context`: None (every step observed) or L."""
+    model, ds, norm = run.model, run.dataset, run.normalizer
+    names, time_unit, system = _data_facts(ds)
+    y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {who}"
+    own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
+    if own_times is not None:
+        t = own_times[i]
+    if kind == "weights":
+        ts = t if own_times is not None and model.time_aware else None
+        thetas, _ = state_trajectory(model, to_model_units(y, norm), state_context, ts)
+        return plot_weights(
+            thetas,
+            decoder=model.decoder,
+            t=t,
+            context=L,
+            time_unit=time_unit,
+            title=r"$\theta_t$ along " + tag,
+        )
+    if kind == "belief":
+        return plot_belief(
+            model,
+            y,
+            t=t,
+            normalizer=norm,
+            feed=feed,
+            context=state_context,
+            channel_names=names,
+            time_unit=time_unit,
+            title=f"What each state believes about {tag}",
+        )
+    if kind == "trajectory":
+        return plot_trajectory(
+            model,
+            y,
+            normalizer=norm,
+            context=state_context,
+            gd_steps=gd_steps,
+            title=f"Weight-space path along {tag} vs gradient descent",
+        )
+    params = {k: float(v[i]) for k, v in ds.params.items()}
+    truth = system.physical_parameters(params) if system is not None else params
+    return plot_physics(
+        model,
+        y,
+        t=t,
+        normalizer=norm,
+        context=state_context,
+        truth=truth,
+        time_unit=time_unit,
+        title=r"Physical parameters read from $\theta_t$ along " + tag,
+    )
+
+
+def _check_request(kind: str, run, index, context) -> tuple[list[int], int]:
+    """The trajectory indices and context length `plot_run` draws, checked."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
+    T = run.dataset.y.shape[1]
+    L = run.context if context is None else context
+    if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L < T:
+        raise ValueError(f"context must be an int in [1, {T - 1}], got {L!r}")
+    indices = [index] if isinstance(index, int) else list(index or [])
+    if kind == "reconstruction":
+        indices = indices or list(range(min(3, run.size)))
+    elif len(indices) > 1:
+        raise ValueError(f"the {kind!r} plot shows one trajectory; got indices {indices}")
+    indices = [check_index(i, run.size) for i in indices or [0]]
+    if max(indices) >= len(run.dataset):
+        raise ValueError(
+            f"trajectory index {max(indices)} is beyond the {len(run.dataset)} loaded; "
+            "load the run with a larger count"
+        )
+    if kind != "reconstruction" and not hasattr(run.model, "weight_trajectory"):
+        raise ValueError(
+            f"the {kind!r} plot needs a WARP model; this run holds a {type(run.model).__name__}"
+        )
+    return indices, L
+
+
+def _data_facts(ds) -> tuple[list[str] | None, str, systems.AbstractSystem | None]:
+    """`(channel names, time unit, system)` of a data set: the facts of its registered
+    system, else a data file's channel names; unknown names are None and time "a.u."."""
+    try:
+        system = systems.get_system(ds.name)
+    except ValueError:  # trajectories from a file, or an unregistered system
+        return _checked_names(ds.config.get("channels"), ds), "a.u.", None
+    names = _checked_names(system.channel_names, ds)
+    if names is not None and system.channel_units is not None:
+        units = system.channel_units
+        names = [n if u is None else f"{n} ({u})" for n, u in zip(names, units, strict=True)]
+    return names, system.time_unit or "a.u.", system
+
+
+def _checked_names(names, ds) -> list[str] | None:
+    """`names` as a list when there is one per channel of `ds`, else None."""
+    return list(names) if names is not None and len(names) == ds.y.shape[2] else None
+
+
+def _describe(model) -> str:
+    """`"WARP (mlp root)"`, `"GRU"`, ...: the model as the figure titles name it."""
+    decoder = getattr(model, "config", {}).get("decoder")
+    name = type(model).__name__
+    return f"{name} ({decoder} root)" if isinstance(decoder, str) and name == "WARP" else name
