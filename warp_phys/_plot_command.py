@@ -1,8 +1,8 @@
 """`warp-phys plot KIND --run DIR`: every figure of `warp_phys.plotting` from a run folder.
 
-The run folder (of `warp-phys train` or `warp-phys demo`) is loaded by
-`warp_phys._run_folder.load_run` (re-exported here), with only the first `index + 1`
-trajectories of the split regenerated, or read from `--data FILE.npz`.
+The run folder (of `warp-phys train` or `warp-phys demo`) is loaded by `load_run`; only
+the first `index + 1` trajectories of the split are regenerated (`run_dataset`), or they
+are read from `--data FILE.npz`.
 """
 
 import argparse
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import matplotlib
 
-from ._run_folder import Run, load_run
+from .training.run import Run, load_run, run_dataset
 
-__all__ = ["KINDS", "Run", "add_plot_command", "default_output", "load_run", "plot_run"]
+__all__ = ["KINDS", "add_plot_command", "default_output", "plot_run"]
 
 KINDS = ("reconstruction", "weights", "belief", "trajectory", "physics", "transition")
 _CHANNELS = {
@@ -30,6 +30,8 @@ def plot_run(
     kind: str,
     run: Run,
     *,
+    split: str = "test",
+    data=None,
     index: list[int] | int | None = None,
     context: int | None = None,
     forecast: bool = False,
@@ -43,6 +45,8 @@ def plot_run(
     - `kind`: `"reconstruction"`, `"weights"`, `"belief"`, `"trajectory"`, `"physics"`
       or `"transition"`.
     - `run`: from `load_run`.
+    - `split`: the data split to draw; `data`: a data file to draw instead (see
+      `run_dataset`).
     - `index`: trajectory index (a list for `reconstruction`, default `[0, 1, 2]`).
     - `context`: the context length L (default: the run's).
     - `forecast`: for the state plots, let theta_t run free after the context (default:
@@ -56,17 +60,19 @@ def plot_run(
 
     if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
-    model, ds, norm = run.model, run.dataset, run.normalizer
+    indices = [index] if isinstance(index, int) else list(index or [])
+    count = 1 + max(indices or [2 if kind == "reconstruction" else 0])
+    ds, size = run_dataset(run, split, count, data)
+    model, norm = run.model, run.normalizer
     T, d = ds.y.shape[1:]
-    L = run.context if context is None else context
+    L = run.config.context if context is None else context
     if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L < T:
         raise ValueError(f"context must be an int in [1, {T - 1}], got {L!r}")
-    indices = [index] if isinstance(index, int) else list(index or [])
     if kind == "reconstruction":
-        indices = indices or list(range(min(3, run.size)))
+        indices = indices or list(range(min(3, size)))
     elif len(indices) > 1:
         raise ValueError(f"the {kind!r} plot shows one trajectory; got indices {indices}")
-    indices = [check_index(i, run.size) for i in indices or [0]]
+    indices = [check_index(i, size) for i in indices or [0]]
     if max(indices) >= len(ds):
         raise ValueError(
             f"trajectory index {max(indices)} is beyond the {len(ds)} loaded; "
@@ -88,7 +94,7 @@ def plot_run(
         return plotting.plot_forecast(
             model, ds.y, L, t=ds.t if own_times is None else own_times, indices=indices,
             normalizer=norm, channel_names=names,
-            convention=run.config.get("convention", "clean"),
+            convention=run.config.convention,
             title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
         )  # fmt: skip
     if kind == "weights":
@@ -133,7 +139,7 @@ def _describe(model) -> str:
 def default_output(run: Run, kind: str, index, fmt: str) -> Path:
     """`RUN/figures/KIND[_INDEX].FORMAT`."""
     suffix = "" if kind == "transition" else f"_{index[0] if index else 0}"
-    return run.path / "figures" / f"{kind}{suffix}.{fmt}"
+    return run.folder / "figures" / f"{kind}{suffix}.{fmt}"
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
@@ -147,14 +153,18 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     out_format = Path(args.out).suffix.lstrip(".").lower() if args.out else ""
     if out_format and args.format_given and out_format != args.format:
         raise ValueError(f"--out {args.out} does not end in .{args.format} (--format)")
-    count = 1 + max(args.index or [2 if args.kind == "reconstruction" else 0])
-    run = load_run(
-        args.run, split=args.split, count=count, data=args.data, checkpoint=args.checkpoint
-    )
+    run = load_run(args.run, args.checkpoint)
     fig = plot_run(
-        args.kind, run, index=args.index, context=args.context, forecast=args.forecast,
-        feed=args.feed, gd_steps=args.gd_steps,
-    )  # fmt: skip
+        args.kind,
+        run,
+        split=args.split,
+        data=args.data,
+        index=args.index,
+        context=args.context,
+        forecast=args.forecast,
+        feed=args.feed,
+        gd_steps=args.gd_steps,
+    )
     out = Path(args.out) if args.out else default_output(run, args.kind, args.index, args.format)
     if not out.suffix:
         out = out.with_suffix(f".{args.format}")
