@@ -171,6 +171,30 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data_command(sub) -> None:
+    """`warp-phys data`: generate or convert a data set."""
+    data = sub.add_parser(
+        "data", help="generate a system's data set, or validate and convert your file, as .npz"
+    )
+    data.add_argument("--system", default=None, help="registered system name (default: msd)")
+    data.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="FILE",
+        help="convert this .csv/.npy/.npz file or folder of .csv (validated) to a data set "
+        "--out FILE.npz",
+    )
+    data.add_argument("--split", default="train", choices=["train", "val", "test", "ood"])
+    data.add_argument("--n", type=int, default=None, help="trajectories (default: the system's)")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--out", default=None, help="output .npz (default: the cache folder)")
+    data.add_argument(
+        "--cache-dir", default="data_cache", help="cache folder (default: data_cache)"
+    )
+    data.set_defaults(func=_cmd_data)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="warp-phys",
@@ -229,26 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
-    data = sub.add_parser(
-        "data", help="generate a system's data set, or validate and convert your file, as .npz"
-    )
-    data.add_argument("--system", default=None, help="registered system name (default: msd)")
-    data.add_argument(
-        "--from",
-        dest="source",
-        default=None,
-        metavar="FILE",
-        help="convert this .csv/.npy/.npz file or folder of .csv (validated) to a data set "
-        "--out FILE.npz",
-    )
-    data.add_argument("--split", default="train", choices=["train", "val", "test", "ood"])
-    data.add_argument("--n", type=int, default=None, help="trajectories (default: the system's)")
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--out", default=None, help="output .npz (default: the cache folder)")
-    data.add_argument(
-        "--cache-dir", default="data_cache", help="cache folder (default: data_cache)"
-    )
-    data.set_defaults(func=_cmd_data)
+    _add_data_command(sub)
 
     lst = sub.add_parser("list", help="list registered decoders, systems and models")
     lst.set_defaults(func=_cmd_list)

@@ -9,9 +9,12 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
+from ._devices import batch_mesh, resolve_devices, shard_batch
+from ._state import fingerprint
 from .data import as_pairs, grid_times
-from .optim import optax_chain
+from .optim import for_model, optax_chain
 from .options import ObjectiveOptions, OptimizerOptions, ValidationOptions
 from .protocol import batch_loss
 
@@ -54,7 +57,67 @@ class Setup:
     folder: Path | None
     fingerprint: dict
     train_step: object
-    place: object  # numpy batch -> device array (sharded over the devices)
+    mesh: Mesh | None  # the devices of data-parallel training (None: one device)
+
+    def place(self, batch: np.ndarray):
+        """A minibatch on the device (split over the mesh's devices)."""
+        return jnp.asarray(batch) if self.mesh is None else shard_batch(self.mesh, batch)
+
+
+def prepare(
+    model,
+    data,
+    val_data,
+    *,
+    times,
+    val_times,
+    steps: int,
+    batch_size: int,
+    optimizer: OptimizerOptions,
+    objective: ObjectiveOptions,
+    validation: ValidationOptions,
+    devices,
+    max_seconds,
+    log_every: int,
+    checkpoint_dir,
+    key,
+) -> tuple[Setup, optax.GradientTransformationExtraArgs]:
+    """Everything `train` checks and resolves before its first step (arguments as
+    `train`'s): the arrays, the options (A's learning rate, the validation context and
+    protocol), the devices, the compiled step and the resume fingerprint.
+
+    **Returns:** `(setup, chain)`: the loop's `Setup` and the optax chain."""
+    inputs, targets, times = training_arrays(model, data, times, objective)
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+    batch_size = min(batch_size, len(inputs))
+    n_devices = resolve_devices(devices, batch_size)
+    val, val_times, validation = validation_arrays(
+        model, val_data, val_times, validation, inputs, targets, times
+    )
+    optimizer = for_model(optimizer, model)
+    cosine_steps = steps if optimizer.schedule == "cosine" else None
+    chain, train_step = compiled_step(optimizer, cosine_steps, objective)
+    loop_items = dict(steps=cosine_steps, batch_size=batch_size, has_val=val is not None)
+    stamp = fingerprint((optimizer, objective, validation), loop_items, key, inputs, targets, times)
+    setup = Setup(
+        inputs=inputs,
+        targets=targets,
+        times=times,
+        val=val,
+        val_times=val_times,
+        validation=validation,
+        objective=objective,
+        steps=steps,
+        batch_size=batch_size,
+        max_seconds=max_seconds,
+        log_every=log_every,
+        folder=None if checkpoint_dir is None else Path(checkpoint_dir),
+        fingerprint=stamp,
+        train_step=train_step,
+        mesh=batch_mesh(n_devices) if n_devices > 1 else None,
+    )
+    return setup, chain
 
 
 def training_arrays(model, data, times, objective: ObjectiveOptions):

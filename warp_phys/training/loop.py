@@ -2,14 +2,13 @@
 minibatches from a seeded shuffler, validation, best-checkpoint keeping, early stopping,
 a progress bar, NaN/inf detection and exact resumption.
 
-`train` reads as setup (`_setup`: the arrays, the options resolved, the compiled step;
-`_state.resume_state`), the loop (`_loop`, `_take_step`, `_validate`) and the
+`train` reads as setup (`_setup.prepare`: the arrays, the options resolved, the
+compiled step; `_state.resume_state`), the loop (`_loop`, `_take_step`, `_validate`) and the
 checkpoints (`_state.save_last`, `best.eqx` in `_validate`).
 """
 
 import functools
 import time
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -18,12 +17,11 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from ._devices import batch_mesh, replicate, resolve_devices, shard_batch, to_default_device
-from ._setup import Setup, compiled_step, training_arrays, validation_arrays
-from ._state import TrainState, fingerprint, resume_state, save_last
+from ._devices import replicate, to_default_device
+from ._setup import Setup, prepare
+from ._state import TrainState, resume_state, save_last
 from .checkpoint import save_model
 from .metrics_log import MetricsLog
-from .optim import for_model
 from .options import ObjectiveOptions, OptimizerOptions, ValidationOptions
 from .protocol import protocol_mse
 
@@ -55,90 +53,64 @@ def train(
     - `model`: an `AbstractSequenceModel`.
     - `data`: training trajectories `(N, T, data_size)`, an `(inputs, targets)` pair,
       or a `systems.Dataset` (see `as_pairs`; one sampled on an irregular grid trains a
-      time-aware model at its time stamps, see `grid_times`).
-    - `steps`, `batch_size`: optimiser steps and sequences per step. Minibatches are
-      drawn without replacement from a permutation per epoch seeded by `key`.
-    - `optimizer`: an `OptimizerOptions` (default `OptimizerOptions()`; see
-      `make_optimizer`).
-    - `objective`: an `ObjectiveOptions` (default `ObjectiveOptions()`; see
-      `sequence_loss`). The loss is the MSE, or the Gaussian NLL for probabilistic models.
-    - `validation`, `val_data`: a `ValidationOptions` (default `ValidationOptions()`:
-      context T // 4, forecast protocol; `"auto"`: `"full"` when the training inputs
-      differ from the targets) and the validation data,
-      scored every `validation.every` steps (and when the time budget ends) under
-      `predict`'s protocol; the best model is kept and returned (the last one if no
-      validation took place); `validation.patience`: stop after this many validations
-      without improvement. Select on a validation split, never on test.
-    - `times`, `val_times`: the time stamps `(N, T)` of irregularly sampled training and
-      validation data given as arrays (default: a `Dataset`'s own, or a regular grid).
+      time-aware model at its time stamps, see `grid_times`); `val_data` the same.
+    - `steps`, `batch_size`: optimiser steps and sequences per step, drawn without
+      replacement from a permutation per epoch seeded by `key`.
+    - `optimizer`: an `OptimizerOptions` (see `make_optimizer`).
+    - `objective`: an `ObjectiveOptions` (see `sequence_loss`); the loss is the MSE, or
+      the Gaussian NLL for probabilistic models.
+    - `validation`: a `ValidationOptions`: `val_data` is scored every `every` steps (and
+      when the time budget ends) under `predict`'s `protocol` after `context` steps
+      (default T // 4; protocol `"auto"`: `"full"` when the training inputs differ from
+      the targets); the best model is kept; `patience`: stop after this many
+      validations without improvement. Select on a validation split, never on test.
+    - `times`, `val_times`: time stamps `(N, T)` of irregularly sampled data given as
+      arrays (default: a `Dataset`'s own, or a regular grid).
     - `max_seconds`: stop on a wall-clock budget (this call's time).
-    - `devices`: data-parallel training over this many local devices (`"auto"`: all of
-      `jax.local_devices()`). The default 1 is the plain single-device path. With
-      n > 1 the model and optimiser state are replicated and each minibatch is split
-      into n equal parts (`batch_size` must be a multiple of n); the result equals
-      single-device training on the same global batch up to float rounding. The
-      returned model is on the first local device.
-    - `checkpoint_dir`: write `best.eqx`, `last.eqx` (with the optimiser state) and
-      `metrics.jsonl` there, atomically; `last.eqx` is written at every validation and
-      at the end, and holds the last good state if training hits NaN/inf.
-    - `resume`: continue from `checkpoint_dir/last.eqx`; the result is identical to an
-      uninterrupted run (unless the first run stopped on its time budget, which adds a
-      validation off the schedule). All options but `steps`, `max_seconds`,
-      `validation.patience`, `progress`, `log_every` and `devices` (and the data) must
-      be those of the first run.
+    - `devices`: data-parallel training over this many local devices (`"auto"`: all);
+      `batch_size` must be a multiple of it; equal to one device up to float rounding
+      (see `_devices`). The model comes back on the first local device.
+    - `checkpoint_dir`: write `best.eqx`, `last.eqx` (with the optimiser state; at every
+      validation, at the end, and the last good state on NaN/inf) and `metrics.jsonl`.
+    - `resume`: continue from `checkpoint_dir/last.eqx`, identical to an uninterrupted
+      run (unless the first stopped on its time budget, which adds a validation). Only
+      `steps`, `max_seconds`, `patience`, `devices`, `progress`, `log_every` may change.
     - `key`: PRNG key of the shuffler, teacher-forcing coins and feedback noise.
 
     **Returns:** `(model, history)`: the best validated model (the last one without
     `val_data`) and a dict of lists `step`, `loss`, `seconds`, `val_step`, `val_mse`,
-    plus `stopped` (`"steps"`, `"early_stopping"` or `"time"`).
-    Raises `FloatingPointError` when the loss or gradient becomes NaN/inf.
+    plus `stopped` (`"steps"`, `"early_stopping"` or `"time"`). Raises
+    `FloatingPointError` when the loss or gradient becomes NaN/inf.
     """
-    optimizer = optimizer or OptimizerOptions()
-    objective = objective or ObjectiveOptions()
-    validation = validation or ValidationOptions()
-    inputs, targets, times = training_arrays(model, data, times, objective)
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
-    batch_size = min(batch_size, len(inputs))
-    n_devices = resolve_devices(devices, batch_size)
-    val, val_times, validation = validation_arrays(
-        model, val_data, val_times, validation, inputs, targets, times
-    )
-    optimizer = for_model(optimizer, model)
-    cosine_steps = steps if optimizer.schedule == "cosine" else None
-    chain, train_step = compiled_step(optimizer, cosine_steps, objective)
-    opt_state = chain.init(eqx.filter(model, eqx.is_inexact_array))
-    loop_items = dict(steps=cosine_steps, batch_size=batch_size, has_val=val is not None)
-    stamp = fingerprint((optimizer, objective, validation), loop_items, key, inputs, targets, times)
-    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if resume:
-        state = resume_state(folder, model, opt_state, stamp, val is not None)
-    else:
-        state = TrainState(model, opt_state, best_model=model)
-    mesh = batch_mesh(n_devices) if n_devices > 1 else None
-    if mesh is not None:
-        state.model, state.opt_state = replicate((state.model, state.opt_state), mesh)
-    setup = Setup(
-        inputs=inputs,
-        targets=targets,
+    setup, chain = prepare(
+        model,
+        data,
+        val_data,
         times=times,
-        val=val,
         val_times=val_times,
-        validation=validation,
-        objective=objective,
         steps=steps,
         batch_size=batch_size,
+        optimizer=optimizer or OptimizerOptions(),
+        objective=objective or ObjectiveOptions(),
+        validation=validation or ValidationOptions(),
+        devices=devices,
         max_seconds=max_seconds,
         log_every=log_every,
-        folder=folder,
-        fingerprint=stamp,
-        train_step=train_step,
-        place=jnp.asarray if mesh is None else functools.partial(shard_batch, mesh),
+        checkpoint_dir=checkpoint_dir,
+        key=key,
     )
-    log = MetricsLog(folder, resume_from=state.step if resume else None)
+    opt_state = chain.init(eqx.filter(model, eqx.is_inexact_array))
+    if resume:
+        has_val = setup.val is not None
+        state = resume_state(setup.folder, model, opt_state, setup.fingerprint, has_val)
+    else:
+        state = TrainState(model, opt_state, best_model=model)
+    if setup.mesh is not None:
+        state.model, state.opt_state = replicate((state.model, state.opt_state), setup.mesh)
+    log = MetricsLog(setup.folder, resume_from=state.step if resume else None)
     history = _loop(setup, state, log, key, progress)
     result = state.best_model if state.best_step is not None else state.model
-    return (result if mesh is None else to_default_device(result)), history
+    return (result if setup.mesh is None else to_default_device(result)), history
 
 
 def _loop(setup: Setup, state: TrainState, log: MetricsLog, key, progress: bool) -> dict:
