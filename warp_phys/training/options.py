@@ -16,6 +16,7 @@ from typing import Literal
 from .._kernel_rollout import ArAlgorithm
 from .._model import Mode
 from .._rollout import Convention
+from .protocol import Objective
 
 
 def option(default, help: str, *, flat: str | None = None, resumable: bool = False, choices=None):
@@ -134,9 +135,7 @@ class OptimizerOptions(Options):
 class ObjectiveOptions(Options):
     """How `train` forms and scores its training sequences (see `sequence_loss`)."""
 
-    kind: Literal["autoregressive", "teacher_forced"] = option(
-        "autoregressive", "training objective", flat="objective"
-    )
+    kind: Objective = option("autoregressive", "training objective", flat="objective")
     forcing_prob: float = option(0.25, "teacher-forcing probability")
     convention: Convention = option("clean", "index convention (reference = the reference code's)")
     stochastic: bool = option(False, "feed back sampled predictions (needs nll)")
@@ -152,7 +151,7 @@ class ValidationOptions(Options):
     often, and when to stop early."""
 
     context: int | None = option(
-        None, "observed steps L for validation and evaluation (default: a quarter of T)"
+        None, "observed steps L for validation and evaluation (None: a quarter of the steps)"
     )
     protocol: Literal["auto", "forecast", "full"] = option(
         "forecast",

@@ -141,10 +141,9 @@ def train_run(
         if not (out / "last.eqx").is_file():
             raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
         _check_resumable(load_run(out, "last").config, config, out)
-    train_set, val_set = _splits(config, data, val_data)
+    config, train_set, val_set = _prepare_data(config, data, val_data)
     inputs, targets = as_pairs(train_set, "training data")
     resolve_devices(config.devices, min(config.batch_size, len(inputs)))  # before any file
-    config = _resolved(config, train_set, val_set)
     T, d = targets.shape[1:]
     normalizer = Normalizer.fit(targets) if config.normalize else Normalizer.identity(d)
     model_key, train_key = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -197,36 +196,32 @@ def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
     return config.replace(**{k: v and str(Path(v).resolve()) for k, v in paths.items()})
 
 
-def _splits(config: RunConfig, data, val_data):
-    """The training and validation `Dataset`s; both must be longer than the context."""
+def _prepare_data(config: RunConfig, data, val_data):
+    """The training and validation `Dataset`s, and the config as the run stores it: the
+    `"auto"` protocol (full for input/target tasks), the context (default a quarter of
+    the validation steps) and the data seed made explicit. Both splits must be longer
+    than the context."""
     if config.data is None:
         train_set, val_set = load_dataset(config, "train"), load_dataset(config, "val")
     else:
         train_set, val_set = data_splits(config, data, val_data)
-    source = config.data or config.system
+    protocol = config.eval_protocol
+    if protocol == "auto":
+        protocol = "full" if "inputs" in train_set.extras else "forecast"
+    config = config.replace(
+        eval_protocol=protocol,
+        context=config.context or max(1, val_set.y.shape[1] // 4),
+        data_seed=config.seed if config.data_seed is None else config.data_seed,
+    )
+    source, context = config.data or config.system, config.context
     for name, dataset in (("training", train_set), ("validation", val_set)):
         steps = dataset.y.shape[1]
-        context = config.context or max(1, val_set.y.shape[1] // 4)
         if not 1 <= context < steps:
             raise ValueError(
                 f"too few steps for the context: the {name} data ({source}) have {steps} "
                 f"steps, context {context} needs at least {context + 1}"
             )
-    return train_set, val_set
-
-
-def _resolved(config: RunConfig, train_set, val_set) -> RunConfig:
-    """The config as the run stores it: the `"auto"` protocol (full for input/target
-    tasks), the context (default a quarter of the validation steps) and the data seed
-    made explicit."""
-    protocol = config.eval_protocol
-    if protocol == "auto":
-        protocol = "full" if "inputs" in train_set.extras else "forecast"
-    return config.replace(
-        eval_protocol=protocol,
-        context=config.context or max(1, val_set.y.shape[1] // 4),
-        data_seed=config.seed if config.data_seed is None else config.data_seed,
-    )
+    return config, train_set, val_set
 
 
 def _write_start(out: Path, config: RunConfig, normalizer, train, val) -> None:
