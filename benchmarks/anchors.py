@@ -57,7 +57,7 @@ from benchmarks._anchors_report import METHODS
 from benchmarks._readme import splice_readme
 from systems import atomic_write_bytes
 from warp_phys.training.config import RunConfig
-from warp_phys.training.run import build_model
+from warp_phys.training.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -245,10 +245,13 @@ def train_warp(system: str, method: str, data: dict, preset: Preset):
     model, history = wp.train(
         model, (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y))),
         steps=preset.train_steps, batch_size=preset.batch_size,
-        learning_rate=3e-3 if method == "warp_phys" else 2e-3,
-        forcing_prob=0.25, val_data=(norm.apply(val_inputs), norm.apply(data["val"])),
-        val_context=sorted(preset.contexts)[len(preset.contexts) // 2],
-        val_every=preset.val_every, max_seconds=preset.train_seconds, key=train_key,
+        optimizer=wp.OptimizerOptions(lr=3e-3 if method == "warp_phys" else 2e-3),
+        objective=wp.ObjectiveOptions(forcing_prob=0.25),
+        val_data=(norm.apply(val_inputs), norm.apply(data["val"])),
+        validation=wp.ValidationOptions(
+            context=sorted(preset.contexts)[len(preset.contexts) // 2], every=preset.val_every
+        ),
+        max_seconds=preset.train_seconds, key=train_key,
         progress=False,
     )  # fmt: skip
     return model, norm, time.perf_counter() - start, history

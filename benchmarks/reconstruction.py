@@ -146,7 +146,7 @@ def _shape_check(config) -> int:
 
     import systems
     from warp_phys.baselines import count_parameters
-    from warp_phys.training.run import build_model
+    from warp_phys.training.models import build_model
 
     system = systems.get_system(config.system)
     size = system.state_size
@@ -162,7 +162,7 @@ def _theta_size(config) -> int:
     import jax
 
     import systems
-    from warp_phys.training.run import build_model
+    from warp_phys.training.models import build_model
 
     system = systems.get_system(config.system)
     return eqx.filter_eval_shape(

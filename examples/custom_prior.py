@@ -62,7 +62,8 @@ def main():
     print(f"forecast MSE of predicting zeros: {np.mean(test_data[:, CONTEXT:] ** 2):.3f}")
     for label, decoder in (("JAX function", pendulum), ("sympy formula", pendulum_formula)):
         model = wp.WARP(2, decoder=decoder, hyper_width=16, seq_len=T, key=jax.random.PRNGKey(0))
-        model, _ = wp.train(model, train_data, steps=300, batch_size=16, learning_rate=1e-2,
+        model, _ = wp.train(model, train_data, steps=300, batch_size=16,
+                            optimizer=wp.OptimizerOptions(lr=1e-2),
                             key=jax.random.PRNGKey(1), progress=False)
         forecast = wp.reconstruct(model, jnp.asarray(test_data[:, :CONTEXT]), T - CONTEXT)
         mse = float(jnp.mean((forecast - test_data[:, CONTEXT:]) ** 2))

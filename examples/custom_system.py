@@ -56,8 +56,9 @@ def main():
     model = wp.WARP(2, root_width=16, root_depth=2, hyper_width=16, seq_len=T,
                     decoder_options={"final_activation": 5.0}, key=jax.random.PRNGKey(0))
     start = time.perf_counter()
-    model, history = wp.train(model, train_set.y, steps=400, batch_size=16, learning_rate=2e-3,
-                              max_seconds=20, key=jax.random.PRNGKey(1), progress=False)
+    model, history = wp.train(model, train_set.y, steps=400, batch_size=16,
+                              optimizer=wp.OptimizerOptions(lr=2e-3), max_seconds=20,
+                              key=jax.random.PRNGKey(1), progress=False)
     print(f"trained {len(history['loss'])} steps in {time.perf_counter() - start:.1f} s, "
           f"loss {history['loss'][0]:.4f} -> {history['loss'][-1]:.4f}")
 

@@ -24,10 +24,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from warp_phys._plot_command import load_run  # noqa: E402
+from warp_phys import RunConfig, load_run, train_run  # noqa: E402
 from warp_phys.plotting import plot_run, save_figure  # noqa: E402
-from warp_phys.training.config import RunConfig  # noqa: E402
-from warp_phys.training.run import train_run  # noqa: E402
 
 # what both runs share: small MSD sets, a fixed number of steps (figures do not depend
 # on the machine's speed), validation on the forecast after 100 observed steps
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             print(f"  {history['step'][-1]} steps in {history['seconds'][-1]:.0f} s, best "
                   f"validation MSE (normalised units) {min(history['val_mse']):.4g}")  # fmt: skip
 
-    loaded = {name: load_run(runs / name, count=3) for name in MODELS}
+    loaded = {name: load_run(runs / name) for name in MODELS}
     written = []
     for filename, (name, kind, options) in FIGURES.items():
         fig = plot_run(kind, loaded[name], index=None, **options)

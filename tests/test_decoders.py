@@ -341,8 +341,9 @@ def test_warp_trains_and_reconstructs_with_decoder(name, sine_data, msd_data):
     data = sine_data if kind == "sine" else msd_data
     model = wp.WARP(data.shape[2], decoder=name, decoder_options=options, hyper_width=8,
                     seq_len=T, key=jax.random.PRNGKey(0))
-    model, history = wp.train(model, data, steps=8, batch_size=8, learning_rate=1e-2,
-                              objective="teacher_forced", mode="sequential",
+    objective = wp.ObjectiveOptions(kind="teacher_forced", mode="sequential")
+    model, history = wp.train(model, data, steps=8, batch_size=8,
+                              optimizer=wp.OptimizerOptions(lr=1e-2), objective=objective,
                               key=jax.random.PRNGKey(1), progress=False)
     assert history["loss"][-1] < history["loss"][0]
     forecast = wp.reconstruct(model, jnp.asarray(data[:2, :6]), T - 6, mode="sequential")
@@ -472,7 +473,7 @@ def test_warp_gives_a_physical_decoder_the_data_units_and_keeps_them(tmp_path):
 
 
 def test_a_malformed_formula_in_a_run_reports_its_own_error():
-    from warp_phys.training.run import build_model
+    from warp_phys.training.models import build_model
 
     config = wp.RunConfig(decoder="sympy:A*sin(omega*t")
     with pytest.raises(FormulaError) as info:

@@ -22,14 +22,16 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     )  # fmt: skip
     out = capsys.readouterr().out
     assert "repeat last value" in out and str(tmp_path / "fig") in out
-    for name in ["run/best.eqx", "run/last.eqx", "run/summary.json",
+    for name in ["run/best.eqx", "run/last.eqx", "run/summary.json", "run/config.json",
                  "fig/demo_reconstruction.png", "fig/demo_weights.png"]:  # fmt: skip
         assert (tmp_path / name).stat().st_size > 0, name
-    saved = json.loads((tmp_path / "run/summary.json").read_text())
+    saved = json.loads((tmp_path / "fig/demo_summary.json").read_text())
     assert saved["train_steps"] == 3 and saved["horizon"] == 156
     assert np.isfinite(saved["test_mse_warp"]) and saved["test_mse_repeat_last"] > 0
     assert summary == saved
     wp.load_model(tmp_path / "run/best.eqx")
+    run = wp.load_run(tmp_path / "run")  # an ordinary run folder
+    assert run.config.context == 100 and run.config.max_seconds == 150.0
     # the plot command reads the demo's run folder
     out = tmp_path / "fig/weights.png"
     assert cli.main(["plot", "weights", "--run", str(tmp_path / "run"), "--out", str(out)]) == 0

@@ -16,6 +16,7 @@ import pytest
 
 import warp_phys as wp
 from warp_phys import cli
+from warp_phys._train_flags import config_from_args
 from warp_phys.training._devices import resolve_devices
 from warp_phys.training.config import RunConfig
 from warp_phys.training.run import _check_resumable, train_run
@@ -36,8 +37,8 @@ TWO_DEVICES = textwrap.dedent(
         model = wp.WARP(2, root_width=8, root_depth=2, decoder_options={"final_activation": 5.0},
                         key=jax.random.PRNGKey(0))
         return wp.train(model, y, steps=steps, batch_size=batch_size, val_data=y[:4],
-                        val_every=2, key=jax.random.PRNGKey(1), progress=False,
-                        devices=devices, **options)
+                        validation=wp.ValidationOptions(every=2), key=jax.random.PRNGKey(1),
+                        progress=False, devices=devices, **options)
 
     def leaves(model):
         return [np.asarray(x).tolist() for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
@@ -136,7 +137,7 @@ def test_config_and_command_line():
     parser = cli.build_parser()
     for flag, value in (("auto", "auto"), ("2", 2)):
         args = parser.parse_args(["train", "--out", "x", "--devices", flag])
-        assert cli._resolve_config(args).devices == value
+        assert config_from_args(args).devices == value
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--out", "x", "--devices", "many"])
     stored = RunConfig(devices=1)  # resuming on another device count is allowed

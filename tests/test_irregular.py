@@ -11,6 +11,7 @@ import scipy.integrate
 import systems
 from warp_phys import (
     WARP,
+    ObjectiveOptions,
     RunConfig,
     evaluate_run,
     load_model,
@@ -159,7 +160,8 @@ def test_irregular_msd_samples_the_ode_at_its_own_times(irregular):
 def test_training_uses_the_time_stamps_and_plain_models_warn(irregular):
     plain = WARP(2, root_width=8, seq_len=16, key=jax.random.key(0))
     with pytest.warns(UserWarning, match="not time-aware"):
-        train(plain, irregular, steps=1, batch_size=4, objective="teacher_forced",
+        train(plain, irregular, steps=1, batch_size=4,
+              objective=ObjectiveOptions(kind="teacher_forced"),
               key=jax.random.key(1), progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="times .* do not match"):
         train(WARP(2, transition="continuous", root_width=8, seq_len=16, key=jax.random.key(0)),

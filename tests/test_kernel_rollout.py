@@ -343,4 +343,5 @@ def test_training_loss_dispatches_to_the_kernel(model, batch):
     assert_trees_close(clean_kernel, clean_scan, 1e-4)
     assert_trees_close(ref_kernel, ref_scan, 1e-4)
     with pytest.raises(ValueError, match="ar_algorithm"):
-        wp.train(model, np.asarray(batch), steps=1, ar_algorithm="fast", key=key, progress=False)
+        objective = wp.ObjectiveOptions(ar_algorithm="fast")
+        wp.train(model, np.asarray(batch), steps=1, objective=objective, key=key, progress=False)

@@ -23,7 +23,7 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 import systems  # noqa: E402
 import warp_phys as wp  # noqa: E402
 from warp_phys import plotting  # noqa: E402
-from warp_phys._plot_command import add_plot_command, load_run  # noqa: E402
+from warp_phys._plot_command import add_plot_command  # noqa: E402
 from warp_phys.decoders import (  # noqa: E402
     DampedOscillatorDecoder,
     HybridDecoder,
@@ -435,32 +435,36 @@ def test_plot_command_bad_requests(runs, tmp_path):
                   "--out", str(tmp_path / "a.png")])  # fmt: skip
     with pytest.raises(SystemExit):
         plot_cli(["histogram", "--run", str(runs / "mlp")])
-    run = load_run(runs / "mlp", data=runs / "msd.npz")
-    assert run.size == 2 and run.context == CONTEXT and run.normalizer is not None
+    run = wp.load_run(runs / "mlp")
+    _, size = wp.run_dataset(run, data=runs / "msd.npz")
+    assert size == 2 and run.config.context == CONTEXT and run.normalizer is not None
     with pytest.raises(ValueError, match="context must be"):
-        plot_run("reconstruction", run, context=0)
+        plot_run("reconstruction", run, data=runs / "msd.npz", context=0)
 
 
-def test_plot_run_reads_the_facts_of_the_data_s_system(runs):
+def test_plot_run_reads_the_facts_of_the_data_s_system(runs, monkeypatch):
     """Channel names, their units, the time unit and the true physical parameters come
     from the system the data were drawn from (or a data file's own channel names)."""
-    run = load_run(runs / "mlp", data=runs / "msd.npz")
+    run = wp.load_run(runs / "mlp")
+    msd, _ = wp.run_dataset(run, data=runs / "msd.npz")
 
-    def titles_and_xlabels(run):
+    def titles_and_xlabels(dataset):
+        monkeypatch.setattr(
+            "warp_phys.plotting._run.run_dataset", lambda *_: (dataset, len(dataset))
+        )
         fig = plot_run("reconstruction", run, index=[0])
         found = {ax.get_title() for ax in fig.axes}, {ax.get_xlabel() for ax in fig.axes}
         plt.close(fig)
         return found
 
-    assert {"position x", "velocity v"} <= titles_and_xlabels(run)[0]
-    pendulum = dataclasses.replace(run, dataset=dataclasses.replace(run.dataset, name="pendulum"))
-    titles, xlabels = titles_and_xlabels(pendulum)
+    assert {"position x", "velocity v"} <= titles_and_xlabels(msd)[0]
+    titles, xlabels = titles_and_xlabels(dataclasses.replace(msd, name="pendulum"))
     assert {"angle (rad)", "angular velocity (rad/s)"} <= titles and "time t (s)" in xlabels
-    recording = dataclasses.replace(run.dataset, name="rec.csv", config={"channels": ["p", "q"]})
-    assert {"p", "q"} <= titles_and_xlabels(dataclasses.replace(run, dataset=recording))[0]
-    phys = load_run(runs / "phys", data=runs / "msd.npz")
-    fig = plot_run("physics", phys, index=1)
-    m, k, c = (float(phys.dataset.params[name][1]) for name in "mkc")
+    recording = dataclasses.replace(msd, name="rec.csv", config={"channels": ["p", "q"]})
+    assert {"p", "q"} <= titles_and_xlabels(recording)[0]
+    monkeypatch.undo()
+    fig = plot_run("physics", wp.load_run(runs / "phys"), data=runs / "msd.npz", index=1)
+    m, k, c = (float(msd.params[name][1]) for name in "mkc")
     omega_ax, zeta_ax = fig.axes
     assert omega_ax.lines[1].get_ydata()[0] == pytest.approx(math.sqrt(k / m))
     assert zeta_ax.lines[1].get_ydata()[0] == pytest.approx(c / (2 * math.sqrt(k * m)))
@@ -481,23 +485,16 @@ def test_plot_command_regenerates_the_configured_data(runs, data, monkeypatch, t
     plot_cli(["weights", "--run", str(runs / "mlp"), "--index", "1", "--out", str(out)],
              data=False)  # fmt: skip
     assert calls == [("msd", 2, "test", 0)] and out.stat().st_size > 1000
-    run = load_run(runs / "mlp", split="val", count=5)
-    assert calls[-1] == ("msd", 5, "val", 0) and run.size == 64  # RunConfig's n_val
+    _, size = wp.run_dataset(wp.load_run(runs / "mlp"), split="val", count=5)
+    assert calls[-1] == ("msd", 5, "val", 0) and size == 64  # RunConfig's n_val
 
 
-def test_plot_command_reads_the_demo_run_folder(runs, data, tmp_path):
-    """`warp-phys demo` writes best.eqx and summary.json (no config.json)."""
-    _, norm, _ = data
-    demo = tmp_path / "demo"
-    demo.mkdir()
-    (demo / "best.eqx").write_bytes((runs / "mlp" / "best.eqx").read_bytes())
-    summary = {"system": "msd", "context": 60, "n_test": 2, "normalizer": norm.to_dict()}
-    (demo / "summary.json").write_text(json.dumps(summary))
-    run = load_run(demo, data=runs / "msd.npz")
-    assert run.context == 60 and run.size == 2 and run.normalizer is not None
-    fig = plot_run("reconstruction", run, index=[1])
-    assert len(fig.axes) == 2
-    plt.close(fig)
-    (demo / "summary.json").write_text(json.dumps({"context": 60}))
-    with pytest.raises(ValueError, match="names no system"):
-        load_run(demo)
+def test_plot_command_needs_a_complete_run_folder(runs, tmp_path):
+    """The demo writes an ordinary run folder (test_demo plots it); a folder without
+    `config.json`, as older demos wrote, is refused naming the missing file."""
+    old = tmp_path / "demo"
+    old.mkdir()
+    (old / "best.eqx").write_bytes((runs / "mlp" / "best.eqx").read_bytes())
+    (old / "summary.json").write_text(json.dumps({"system": "msd", "context": 60}))
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        plot_cli(["reconstruction", "--run", str(old)])

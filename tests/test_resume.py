@@ -1,6 +1,8 @@
 """Resuming a run gives the uninterrupted result; early stopping; NaN keeps the last
 good checkpoint; metrics.jsonl."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -23,12 +25,10 @@ def sines(n, seed):
 TRAIN, VAL = sines(20, 0), sines(6, 1)  # 20 // 8 = 2 batches per epoch: several epochs
 OPTIONS = dict(
     batch_size=8,
-    learning_rate=3e-3,
-    optimizer="adabelief",
-    forcing_prob=0.5,
+    optimizer=wp.OptimizerOptions(name="adabelief", lr=3e-3),
+    objective=wp.ObjectiveOptions(forcing_prob=0.5),
     val_data=VAL,
-    val_context=6,
-    val_every=3,
+    validation=wp.ValidationOptions(context=6, every=3),
     log_every=1,
     key=jax.random.PRNGKey(3),
     progress=False,
@@ -77,8 +77,8 @@ def test_resume_is_identical_to_an_uninterrupted_run(runs):
 
 def test_resume_with_other_options_is_refused(runs):
     split_dir = runs[4]
-    changed = dict(OPTIONS, learning_rate=1e-2)
-    with pytest.raises(ValueError, match="options differ.*learning_rate"):
+    changed = dict(OPTIONS, optimizer=dataclasses.replace(OPTIONS["optimizer"], lr=1e-2))
+    with pytest.raises(ValueError, match="options differ.*lr"):
         wp.train(model(), TRAIN, steps=30, checkpoint_dir=split_dir, resume=True, **changed)
     with pytest.raises(ValueError, match="options differ.*data"):
         wp.train(model(), TRAIN[:16], steps=30, checkpoint_dir=split_dir, resume=True, **OPTIONS)
@@ -98,7 +98,8 @@ def test_early_stopping(runs, tmp_path):
             break
         best = value
     assert expected is not None, "validation always improved: the test would be vacuous"
-    _, history = wp.train(model(), TRAIN, steps=20, patience=1, checkpoint_dir=tmp_path, **OPTIONS)
+    patient = dict(OPTIONS, validation=dataclasses.replace(OPTIONS["validation"], patience=1))
+    _, history = wp.train(model(), TRAIN, steps=20, checkpoint_dir=tmp_path, **patient)
     assert history["stopped"] == "early_stopping" and history["step"][-1] == expected
     header, _ = read_header(tmp_path / "last.eqx")
     assert header["metadata"]["stopped"] == "early_stopping"

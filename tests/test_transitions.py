@@ -172,7 +172,8 @@ def test_training_lowers_the_loss(kind):
     )
     trained, history = wp.train(
         model, _sines(16, 0).astype(np.float32), steps=40, batch_size=8,
-        learning_rate=1e-2, objective="teacher_forced", key=jax.random.PRNGKey(1),
+        optimizer=wp.OptimizerOptions(lr=1e-2),
+        objective=wp.ObjectiveOptions(kind="teacher_forced"), key=jax.random.PRNGKey(1),
         progress=False,
     )
     loss = np.asarray(history["loss"])
@@ -222,11 +223,12 @@ def test_a_hundred_thousand_weights_without_a_dense_matrix(kind):
 
 
 def test_run_config_and_command_line_select_the_transition():
-    from warp_phys.cli import _resolve_config, build_parser
-    from warp_phys.training.run import build_model
+    from warp_phys._train_flags import config_from_args
+    from warp_phys.cli import build_parser
+    from warp_phys.training.models import build_model
 
     argv = ["train", "--out", "x", "--transition", "lowrank", "--transition-rank", "3"]
-    config = _resolve_config(build_parser().parse_args(argv))
+    config = config_from_args(build_parser().parse_args(argv))
     assert (config.transition, config.transition_rank) == ("lowrank", 3)
     config = config.replace(root_width=4, root_depth=1, hyper_width=4)
     model = build_model(config, 1, 16, key=jax.random.PRNGKey(0))
@@ -247,7 +249,7 @@ def test_transition_summary_reads_any_kind(model):
 
 def test_default_learning_rate_of_a_is_sized_per_kind(initial):
     lr = 1e-3
-    optimizer = wp.make_optimizer(initial, lr, clip="none")
+    optimizer = wp.make_optimizer(initial, wp.OptimizerOptions(lr=lr, clip="none"))
     params = eqx.filter(initial, eqx.is_inexact_array)
     ones = jax.tree.map(jnp.ones_like, params)
     updates, _ = optimizer.update(ones, optimizer.init(params), params)  # Adam: -lr sign(g)

@@ -31,8 +31,9 @@ from .training.evaluation import evaluate_run, reconstruct_run
 from .training.loop import train
 from .training.losses import gaussian_nll, mse
 from .training.optim import make_optimizer
+from .training.options import ObjectiveOptions, OptimizerOptions, ValidationOptions
 from .training.protocol import forecast_mse
-from .training.run import Run, load_run, train_run
+from .training.run import Run, load_run, run_dataset, train_run
 
 __all__ = [
     "GRU",
@@ -54,6 +55,10 @@ __all__ = [
     "evaluate_run",
     "load_run",
     "make_optimizer",
+    "ObjectiveOptions",
+    "OptimizerOptions",
+    "ValidationOptions",
+    "run_dataset",
     "reconstruct_run",
     "train_run",
     "AbstractDecoder",

@@ -1,9 +1,8 @@
 """`warp-phys plot KIND --run DIR`: every figure of `warp_phys.plotting` from a run folder.
 
-The run folder (of `warp-phys train` or `warp-phys demo`) is loaded by
-`warp_phys._run_folder.load_run` (re-exported here), with only the first `index + 1`
-trajectories of the split regenerated, or read from `--data FILE.npz`; the figure is
-drawn by `warp_phys.plotting.plot_run`.
+The run folder (of `warp-phys train` or `warp-phys demo`) is loaded by `load_run`; the
+figure is drawn by `warp_phys.plotting.plot_run`, which regenerates only the first
+`index + 1` trajectories of the split, or reads them from `--data FILE.npz`.
 """
 
 import argparse
@@ -11,16 +10,16 @@ from pathlib import Path
 
 import matplotlib
 
-from ._run_folder import Run, load_run
 from .plotting import FORMATS, KINDS, plot_run, save_figure
+from .training.run import Run, load_run
 
-__all__ = ["Run", "add_plot_command", "default_output", "load_run"]
+__all__ = ["add_plot_command", "default_output"]
 
 
 def default_output(run: Run, kind: str, index, fmt: str) -> Path:
     """`RUN/figures/KIND[_INDEX].FORMAT`."""
     suffix = "" if kind == "transition" else f"_{index[0] if index else 0}"
-    return run.path / "figures" / f"{kind}{suffix}.{fmt}"
+    return run.folder / "figures" / f"{kind}{suffix}.{fmt}"
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
@@ -32,13 +31,12 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     out_format = Path(args.out).suffix.lstrip(".").lower() if args.out else ""
     if out_format and args.format_given and out_format != args.format:
         raise ValueError(f"--out {args.out} does not end in .{args.format} (--format)")
-    count = 1 + max(args.index or [2 if args.kind == "reconstruction" else 0])
-    run = load_run(
-        args.run, split=args.split, count=count, data=args.data, checkpoint=args.checkpoint
-    )
+    run = load_run(args.run, args.checkpoint)
     fig = plot_run(
         args.kind,
         run,
+        split=args.split,
+        data=args.data,
         index=args.index,
         context=args.context,
         forecast=args.forecast,

@@ -9,15 +9,22 @@ library functions it calls.
 """
 
 import argparse
-import dataclasses
-import json
 import math
 import sys
-import typing
 from pathlib import Path
 
+import numpy as np
+
+import systems
+from systems import atomic_write_json
+
 from ._plot_command import add_plot_command
-from .training.config import GROUPS, RunConfig, read_config_file
+from ._train_flags import add_option_flags, config_from_args
+from .baselines import count_parameters
+from .decoders import list_decoders
+from .training.evaluation import evaluate_run, read_input, reconstruct_run, write_reconstruction
+from .training.models import MODEL_KINDS
+from .training.run import load_dataset, load_run, train_run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,91 +35,8 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
-
-
-def _word_or(base: type, words: list[str]):
-    """An argparse type for options such as `--devices 2` / `--devices auto`: one of
-    `words`, or else a value of type `base`."""
-
-    def convert(text: str):
-        if text in words:
-            return text
-        try:
-            return base(text)
-        except ValueError:
-            choices = ", ".join(repr(w) for w in words)
-            raise argparse.ArgumentTypeError(
-                f"expected {base.__name__} or {choices}, got {text!r}"
-            ) from None
-
-    return convert
-
-
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per `RunConfig` field, grouped; defaults are suppressed so that only
-    the flags given override the config file."""
-    hints = typing.get_type_hints(RunConfig)
-    groups = {g: parser.add_argument_group(f"{g} options") for g in GROUPS}
-    for f in dataclasses.fields(RunConfig):
-        kind = hints[f.name]
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not None or f.name != "decoder_options" else {}
-        options = dict(
-            dest=f.name,
-            default=argparse.SUPPRESS,
-            help=f.metadata["help"]
-            + ("" if "(default:" in f.metadata["help"] else f" (default: {default})"),
-        )
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        base = args[0] if args and typing.get_origin(kind) is not typing.Literal else kind
-        if typing.get_origin(kind) is typing.Literal:
-            options.update(choices=list(typing.get_args(kind)), metavar="{" + ",".join(
-                typing.get_args(kind)) + "}")  # fmt: skip
-        elif base is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        elif base is dict:
-            options.update(type=_json_object, metavar="JSON")
-        elif words := [
-            w for a in args if typing.get_origin(a) is typing.Literal for w in typing.get_args(a)
-        ]:  # e.g. devices: int | Literal["auto"]
-            options.update(type=_word_or(base, words), metavar="|".join(["N", *words]))
-        else:
-            options.update(type=base, metavar=base.__name__.upper())
-        groups[f.metadata["group"]].add_argument(flag, **options)
-
-
-def _resolve_config(args: argparse.Namespace) -> RunConfig:
-    values = {}
-    if args.resume:
-        stored = Path(args.out) / "config.json"
-        if not stored.is_file():
-            raise FileNotFoundError(f"no run to resume in {args.out} (no config.json)")
-        values.update(read_config_file(stored))
-    if args.config:
-        values.update(read_config_file(args.config))
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    flags = {k: v for k, v in vars(args).items() if k in names}
-    if "data" in flags and "system" not in flags:  # a flag's source replaces the file's
-        values.pop("system", None)
-    if "system" in flags and "data" not in flags:
-        values.pop("data", None)
-        values.pop("val_data", None)
-    values.update(flags)
-    return RunConfig.from_dict(values, source=args.config or "options")
-
-
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .training.run import train_run
-
-    config = _resolve_config(args)
+    config = config_from_args(args)
     run, history = train_run(
         config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
@@ -131,9 +55,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
-    from .training.evaluation import read_input, reconstruct_run, write_reconstruction
-    from .training.run import load_dataset, load_run
-
     run = load_run(args.run, args.checkpoint)
     context = args.context or run.config.context
     dataset = None
@@ -159,21 +80,17 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from systems import atomic_write_bytes
-
-    from .baselines import count_parameters
-    from .training.evaluation import evaluate_run
-    from .training.run import load_run
-
     run = load_run(args.run, args.checkpoint)
     result = evaluate_run(run, split=args.split, n=args.n, context=args.context)
     result["checkpoint"] = args.checkpoint
     result["model"] = type(run.model).__name__
     result["parameters"] = count_parameters(run.model)
     out = args.json or f"{run.folder}/eval_{args.split}.json"
-    finite_only = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                   for k, v in result.items()}  # fmt: skip  (strict JSON has no NaN)
-    atomic_write_bytes(out, (json.dumps(finite_only, indent=2) + "\n").encode())
+    # strict JSON has no NaN
+    finite_only = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()
+    }
+    atomic_write_json(out, finite_only)
     first, last = result["scored_steps"]
     print(
         f"{result['model']} ({result['parameters']:,} parameters, {args.checkpoint} "
@@ -191,22 +108,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         if key in result:
             print(f"  {label:<28} {result[key]:.6g}")
     if result.get("diverged"):
-        print(f"  {result['diverged']} of {result['n']} forecasts diverged (NaN or inf); "
-              "they count in the MSE, not in the 'without' row")  # fmt: skip
+        print(
+            f"  {result['diverged']} of {result['n']} forecasts diverged (NaN or inf); "
+            "they count in the MSE, not in the 'without' row"
+        )
     print(f"json: {out}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import main as demo_main
+    from .demo import main as demo_main  # matplotlib and the plots: only for the demo
 
     demo_main(args.demo_args)
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    import systems
-
     if args.source:
         if not args.out or Path(args.out).suffix.lower() != ".npz":
             raise ValueError("data --from FILE needs --out FILE.npz (the converted data set)")
@@ -240,13 +155,9 @@ def _cmd_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    import systems
-
-    from .decoders import list_decoders
-
     print("decoders:", ", ".join(list_decoders()))
     print("systems: ", ", ".join(systems.list_systems()))
-    print("models:   warp, gru, lstm, transformer")
+    print("models:  ", ", ".join(MODEL_KINDS))
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -258,6 +169,30 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--context", type=int, default=None, help="observed steps L (default: the run's)"
     )
+
+
+def _add_data_command(sub) -> None:
+    """`warp-phys data`: generate or convert a data set."""
+    data = sub.add_parser(
+        "data", help="generate a system's data set, or validate and convert your file, as .npz"
+    )
+    data.add_argument("--system", default=None, help="registered system name (default: msd)")
+    data.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="FILE",
+        help="convert this .csv/.npy/.npz file or folder of .csv (validated) to a data set "
+        "--out FILE.npz",
+    )
+    data.add_argument("--split", default="train", choices=["train", "val", "test", "ood"])
+    data.add_argument("--n", type=int, default=None, help="trajectories (default: the system's)")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--out", default=None, help="output .npz (default: the cache folder)")
+    data.add_argument(
+        "--cache-dir", default="data_cache", help="cache folder (default: data_cache)"
+    )
+    data.set_defaults(func=_cmd_data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true", help="replace a run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_config_options(train)
+    add_option_flags(train)
     train.set_defaults(func=_cmd_train)
 
     rec = sub.add_parser("reconstruct", help="forecast trajectories from a context; writes .npz")
@@ -287,17 +222,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="trajectories in raw units: .npz, .npy, .csv or a folder of .csv (README "
         "'Your own data'); the output has the same format",
     )
-    rec.add_argument("--split", default="test", choices=["train", "val", "test", "ood"],
-                     help="generated split when no --input is given (default: test)")  # fmt: skip
+    rec.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test", "ood"],
+        help="generated split when no --input is given (default: test)",
+    )
     rec.add_argument("--horizon", type=int, default=None, help="steps to forecast")
-    rec.add_argument("--out", help="output .npz, .npy, .csv or folder (default: "
-                     "RUN/reconstruction with the input's suffix; never the input)")  # fmt: skip
+    rec.add_argument(
+        "--out",
+        help="output .npz, .npy, .csv or folder (default: RUN/reconstruction with the "
+        "input's suffix; never the input)",
+    )
     rec.set_defaults(func=_cmd_reconstruct)
 
     ev = sub.add_parser("evaluate", help="the paper's metrics on a split, as a table and JSON")
     _run_options(ev)
-    ev.add_argument("--split", default="test", choices=["val", "test", "ood"],
-                    help="(default: test; ood = the out-of-distribution ranges)")  # fmt: skip
+    ev.add_argument(
+        "--split",
+        default="test",
+        choices=["val", "test", "ood"],
+        help="(default: test; ood = the out-of-distribution ranges)",
+    )
     ev.add_argument("--json", help="output JSON (default: RUN/eval_SPLIT.json)")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -307,21 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
-    data = sub.add_parser(
-        "data", help="generate a system's data set, or validate and convert your file, as .npz"
-    )
-    data.add_argument("--system", default=None, help="registered system name (default: msd)")
-    data.add_argument("--from", dest="source", default=None, metavar="FILE",
-                      help="convert this .csv/.npy/.npz file or folder of .csv (validated) "
-                      "to a data set --out FILE.npz")  # fmt: skip
-    data.add_argument("--split", default="train", choices=["train", "val", "test", "ood"])
-    data.add_argument("--n", type=int, default=None, help="trajectories (default: the system's)")
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--out", default=None, help="output .npz (default: the cache folder)")
-    data.add_argument(
-        "--cache-dir", default="data_cache", help="cache folder (default: data_cache)"
-    )
-    data.set_defaults(func=_cmd_data)
+    _add_data_command(sub)
 
     lst = sub.add_parser("list", help="list registered decoders, systems and models")
     lst.set_defaults(func=_cmd_list)

@@ -1,30 +1,25 @@
 """The main job (`make demo`): train WARP on a small MSD set and forecast from a context.
 
 Generates mass-spring-damper trajectories with diffrax, trains WARP with
-autoregressive teacher forcing on a wall-clock budget, reconstructs held-out test
-trajectories from their first `--context` steps and compares the forecast MSE (raw
-units) with the "repeat the last context value" baseline. Writes the run (checkpoints,
-summary) and two figures.
+autoregressive teacher forcing on a wall-clock budget (an ordinary run folder, as
+`warp-phys train` writes it), reconstructs held-out test trajectories from their first
+`--context` steps and compares the forecast MSE (raw units) with the "repeat the last
+context value" baseline. Writes the run, the comparison and two figures.
 """
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
 import systems
-from systems import atomic_write_bytes
+from systems import atomic_write_json
 
-from ._forecast import reconstruct
-from ._model import WARP
 from .plotting import plot_reconstruction, plot_weights, save_figure
-from .training.data import Normalizer
-from .training.loop import train
+from .training.config import RunConfig
+from .training.evaluation import evaluate_run, reconstruct_run
+from .training.run import load_dataset, train_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,106 +42,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def demo_config(args: argparse.Namespace) -> RunConfig:
+    """The demo's run: WARP with an MLP root clipped to [-5, 5] normalised units (the
+    data span about +-3, so free-running rollouts of an untrained model stay finite)."""
+    return RunConfig(
+        system=args.system,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        n_test=args.n_test,
+        model="warp",
+        decoder="mlp",
+        root_width=args.root_width,
+        root_depth=args.root_depth,
+        decoder_options={"final_activation": 5.0},
+        hyper_width=16,
+        context=args.context,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_every=50,
+        max_seconds=args.seconds,
+        seed=args.seed,
+    )
+
+
+def channel_names(system: str, size: int) -> list[str] | None:
+    """The system's channel names where it has one per channel."""
+    names = systems.get_system(system).channel_names
+    return list(names) if names is not None and len(names) == size else None
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     out, figures = Path(args.out), Path(args.figures)
-    print(
-        f"generating {args.system}: {args.n_train} train / {args.n_val} val / "
-        f"{args.n_test} test trajectories"
-    )
-    train_set = systems.generate(args.system, args.n_train, split="train", seed=args.seed)
-    val_set = systems.generate(args.system, args.n_val, split="val", seed=args.seed)
-    test_set = systems.generate(args.system, args.n_test, split="test", seed=args.seed)
-    T, d = train_set.y.shape[1:]
+    config = demo_config(args)
+    T = systems.get_system(args.system).n_steps
     if not 1 <= args.context < T:
         raise SystemExit(f"--context must be in [1, {T - 1}], got {args.context}")
-
-    normalizer = Normalizer.fit(train_set.y)
-    model = WARP(
-        d,
-        root_width=args.root_width,
-        root_depth=args.root_depth,
-        hyper_width=16,
-        # clip to [-5, 5] normalised units (the data span about +-3): keeps the
-        # free-running rollouts of an untrained model finite
-        decoder_options={"final_activation": 5.0},
-        seq_len=T,
-        key=jax.random.PRNGKey(args.seed),
-    )
     print(
-        f"WARP: D_theta = {model.theta_size}, A has {model.theta_size**2:,} entries; "
-        f"training for up to {args.seconds:.0f} s"
+        f"{args.system}: {args.n_train} train / {args.n_val} val / {args.n_test} test "
+        f"trajectories; training WARP for up to {args.seconds:.0f} s"
     )
-    start = time.perf_counter()
-    model, history = train(
-        model,
-        normalizer.apply(train_set.y),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        val_data=normalizer.apply(val_set.y),
-        val_context=args.context,
-        val_every=50,
-        max_seconds=args.seconds,
-        checkpoint_dir=out,
-        key=jax.random.PRNGKey(args.seed + 1),
-        progress=not args.quiet,
-    )
-    train_seconds = time.perf_counter() - start
-
-    truth = jnp.asarray(test_set.y)
-    context = normalizer.apply(truth[:, : args.context])
-    forecast = normalizer.invert(
-        jax.jit(lambda c: reconstruct(model, c, T - args.context))(context)
-    )
-    future = truth[:, args.context :]
-    repeat_last = jnp.broadcast_to(truth[:, args.context - 1 : args.context], future.shape)
-    warp_mse = float(jnp.mean((forecast - future) ** 2))
-    baseline_mse = float(jnp.mean((repeat_last - future) ** 2))
-
+    run, history = train_run(config, out, overwrite=True, progress=not args.quiet)
+    scores = evaluate_run(run, split="test", n=args.n_test)
     summary = {
         "system": args.system,
         "context": args.context,
         "horizon": T - args.context,
         "n_train": args.n_train,
         "n_test": args.n_test,
-        "theta_size": model.theta_size,
+        "theta_size": run.model.theta_size,
         "train_steps": history["step"][-1],
-        "train_seconds": round(train_seconds, 1),
-        "test_mse_warp": warp_mse,
-        "test_mse_repeat_last": baseline_mse,
-        "normalizer": {
-            "mean": np.asarray(normalizer.mean).tolist(),
-            "std": np.asarray(normalizer.std).tolist(),
-        },
+        "train_seconds": round(history["seconds"][-1], 1),
+        "test_mse_warp": scores["mse"],
+        "test_mse_repeat_last": scores["mse_repeat_last"],
     }
-    for path in (out / "summary.json", figures / "demo_summary.json"):
-        atomic_write_bytes(path, json.dumps(summary, indent=2).encode())
-
-    show = slice(0, 3)
-    fig = plot_reconstruction(
-        test_set.t,
-        truth[show],
-        forecast[show],
-        args.context,
-        baseline=repeat_last[show],
-        channel_names=["position x", "velocity v"],
-        title=f"WARP on held-out {args.system.upper()} trajectories "
-        f"(context {args.context} steps, test MSE {warp_mse:.3g})",
-    )
-    recon_path = save_figure(fig, figures / "demo_reconstruction.png")
-    plt.close(fig)
-    thetas = model.weight_trajectory(normalizer.apply(truth[0]))
-    fig = plot_weights(
-        thetas,
-        decoder=model.decoder,
-        t=test_set.t,
-        context=args.context,
-        title="theta_t of WARP along a held-out MSD trajectory",
-    )
-    weights_path = save_figure(fig, figures / "demo_weights.png")
-    plt.close(fig)
-
+    paths = [atomic_write_json(figures / "demo_summary.json", summary)]
+    paths += _figures(run, args, figures, summary["test_mse_warp"])
+    warp_mse, baseline_mse = summary["test_mse_warp"], summary["test_mse_repeat_last"]
     print(
         f"\ntest MSE over steps {args.context}..{T - 1} ({args.n_test} held-out trajectories, "
         "raw units):"
@@ -154,9 +107,42 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  WARP                    {warp_mse:10.4f}")
     print(f"  repeat last value       {baseline_mse:10.4f}")
     print(f"  ratio                   {baseline_mse / warp_mse:10.1f}x lower with WARP")
-    print(f"\nrun folder:   {out}/ (best.eqx, last.eqx, summary.json)")
-    print(f"figures:      {recon_path}, {weights_path}")
+    print(f"\nrun folder:   {out}/ (config.json, best.eqx, last.eqx, summary.json)")
+    print(f"WARP:         D_theta = {run.model.theta_size}, {history['step'][-1]} steps")
+    print(f"figures:      {', '.join(str(p) for p in paths)}")
     return summary
+
+
+def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
+    """The forecast of three held-out trajectories next to repeat-last, and theta_t
+    along the first one."""
+    test = load_dataset(run.config, "test", 3)
+    truth, L = np.asarray(test.y), args.context
+    forecast = reconstruct_run(run, truth, context=L)["prediction"]
+    repeat_last = np.broadcast_to(truth[:, L - 1 : L], forecast.shape)
+    fig = plot_reconstruction(
+        test.t,
+        truth,
+        forecast,
+        L,
+        baseline=repeat_last,
+        channel_names=channel_names(args.system, truth.shape[2]),
+        title=f"WARP on held-out {args.system.upper()} trajectories "
+        f"(context {L} steps, test MSE {warp_mse:.3g})",
+    )
+    paths = [save_figure(fig, figures / "demo_reconstruction.png")]
+    plt.close(fig)
+    thetas = run.model.weight_trajectory(run.normalizer.apply(truth[0]))
+    fig = plot_weights(
+        thetas,
+        decoder=run.model.decoder,
+        t=test.t,
+        context=L,
+        title=f"theta_t of WARP along a held-out {args.system.upper()} trajectory",
+    )
+    paths.append(save_figure(fig, figures / "demo_weights.png"))
+    plt.close(fig)
+    return paths
 
 
 if __name__ == "__main__":

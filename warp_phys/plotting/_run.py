@@ -1,5 +1,6 @@
 """Every figure of a run: `plot_run(kind, run)` draws one of `KINDS` from a loaded run
-(a model, its normaliser and a data set; see `warp-phys plot`).
+(`warp_phys.load_run`; see `warp-phys plot`), on (a prefix of) one of its data splits
+or on a data file.
 
 What the figures know about the data (channel names and units, the time unit, the true
 physical parameters) comes from the system the data set was drawn from
@@ -8,6 +9,7 @@ physical parameters) comes from the system the data set was drawn from
 
 import systems
 
+from ..training.run import run_dataset
 from ._belief import plot_belief
 from ._common import check_index, state_trajectory, to_model_units
 from ._physics import plot_physics
@@ -23,6 +25,8 @@ def plot_run(
     kind: str,
     run,
     *,
+    split: str = "test",
+    data=None,
     index: list[int] | int | None = None,
     context: int | None = None,
     forecast: bool = False,
@@ -35,9 +39,9 @@ def plot_run(
 
     - `kind`: `"reconstruction"`, `"weights"`, `"belief"`, `"trajectory"`, `"physics"`
       or `"transition"`.
-    - `run`: a loaded run (`warp-phys plot`'s `load_run`): its `model`, `normalizer`,
-      `dataset` (a `systems.Dataset` in data units), `size` (trajectories in the split),
-      `context` and `config` (a dict).
+    - `run`: a `warp_phys.Run` (`load_run`).
+    - `split`: the data split to draw; `data`: a data file to draw instead (see
+      `run_dataset`; only the trajectories drawn are generated).
     - `index`: trajectory index (a list for `reconstruction`, default `[0, 1, 2]`).
     - `context`: the context length L (default: the run's).
     - `forecast`: for the state plots, let theta_t run free after the context (default:
@@ -46,8 +50,14 @@ def plot_run(
 
     **Returns:** a matplotlib `Figure`. Bad requests are `ValueError`s.
     """
-    indices, L = _check_request(kind, run, index, context)
-    model, ds = run.model, run.dataset
+    if kind not in KINDS:
+        raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
+    wanted = [index] if isinstance(index, int) else list(index or [])
+    ds, size = run_dataset(
+        run, split, 1 + max(wanted or [2 if kind == "reconstruction" else 0]), data
+    )
+    indices, L = _check_request(kind, run, ds, size, wanted, context)
+    model = run.model
     names, time_unit, _ = _data_facts(ds)
     who = _describe(model)
     if kind == "reconstruction":
@@ -60,7 +70,7 @@ def plot_run(
             indices=indices,
             normalizer=run.normalizer,
             channel_names=names,
-            convention=run.config.get("convention", "clean"),
+            convention=run.config.convention,
             time_unit=time_unit,
             title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
         )
@@ -70,15 +80,15 @@ def plot_run(
             channel_names=names,
             title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
         )
-    return _state_figure(kind, run, indices[0], L if forecast else None, L, who, feed, gd_steps)
+    return _state_figure(kind, run, ds, indices[0], L if forecast else None, L, feed, gd_steps)
 
 
-def _state_figure(kind, run, i, state_context, L, who, feed, gd_steps):
+def _state_figure(kind, run, ds, i, state_context, L, feed, gd_steps):
     """The figures of the states theta_t along trajectory `i` (weights, belief,
     trajectory, physics); `state_context`: None (every step observed) or L."""
-    model, ds, norm = run.model, run.dataset, run.normalizer
+    model, norm = run.model, run.normalizer
     names, time_unit, system = _data_facts(ds)
-    y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {who}"
+    y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {_describe(model)}"
     own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
     if own_times is not None:
         t = own_times[i]
@@ -128,25 +138,17 @@ def _state_figure(kind, run, i, state_context, L, who, feed, gd_steps):
     )
 
 
-def _check_request(kind: str, run, index, context) -> tuple[list[int], int]:
+def _check_request(kind: str, run, ds, size: int, indices, context) -> tuple[list[int], int]:
     """The trajectory indices and context length `plot_run` draws, checked."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
-    T = run.dataset.y.shape[1]
-    L = run.context if context is None else context
+    T = ds.y.shape[1]
+    L = run.config.context if context is None else context
     if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L < T:
         raise ValueError(f"context must be an int in [1, {T - 1}], got {L!r}")
-    indices = [index] if isinstance(index, int) else list(index or [])
     if kind == "reconstruction":
-        indices = indices or list(range(min(3, run.size)))
+        indices = indices or list(range(min(3, size)))
     elif len(indices) > 1:
         raise ValueError(f"the {kind!r} plot shows one trajectory; got indices {indices}")
-    indices = [check_index(i, run.size) for i in indices or [0]]
-    if max(indices) >= len(run.dataset):
-        raise ValueError(
-            f"trajectory index {max(indices)} is beyond the {len(run.dataset)} loaded; "
-            "load the run with a larger count"
-        )
+    indices = [check_index(i, size) for i in indices or [0]]
     if kind != "reconstruction" and not hasattr(run.model, "weight_trajectory"):
         raise ValueError(
             f"the {kind!r} plot needs a WARP model; this run holds a {type(run.model).__name__}"

@@ -245,6 +245,11 @@ def write_reconstruction(result: dict, out, *, dataset=None, channels=None, inpu
     if input_path is not None and Path(input_path).resolve() in inside:
         raise ValueError(f"refusing to write into the input folder {input_path}")
     for i, name in enumerate(ids):
-        systems.save_csv(out / f"{name.replace('/', '_')}.csv", values[i : i + 1],
-                         times=times[i : i + 1], long=False, **common)  # fmt: skip
+        systems.save_csv(
+            out / f"{name.replace('/', '_')}.csv",
+            values[i : i + 1],
+            times=times[i : i + 1],
+            long=False,
+            **common,
+        )
     return out

@@ -70,9 +70,15 @@ def sequence_loss(
         prediction = model(inputs, mode) if ts is None else model(inputs, mode, ts)
     else:
         prediction = ar_rollout(
-            model, inputs, observed, ar_algorithm=ar_algorithm, batch_size=batch_size,
-            convention=convention, noise_key=noise, ts=ts,
-        )  # fmt: skip
+            model,
+            inputs,
+            observed,
+            ar_algorithm=ar_algorithm,
+            batch_size=batch_size,
+            convention=convention,
+            noise_key=noise,
+            ts=ts,
+        )
     start = 1 if convention == "clean" else 0
     return prediction_loss(prediction, targets[start:])
 
@@ -129,22 +135,39 @@ def predict(
         )
     start = reference_context(T, context) if convention == "reference" else context
     prediction = reconstruct(
-        model, inputs[:, :start], T - start, mode=mode, convention=convention,
-        ar_algorithm=ar_algorithm, ts=ts,
-    )  # fmt: skip
+        model,
+        inputs[:, :start],
+        T - start,
+        mode=mode,
+        convention=convention,
+        ar_algorithm=ar_algorithm,
+        ts=ts,
+    )
     return prediction, start
 
 
 @eqx.filter_jit
 def protocol_mse(
-    model, inputs, targets, *, protocol="forecast", context=1, convention="clean",
-    ar_algorithm="auto", ts=None,
-):  # fmt: skip
+    model,
+    inputs,
+    targets,
+    *,
+    protocol="forecast",
+    context=1,
+    convention="clean",
+    ar_algorithm="auto",
+    ts=None,
+):
     """MSE of the mean prediction under `predict`'s protocol, in the data's units."""
     prediction, start = predict(
-        model, inputs, protocol=protocol, context=context, convention=convention,
-        ar_algorithm=ar_algorithm, ts=ts,
-    )  # fmt: skip
+        model,
+        inputs,
+        protocol=protocol,
+        context=context,
+        convention=convention,
+        ar_algorithm=ar_algorithm,
+        ts=ts,
+    )
     return mse(mean_of(prediction), targets[:, start:])
 
 
@@ -153,9 +176,13 @@ def forecast_mse(model, trajectories, context: int, *, convention: Convention = 
     trajectory `(N, T, data_size)` (the paper's evaluation protocol)."""
     trajectories = jnp.asarray(trajectories)
     return protocol_mse(
-        model, trajectories, trajectories, protocol="forecast", context=context,
+        model,
+        trajectories,
+        trajectories,
+        protocol="forecast",
+        context=context,
         convention=convention,
-    )  # fmt: skip
+    )
 
 
 def prediction_metrics(prediction, targets, start: int, normalizer=None) -> dict:

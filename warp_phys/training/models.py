@@ -1,0 +1,121 @@
+"""The model of a run: the registry of model kinds, the model options of `RunConfig`,
+and `build_model`, which turns a config into a freshly initialised model.
+
+`MODEL_KINDS` is the one list of model kinds: `RunConfig` checks `model` against it,
+`load_run` checks a checkpoint's class with it and `warp-phys list` prints it.
+"""
+
+import dataclasses
+from typing import Literal
+
+import equinox as eqx
+
+from .._interface import AbstractSequenceModel
+from .._model import WARP
+from ..baselines import BASELINES, count_parameters, hidden_size_for
+from .data import Normalizer
+from .options import Options, option
+
+MODEL_KINDS: dict[str, type[AbstractSequenceModel]] = {"warp": WARP, **BASELINES}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions(Options):
+    """The model a run trains: WARP (root decoder, hypernetwork, transition) or a
+    baseline (GRU, LSTM, Transformer), and its output (mean, or mean and std)."""
+
+    model: str = option("warp", "model kind", choices=MODEL_KINDS)
+    decoder: str = option("mlp", "WARP root decoder: a registered name or 'sympy:FORMULA'")
+    root_width: int = option(16, "WARP root width (decoders with a width)")
+    root_depth: int = option(2, "WARP root depth (decoders with a depth)")
+    decoder_options: dict | None = option(
+        None,
+        'further decoder options as JSON, e.g. \'{"activation": "tanh"}\' (the mlp '
+        "decoder is clipped to +-5 normalised units unless final_activation is given)",
+    )
+    hyper_width: int = option(16, "WARP hypernetwork width")
+    hyper_depth: int = option(1, "WARP hypernetwork depth (0: linear theta_0)")
+    transition: Literal["dense", "diagonal", "lowrank", "block", "continuous"] = option(
+        "dense",
+        "WARP transition A: dense, diagonal, lowrank (I + U V^T), block, or continuous "
+        "(time-aware diagonal exp(h Lambda), for irregularly sampled data)",
+    )
+    transition_rank: int | None = option(None, "rank r of the lowrank A (default 8)")
+    hidden_size: int = option(64, "GRU/LSTM hidden size")
+    d_model: int = option(32, "Transformer width")
+    layers: int = option(2, "Transformer blocks")
+    heads: int = option(2, "Transformer attention heads")
+    positions: Literal["learned", "sinusoidal"] = option("learned", "Transformer positions")
+    params: int | None = option(
+        None, "baselines: match this parameter count (sets hidden_size/d_model)"
+    )
+    match_warp: bool = option(
+        False, "baselines: match the parameter count of the WARP these options describe"
+    )
+    loss: Literal["mse", "nll"] = option("mse", "nll: predict mean and std")
+    std_lower_bound: float = option(1e-4, "lower bound of the predicted std (nll)")
+
+    def check(self) -> None:
+        if self.decoder_options is None:
+            object.__setattr__(self, "decoder_options", {})
+
+
+def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=None) -> WARP:
+    options = dict(config.decoder_options)
+    if config.decoder == "mlp" and config.normalize:
+        options.setdefault("final_activation", 5.0)  # keeps early free rollouts finite
+    if config.loss == "nll":
+        options.setdefault("probabilistic", True)
+        options.setdefault("std_lower_bound", config.std_lower_bound)
+    # a physical decoder computes in raw units: WARP gives it the normalisation
+    stats = normalizer.to_dict() if config.normalize and normalizer is not None else {}
+    return WARP(
+        data_size,
+        decoder=config.decoder,
+        root_width=config.root_width,
+        root_depth=config.root_depth,
+        decoder_options=options,
+        hyper_width=config.hyper_width,
+        hyper_depth=config.hyper_depth,
+        transition=config.transition,
+        transition_rank=config.transition_rank,
+        seq_len=seq_len,
+        time_step=time_step if config.transition == "continuous" else None,
+        data_scale=stats.get("std"),
+        data_shift=stats.get("mean"),
+        key=key,
+    )
+
+
+def build_model(
+    config,
+    data_size: int,
+    seq_len: int,
+    *,
+    key,
+    normalizer: Normalizer | None = None,
+    time_step: float | None = None,
+) -> AbstractSequenceModel:
+    """The model a `RunConfig` describes, for `data_size` channels and sequences of
+    `seq_len` steps (WARP's tau grid; the Transformer's cache size). With `normalizer`,
+    a physical decoder (`damped_oscillator`) gets the data's scale and shift, so it
+    computes in raw units (`make_decoder` gives it what it declares). `time_step`: the mean
+    sampling interval of irregularly sampled data (a `continuous` WARP counts steps
+    in it)."""
+    if config.model == "warp":
+        return _warp(config, data_size, seq_len, key, normalizer, time_step)
+    options = dict(probabilistic=config.loss == "nll", std_lower_bound=config.std_lower_bound)
+    if config.model == "transformer":
+        options.update(
+            layers=config.layers, heads=config.heads, positions=config.positions, max_len=seq_len
+        )
+    size_arg = "d_model" if config.model == "transformer" else "hidden_size"
+    size = config.d_model if config.model == "transformer" else config.hidden_size
+    target = config.params
+    if config.match_warp:
+        target = count_parameters(
+            eqx.filter_eval_shape(lambda: _warp(config, data_size, seq_len, key, normalizer))
+        )
+    if target is not None:
+        size = hidden_size_for(config.model, params=target, data_size=data_size, **options)
+    return MODEL_KINDS[config.model](data_size, **{size_arg: size}, **options, key=key)
