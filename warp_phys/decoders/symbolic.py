@@ -91,6 +91,33 @@ def decoder_from_sympy(
         data_size = len(sources)
     if data_size != len(sources):
         raise ValueError(f"data_size is {data_size} but {len(sources)} formula(s) were given")
+    input_names, param_names = _declared_names(time, inputs, params, data_size)
+
+    allowed = None
+    if param_names is not None:
+        implicit_inputs = [f"x{i}" for i in range(data_size)] if input_names is None else []
+        allowed = {time, *(input_names or []), *param_names, *implicit_inputs}
+    exprs = [parse_formula(s, allowed) if isinstance(s, str) else s for s in sources]
+    check_size(exprs)  # all channels together; before sympy recurses into them
+    symbols = _symbols_by_name(exprs)
+    input_names, param_names = _resolve_names(symbols, time, input_names, param_names, data_size)
+
+    label = "; ".join(str(s) for s in sources)
+    label = label if len(label) <= 80 else label[:77] + "..."
+    fn = _compile(exprs, symbols, time, param_names, input_names)
+    fn.__name__ = f"sympy:{label}"
+    decoder = FunctionDecoder(
+        fn, {n: () for n in param_names}, data_size=data_size, transforms=transforms,
+        init=init, init_scale=init_scale, label=label,
+    )
+    if name is not None:
+        register_named(name, decoder, overwrite=overwrite)
+    return decoder
+
+
+def _declared_names(time, inputs, params, data_size: int):
+    """The checked `(inputs, params)` names as given (`None` where not given);
+    `ValueError` for a bad name, more inputs than channels, or a name used twice."""
     check_name(time, "time")
     input_names = None if inputs is None else [check_name(n, "input") for n in inputs]
     if input_names is not None and len(input_names) > data_size:
@@ -102,20 +129,17 @@ def decoder_from_sympy(
         raise ValueError(
             f"time, inputs and params must have distinct names; repeated: {short(repeated)}"
         )
+    return input_names, param_names
 
-    allowed = None
-    if param_names is not None:
-        implicit_inputs = [f"x{i}" for i in range(data_size)] if input_names is None else []
-        allowed = set(declared) | set(implicit_inputs)
-    exprs = [parse_formula(s, allowed) if isinstance(s, str) else s for s in sources]
-    check_size(exprs)  # all channels together; before sympy recurses into them
-    symbols = _symbols_by_name(exprs)
 
+def _resolve_names(symbols, time: str, input_names, param_names, data_size: int):
+    """The `(inputs, params)` names of a parsed formula: the defaults filled in (inputs
+    `x0, x1, ...`; params every other free symbol, by name), every symbol accounted for."""
     if input_names is None:
         input_names = [f"x{i}" for i in range(data_size)]
-        for symbol_name in symbols:
+        for symbol_name in sorted(set(symbols) - set(param_names or [])):
             match = _CHANNEL.fullmatch(symbol_name)
-            if match and int(match.group(1)) >= data_size and symbol_name not in (params or []):
+            if match and int(match.group(1)) >= data_size:
                 raise ValueError(
                     f"{short(symbol_name)} refers to channel {short(int(match.group(1)))} of "
                     f"x_prev, but data_size is {data_size}"
@@ -135,11 +159,17 @@ def decoder_from_sympy(
         )
     if not param_names:
         raise ValueError("the formula has no learned parameters (theta_t would be empty)")
+    return input_names, param_names
+
+
+def _compile(exprs, symbols, time: str, param_names: list[str], input_names: list[str]):
+    """`fn(p, tau, x_prev) -> (len(exprs),)`: the formulas compiled to JAX, with `time`
+    bound to tau, each parameter name to `p[name]` and `input_names[i]` to `x_prev[i]`."""
 
     def symbol(n):
         return symbols.get(n, sympy.Symbol(n, real=True))
 
-    args = [symbol(time)] + [symbol(n) for n in param_names] + [symbol(n) for n in input_names]
+    args = [symbol(n) for n in [time, *param_names, *input_names]]
     args, exprs = _compilable(args, exprs)
     compiled = sympy.lambdify(args, exprs, modules=[_JAX_NAMESPACE, "jax"], dummify=False)
     n_inputs = len(input_names)
@@ -148,16 +178,7 @@ def decoder_from_sympy(
         outputs = compiled(tau, *(p[n] for n in param_names), *(x_prev[i] for i in range(n_inputs)))
         return jnp.stack([jnp.asarray(o) + jnp.zeros_like(tau) for o in outputs])
 
-    label = "; ".join(str(s) for s in sources)
-    label = label if len(label) <= 80 else label[:77] + "..."
-    fn.__name__ = f"sympy:{label}"
-    decoder = FunctionDecoder(
-        fn, {n: () for n in param_names}, data_size=data_size, transforms=transforms,
-        init=init, init_scale=init_scale, label=label,
-    )
-    if name is not None:
-        register_named(name, decoder, overwrite=overwrite)
-    return decoder
+    return fn
 
 
 def _split(expr) -> list:
