@@ -137,8 +137,8 @@ def _subsample(system, keys, fine_ts, y):
     `(y (N, n_steps, D), {"t": (N, n_steps)})`."""
 
     def indices(key):
-        later = jr.choice(jr.fold_in(key, 1), fine_ts.shape[0] - 1, (system.n_steps - 1,),
-                          replace=False)  # fmt: skip
+        candidates = fine_ts.shape[0] - 1  # every fine index after 0
+        later = jr.choice(jr.fold_in(key, 1), candidates, (system.n_steps - 1,), replace=False)
         return jnp.concatenate([jnp.zeros(1, later.dtype), jnp.sort(later) + 1])
 
     index = jax.vmap(indices)(keys)  # (N, n_steps)
