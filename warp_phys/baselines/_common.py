@@ -1,5 +1,7 @@
-"""Pieces shared by the baselines: the output head and parameter counting/matching."""
+"""Pieces shared by the baselines: the linear output head (`HeadBaseline`) and parameter
+counting/matching."""
 
+import abc
 import functools
 import json
 from collections.abc import Callable
@@ -7,7 +9,9 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PyTree
+
+from .._interface import AbstractSequenceModel
 
 
 def head_output(raw: Float[Array, " out"], data_size: int, probabilistic: bool, lower: float):
@@ -17,6 +21,39 @@ def head_output(raw: Float[Array, " out"], data_size: int, probabilistic: bool, 
     if not probabilistic:
         return raw
     return raw[:data_size], jnp.maximum(jax.nn.softplus(raw[data_size:]), lower)
+
+
+class HeadBaseline(AbstractSequenceModel):
+    """A baseline whose state is decoded by a linear `head`: the mean `(data_size,)`, or
+    `(mean, std)` with `std = max(softplus(raw), std_lower_bound)` when probabilistic.
+
+    A subclass declares `head` among its own fields (their order is the order of the
+    saved leaves), sets the fields below and says which part of its state the head
+    reads (`_features`).
+    """
+
+    head: eqx.AbstractVar[eqx.nn.Linear]
+    data_size: int = eqx.field(static=True)
+    is_probabilistic: bool = eqx.field(static=True)
+    std_lower_bound: float = eqx.field(static=True)
+    config_json: str = eqx.field(static=True)
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.config_json)
+
+    @property
+    def probabilistic(self) -> bool:
+        return self.is_probabilistic
+
+    @abc.abstractmethod
+    def _features(self, state: PyTree[Array]) -> Float[Array, " width"]:
+        """The vector of `state` that the head reads."""
+
+    def decode(self, state, t, u: Float[Array, " data"]):
+        """The linear head on the state's features (`t` and `u` are not used)."""
+        raw = self.head(self._features(state))
+        return head_output(raw, self.data_size, self.is_probabilistic, self.std_lower_bound)
 
 
 def config_json(**config) -> str:

@@ -1,7 +1,6 @@
 """GRU and LSTM baselines (spec section 5): an equinox cell and a linear head, behind
 the same sequence-model interface as WARP."""
 
-import json
 from typing import ClassVar
 
 import equinox as eqx
@@ -9,11 +8,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from .._interface import AbstractSequenceModel
-from ._common import config_json, head_output
+from ._common import HeadBaseline, config_json
 
 
-class _RecurrentBaseline(AbstractSequenceModel):
+class _RecurrentBaseline(HeadBaseline):
     """A recurrent cell whose hidden state is decoded by a linear head.
 
     The state starts at zero (as in the reference); `advance` feeds the input u_t to
@@ -26,11 +24,7 @@ class _RecurrentBaseline(AbstractSequenceModel):
 
     cell: eqx.Module
     head: eqx.nn.Linear
-    data_size: int = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
-    is_probabilistic: bool = eqx.field(static=True)
-    std_lower_bound: float = eqx.field(static=True)
-    config_json: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -60,15 +54,7 @@ class _RecurrentBaseline(AbstractSequenceModel):
             std_lower_bound=self.std_lower_bound,
         )
 
-    @property
-    def config(self) -> dict:
-        return json.loads(self.config_json)
-
-    @property
-    def probabilistic(self) -> bool:
-        return self.is_probabilistic
-
-    def _hidden(self, state) -> Float[Array, " hidden"]:
+    def _features(self, state) -> Float[Array, " hidden"]:
         return state
 
     def empty_state(self, x0: Float[Array, " data"]) -> PyTree[Array]:
@@ -78,11 +64,6 @@ class _RecurrentBaseline(AbstractSequenceModel):
     def advance(self, state, u: Float[Array, " data"], u_prev: Float[Array, " data"]):
         """One cell step on the input `u`."""
         return self.cell(u, state)
-
-    def decode(self, state, t, u: Float[Array, " data"]):
-        """The linear head on the hidden state (`t` and `u` are not used)."""
-        raw = self.head(self._hidden(state))
-        return head_output(raw, self.data_size, self.is_probabilistic, self.std_lower_bound)
 
     def __call__(self, xs: Float[Array, "T data"], mode: str = "auto"):
         """Teacher-forced predictions of `xs[1:]` (a scan; `mode` is accepted for
@@ -113,7 +94,7 @@ class LSTM(_RecurrentBaseline):
 
     cell_class: ClassVar[type] = eqx.nn.LSTMCell
 
-    def _hidden(self, state):
+    def _features(self, state):
         return state[0]
 
     def empty_state(self, x0):

@@ -5,7 +5,6 @@ Teacher-forced `__call__` runs causal self-attention over the whole sequence at 
 fixed-size buffer, so rollouts are a `lax.scan`). Both compute the same function.
 """
 
-import json
 import math
 from typing import Literal
 
@@ -14,8 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from .._interface import AbstractSequenceModel
-from ._common import config_json, head_output
+from ._common import HeadBaseline, config_json
 
 
 def _attend(q, keys, values, mask: Bool[Array, " L"], heads: int):
@@ -81,7 +79,7 @@ def sinusoidal_positions(length: int, d_model: int) -> Float[Array, "length d_mo
     return code.at[:, 1::2].set(jnp.cos(pos * freq)[:, : d_model // 2])
 
 
-class Transformer(AbstractSequenceModel):
+class Transformer(HeadBaseline):
     """Causal decoder-only Transformer: a linear input embedding plus learned or
     sinusoidal positions, `layers` pre-norm blocks, a final layer norm and a linear head.
 
@@ -102,13 +100,9 @@ class Transformer(AbstractSequenceModel):
     blocks: tuple[_Block, ...]
     norm: eqx.nn.LayerNorm
     head: eqx.nn.Linear
-    data_size: int = eqx.field(static=True)
     d_model: int = eqx.field(static=True)
     positions: str = eqx.field(static=True)
     max_len: int = eqx.field(static=True)
-    is_probabilistic: bool = eqx.field(static=True)
-    std_lower_bound: float = eqx.field(static=True)
-    config_json: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -158,14 +152,6 @@ class Transformer(AbstractSequenceModel):
         )
 
     @property
-    def config(self) -> dict:
-        return json.loads(self.config_json)
-
-    @property
-    def probabilistic(self) -> bool:
-        return self.is_probabilistic
-
-    @property
     def max_length(self) -> int:
         return self.max_len
 
@@ -190,10 +176,8 @@ class Transformer(AbstractSequenceModel):
             new.append((keys, values))
         return tuple(new), pos + 1, self.norm(x)
 
-    def decode(self, state, t, u: Float[Array, " data"]):
-        """The head on the last token's output (`t` and `u` are not used)."""
-        raw = self.head(state[2])
-        return head_output(raw, self.data_size, self.is_probabilistic, self.std_lower_bound)
+    def _features(self, state):
+        return state[2]  # the last token's output
 
     def __call__(self, xs: Float[Array, "T data"], mode: str = "auto"):
         """Teacher-forced predictions of `xs[1:]` with one causal pass over `xs[:-1]`
