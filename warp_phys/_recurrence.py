@@ -73,12 +73,7 @@ def matrix_powers_times(
 ) -> Float[Array, "n D_theta m"]:
     """[M, A M, A^2 M, ..., A^{n-1} M] by repeated products `A @ P` (never forms A^k;
     `A` an array or a structured transition)."""
-
-    def step(P, _):
-        return A @ P, P
-
-    _, powers = jax.lax.scan(step, M, None, length=n)
-    return powers
+    return _powers_and_next(A, M, n)[0]
 
 
 def toeplitz_convolution(
@@ -223,6 +218,8 @@ def matrix_powers_and_next(
 
 
 def _powers_and_next(A, M, n):
+    """`([M, A M, ..., A^{n-1} M], A^n M)` by a scan of products `A @ P`."""
+
     def step(P, _):
         return A @ P, P
 

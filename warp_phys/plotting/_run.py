@@ -58,7 +58,7 @@ def plot_run(
     )
     indices, L = _check_request(kind, run, ds, size, wanted, context)
     model = run.model
-    names, time_unit, _ = _data_facts(ds)
+    names, time_unit, system = _data_facts(ds)
     who = _describe(model)
     if kind == "reconstruction":
         times = ds.extras.get("t", ds.t)  # an irregular grid: each trajectory's times (N, T)
@@ -80,15 +80,18 @@ def plot_run(
             channel_names=names,
             title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
         )
-    return _state_figure(kind, run, ds, indices[0], L if forecast else None, L, feed, gd_steps)
+    state_context = L if forecast else None
+    facts = (names, time_unit, system, who)
+    return _state_figure(kind, run, ds, indices[0], state_context, L, facts, feed, gd_steps)
 
 
-def _state_figure(kind, run, ds, i, state_context, L, feed, gd_steps):
+def _state_figure(kind, run, ds, i, state_context, L, facts, feed, gd_steps):
     """The figures of the states theta_t along trajectory `i` (weights, belief,
-    trajectory, physics); `state_context`: None (every step observed) or L."""
+    trajectory, physics); `state_context`: None (every step observed) or L; `facts`:
+    `(channel names, time unit, system, model description)`."""
     model, norm = run.model, run.normalizer
-    names, time_unit, system = _data_facts(ds)
-    y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {_describe(model)}"
+    names, time_unit, system, who = facts
+    y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {who}"
     own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
     if own_times is not None:
         t = own_times[i]
