@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 from matplotlib.figure import Figure
+from PIL import Image  # matplotlib's own PNG writer (loaded with matplotlib anyway)
 
 from systems import atomic_path
 
@@ -43,8 +44,6 @@ def save_figure(
     with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         if palette and path.suffix.lower() == ".png":
-            from PIL import Image  # matplotlib's own PNG writer
-
             with Image.open(tmp) as image:
                 image = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
             image.save(tmp, format="PNG", optimize=True)
