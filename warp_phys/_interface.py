@@ -18,6 +18,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 _MODEL_CLASSES: dict[str, type] = {}
@@ -107,6 +108,18 @@ def check_sequence(xs, data_size: int, name: str = "xs") -> Array:
     if xs.shape[0] < 1:
         raise ValueError(f"{name} must contain at least one time step")
     return xs
+
+
+def check_times(ts, dtype) -> Array:
+    """Time stamps `ts` as an array of shape `(T,)` with T >= 1 and `dtype`, or a clear
+    `ValueError`; when concrete (not traced) they must be finite and strictly increasing."""
+    if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
+        raise ValueError(f"ts must have shape (T,) with T >= 1, got {jnp.shape(ts)}")
+    if not isinstance(ts, jax.core.Tracer):  # checked in numpy: no tracing, no compile
+        values = np.asarray(ts, np.float64)
+        if not np.all(np.isfinite(values)) or not np.all(np.diff(values) > 0):
+            raise ValueError("ts must be finite and strictly increasing")
+    return jnp.asarray(ts, dtype)
 
 
 def mean_of(out):

@@ -1,17 +1,15 @@
 """WARP: a linear recurrence over the flattened weights of a root decoder."""
 
 import json
-import math
 from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._hypernetwork import Hypernetwork
-from ._interface import AbstractSequenceModel, check_sequence, register_model_class
+from ._interface import AbstractSequenceModel, check_sequence, check_times, register_model_class
 from ._recurrence import sequential_states
 from ._transition import AbstractTransition
 from ._transitions import check_transition, make_transition
@@ -26,11 +24,7 @@ def _check_arguments(data_size, seq_len, transition, transition_rank, time_step)
         raise ValueError(f"data_size must be >= 1, got {data_size}")
     if int(seq_len) < 2:
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-    check_transition(transition, transition_rank)
-    if time_step is not None and transition != "continuous":
-        raise ValueError("time_step applies to transition='continuous' only")
-    if time_step is not None and not (math.isfinite(time_step) and time_step > 0):
-        raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
+    check_transition(transition, transition_rank, time_step)
 
 
 def _floats(values) -> list[float] | None:
@@ -201,13 +195,7 @@ class WARP(AbstractSequenceModel):
                 f"time stamps ts need a time-aware model (WARP(transition='continuous')); "
                 f"this one has transition={self.transition.kind!r}"
             )
-        if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
-            raise ValueError(f"ts must have shape (T,) with T >= 1, got {jnp.shape(ts)}")
-        if not isinstance(ts, jax.core.Tracer):  # checked in numpy: no tracing, no compile
-            values = np.asarray(ts, np.float64)
-            if not np.all(np.isfinite(values)) or not np.all(np.diff(values) > 0):
-                raise ValueError("ts must be finite and strictly increasing")
-        ts = jnp.asarray(ts, self.B.dtype)
+        ts = check_times(ts, self.B.dtype)
         return (ts - ts[0]) / self.time_step
 
     def tau(self, t: Array) -> Array:
