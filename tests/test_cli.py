@@ -38,11 +38,13 @@ def run_cli(capsys, *argv):
 
 
 def one_line_error(capsys, *argv, match):
+    """Run the command line; it must fail with one line containing `match` (returned)."""
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     err = err.strip()
     assert err.startswith("warp-phys: error:") and "\n" not in err, err
     assert match in err, err
+    return err
 
 
 @pytest.fixture(scope="module")

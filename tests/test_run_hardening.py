@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cli import one_line_error, run_cli
 
 import warp_phys as wp
 from warp_phys import cli
@@ -31,20 +32,6 @@ from warp_phys.training.models import build_model
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(system="sine", n_train=16, n_val=8, n_test=6, root_width=4, root_depth=1,
             hyper_width=4, context=4, steps=4, val_every=2, batch_size=8, lr=3e-3)  # fmt: skip
-
-
-def run_cli(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv, match):
-    code, _, err = run_cli(capsys, *argv)
-    err = err.strip()
-    assert code == 2 and err.startswith("warp-phys: error:") and "\n" not in err, err
-    assert match in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +91,8 @@ def test_a_nan_learning_rate_is_refused_before_any_file(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     model = wp.WARP(1, root_width=2, root_depth=1, hyper_width=2, seq_len=8,
                     key=jax.random.PRNGKey(0))  # fmt: skip
-    for keywords, name in [(dict(max_seconds=NAN), "max_seconds"), (dict(log_every=0), "log_every")]:
+    for name, value in [("max_seconds", NAN), ("log_every", 0)]:
+        keywords = {name: value}
         with pytest.raises(ValueError, match=f"option {name} must be"):
             wp.train(model, np.zeros((4, 8, 1)), steps=1, key=jax.random.PRNGKey(0), **keywords)
 
@@ -155,7 +143,8 @@ def test_load_run_checks_the_checkpoint_against_config_json(copy):
     wider = build_model(run.config.replace(root_width=5), 1, 16, key=jax.random.PRNGKey(0),
                         normalizer=run.normalizer)  # fmt: skip
     wp.save_model(copy / "best.eqx", wider)
-    with pytest.raises(ValueError, match=r"best.eqx does not hold .* root_width 5 \(config.json: 4\)"):
+    expected = r"best.eqx does not hold .* root_width 5 \(config.json: 4\)"
+    with pytest.raises(ValueError, match=expected):
         wp.load_run(copy)
     wp.save_model(copy / "best.eqx", run.model)
     stats = json.loads((copy / "normalizer.json").read_text())
@@ -347,7 +336,8 @@ def _same(loaded, model) -> bool:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_nan=True, width=32)
     | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=6,
 )  # fmt: skip
 HEADER_KEYS = ["format_version", "model_class", "config", "model_size", "has_train_state",

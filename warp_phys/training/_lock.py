@@ -10,11 +10,13 @@ Holding the lock, the temporaries that killed writes of the training files left 
 (`.last.eqx.<random>.tmp`, see `systems.atomic_path`) are removed: only a lock holder
 writes those files, so no such temporary can belong to a live writer.
 
-Where `fcntl` does not exist (Windows) the folder is not locked.
+Where `fcntl` does not exist (Windows) the folder is not locked; where the file system
+refuses locks, training goes on with a warning.
 """
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +66,7 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
         yield folder
         return
     with open(folder / LOCK_NAME, "a+") as handle:
+        locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -73,12 +76,16 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
                 f"{folder} is in use by another training process (PID {holder}); wait for "
                 "it to end or choose another folder"
             ) from None
+        except OSError as err:  # a file system without locks: train, but say so
+            warnings.warn(f"cannot lock {folder} ({err}); training without the lock", stacklevel=3)
+            locked = False
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         _held.add(key)
         try:
-            remove_stale_temporaries(folder)
+            if locked:  # else a live writer's temporary may look stale
+                remove_stale_temporaries(folder)
             yield folder
         finally:
             _held.discard(key)
