@@ -6,7 +6,7 @@ A run folder holds `config.json` (the resolved `RunConfig`, flat), `normalizer.j
 `summary.json` and, for a run on a data file or arrays, `data.json` (the channel names
 and where the data came from). Every command (`evaluate`, `reconstruct`, `plot`, the
 demo) reads and writes this one layout. While a run trains, `.lock` holds its PID.
-`load_run` checks every file it reads (see `_run_folder`); the README's "What a run
+`load_run` checks every file it reads (see `_run_files`); the README's "What a run
 folder guarantees" says what that covers.
 """
 
@@ -24,7 +24,7 @@ from .._interface import AbstractSequenceModel
 from ..baselines import count_parameters
 from ._devices import resolve_devices
 from ._lock import run_lock
-from ._run_folder import check_model_config, read_json, write_start
+from ._run_files import check_model_config, read_json, write_start
 from ._state import resume_metadata
 from .checkpoint import load_model
 from .config import RESUMABLE, RunConfig
