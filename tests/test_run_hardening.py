@@ -5,6 +5,7 @@ checked, a torn metrics log keeps its valid records, one training process per ru
 folder, stale temporaries are removed, and the command line reports every bad path as
 one bounded line. Ends with property-based checks of checkpoint headers."""
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -112,6 +113,11 @@ def test_a_step_to_non_finite_weights_is_not_saved_as_good(tmp_path):
     saved = wp.load_model(tmp_path / "last.eqx")
     for a, b in zip(leaves(start), leaves(saved), strict=True):
         np.testing.assert_array_equal(a, b)  # finite, and the state before the bad step
+    smaller = dataclasses.replace(optimizer, lr=1e-3)  # the way on: resume, a smaller rate
+    _, history = wp.train(start, data, steps=2, batch_size=4, optimizer=smaller,
+                          checkpoint_dir=tmp_path, resume=True, key=jax.random.PRNGKey(0),
+                          progress=False)  # fmt: skip
+    assert history["step"] == [1, 2] and np.all(np.isfinite(history["loss"]))
 
 
 def test_the_learning_rate_may_change_on_resume(copy, capsys):

@@ -17,6 +17,7 @@ from typing import Literal
 from .._conventions import Convention
 from .._forecast import ArAlgorithm
 from .._model import Mode
+from ..decoders._lexer import short
 from .protocol import Objective
 
 
@@ -78,7 +79,7 @@ def check_value(f: dataclasses.Field, kind, value):
         except OverflowError:  # an int beyond float range
             number = math.inf
         if not math.isfinite(number):  # NaN compares False with every bound
-            raise ValueError(f"option {name} must be a finite number, got {value!r}")
+            raise ValueError(f"option {name} must be a finite number, got {short(value, 40)}")
         return number
     return value
 
