@@ -38,11 +38,13 @@ def run_cli(capsys, *argv):
 
 
 def one_line_error(capsys, *argv, match):
+    """Run the command line; it must fail with one line containing `match` (returned)."""
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     err = err.strip()
     assert err.startswith("warp-phys: error:") and "\n" not in err, err
     assert match in err, err
+    return err
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,7 @@ def test_resume_continues_and_existing_runs_are_protected(run, tmp_path, capsys)
     assert code == 0 and "step 30" in out
     steps = [r["step"] for r in read_metrics(copy / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(10, 31, 10))
-    one_line_error(capsys, "train", "--out", copy, "--resume", "--lr", "0.1", "--quiet",
+    one_line_error(capsys, "train", "--out", copy, "--resume", "--batch-size", "4", "--quiet",
                    match="options differ")  # fmt: skip
 
 

@@ -47,7 +47,9 @@ def test_every_field_is_a_flag_a_config_key_and_in_the_fingerprint(capsys):
     for group in TRAIN_GROUPS:
         for name in group.flat():
             assert (name in stamp) == (name not in RESUMABLE), name
-    assert set(RESUMABLE) == {"steps", "max_seconds", "patience", "devices"}
+    assert set(RESUMABLE) == {
+        "steps", "max_seconds", "patience", "devices", "lr", "transition_lr"
+    }
 
 
 def test_a_new_field_is_a_flag_and_in_the_fingerprint(monkeypatch):

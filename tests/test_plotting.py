@@ -33,6 +33,7 @@ from warp_phys.decoders import (  # noqa: E402
 )
 from warp_phys.plotting import plot_run  # noqa: E402
 from warp_phys.plotting._reconstruction import _reconstruct  # noqa: E402
+from warp_phys.training.models import build_model  # noqa: E402
 
 CONTEXT = 100
 
@@ -379,14 +380,20 @@ def test_bad_requests_are_clear_value_errors(data, mlp_model, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, data, mlp_model, phys_model):
+def runs(tmp_path_factory, data):
     """Two tiny run folders as `warp-phys train` writes them (checkpoint, config.json,
-    normalizer.json) and the data set as a file, for `--data`."""
+    normalizer.json; the checkpoint holds the model the config describes, which
+    `load_run` checks) and the data set as a file, for `--data`."""
     ds, norm, _ = data
     root = tmp_path_factory.mktemp("runs")
-    for name, model in (("mlp", mlp_model), ("phys", phys_model)):
-        wp.save_model(root / name / "best.eqx", model)
-        config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2}
+    architecture = dict(root_width=6, root_depth=1, hyper_width=8)
+    for i, decoder in enumerate(("mlp", "damped_oscillator")):
+        name = "mlp" if decoder == "mlp" else "phys"
+        config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2,
+                  "decoder": decoder, **architecture}  # fmt: skip
+        model = build_model(wp.RunConfig(**config), 2, ds.y.shape[1], normalizer=norm,
+                            key=jax.random.PRNGKey(i))  # fmt: skip
+        wp.save_model(root / name / "best.eqx", perturb(model, jax.random.PRNGKey(10 + i)))
         (root / name / "config.json").write_text(json.dumps(config))
         (root / name / "normalizer.json").write_text(json.dumps(norm.to_dict()))
     systems.save(ds, root / "msd.npz")

@@ -2,6 +2,7 @@
 good checkpoint; metrics.jsonl."""
 
 import dataclasses
+import shutil
 
 import equinox as eqx
 import jax
@@ -77,11 +78,39 @@ def test_resume_is_identical_to_an_uninterrupted_run(runs):
 
 def test_resume_with_other_options_is_refused(runs):
     split_dir = runs[4]
-    changed = dict(OPTIONS, optimizer=dataclasses.replace(OPTIONS["optimizer"], lr=1e-2))
-    with pytest.raises(ValueError, match="options differ.*lr"):
+    changed = dict(OPTIONS, optimizer=dataclasses.replace(OPTIONS["optimizer"], clip_value=0.5))
+    with pytest.raises(ValueError, match="options differ.*clip_value"):
         wp.train(model(), TRAIN, steps=30, checkpoint_dir=split_dir, resume=True, **changed)
     with pytest.raises(ValueError, match="options differ.*data"):
         wp.train(model(), TRAIN[:16], steps=30, checkpoint_dir=split_dir, resume=True, **OPTIONS)
+
+
+def test_the_learning_rate_may_change_on_resume(runs, tmp_path):
+    """A new rate applies from the next step: the first resumed step is that of an
+    unchanged resume scaled by the rate (the optimiser's direction comes from the kept
+    state and the new gradient)."""
+    split_dir = runs[4]
+    outcomes = {}
+    for lr in (3e-3, 3e-2):
+        copy = tmp_path / f"lr{lr}"
+        shutil.copytree(split_dir, copy)
+        optimizer = dataclasses.replace(OPTIONS["optimizer"], lr=lr)
+        options = dict(OPTIONS, optimizer=optimizer)
+        _, history = wp.train(model(), TRAIN, steps=21, checkpoint_dir=copy, resume=True,
+                              **options)  # fmt: skip
+        assert history["step"] == [21]
+        outcomes[lr] = leaves(wp.load_model(copy / "last.eqx"))
+    before = leaves(wp.load_model(split_dir / "last.eqx"))
+    for old, same, faster in zip(before, outcomes[3e-3], outcomes[3e-2], strict=True):
+        # AdaBelief's step is (rate x a direction set by the kept state): 10x the rate
+        np.testing.assert_allclose(faster - old, 10 * (same - old), rtol=1e-3, atol=1e-6)
+    assert any(np.any(a != b) for a, b in zip(outcomes[3e-3], outcomes[3e-2], strict=True))
+
+
+def test_resume_of_a_finished_run_is_a_clear_error(runs):
+    split_dir = runs[4]
+    with pytest.raises(ValueError, match="already finished at step 20.*raise steps"):
+        wp.train(model(), TRAIN, steps=20, checkpoint_dir=split_dir, resume=True, **OPTIONS)
 
 
 def test_resume_needs_a_checkpoint(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import warp_phys as wp
-from warp_phys.training.checkpoint import MAGIC
+from warp_phys.training.checkpoint import MAGIC, checkpoint_digest
 
 T = 40
 
@@ -124,11 +124,17 @@ def test_checkpoint_of_another_architecture_is_refused(trained, tmp_path):
     other = wp.WARP(2, root_width=9, root_depth=1, seq_len=T, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="does not match"):
         wp.load_model(folder / "best.eqx", like=other)
-    # a header edited to claim another shape fails on the payload, not silently
+    # a header edited to claim another shape fails on the hash, which covers the header
     raw = (folder / "best.eqx").read_bytes()
     header_end = raw.index(b"\n", len(MAGIC))
     header = json.loads(raw[len(MAGIC) : header_end])
     header["config"]["decoder_options"]["width"] = 9
+    forged = MAGIC + json.dumps(header).encode() + raw[header_end:]
+    (tmp_path / "forged.eqx").write_bytes(forged)
+    with pytest.raises(ValueError, match="corrupt"):
+        wp.load_model(tmp_path / "forged.eqx")
+    # and one with a matching hash (written as save_model would) fails on the payload
+    header["sha256"] = checkpoint_digest(header, raw[header_end + 1 :])
     forged = MAGIC + json.dumps(header).encode() + raw[header_end:]
     (tmp_path / "forged.eqx").write_bytes(forged)
     with pytest.raises(ValueError, match="does not match the model architecture"):

@@ -26,6 +26,8 @@ from .training.evaluation import evaluate_run, read_input, reconstruct_run, writ
 from .training.models import MODEL_KINDS
 from .training.run import load_dataset, load_run, train_run
 
+MAX_MESSAGE = 500  # characters of an error line
+
 
 class _Parser(argparse.ArgumentParser):
     """Argument errors as one line (`warp-phys: error: ...`), exit status 2."""
@@ -272,8 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError, TypeError) as err:
-        message = " ".join(str(err).split())  # always one line
+    except (ValueError, OSError, FloatingPointError, TypeError) as err:
+        # OSError: a missing, unreadable or unwritable path, a file where a folder
+        # belongs, a run folder locked by another process
+        message = " ".join(str(err).split()) or type(err).__name__  # always one line
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 3] + "..."
         print(f"warp-phys: error: {message}", file=sys.stderr)
         return 2
     return 0

@@ -40,6 +40,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._lexer import short
+
 _REGISTRY: dict[str, Callable[..., "AbstractDecoder"]] = {}
 # Decoders built from a spec string `"<prefix>:<body>"` rather than a registered name,
 # e.g. `"sympy:A*sin(omega*t)"`; the handler is called as `handler(body, data_size=...,
@@ -148,8 +150,9 @@ def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
         handler = _SPEC_PREFIXES.get(prefix.strip())
         if handler is None:
             raise ValueError(
-                f"unknown decoder spec prefix {prefix.strip()!r} in {name!r}; known prefixes: "
-                f"{sorted(_SPEC_PREFIXES)} (or a registered name: {', '.join(list_decoders())})"
+                f"unknown decoder spec prefix {short(prefix.strip(), 40)} in {short(name, 80)}; "
+                f"known prefixes: {sorted(_SPEC_PREFIXES)} (or a registered name: "
+                f"{', '.join(list_decoders())})"
             )
         return _checked(handler(body, data_size=data_size, **options), name)
     factory = _lookup(name)
@@ -158,7 +161,7 @@ def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
         unknown = sorted(set(options) - accepted)
         if unknown:
             raise ValueError(
-                f"decoder {name!r} does not accept option(s) {unknown}; "
+                f"decoder {short(name, 80)} does not accept option(s) {short(unknown, 80)}; "
                 f"it accepts {sorted(accepted - {'data_size'})}"
             )
     return _checked(factory(data_size=data_size, **options), name)
@@ -252,7 +255,8 @@ def parse_decoder_spec(spec: str, *, data_size: int, **options) -> AbstractDecod
 def _checked(decoder, name: str) -> AbstractDecoder:
     if not isinstance(decoder, AbstractDecoder):
         raise TypeError(
-            f"decoder factory {name!r} returned {type(decoder).__name__}, not an AbstractDecoder"
+            f"decoder factory {short(name, 80)} returned {type(decoder).__name__}, not an "
+            "AbstractDecoder"
         )
     return decoder
 
@@ -264,7 +268,7 @@ def _lookup(name: str):
         known = ", ".join(list_decoders())
         prefixes = ", ".join(f"'{p}:<...>'" for p in sorted(_SPEC_PREFIXES))
         raise ValueError(
-            f"unknown decoder {name!r}; registered decoders: {known}"
+            f"unknown decoder {short(name, 80)}; registered decoders: {known}"
             + (f"; or a spec {prefixes}" if prefixes else "")
         ) from None
 

@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._base import AbstractDecoder, register_decoder
+from ._lexer import short
 from ._transforms import TransformSpec, apply_transforms, canonical_transform, inverse_transform
 
 
@@ -150,15 +151,17 @@ class FunctionDecoder(AbstractDecoder):
         try:
             out = jax.eval_shape(self, params, tau, x_prev)
         except Exception as err:
+            reason = short(" ".join(str(err).split()), 80)  # one line, bounded
             raise ValueError(
-                f"prior {self.label!r} failed when called with params "
-                f"{dict(self.params_spec)}, a scalar tau and x_prev of shape "
-                f"({self.data_size},): {type(err).__name__}: {err}"
+                f"prior {short(self.label, 80)} failed when called with params "
+                f"{short(dict(self.params_spec), 80)}, a scalar tau and x_prev of shape "
+                f"({self.data_size},): {type(err).__name__}: {reason}"
             ) from err
         shape = getattr(out, "shape", None)
         if shape != (self.data_size,) or not jnp.issubdtype(out.dtype, jnp.floating):
             raise ValueError(
-                f"prior {self.label!r} must return a float array of shape ({self.data_size},) "
+                f"prior {short(self.label, 80)} must return a float array of shape "
+                f"({self.data_size},) "
                 f"(data_size), or a scalar when data_size is 1; it returned "
                 f"{type(out).__name__} {shape} {getattr(out, 'dtype', '')}"
             )

@@ -3,6 +3,7 @@ the options resolved, and the compiled training step."""
 
 import dataclasses
 import functools
+import math
 from pathlib import Path
 
 import equinox as eqx
@@ -15,7 +16,13 @@ from ._devices import batch_mesh, resolve_devices, shard_batch
 from ._state import fingerprint
 from .data import as_pairs, grid_times
 from .optim import for_model, optax_chain
-from .options import ObjectiveOptions, OptimizerOptions, ValidationOptions
+from .options import (
+    ObjectiveOptions,
+    OptimizerOptions,
+    ValidationOptions,
+    at_least,
+    in_range,
+)
 from .protocol import batch_loss
 
 
@@ -33,8 +40,11 @@ def compiled_step(optimizer: OptimizerOptions, steps: int | None, objective: Obj
         )
         params = eqx.filter(model, eqx.is_inexact_array)
         updates, opt_state = chain.update(grads, opt_state, params, value=loss)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-        return eqx.apply_updates(model, updates), opt_state, loss, finite
+        model = eqx.apply_updates(model, updates)
+        # the updated parameters too: a finite gradient times a huge step is not finite
+        new_params = eqx.filter(model, eqx.is_inexact_array)
+        norms = jnp.stack([loss, optax.tree.norm(grads), optax.tree.norm(new_params)])
+        return model, opt_state, loss, jnp.all(jnp.isfinite(norms))
 
     return chain, step
 
@@ -90,6 +100,8 @@ def prepare(
     inputs, targets, times = training_arrays(model, data, times, objective)
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+    at_least("log_every", log_every, 1)
+    in_range("max_seconds", max_seconds, 0, math.inf, "[)")
     batch_size = min(batch_size, len(inputs))
     n_devices = resolve_devices(devices, batch_size)
     val, val_times, validation = validation_arrays(

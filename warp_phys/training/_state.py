@@ -1,6 +1,7 @@
 """The state `train` carries from step to step, and its checkpoint `last.eqx`: written
 at every validation and at the end, read back by a resumed run, which must have the
-same options (the fingerprint) as the first one."""
+same options (the fingerprint) as the first one, but for the resumable ones (the step
+sizes, the length and budget of the run, patience, devices)."""
 
 import dataclasses
 import hashlib
@@ -11,7 +12,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .checkpoint import load_model, load_train_state, save_model
+from ..decoders._lexer import short
+from .checkpoint import load_model, load_train_state, read_header, save_model
 from .options import Options
 
 
@@ -59,21 +61,54 @@ def save_last(folder: Path | None, state: TrainState, stamp: dict, stopped: str 
     save_model(folder / "last.eqx", state.model, metadata=metadata, train_state=state.opt_state)
 
 
-def resume_state(folder: Path | None, model, opt_state, stamp: dict, has_val: bool) -> TrainState:
+# metadata of last.eqx: (types, what it must be)
+_RESUME_FIELDS = {
+    "step": ((int,), "a non-negative integer"),
+    "best_val": ((int, float, type(None)), "a number or null"),
+    "best_step": ((int, type(None)), "a non-negative integer or null"),
+    "bad_validations": ((int,), "a non-negative integer"),
+    "stopped": ((str, type(None)), "a string or null"),
+    "train_options": ((dict,), "a JSON object"),
+}
+
+
+def resume_metadata(path: Path, steps: int) -> dict:
+    """The metadata of the checkpoint `path` a run resumes from, each field checked (a
+    `ValueError` naming a missing or malformed one); a `ValueError` too when the run
+    already reached `steps`, as there is nothing left to train."""
+    meta = read_header(path)[0]["metadata"]
+    for name, (kinds, what) in _RESUME_FIELDS.items():
+        value = meta.get(name)
+        ok = isinstance(value, kinds) and not isinstance(value, bool)
+        if not ok or (isinstance(value, int) and name != "best_val" and value < 0):
+            got = "it is missing" if name not in meta else f"got {short(value, 40)}"
+            raise ValueError(f"{path}: checkpoint metadata field {name!r} must be {what}; {got}")
+    if meta["step"] >= steps:
+        raise ValueError(
+            f"the run in {path.parent} already finished at step {meta['step']} "
+            f"(steps {steps}); raise steps (--steps) to continue it"
+        )
+    return meta
+
+
+def resume_state(
+    folder: Path | None, model, opt_state, stamp: dict, has_val: bool, steps: int
+) -> TrainState:
     """The state stored in `folder/last.eqx` (and the best model in `best.eqx`), in the
     structure of `model` and `opt_state`; a `ValueError` naming the options that differ
-    from the first run's."""
+    from the first run's, or when the run already reached `steps`."""
     if folder is None:
         raise ValueError("resume=True needs the checkpoint_dir of the run to continue")
-    model = load_model(folder / "last.eqx", like=model)
-    header, opt_state = load_train_state(folder / "last.eqx", opt_state)
-    meta = header["metadata"]
-    if meta.get("train_options") != stamp:
-        old = meta.get("train_options") or {}
-        changed = sorted(k for k in set(old) | set(stamp) if old.get(k) != stamp.get(k))
+    meta = resume_metadata(folder / "last.eqx", steps)
+    # options that are no longer fingerprinted (made resumable since) do not count
+    old = meta["train_options"]
+    changed = sorted(k for k in stamp if old.get(k) != stamp[k])
+    if changed:
         raise ValueError(
             f"cannot resume {folder}: options differ from the first run: {', '.join(changed)}"
         )
+    model = load_model(folder / "last.eqx", like=model)
+    _, opt_state = load_train_state(folder / "last.eqx", opt_state)
     best_model = model
     if has_val and (folder / "best.eqx").is_file():
         best_model = load_model(folder / "best.eqx", like=model)

@@ -4,6 +4,7 @@ flags, which are generated from the groups' fields)."""
 
 import dataclasses
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from .options import (
     ValidationOptions,
     at_least,
     flat_name,
+    in_range,
     option,
 )
 
@@ -54,8 +56,7 @@ class DataOptions(Options):
             )
         if self.val_data is not None and self.data is None:
             raise ValueError("option val_data needs a training file (option data)")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"option val_fraction must be in (0, 1), got {self.val_fraction}")
+        in_range("val_fraction", self.val_fraction, 0, 1, "()")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,7 @@ class LoopOptions(Options):
     def check(self) -> None:
         at_least("steps", self.steps, 1)
         at_least("batch_size", self.batch_size, 1)
+        in_range("max_seconds", self.max_seconds, 0, math.inf, "[)")
         if self.devices != "auto" and self.devices < 1:
             raise ValueError(f"option devices must be >= 1 or 'auto', got {self.devices}")
 

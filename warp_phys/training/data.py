@@ -32,6 +32,35 @@ def check_finite(y: np.ndarray, name: str = "data") -> np.ndarray:
     return y
 
 
+def _float32_stats(mean, std, source: str, *, constant_ok: bool):
+    """`(mean, std)` `(data,)` as float32 device arrays; a `ValueError` naming the first
+    channel whose mean is not finite or whose std is not finite and > 0 in float32
+    (with `constant_ok`, a std of 0 becomes 1: a constant channel is left as it is)."""
+    try:
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: mean and std must be lists of numbers: {err}") from None
+    if mean.ndim != 1 or mean.shape != std.shape:
+        raise ValueError(
+            f"{source}: mean and std must be 1-D and of equal length, got shapes "
+            f"{mean.shape} and {std.shape}"
+        )
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+        mean32, std32 = mean.astype(np.float32), std.astype(np.float32)
+    if constant_ok:
+        std32 = np.where(std32 == 0, np.float32(1), std32)
+    for name, raw, values in (("mean", mean, mean32), ("std", std, std32)):
+        bad = ~np.isfinite(values) | ((values <= 0) if name == "std" else False)
+        if bad.any():
+            channel = int(np.argmax(bad))
+            need = "finite and > 0" if name == "std" else "finite"
+            raise ValueError(
+                f"{source}: the {name} of channel {channel} is {raw[channel]:g}; it must be "
+                f"{need} in float32"
+            )
+    return jnp.asarray(mean32), jnp.asarray(std32)
+
+
 class Normalizer(eqx.Module):
     """Per-channel standardisation `(x - mean) / std`, fitted on training data only."""
 
@@ -40,9 +69,14 @@ class Normalizer(eqx.Module):
 
     @classmethod
     def fit(cls, y: Float[Array, "N T data"]) -> "Normalizer":
-        y = jnp.asarray(y)
-        std = jnp.std(y, axis=(0, 1))
-        return cls(jnp.mean(y, axis=(0, 1)), jnp.where(std > 0, std, 1.0))
+        """The mean and std of each channel of `y` over trajectories and time, computed
+        in float64 (a float32 sum of squares overflows for values near 1e19); a constant
+        channel gets std 1. A `ValueError` names a channel whose statistics are not
+        finite in float32."""
+        y = np.asarray(y, np.float64)
+        with np.errstate(over="ignore"):  # beyond float64: inf, refused as a statistic
+            mean, std = y.mean(axis=(0, 1)), y.std(axis=(0, 1))
+        return cls(*_float32_stats(mean, std, "normaliser fit", constant_ok=True))
 
     @classmethod
     def identity(cls, data_size: int) -> "Normalizer":
@@ -62,16 +96,12 @@ class Normalizer(eqx.Module):
         return {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}
 
     @classmethod
-    def from_dict(cls, stats: dict) -> "Normalizer":
-        """Inverse of `to_dict`."""
-        try:
-            mean = jnp.asarray(stats["mean"], jnp.float32)
-            std = jnp.asarray(stats["std"], jnp.float32)
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"normaliser statistics need 'mean' and 'std' lists: {err}") from None
-        if mean.ndim != 1 or mean.shape != std.shape or not bool(jnp.all(std > 0)):
-            raise ValueError("normaliser statistics must be 1-D, of equal length, std > 0")
-        return cls(mean, std)
+    def from_dict(cls, stats: dict, source: str = "normaliser statistics") -> "Normalizer":
+        """Inverse of `to_dict`: a `ValueError` (naming `source` and the channel) unless
+        every mean is finite and every std finite and > 0."""
+        if not isinstance(stats, dict) or not {"mean", "std"} <= set(stats):
+            raise ValueError(f"{source}: needs 'mean' and 'std' lists")
+        return cls(*_float32_stats(stats["mean"], stats["std"], source, constant_ok=False))
 
 
 def as_pairs(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ compiled step; `_state.resume_state`), the loop (`_loop`, `_take_step`, `_valida
 checkpoints (`_state.save_last`, `best.eqx` in `_validate`).
 """
 
+import contextlib
 import functools
 import time
 
@@ -18,6 +19,7 @@ from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from ._devices import replicate, to_default_device
+from ._lock import run_lock
 from ._setup import Setup, prepare
 from ._state import TrainState, resume_state, save_last
 from .checkpoint import save_model
@@ -74,13 +76,17 @@ def train(
       validation, at the end, and the last good state on NaN/inf) and `metrics.jsonl`.
     - `resume`: continue from `checkpoint_dir/last.eqx`, identical to an uninterrupted
       run (unless the first stopped on its time budget, which adds a validation). Only
-      `steps`, `max_seconds`, `patience`, `devices`, `progress`, `log_every` may change.
+      `steps`, `max_seconds`, `patience`, `devices`, `progress`, `log_every` and the
+      learning rates `lr`, `transition_lr` may change (the optimiser state is kept; a
+      new rate applies from the next step). A run that already reached `steps` is a
+      `ValueError`. A `checkpoint_dir` is locked while `train` runs (see `run_lock`).
     - `key`: PRNG key of the shuffler, teacher-forcing coins and feedback noise.
 
     **Returns:** `(model, history)`: the best validated model (the last one without
     `val_data`) and a dict of lists `step`, `loss`, `seconds`, `val_step`, `val_mse`,
     plus `stopped` (`"steps"`, `"early_stopping"` or `"time"`). Raises
-    `FloatingPointError` when the loss or gradient becomes NaN/inf.
+    `FloatingPointError` when the loss, the gradient or the updated parameters become
+    NaN/inf (`last.eqx` then holds the state before that step).
     """
     setup, chain = prepare(
         model,
@@ -100,15 +106,18 @@ def train(
         key=key,
     )
     opt_state = chain.init(eqx.filter(model, eqx.is_inexact_array))
-    if resume:
-        has_val = setup.val is not None
-        state = resume_state(setup.folder, model, opt_state, setup.fingerprint, has_val)
-    else:
-        state = TrainState(model, opt_state, best_model=model)
-    if setup.mesh is not None:
-        state.model, state.opt_state = replicate((state.model, state.opt_state), setup.mesh)
-    log = MetricsLog(setup.folder, resume_from=state.step if resume else None)
-    history = _loop(setup, state, log, key, progress)
+    with contextlib.nullcontext() if setup.folder is None else run_lock(setup.folder):
+        if resume:
+            has_val = setup.val is not None
+            state = resume_state(
+                setup.folder, model, opt_state, setup.fingerprint, has_val, setup.steps
+            )
+        else:
+            state = TrainState(model, opt_state, best_model=model)
+        if setup.mesh is not None:
+            state.model, state.opt_state = replicate((state.model, state.opt_state), setup.mesh)
+        log = MetricsLog(setup.folder, resume_from=state.step if resume else None)
+        history = _loop(setup, state, log, key, progress)
     result = state.best_model if state.best_step is not None else state.model
     return (result if setup.mesh is None else to_default_device(result)), history
 
@@ -171,7 +180,8 @@ def _shuffler(key, n: int, batch_size: int):
 
 def _take_step(setup: Setup, state: TrainState, rows: np.ndarray, key) -> float:
     """One optimiser step on the trajectories `rows`; `state` moves on to it. A
-    non-finite loss or gradient writes the last good state and raises."""
+    non-finite loss, gradient or updated parameters write the last good state (the one
+    before this step) and raise."""
     inputs, targets, times = (
         None if a is None else setup.place(a[rows])
         for a in (setup.inputs, setup.targets, setup.times)
@@ -220,7 +230,8 @@ def _stop_non_finite(setup: Setup, state: TrainState, loss: float):
     save_last(setup.folder, state, setup.fingerprint, "non-finite")
     where = f"; the last good state is in {setup.folder / 'last.eqx'}" if setup.folder else ""
     raise FloatingPointError(
-        f"training loss or gradient became non-finite (loss {loss}) at step "
+        f"training loss, gradient or parameters became non-finite (NaN, inf or beyond "
+        f"float32 range; loss {loss}) at step "
         f"{state.step + 1}; stopped with the model from step {state.step}{where}. Lower the "
         "learning rate, check the data scale, or bound the decoder's output (e.g. "
         "decoder_options={'final_activation': 5.0}) so free-running rollouts stay finite"

@@ -6,6 +6,7 @@ and `build_model`, which turns a config into a freshly initialised model.
 """
 
 import dataclasses
+import math
 from typing import Literal
 
 import equinox as eqx
@@ -14,7 +15,7 @@ from .._interface import AbstractSequenceModel
 from .._model import WARP
 from ..baselines import BASELINES, count_parameters, hidden_size_for
 from .data import Normalizer
-from .options import Options, option
+from .options import Options, in_range, option
 
 MODEL_KINDS: dict[str, type[AbstractSequenceModel]] = {"warp": WARP, **BASELINES}
 
@@ -56,6 +57,7 @@ class ModelOptions(Options):
     std_lower_bound: float = option(1e-4, "lower bound of the predicted std (nll)")
 
     def check(self) -> None:
+        in_range("std_lower_bound", self.std_lower_bound, 0, math.inf, "()")
         if self.decoder_options is None:
             object.__setattr__(self, "decoder_options", {})
 

@@ -10,12 +10,14 @@ fingerprint. A new option is one new field, with its help text as field metadata
 """
 
 import dataclasses
+import math
 import typing
 from typing import Literal
 
 from .._conventions import Convention
 from .._forecast import ArAlgorithm
 from .._model import Mode
+from ..decoders._lexer import short
 from .protocol import Objective
 
 
@@ -71,7 +73,15 @@ def check_value(f: dataclasses.Field, kind, value):
     if not ok:
         also = "".join(f" or {w!r}" for w in words)
         raise ValueError(f"option {name} must be of type {base.__name__}{also}, got {value!r}")
-    return float(value) if base is float else value
+    if base is float:
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            number = math.inf
+        if not math.isfinite(number):  # NaN compares False with every bound
+            raise ValueError(f"option {name} must be a finite number, got {short(value, 40)}")
+        return number
+    return value
 
 
 class Options:
@@ -104,14 +114,35 @@ def at_least(name: str, value, minimum: int, none: bool = False) -> None:
         raise ValueError(f"option {name} must be >= {minimum}{also}, got {value!r}")
 
 
+def in_range(name: str, value, low: float, high: float, bounds: str) -> None:
+    """A one-line error unless `value` lies between `low` and `high`, each bound
+    included where `bounds` (two characters of interval notation, e.g. `"(]"`) has a
+    bracket; None passes (an unset option)."""
+    if value is None:
+        return
+    above = low <= value if bounds[0] == "[" else low < value
+    below = value <= high if bounds[1] == "]" else value < high
+    if not (above and below):
+        if high == math.inf:
+            where = f"{'>=' if bounds[0] == '[' else '>'} {low:g}"
+        else:
+            where = f"in {bounds[0]}{low:g}, {high:g}{bounds[1]}"
+        raise ValueError(f"option {name} must be {where}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerOptions(Options):
     """The optimiser of `train`: an optax chain built by `make_optimizer`."""
 
     name: Literal["adam", "adamw", "adabelief"] = option("adam", "optimiser", flat="optimizer")
-    lr: float = option(1e-3, "learning rate")
+    lr: float = option(
+        1e-3, "learning rate (may change on --resume; from the next step)", resumable=True
+    )
     transition_lr: float | None = option(
-        None, "learning rate of WARP's A (default lr / D_theta; a structured A: see README)"
+        None,
+        "learning rate of WARP's A (default lr / D_theta; a structured A: see README; may "
+        "change on --resume)",
+        resumable=True,
     )
     weight_decay: float = option(1e-4, "AdamW weight decay")
     clip: Literal["global_norm", "elementwise", "none"] = option("global_norm", "gradient clipping")
@@ -124,9 +155,10 @@ class OptimizerOptions(Options):
     plateau_accumulation: int = option(50, "plateau schedule: losses averaged per check")
 
     def check(self) -> None:
-        for name in ("lr", "clip_value", "plateau_factor"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"option {name} must be > 0, got {getattr(self, name)}")
+        for name in ("lr", "transition_lr", "clip_value"):
+            in_range(name, getattr(self, name), 0, math.inf, "()")
+        in_range("weight_decay", self.weight_decay, 0, math.inf, "[)")
+        in_range("plateau_factor", self.plateau_factor, 0, 1, "()")
         at_least("plateau_patience", self.plateau_patience, 1)
         at_least("plateau_accumulation", self.plateau_accumulation, 1)
 
@@ -143,6 +175,9 @@ class ObjectiveOptions(Options):
     ar_algorithm: ArAlgorithm = option(
         "auto", "WARP autoregressive rollout, training and forecasts (auto: by cost)"
     )
+
+    def check(self) -> None:
+        in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,11 +5,12 @@ A run folder holds `config.json` (the resolved `RunConfig`, flat), `normalizer.j
 `best.eqx`, `last.eqx` (with the optimiser state, for `--resume`), `metrics.jsonl`,
 `summary.json` and, for a run on a data file or arrays, `data.json` (the channel names
 and where the data came from). Every command (`evaluate`, `reconstruct`, `plot`, the
-demo) reads and writes this one layout.
+demo) reads and writes this one layout. While a run trains, `.lock` holds its PID.
+`load_run` checks every file it reads (see `_run_files`); the README's "What a run
+folder guarantees" says what that covers.
 """
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from systems import atomic_write_json
 from .._interface import AbstractSequenceModel
 from ..baselines import count_parameters
 from ._devices import resolve_devices
+from ._lock import run_lock
+from ._run_files import check_model_config, read_json, write_start
+from ._state import resume_metadata
 from .checkpoint import load_model
 from .config import RESUMABLE, RunConfig
 from .data import IN_MEMORY, Normalizer, as_pairs, data_splits, grid_times, mean_step
@@ -126,63 +130,81 @@ def train_run(
       in raw units; the validation part is carved out as for a file when `val_data` is
       not given, so the result equals a run on the same arrays written to a file.
     - `resume`: continue the run in `out` from its `last.eqx` (same config except
-      `steps`, `max_seconds`, `patience`, `devices`).
+      `steps`, `max_seconds`, `patience`, `devices`, `lr`, `transition_lr`;
+      `config.json` then records the new values).
     - `overwrite`: replace an existing run in `out`.
+
+    The folder is locked for the call (`run_lock`: a second process gets a one-line
+    `BlockingIOError`); `--out` naming a file is a `NotADirectoryError`.
 
     **Returns:** `(run, history)` with the best model; see `train` for `history`.
     """
     out = Path(out)
-    if (out / "config.json").exists() and not (resume or overwrite):
-        raise ValueError(
-            f"{out} already holds a run; pass resume to continue it or overwrite to replace it"
-        )
     config = _resolve_source(config, data is not None)
-    if resume:
-        if not (out / "last.eqx").is_file():
-            raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
-        _check_resumable(load_run(out, "last").config, config, out)
-    config, train_set, val_set = _prepare_data(config, data, val_data)
-    inputs, targets = as_pairs(train_set, "training data")
-    resolve_devices(config.devices, min(config.batch_size, len(inputs)))  # before any file
-    T, d = targets.shape[1:]
-    normalizer = Normalizer.fit(targets) if config.normalize else Normalizer.identity(d)
-    model_key, train_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    raw_times = train_set.extras.get("t")
-    time_step = None if raw_times is None else mean_step(raw_times)
-    model = build_model(config, d, T, key=model_key, normalizer=normalizer, time_step=time_step)
-    _write_start(out, config, normalizer, train_set, val_set)
-    val_inputs, val_targets = as_pairs(val_set, "validation data")
-    start = time.perf_counter()
-    model, history = train(
-        model,
-        (np.asarray(normalizer.apply(inputs)), np.asarray(normalizer.apply(targets))),
-        steps=config.steps,
-        batch_size=config.batch_size,
-        optimizer=config.optimizer_options,
-        objective=config.objective_options,
-        validation=config.validation_options,
-        val_data=(normalizer.apply(val_inputs), normalizer.apply(val_targets)),
-        times=grid_times(train_set, model, "training data"),
-        val_times=grid_times(val_set, model, "validation data"),
-        max_seconds=config.max_seconds,
-        devices=config.devices,
-        checkpoint_dir=out,
-        resume=resume,
-        key=train_key,
-        progress=progress,
-    )
-    summary = {
+    with run_lock(out):
+        if (out / "config.json").exists() and not (resume or overwrite):
+            raise ValueError(
+                f"{out} already holds a run; pass resume to continue it or overwrite to "
+                "replace it"
+            )
+        if resume:
+            _check_resume(out, config)
+        config, train_set, val_set = _prepare_data(config, data, val_data)
+        inputs, targets = as_pairs(train_set, "training data")
+        resolve_devices(config.devices, min(config.batch_size, len(inputs)))  # before any file
+        T, d = targets.shape[1:]
+        normalizer = Normalizer.fit(targets) if config.normalize else Normalizer.identity(d)
+        model_key, train_key = jax.random.split(jax.random.PRNGKey(config.seed))
+        raw_times = train_set.extras.get("t")
+        time_step = None if raw_times is None else mean_step(raw_times)
+        model = build_model(config, d, T, key=model_key, normalizer=normalizer, time_step=time_step)
+        write_start(out, config, normalizer, train_set, val_set)
+        val_inputs, val_targets = as_pairs(val_set, "validation data")
+        start = time.perf_counter()
+        model, history = train(
+            model,
+            (np.asarray(normalizer.apply(inputs)), np.asarray(normalizer.apply(targets))),
+            steps=config.steps,
+            batch_size=config.batch_size,
+            optimizer=config.optimizer_options,
+            objective=config.objective_options,
+            validation=config.validation_options,
+            val_data=(normalizer.apply(val_inputs), normalizer.apply(val_targets)),
+            times=grid_times(train_set, model, "training data"),
+            val_times=grid_times(val_set, model, "validation data"),
+            max_seconds=config.max_seconds,
+            devices=config.devices,
+            checkpoint_dir=out,
+            resume=resume,
+            key=train_key,
+            progress=progress,
+        )
+        seconds = round(time.perf_counter() - start, 2)
+        atomic_write_json(out / "summary.json", _summary(model, history, seconds, targets.shape))
+    return Run(out, config, model, normalizer, train_set.config.get("channels")), history
+
+
+def _summary(model, history: dict, seconds: float, shape) -> dict:
+    """`summary.json`: the model, how far and why training stopped, the time taken."""
+    return {
         "model_class": type(model).__name__,
         "model_config": model.config,
         "parameters": count_parameters(model),
         "steps_done": history["step"][-1] if history["step"] else None,
         "stopped": history["stopped"],
         "best_val_mse_normalized": min(history["val_mse"], default=None),
-        "train_seconds": round(time.perf_counter() - start, 2),
-        "data_shape": list(targets.shape),
+        "train_seconds": seconds,
+        "data_shape": list(shape),
     }
-    atomic_write_json(out / "summary.json", summary)
-    return Run(out, config, model, normalizer, train_set.config.get("channels")), history
+
+
+def _check_resume(out: Path, config: RunConfig) -> None:
+    """Before any file is written: `out` holds a run that `config` may continue (same
+    options but the resumable ones) and that has steps left to train."""
+    if not (out / "last.eqx").is_file():
+        raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
+    _check_resumable(load_run(out, "last").config, config, out)
+    resume_metadata(out / "last.eqx", config.steps)
 
 
 def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
@@ -224,29 +246,6 @@ def _prepare_data(config: RunConfig, data, val_data):
     return config, train_set, val_set
 
 
-def _write_start(out: Path, config: RunConfig, normalizer, train, val) -> None:
-    """The files a run folder holds before training: `config.json`, `normalizer.json`
-    and, for a run on user data, `data.json` (source, channel names, split sizes)."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", config.to_dict())
-    atomic_write_json(out / "normalizer.json", normalizer.to_dict())
-    if config.data is None:
-        return
-    meta = train.config
-    record = {
-        "source": config.data,
-        "val_source": config.val_data,
-        "format": meta.get("format"),
-        "channels": meta.get("channels"),
-        "time_column": meta.get("time_column"),
-        "n_train": len(train),
-        "n_val": len(val),
-        "steps": int(train.y.shape[1]),
-        "val_ids": val.config.get("ids") if config.val_data is None else None,
-    }
-    atomic_write_json(out / "data.json", record)
-
-
 def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> None:
     """A resumed run may change only `RESUMABLE` options."""
     old, new = stored.to_dict(), config.to_dict()
@@ -271,23 +270,21 @@ def load_run(folder, checkpoint: str = "best") -> Run:
     for name in ("config.json", "normalizer.json", f"{checkpoint}.eqx"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a complete run folder: {name} is missing")
-    stored = _read_json(folder, "config.json")
+    stored = read_json(folder, "config.json")
+    if not isinstance(stored, dict):
+        raise ValueError(f"{folder}: config.json must hold a JSON object of options")
     config = RunConfig.from_dict(stored, source=str(folder / "config.json"))
-    normalizer = Normalizer.from_dict(_read_json(folder, "normalizer.json"))
-    model = load_model(folder / f"{checkpoint}.eqx")
+    normalizer = Normalizer.from_dict(
+        read_json(folder, "normalizer.json"), source=str(folder / "normalizer.json")
+    )
+    path = folder / f"{checkpoint}.eqx"
+    model = load_model(path)
     if type(model) is not MODEL_KINDS[config.model]:
         raise ValueError(
             f"{folder}: {checkpoint}.eqx holds a {type(model).__name__} but config.json "
             f"describes a {config.model} model"
         )
-    channels = None
-    if (folder / "data.json").is_file():
-        channels = _read_json(folder, "data.json").get("channels")
+    check_model_config(path, model, config, normalizer)
+    data = read_json(folder, "data.json") if (folder / "data.json").is_file() else {}
+    channels = data.get("channels") if isinstance(data, dict) else None
     return Run(folder, config, model, normalizer, channels)
-
-
-def _read_json(folder: Path, name: str) -> dict:
-    try:
-        return json.loads((folder / name).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{folder}: corrupt run file {name}: {err}") from None
