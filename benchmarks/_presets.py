@@ -32,7 +32,8 @@ the initialisation, the minibatch order and the teacher-forcing coins.
 
 import math
 
-from warp_phys.training.config import RunConfig
+import systems
+from warp_phys import RunConfig
 
 SYSTEMS = ("msd", "msd_zero", "sine", "lotka_volterra")
 MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
@@ -87,8 +88,6 @@ def _system_options(preset: str, system: str) -> dict:
 def _oscillator_init(system: str) -> dict:
     """omega_0 and zeta of the damped-oscillator root at initialisation: those of the
     centre of the system's TRAINING parameter ranges (k, m, c)."""
-    import systems
-
     ranges = systems.get_system(system).param_ranges
     k, m, c = (sum(ranges[p]) / 2 for p in ("k", "m", "c"))
     return {"omega0_init": math.sqrt(k / m), "zeta_init": c / (2 * math.sqrt(k * m))}
@@ -178,3 +177,42 @@ def transition_config(preset: str, system: str, kind: str, seed: int) -> RunConf
     config = run_config(preset, system, "warp", seed)
     rank = TRANSITION_RANK if kind == "lowrank" else None
     return config.replace(transition=kind, transition_rank=rank)
+
+
+def targets(results: dict) -> list[dict]:
+    """The cpu preset's targets on the test means: WARP-Phys >= 10x lower MSE than the
+    best baseline (GRU, LSTM, Transformer: spec section 5) on MSD, MSD-Zero and SINE
+    (the ratio to WARP is reported too); WARP below GRU and LSTM on MSD, MSD-Zero and LV."""
+    out = []
+    for system in ("msd", "msd_zero", "sine"):
+        row = results.get(system, {})
+        base = [row[m]["mean"] for m in ("gru", "lstm", "transformer") if m in row]
+        if "warp_phys" in row and base:
+            phys = row["warp_phys"]["mean"]
+            ratio = _ratio(min(base, key=_inf), phys)
+            versus_warp = _ratio(row["warp"]["mean"], phys) if "warp" in row else None
+            out.append({"system": system, "value": ratio, "met": ratio is None or ratio >= 10,
+                        "target": f"{system}: WARP-Phys >= 10x below the best baseline",
+                        "warp_over_warp_phys": versus_warp})  # fmt: skip
+    for system in ("msd", "msd_zero", "lotka_volterra"):
+        row = results.get(system, {})
+        if all(m in row for m in ("warp", "gru", "lstm")):
+            rnn = min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf)
+            ratio = _ratio(rnn, row["warp"]["mean"])
+            out.append({"system": system, "target": f"{system}: WARP below GRU and LSTM",
+                        "value": ratio, "met": ratio is None or ratio > 1})  # fmt: skip
+    return out
+
+
+def _inf(mean: float | None) -> float:
+    """A mean MSE for comparisons: a diverged cell (None) is worse than any number."""
+    return float("inf") if mean is None else mean
+
+
+def _ratio(other: float | None, ours: float | None) -> float | None:
+    """`other / ours` of two mean MSEs (above 1: ours is lower). A diverged cell (None)
+    counts as infinitely bad: 0 when ours diverged, None (no finite ratio, ours better)
+    when only the other did."""
+    if ours is None:
+        return 0.0
+    return None if other is None else other / ours

@@ -33,7 +33,7 @@ STRUCTURED_WARMUP_S = 2.0
 
 
 def _device() -> str:
-    from benchmarks.paper_speed import _device as device
+    from benchmarks._harness import device
 
     return device()
 

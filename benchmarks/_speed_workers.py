@@ -22,14 +22,9 @@ def _rss_gb() -> float:
 
 def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
     """Best-of-`reps` rate of a float32 (D x D) @ (D x cols) product, in GFLOP/s."""
-    import jax
+    from benchmarks._harness import gemm_gflops as rate
 
-    from benchmarks.paper_speed import best_seconds
-
-    a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
-    x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
-    product = jax.jit(lambda a, x: a @ x)
-    return 2.0 * D * D * cols / best_seconds(product, a, x, reps=reps) / 1e9
+    return rate(D, cols, reps)
 
 
 def _timed(call, reps: int, budget_s: float, warmup_s: float = 15.0) -> dict:
@@ -82,7 +77,7 @@ def _train_step_timing(
     import jax.numpy as jnp
     import optax
 
-    from benchmarks.paper_speed import _trajectories
+    from benchmarks._harness import oscillations as _trajectories
 
     data = _trajectories(jax.random.PRNGKey(1), batch, T)
     optimizer = optax.adam(1e-4)
@@ -140,7 +135,7 @@ def worker_warp_step(spec: dict) -> dict:
     warmup_s = spec.get("warmup_s", 15.0)
     out.update(_train_step_timing(model, mode, batch, T, spec["reps"], spec["budget_s"], warmup_s))
     if spec.get("forward"):
-        from benchmarks.paper_speed import _trajectories
+        from benchmarks._harness import oscillations as _trajectories
 
         data = _trajectories(jax.random.PRNGKey(1), batch, T)
         forward = eqx.filter_jit(lambda m, d: jax.vmap(lambda xs: m.weight_trajectory(xs, mode))(d))

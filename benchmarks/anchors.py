@@ -32,15 +32,12 @@ and counts with that error (`failed` counts them).
     python -m benchmarks.anchors            # writes results/anchors.json, figures, README
     python -m benchmarks.anchors --reuse    # keeps the finished blocks of results/anchors.json
     python -m benchmarks.anchors --smoke --methods sindy warp_phys   # the test suite's run
+    python -m benchmarks.anchors --render   # figures and README block from the JSON
 """
 
-import argparse
 import dataclasses
-import datetime
 import importlib.util
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -53,15 +50,12 @@ import systems
 import warp_phys as wp
 from benchmarks import _anchors_report as report
 from benchmarks import _fits
+from benchmarks import _harness as harness
 from benchmarks._anchors_report import METHODS
-from benchmarks._readme import splice_readme
-from systems import atomic_write_bytes
-from warp_phys.training.config import RunConfig
-from warp_phys.training.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-FIGURES = ROOT / "figures"
+# MSD-Zero is MSD's ODE with other initial states: its oracle fits MSD's equations (one
+# compilation for both)
+EQUATIONS = {"msd_zero": "msd"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +153,7 @@ def sindy_rows(system: str, data: dict, preset: Preset, log) -> list[dict]:
 def oracle_rows(system: str, data: dict, preset: Preset, log) -> list[dict]:
     """The true-ODE least-squares fit per (noise, context), all test trajectories at once."""
     rows, T = [], data["test"].shape[1]
-    model = systems.get_system(system)
+    model = systems.get_system(EQUATIONS.get(system, system))
     for noise in preset.noises:
         test_obs = _observed(data, "test", noise)
         for L in preset.contexts:
@@ -218,12 +212,12 @@ def build_warp(
         stats = normalizer.to_dict()
         decoder = lv_decoder(np.array(stats["mean"]), np.array(stats["std"]), top, 1.0 / (T - 1))
         return wp.WARP(2, decoder=decoder, hyper_width=16, hyper_depth=1, seq_len=T, key=key)
-    config = RunConfig(
+    config = wp.RunConfig(
         system=system, model="warp", root_width=16, root_depth=2, hyper_width=16,
         hyper_depth=1, decoder="damped_oscillator" if method == "warp_phys" else "mlp",
         decoder_options={"activation": "swish"},
     )  # fmt: skip
-    return build_model(config, 2, T, key=key, normalizer=normalizer)
+    return wp.build_model(config, 2, T, key=key, normalizer=normalizer)
 
 
 def train_warp(system: str, method: str, data: dict, preset: Preset):
@@ -285,38 +279,21 @@ def warp_rows(system: str, method: str, data: dict, preset: Preset, log) -> list
 
 
 # ------------------------------------------------------------------------------ main
-def _device() -> str:
-    dev = jax.devices()[0]
-    kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
-    return f"{dev.platform}: {kind}, {os.cpu_count()} cores visible ({platform.machine()})"
-
-
-_DATA = ("noises", "contexts", "n_test", "n_train", "seed")  # n_train: the noise std
-_SETTINGS = {  # the preset fields each method's rows depend on
-    "sindy": _DATA + ("n_val", "thresholds", "differentiation"),
-    "oracle_fit": _DATA + ("restarts", "lm_steps"),
-    "warp_phys": _DATA + ("n_val", "train_steps", "train_seconds", "batch_size", "val_every"),
-    "warp": _DATA + ("n_val", "train_steps", "train_seconds", "batch_size", "val_every"),
-}
-
-
 def _reusable(previous: dict | None, preset_name: str) -> dict:
     """`{(system, method): rows}` of the finished blocks of an earlier run of the same
     preset and settings (see `--reuse`)."""
     preset = PRESETS[preset_name]
-    if not previous or previous.get("preset") != preset_name or "settings" not in previous:
+    settings = json.loads(json.dumps(dataclasses.asdict(preset)))  # tuples as lists
+    if not previous or previous.get("preset") != preset_name:
         return {}
-    now, then = json.loads(json.dumps(dataclasses.asdict(preset))), previous["settings"]
+    if previous.get("settings") != settings:
+        return {}
     failed = {tuple(e.split(":")[0].split("/")) for e in previous.get("errors", [])}
     blocks: dict = {}
     for r in previous.get("rows", []):
         blocks.setdefault((r["system"], r["method"]), []).append(r)
     size = len(preset.noises) * len(preset.contexts)
-    return {
-        k: v for k, v in blocks.items()
-        if len(v) == size and k not in failed
-        and all(now.get(f) == then.get(f) for f in _SETTINGS[k[1]])
-    }  # fmt: skip
+    return {k: v for k, v in blocks.items() if len(v) == size and k not in failed}
 
 
 def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=None) -> dict:
@@ -361,8 +338,7 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
                             "settings": dataclasses.asdict(preset), "rows": rows,
                             "errors": errors, "block_seconds": seconds})  # fmt: skip
     result = {
-        "preset": preset_name, "device": _device(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "preset": preset_name, "device": harness.device(), "date": harness.stamp(),
         "n_test": preset.n_test, "n_val": preset.n_val, "n_train": preset.n_train,
         "settings": dataclasses.asdict(preset), "total_seconds": time.perf_counter() - start,
         "complete": not errors, "errors": errors, "block_seconds": seconds, "rows": rows,
@@ -394,45 +370,34 @@ def _log(row: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON and figures, splices the README block and
     merges into `results/reconstruction.json` when that table is complete."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes, one system (seconds-scale; for the tests)")
-    parser.add_argument("--out", type=Path, default=None, help="result JSON")
-    parser.add_argument("--figures", type=Path, default=FIGURES, help="figure folder")
-    parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    parser = harness.parser("anchors", __doc__)
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="figure folder (default figures/; smoke: the temp folder)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="run only these methods")  # fmt: skip
+                        help="run only these methods (no README, no merge)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the finished (system, method) blocks of the JSON at "
-                             "--out (same preset and settings; after an interruption)")  # fmt: skip
-    parser.add_argument("--report-only", action="store_true",
-                        help="redraw the figures and README block from the JSON at --out")
-    args = parser.parse_args(argv)
+                             "--out (same preset and settings; after an interruption)")
+    args = harness.parse(parser, argv)
     name = "smoke" if args.smoke else "cpu"
-    out = args.out or RESULTS / ("anchors_smoke.json" if args.smoke else "anchors.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    figures = args.figures or (args.out.parent if args.smoke else harness.FIGURES)
+    args.no_readme |= len(args.methods) < len(METHODS)
 
-    def write(value):
-        atomic_write_bytes(out, (json.dumps(value, indent=2) + "\n").encode())
+    def draw(result):
+        for system in sorted({r["system"] for r in result["rows"]}):
+            report.plot_system(result["rows"], system, figures / f"anchors_{system}.png")
 
-    if args.report_only:  # figures and README again from the JSON, targets recomputed
-        result = json.loads(out.read_text())
-        result["targets"] = report.targets(result["rows"])
-        result["notes"] = [n for n in result.get("notes", []) if n.startswith("SINDy")] + NOTES
-    else:
-        previous = json.loads(out.read_text()) if args.reuse and out.is_file() else None
-        result = run(name, log=_log, checkpoint=write, methods=tuple(args.methods),
-                     previous=previous)  # fmt: skip
-    write(result)
-    for system in PRESETS[name].systems:
-        report.plot_system(result["rows"], system, args.figures / f"anchors_{system}.png")
-    text = report.markdown(result)
-    print(text)
-    if not (args.smoke or args.no_readme or len(args.methods) < len(METHODS)):
-        splice_readme("anchors", text)
-        merged = report.merge_into_reconstruction(result, RESULTS / "reconstruction.json")
+    if args.render:
+        return harness.finish(args, harness.read_json(args.render), report.markdown, draw)
+    previous = harness.read_json(args.out) if args.reuse and args.out.is_file() else None
+    result = run(name, log=_log, checkpoint=lambda partial: harness.write_json(args.out, partial),
+                 methods=tuple(args.methods), previous=previous)
+    harness.write_json(args.out, result)
+    harness.finish(args, result, report.markdown, draw)
+    if not (args.smoke or args.no_readme):
+        merged = report.merge_into_reconstruction(result, harness.RESULTS / "reconstruction.json")
         print("merged into reconstruction.json" if merged else
-              "reconstruction.json missing or incomplete: not merged")  # fmt: skip
+              "reconstruction.json missing or incomplete: not merged")
     return result
 
 

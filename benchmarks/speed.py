@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
         plot(result, args.figure or DEFAULT_FIGURE)
         print(markdown(result))
         if not args.no_readme and not result["smoke"]:
-            from benchmarks._readme import splice_readme
+            from benchmarks._harness import splice_readme
 
             splice_readme("speed", markdown(result))
         return result
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
     plot(result, figure)
     log(markdown(result))
     if not args.smoke and not args.no_readme and out == DEFAULT_OUT:
-        from benchmarks._readme import splice_readme
+        from benchmarks._harness import splice_readme
 
         splice_readme("speed", markdown(result))
     log(f"wrote {out}, {figure} in {result['wall_s']:.0f} s")
