@@ -1,18 +1,13 @@
-"""What every benchmark shares: the command line, the machine's description and load,
-timing, worker subprocesses, the result JSON, the README block and the figure.
+"""What every benchmark shares, so that a benchmark script only measures and reports.
 
-A benchmark script measures and reports; this module does the rest:
-
-- `parser(name, doc)` gives the common flags (`--smoke`, `--out`, `--render [JSON]`,
-  `--no-readme`, `--readme`, `--figure`, the hidden `--worker KIND SPEC`), and
-  `finish(...)` draws the figure, prints the Markdown and splices it into README.md
-  between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run), so
-  the README's numbers are always the ones the script produced from its JSON.
-- `run_worker` runs one configuration in a fresh Python process (its peak RSS is then
-  its own; a crash or a timeout comes back as `{"error": ...}`) and records the load
-  average before and after it.
-- `timed` and `time_training_step` are the one timing policy: the first call is a
-  warm-up when it takes under `warmup_s`, then timed calls until `reps` or `budget_s`.
+- `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
+  `--no-readme`, `--readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
+  draws the figure, prints the Markdown and splices it into the README between
+  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run).
+- `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
+  crash or a timeout comes back as `{"error": ...}`), with the load average beside it.
+- `timed` / `time_training_step`: the one timing policy (a warm-up call when the first
+  takes under `warmup_s`, then timed calls until `reps` or `budget_s`); `gemm_gflops`.
 """
 
 import argparse
@@ -32,24 +27,19 @@ from pathlib import Path
 from systems import atomic_write_bytes, atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-FIGURES = ROOT / "figures"
-README = ROOT / "README.md"
+RESULTS, FIGURES, README = ROOT / "benchmarks" / "results", ROOT / "figures", ROOT / "README.md"
 
 
-# ----------------------------------------------------------------------- the machine
 def device() -> str:
     """`"PLATFORM: CPU model (or accelerator kind), N cores, jax VERSION"`."""
     import jax
 
     dev = jax.devices()[0]
     kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
-        kind = cpu if dev.platform == "cpu" else kind
-    except (OSError, StopIteration):
-        pass
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [x.split(":", 1)[1].strip() for x in cpuinfo.read_text().splitlines()
+             if x.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
+    kind = names[0] if names and dev.platform == "cpu" else kind
     return f"{dev.platform}: {kind}, {os.cpu_count()} cores, jax {jax.__version__}"
 
 
@@ -59,61 +49,50 @@ def load() -> float:
 
 
 def stamp() -> str:
-    """The current UTC time, `"YYYY-MM-DD HH:MM UTC"`."""
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --------------------------------------------------------------------------- timing
 def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0) -> dict:
-    """Median wall time of `call()` (which blocks until done).
+    """Median wall time of `call()` (which blocks until done). The first call is an
+    untimed warm-up when it takes under `warmup_s` (`inf`: always; 0: never); timed calls
+    stop after `reps` or once `budget_s` seconds were spent (at least one runs).
 
-    The first call is an untimed warm-up when it takes under `warmup_s` seconds (`inf`:
-    always; 0: never), else it counts as a timed call; timed calls stop after `reps` or
-    once `budget_s` seconds were spent (at least one runs).
-
-    **Returns:** `median_s`, `steps_s` (every timed call), `cpu_s` (median process CPU
+    **Returns:** `median_s`, `steps_s` (the timed calls), `cpu_s` (median process CPU
     seconds of a timed call), `reps`, `warmup` (0 or 1) and `first_call_s`.
     """
     walls, cpus = [], []
-    for _ in range(reps + 1):
+    while True:
         wall, cpu = time.perf_counter(), time.process_time()
         call()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
         warmup = int(walls[0] < warmup_s)
-        timed_walls = walls[warmup:]
-        if len(timed_walls) >= reps or (timed_walls and sum(timed_walls) >= budget_s):
+        steps = walls[warmup:]
+        if len(steps) >= reps or (steps and sum(steps) >= budget_s):
             break
-    return {
-        "median_s": statistics.median(timed_walls),
-        "steps_s": timed_walls,
-        "cpu_s": statistics.median(cpus[warmup:]),
-        "reps": len(timed_walls),
-        "warmup": warmup,
-        "first_call_s": walls[0],
-    }
+    return {"median_s": statistics.median(steps), "steps_s": steps, "reps": len(steps),
+            "cpu_s": statistics.median(cpus[warmup:]), "warmup": warmup,
+            "first_call_s": walls[0]}  # fmt: skip
 
 
 def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
-    """The machine's float32 GEMM rate now, (D x D) @ (D x `cols`), best of `reps` calls
-    after a compiling one, in GFLOP/s: the load changes it, so it is measured beside a row."""
+    """The float32 GEMM rate now, (D x D) @ (D x `cols`), best of `reps` calls after a
+    compiling one, in GFLOP/s: the load changes it, so it is measured beside a row."""
     import jax
 
     a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
     x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
     product = jax.jit(lambda a, x: a @ x)
     jax.block_until_ready(product(a, x))
-    best = math.inf
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(product(a, x))
-        best = min(best, time.perf_counter() - start)
+    best = min(timed(lambda: jax.block_until_ready(product(a, x)), reps=1, warmup_s=0)
+               ["median_s"] for _ in range(reps))  # fmt: skip
     return 2.0 * D * D * cols / best / 1e9
 
 
 def oscillations(key, batch: int, T: int):
     """`(batch, T, 2)` damped oscillations (position, velocity / omega) on [0, 1] with
-    random frequency, damping and phase: cheap stand-in data for timing."""
+    random frequency, damping and phase: stand-in data for timing."""
     import jax
     import jax.numpy as jnp
 
@@ -145,29 +124,26 @@ def time_training_step(model, loss, optimizer, data, *, reps: int, **policy) -> 
         updates, opt_state = optimizer.update(grads, opt_state, params(model))
         return eqx.apply_updates(model, updates), opt_state, value
 
-    state = [model, optimizer.init(params(model)), None]
+    state, calls = [model, optimizer.init(params(model)), None], iter(range(10**9))
     start = time.perf_counter()
     compiled = step.lower(*state[:2], data, jax.random.PRNGKey(0)).compile()
     compile_s = time.perf_counter() - start
-    calls = iter(range(10**9))
 
     def call():
-        state[:] = jax.block_until_ready(
-            compiled(*state[:2], data, jax.random.PRNGKey(next(calls))))
+        key = jax.random.PRNGKey(next(calls))
+        state[:] = jax.block_until_ready(compiled(*state[:2], data, key))
 
     timing = timed(call, reps=reps, **policy)
     return dict(timing, compile_s=compile_s, final_loss=float(state[2]))
 
 
 # -------------------------------------------------------------------------- workers
-def run_worker(
-    module: str, kind: str, spec: dict, *, workers=None, env=None, timeout_s: float = 7200.0
-) -> dict:
-    """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh Python process
-    (`python -m benchmarks.<module> --worker KIND SPEC`, with `env` added to the
-    environment), or in this process when its `workers` are given (smoke runs).
+def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None,
+               timeout_s: float = 7200.0) -> dict:  # fmt: skip
+    """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh process (`env` added to
+    its environment), or in this one when its `workers` are given (smoke runs).
 
-    **Returns:** the worker's JSON dict plus `load_average` `[before, after]`, or
+    **Returns:** the worker's dict plus `load_average` `[before, after]`, or
     `{"error": ...}` when it crashed (e.g. killed for memory) or ran past `timeout_s`.
     """
     before = load()
@@ -175,10 +151,8 @@ def run_worker(
         return dict(workers[kind](spec), load_average=[before, load()])
     command = [sys.executable, "-m", f"benchmarks.{module}", "--worker", kind, json.dumps(spec)]
     try:
-        environment = {**os.environ, **(env or {})}
-        done = subprocess.run(
-            command, capture_output=True, text=True, cwd=ROOT, env=environment, timeout=timeout_s
-        )
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, **(env or {})}, timeout=timeout_s)  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"error": f"worker ran past its {timeout_s:.0f} s"}
     if done.returncode != 0:
@@ -189,8 +163,7 @@ def run_worker(
 
 def serve(workers: dict, worker: list[str]) -> dict:
     """The `--worker KIND SPEC` side of `run_worker`: prints the result as JSON."""
-    kind, spec = worker
-    result = workers[kind](json.loads(spec))
+    result = workers[worker[0]](json.loads(worker[1]))
     print(json.dumps(result))
     return result
 
@@ -221,10 +194,9 @@ def block_pattern(name: str) -> re.Pattern:
 
 
 def splice_readme(name: str, markdown: str, readme: Path = README) -> bool:
-    """Replace the block `name` of `readme` with `markdown` (atomically). Returns False,
-    leaving the file alone, when the README has no such block."""
-    text = Path(readme).read_text()
-    pattern = block_pattern(name)
+    """Replace the block `name` of `readme` with `markdown`; False (the file left alone)
+    when the README has no such block."""
+    text, pattern = Path(readme).read_text(), block_pattern(name)
     if not pattern.search(text):
         return False
     block = f"<!-- bench:{name} -->\n{markdown.strip()}\n<!-- /bench:{name} -->"
@@ -245,36 +217,28 @@ def save_figure(fig, path: Path, dpi: int = 130) -> None:
 # ------------------------------------------------------------------- command line
 def parser(name: str, doc: str, *, figure: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark has; `parse` fills in the default paths."""
-    p = argparse.ArgumentParser(
-        prog=f"python -m benchmarks.{name}",
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--smoke", "--quick", action="store_true",
-                   help="tiny sizes, seconds to a minute (the tests); never touches the README")
-    p.add_argument("--out", type=Path, default=None,
-                   help=f"result JSON (default benchmarks/results/{name}.json; smoke: a temp file)")
+    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (the tests); no README")
+    p.add_argument("--out", type=Path, help=f"result JSON (default results/{name}.json)")
     p.add_argument("--render", nargs="?", type=Path, const=RESULTS / f"{name}.json",
-                   default=None, metavar="JSON",
-                   help="measure nothing: report from this JSON (default: the committed one)")
+                   metavar="JSON", help="measure nothing: report from this (the committed) JSON")
     p.add_argument("--no-readme", action="store_true", help="do not update README.md")
     p.add_argument("--readme", type=Path, default=README, help="the README to splice into")
     if figure:
-        p.add_argument("--figure", type=Path, default=None,
-                       help=f"figure PNG (default figures/{name}.png; smoke: a temp file)")
+        p.add_argument("--figure", type=Path, help=f"figure PNG (default figures/{name}.png)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     p.set_defaults(name=name)
-    return p
+    return p  # fmt: skip
 
 
 def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse `argv`; a smoke run writes to the temp folder unless told otherwise."""
     args = p.parse_args(argv)
-    tmp = Path(tempfile.gettempdir())
-    if args.out is None:
-        args.out = tmp / f"{args.name}_smoke.json" if args.smoke else RESULTS / f"{args.name}.json"
-    if getattr(args, "figure", False) is None:
-        args.figure = tmp / f"{args.name}_smoke.png" if args.smoke else FIGURES / f"{args.name}.png"
+    tmp, name = Path(tempfile.gettempdir()), args.name
+    args.out = args.out or (tmp / f"{name}_smoke.json" if args.smoke else RESULTS / f"{name}.json")
+    if "figure" in args and args.figure is None:
+        args.figure = tmp / f"{name}_smoke.png" if args.smoke else FIGURES / f"{name}.png"
     return args
 
 

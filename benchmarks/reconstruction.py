@@ -51,44 +51,23 @@ from benchmarks._reconstruction_report import (
     targets,
 )
 
-__all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets", "train_model"]
-RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"
+__all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
+RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN
 SEEDS = (0, 1, 2)
 
 
-def train_model(system: str, model: str, *, seed: int = 0, preset: str = "cpu", out=None,
-                transition: str = "dense", **overrides):  # fmt: skip
-    """Train one table cell (one seed) under a preset.
-
-    **Arguments:**
-
-    - `system`: `"msd"`, `"msd_zero"`, `"sine"` or `"lotka_volterra"` (the repeat-copy task).
-    - `model`: `"gru"`, `"lstm"`, `"transformer"`, `"warp"` or `"warp_phys"`.
-    - `seed`: model / shuffling seed; `preset`: `"cpu"` or `"paper"`.
-    - `out`: run folder (default `runs/bench/reconstruction/PRESET/SYSTEM/MODEL/seedN`);
-      an existing run there is replaced.
-    - `transition`: WARP's transition kind (`model="warp"` only; see
-      `benchmarks._presets.transition_config`); `"dense"` is the table's cell.
-    - `overrides`: `RunConfig` fields to change (e.g. `max_seconds=20`).
-
-    **Returns:** `(run, history)` from `warp_phys.train_run`; the run's model is the
-    best on the validation split.
-    """
-    if transition != "dense" and model != "warp":
-        raise ValueError(f"transition {transition!r} is a variant of model 'warp' only")
+def run_cell(system: str, model: str, seed: int, preset: str, out: Path,
+             transition: str = "dense", **overrides) -> dict:  # fmt: skip
+    """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, WARP
+    with another `transition` for the structured-transition rows, with `RunConfig`
+    `overrides`; the record stored per run: size, training time and steps, and the test
+    (and OOD) MSE in table units. A forecast that diverged (NaN / inf) on some
+    trajectories leaves the MSE non-finite; their count is kept as `{split}_diverged`
+    and the MSE over the others as `{split}_finite`."""
     config = transition_config(preset, system, transition, seed)
     if transition == "dense":
         config = run_config(preset, system, model, seed)
-    out = Path(out) if out is not None else RUNS / preset / system / model / f"seed{seed}"
-    return wp.train_run(config.replace(**overrides), out, overwrite=True, progress=False)
-
-
-def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
-    """Train and evaluate one (system, model, seed); the record stored per run: its size,
-    training time and steps, and the test (and OOD) MSE in table units. A forecast that
-    diverged (NaN / inf) on some trajectories leaves the MSE non-finite; their count is
-    kept as `{split}_diverged` and the MSE over the others as `{split}_finite`."""
-    run, _ = train_model(system, model, seed=seed, preset=preset, out=out, **overrides)
+    run, _ = wp.train_run(config.replace(**overrides), out, overwrite=True, progress=False)
     summary = harness.read_json(out / "summary.json")
     record = {"params": int(summary["parameters"]), "train_seconds": summary["train_seconds"],
               "steps": summary["steps_done"], "stopped": summary["stopped"],
