@@ -1,34 +1,19 @@
 """Speed and memory of WARP on CPU: parallel vs sequential recurrence, FLOP/s, inference.
 
-Measured in one run (issue 8, section 2), each configuration in its own worker process
-so that its peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`) is its own:
+Each configuration runs in its own worker process, so that its peak RSS is its own:
 
-- training-step time (teacher-forced: forward + backward + Adam update, jitted and
-  compiled ahead of time) of WARP in `mode="parallel"` vs `mode="sequential"` for T in
-  {64, 256, 1024, 4096}, D_theta 982 and 4960 (root MLP [tau, x_prev] -> 2 with two
-  hidden layers of width 28 or 67), data_size 2, batch 64, hypernetwork width r = 32;
-- the sequential recurrence's achieved FLOP/s (6 N (T-1) D^2 per training step) as a
-  fraction of a dense float32 (D x D) @ (D x 64) GEMM timed in the same worker just
-  before and after the row, and of the forward recurrence alone at T 256;
-- inference: trajectories per second of `reconstruct` (context 100, horizon 156) for the
-  demo's trained MSD model (`runs/demo/best.eqx`; untrained if `make demo` has not run);
-- WARP vs a GRU of equal parameter count, seconds per training step (T 256, batch 64);
-- peak memory vs D_theta (sequential, T 64, batch 64) against the dense A's training
-  state (A, its gradient, two Adam moments: 16 D^2 bytes) and the machine's memory;
-- structured transitions (issue 9): peak RSS and step time per kind from D_theta ~5k to
-  ~100k (sequential, T 16, batch 8: A's training state dominates; dense only where its
-  estimate fits; block on roots of many 32 x 32 layers, since its memory is sum_b D_b^2),
-  and the training step per kind at D_theta ~5k, T 256, batch 64, both modes (dense from
-  the rows above; block on a root of 16-wide layers); one step each, after a warm-up
-  unless the first takes 2 s or more;
-- the paper-MSD rows (scan vs kernel autoregressive training), copied from
-  `benchmarks/results/paper_speed.json` (`python -m benchmarks.paper_speed` measures them).
+- the training step (teacher-forced, forward + backward + Adam, compiled ahead of time)
+  in `mode="parallel"` and `"sequential"`, T 64 to 4096, D_theta 982 and 4960, batch 64,
+  r = 32, with the recurrence's FLOP/s against a dense GEMM timed beside each row;
+- inference (`reconstruct` with the demo's trained model), WARP vs a GRU of equal
+  parameter count, peak memory vs D_theta against the dense A's training state;
+- structured transitions (issue 9): memory per kind up to D_theta ~100k and the training
+  step per kind at D_theta ~5k (`_speed_workers.FULL` has every size);
+- the paper-MSD rows, copied from `results/paper_speed.json` (`benchmarks.paper_speed`).
 
-Timings are medians of the steps after compilation (`harness.timed`: the first call is a
-warm-up when it takes under 15 s; then up to `--reps` steps or `--rep-budget` seconds).
-A configuration whose estimated memory exceeds 70 % of the memory available when it
-starts is skipped with the reason recorded, never extrapolated. About 30 minutes on 2
-idle CPU cores (`make bench-speed`); `--smoke` runs tiny sizes in-process in seconds.
+Timings are medians of steps after compilation (`harness.timed`); a configuration whose
+estimated memory exceeds 70 % of the memory available is skipped with the reason
+recorded. About 30 minutes on 2 idle CPU cores; `--smoke` runs tiny sizes in-process.
 
     python -m benchmarks.speed            # results/speed.json, figures/speed.png, README
     python -m benchmarks.speed --smoke --out /tmp/speed.json --figure /tmp/speed.png

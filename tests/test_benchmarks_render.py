@@ -60,3 +60,13 @@ def test_worker_failure_comes_back_as_an_error():
     result = harness.run_worker("devices", "no_such_worker", {})
     assert "error" in result and "KeyError" in result["error"]
     assert json.dumps(result)  # recorded in a result JSON as it is
+
+
+@pytest.mark.slow  # a worker process with two forced host devices trains twice (~10 s)
+def test_devices_smoke(tmp_path):
+    out = tmp_path / "devices.json"
+    result = devices.main(["--smoke", "--out", str(out)])
+    assert harness.read_json(out) == json.loads(json.dumps(result))
+    assert result["jax_devices"] == devices.FORCED_DEVICES and set(result["runs"]) == {"1", "2"}
+    assert result["max_abs_param_diff"] <= 1e-4 * max(result["max_abs_param"], 1.0)
+    assert "| 2 |" in devices.markdown(result)
