@@ -1,13 +1,10 @@
 """Figures, targets, README block and the reconstruction.json merge of `benchmarks.anchors`."""
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from systems import atomic_write_bytes
+from benchmarks import _harness as harness
 
 METHODS = ("sindy", "oracle_fit", "warp_phys", "warp")
 LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys",
@@ -29,8 +26,7 @@ def _axes(rows):
 
 def plot_system(rows: list[dict], system: str, path: Path) -> None:
     """`figures/anchors_<system>.png`: MSE vs context (noise-free solid, noisiest dashed)
-    and MSE vs noise (shortest context solid, longest dashed), one colour per method.
-    Written atomically."""
+    and MSE vs noise (shortest context solid, longest dashed), one colour per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,16 +56,7 @@ def plot_system(rows: list[dict], system: str, path: Path) -> None:
     fig.suptitle(f"{SYSTEM_LABELS.get(system, system)}: forecast after the context, "
                  "per-trajectory fits vs amortised WARP")  # fmt: skip
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    harness.save_figure(fig, path, dpi=110)
 
 
 def targets(rows: list[dict]) -> list[dict]:
@@ -188,14 +175,14 @@ def merge_into_reconstruction(anchors: dict, path: Path) -> bool:
     Values use that file's units (`units[system]`) and its `mean` key, with the
     anchors' `n_test`, compute per trajectory and a `source` note. LV is left out: the
     table's LV row is the repeat-copy task under full teacher forcing, not a forecast.
-    Runs only when `path` exists and its table is complete; rewrites it atomically.
+    Runs only when `path` exists and its table is complete.
 
     **Returns:** whether the file was updated.
     """
     path = Path(path)
     if not path.is_file():
         return False
-    table = json.loads(path.read_text())
+    table = harness.read_json(path)
     if not table.get("complete") or table.get("smoke"):
         return False
     idx = _index(anchors["rows"])
@@ -214,5 +201,5 @@ def merge_into_reconstruction(anchors: dict, path: Path) -> bool:
                 "n_test": anchors["n_test"],
                 "source": "benchmarks/anchors.py (noise 0, context 100; its own test draw)",
             }  # fmt: skip
-    atomic_write_bytes(path, (json.dumps(table, indent=2) + "\n").encode())
+    harness.write_json(path, table)
     return True

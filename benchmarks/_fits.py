@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from systems import AbstractSystem
+
 SINDY_DEGREE = 3
 SINDY_DIFFERENTIATION = ("finite_difference", "smoothed_finite_difference")
 BOUND_FACTOR = 10.0  # forecasts are clipped to +- BOUND_FACTOR * max |y| of the training data
@@ -218,12 +220,13 @@ def restart_inits(system, n_restarts: int, seed: int = 0) -> np.ndarray:
 
 
 def oracle_forecast(
-    system, contexts: np.ndarray, t: np.ndarray, horizon: int, scale: np.ndarray,
+    system: AbstractSystem, contexts: np.ndarray, t: np.ndarray, horizon: int, scale: np.ndarray,
     n_restarts: int, max_context: int, lm_steps: int = 80,
 ) -> tuple[np.ndarray, float, float]:
-    """`oracle_fit` on contexts `(N, L, D)` (padded to `max_context` and masked), with
-    `n_restarts` starts and at most `lm_steps` Levenberg-Marquardt steps each; `scale`
-    `(D,)` weighs the channels of the residual.
+    """`oracle_fit` of `system`'s equations on contexts `(N, L, D)` (padded to
+    `max_context` and masked), with `n_restarts` starts from its training box and at
+    most `lm_steps` Levenberg-Marquardt steps each; `scale` `(D,)` weighs the channels
+    of the residual.
 
     **Returns:** `(forecast (N, horizon, D) (unclipped), seconds of fit + forecast for
     the batch (compiled beforehand), compile seconds)`.
@@ -233,7 +236,7 @@ def oracle_forecast(
     obs[:, :L] = contexts
     mask = np.zeros((N, max_context), np.float32)
     mask[:, :L] = 1.0
-    fitter = OracleFit(_canonical(system), jnp.asarray(t, jnp.float32),
+    fitter = OracleFit(system, jnp.asarray(t, jnp.float32),
                        jnp.asarray(scale, jnp.float32), system.param_names, lm_steps)  # fmt: skip
     args = (jnp.asarray(obs), jnp.asarray(mask), jnp.asarray(restart_inits(system, n_restarts)))
     start = time.perf_counter()
@@ -248,23 +251,11 @@ def oracle_forecast(
 _ORACLE_CACHE: dict = {}
 
 
-def _canonical(system):
-    """The default instance of `system`'s class when it has the same dynamics (MSD-Zero
-    -> MSD), so systems that differ only in how they are sampled share one compilation."""
-    from systems._integrate import dynamics_key
-
-    try:
-        base = type(system)()
-    except TypeError:
-        return system
-    same = dynamics_key(base) == dynamics_key(system) and base.param_names == system.param_names
-    return base if same else system
-
-
 def _compiled_oracle(fitter: OracleFit, obs, mask, inits):
-    """The AOT-compiled fit for this system's dynamics and these shapes (cached)."""
-    from systems._integrate import dynamics_key
-    key = (dynamics_key(fitter.system), obs.shape, inits.shape, fitter.ts.shape, fitter.max_steps)
+    """The AOT-compiled fit for this system's equations and these shapes (cached by the
+    system's name: give systems that share their equations one system, e.g. MSD for
+    MSD-Zero, and they share one compilation)."""
+    key = (fitter.system.name, obs.shape, inits.shape, fitter.ts.shape, fitter.max_steps)
     if key not in _ORACLE_CACHE:
         call = eqx.filter_jit(lambda f, o, m, i: f(o, m, i))
         _ORACLE_CACHE[key] = call.lower(fitter, obs, mask, inits).compile()

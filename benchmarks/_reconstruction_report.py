@@ -1,18 +1,22 @@
-"""The reconstruction table's report: targets and the README's Markdown block, from the
-summary JSON that `benchmarks.reconstruction` writes."""
+"""The reconstruction table's summary and report: the result JSON from the per-run
+records (mean and std over seeds, divergence counts, targets) and the README's Markdown
+block from that JSON."""
 
 import statistics
 
 import numpy as np
 
+from benchmarks import _harness as harness
 from benchmarks._presets import (
     PAPER,
     SYSTEMS,
     TRANSITION_KINDS,
     TRANSITION_RANK,
     TRANSITION_SYSTEMS,
+    UNITS,
     models_for,
     run_config,
+    targets,
 )
 
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
@@ -21,49 +25,10 @@ NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WA
          "warp_phys": "WARP-Phys"}  # fmt: skip
 
 
-def _budget(preset: str, system: str) -> str:
-    ours, paper = run_config(preset, system, "warp", 0), run_config("paper", system, "warp", 0)
-    return (f"{LABELS[system]} {ours.steps * ours.batch_size:,} vs "
-            f"{paper.steps * paper.batch_size:,}")  # fmt: skip
-
-
-def targets(results: dict) -> list[dict]:
-    """The cpu preset's targets on the test means: WARP-Phys >= 10x lower MSE than the
-    best baseline (GRU, LSTM, Transformer: spec section 5) on MSD, MSD-Zero and SINE
-    (the ratio to WARP is reported too); WARP below GRU and LSTM on MSD, MSD-Zero and LV."""
-    out = []
-    for system in ("msd", "msd_zero", "sine"):
-        row = results.get(system, {})
-        base = [row[m]["mean"] for m in ("gru", "lstm", "transformer") if m in row]
-        if "warp_phys" in row and base:
-            phys = row["warp_phys"]["mean"]
-            ratio = _ratio(min(base, key=_inf), phys)
-            versus_warp = _ratio(row["warp"]["mean"], phys) if "warp" in row else None
-            out.append({"system": system, "value": ratio, "met": ratio is None or ratio >= 10,
-                        "target": f"{system}: WARP-Phys >= 10x below the best baseline",
-                        "warp_over_warp_phys": versus_warp})  # fmt: skip
-    for system in ("msd", "msd_zero", "lotka_volterra"):
-        row = results.get(system, {})
-        if all(m in row for m in ("warp", "gru", "lstm")):
-            rnn = min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf)
-            ratio = _ratio(rnn, row["warp"]["mean"])
-            out.append({"system": system, "target": f"{system}: WARP below GRU and LSTM",
-                        "value": ratio, "met": ratio is None or ratio > 1})  # fmt: skip
-    return out
-
-
-def _inf(mean: float | None) -> float:
-    """A mean MSE for comparisons: a diverged cell (None) is worse than any number."""
-    return float("inf") if mean is None else mean
-
-
-def _ratio(other: float | None, ours: float | None) -> float | None:
-    """`other / ours` of two mean MSEs (above 1: ours is lower). A diverged cell (None)
-    counts as infinitely bad: 0 when ours diverged, None (no finite ratio, ours better)
-    when only the other did."""
-    if ours is None:
-        return 0.0
-    return None if other is None else other / ours
+def _sequences(preset: str, system: str) -> int:
+    """Training sequences WARP sees under a preset: steps x batch."""
+    config = run_config(preset, system, "warp", 0)
+    return config.steps * config.batch_size
 
 
 def _target_line(t: dict, preset: str) -> str:
@@ -73,18 +38,11 @@ def _target_line(t: dict, preset: str) -> str:
         line += f"; WARP / WARP-Phys {t['warp_over_warp_phys']:.2f}"
     line += ")"
     if not t["met"]:
-        ours = run_config(preset, t["system"], "warp", 0)
-        paper = run_config("paper", t["system"], "warp", 0)
-        factor = paper.steps * paper.batch_size / (ours.steps * ours.batch_size)
+        factor = _sequences("paper", t["system"]) / _sequences(preset, t["system"])
         line += (f": WARP saw {factor:,.0f}x fewer training sequences than under the paper "
                  "preset; the models are far from converged" if factor > 1 else
                  ": at the paper's training budget")  # fmt: skip
     return line
-
-
-def seeds_of(results: dict) -> set:
-    return {seed for row in results.values() for m, cell in row.items() if m in COLUMNS
-            for seed in cell.get("seeds", [])}  # fmt: skip
 
 
 def _fmt(mean, std) -> str:
@@ -155,8 +113,11 @@ def markdown(summary: dict, command: str) -> str:
     )  # fmt: skip
     why = (" Far from convergence (compare the paper's numbers in brackets), the gaps "
            "between models need not be those at convergence.")  # fmt: skip
-    budget = "; ".join(_budget(summary["preset"], s) for s in SYSTEMS if s in res)
+    budget = "; ".join(f"{LABELS[s]} {_sequences(summary['preset'], s):,} vs "
+                       f"{_sequences('paper', s):,}" for s in SYSTEMS if s in res)  # fmt: skip
     checks = "\n".join(_target_line(t, summary["preset"]) for t in summary["targets"])
+    seeds = {seed for row in res.values() for m, cell in row.items() if m in COLUMNS
+             for seed in cell.get("seeds", [])}  # fmt: skip
     c = run_config(summary["preset"], "msd", "warp", 0)
     sine = run_config(summary["preset"], "sine", "warp", 0)
     budgets = ", ".join(f"{LABELS[s]} {run_config(summary['preset'], s, 'warp', 0).steps}"
@@ -167,7 +128,7 @@ def markdown(summary: dict, command: str) -> str:
              f"test trajectories (SINE {sine.n_train} / {sine.n_val} / {sine.n_test}); "
              f"optimiser steps {budgets}, batch {c.batch_size} (SINE {sine.batch_size}), "
              f"{c.optimizer} {c.lr:g} {c.schedule}, each run capped at {c.max_seconds:.0f} s "
-             f"of training; {len(seeds_of(res))} seeds.")  # fmt: skip
+             f"of training; {len(seeds)} seeds.")  # fmt: skip
     wall = summary.get("wall_seconds")
     wall = (f" The table's runs took {wall / 60:.0f} min of wall clock in all (data, "
             "training and evaluation, one after another)." if wall else "")  # fmt: skip
@@ -241,6 +202,34 @@ def seed_cell(runs: list) -> dict:
         "per_seed": [json_number(r["test"]) for r in runs],
         **divergence(runs, "test"), **divergence(runs, "ood"),
     }  # fmt: skip
+
+
+def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
+    """The result JSON (keys of issue 8) from the per-run records `{"sys/model/seed": rec}`."""
+    results, missing, table = {}, [], []
+    for system in SYSTEMS:
+        row = {}
+        for model in models_for(system):
+            keys = [f"{system}/{model}/{s}" for s in seeds]
+            missing += [k for k in keys if k not in records]
+            runs = [records[k] for k in keys if k in records]
+            table += runs
+            if runs:
+                row[model] = {
+                    **seed_cell(runs), "paper": PAPER[system][model],
+                    "seeds": [s for s, k in zip(seeds, keys, strict=True) if k in records],
+                    "per_seed_ood": [json_number(r.get("ood")) for r in runs],
+                }  # fmt: skip
+        if row:
+            results[system] = row
+    # the table's runs, one after another (data, training and evaluation); None for
+    # records written before the wall clock was recorded
+    timed = all("wall_seconds" in r for r in table)
+    wall = sum(r["wall_seconds"] for r in table) if timed else None
+    return {"preset": preset, "smoke": smoke, "wall_seconds": wall, "complete": not missing,
+            "missing": missing, "device": harness.device(), "date": harness.stamp(),
+            "units": {s: UNITS[s] for s in SYSTEMS}, "results": results,
+            "targets": targets(results)}  # fmt: skip
 
 
 def summarise_transitions(records: dict, results: dict, seeds) -> dict:

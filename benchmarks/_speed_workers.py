@@ -1,260 +1,182 @@
-"""The speed benchmark's measurements: the per-configuration workers (each run in its own
-subprocess by `_run_worker`, as `python -m benchmarks.speed --worker KIND JSON`), the
-timing helpers, the GEMM rate, and the FLOP and memory models used to plan the rows."""
+"""The speed benchmark's measurements, each run in its own process by
+`harness.run_worker` (`python -m benchmarks.speed --worker KIND SPEC`), and its plan:
+the configurations, and the size, FLOP and memory models behind them."""
 
-import json
 import os
 import resource
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import _harness as harness
+
 MODES = ("parallel", "sequential")
 DATA_SIZE = 2
+# every transition kind of the package, in its order (a test holds this to the package's)
+KINDS = ("dense", "diagonal", "lowrank", "block", "continuous")
 
 
-def _rss_gb() -> float:
+def rss_gb() -> float:
+    """This process's peak resident memory so far, GB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
-    """Best-of-`reps` rate of a float32 (D x D) @ (D x cols) product, in GFLOP/s."""
-    import jax
-
-    from benchmarks.paper_speed import best_seconds
-
-    a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
-    x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
-    product = jax.jit(lambda a, x: a @ x)
-    return 2.0 * D * D * cols / best_seconds(product, a, x, reps=reps) / 1e9
-
-
-def _timed(call, reps: int, budget_s: float, warmup_s: float = 15.0) -> dict:
-    """Median wall time of `call()` (which blocks until done). The first call is a
-    warm-up if it takes under `warmup_s` seconds, else it counts as a timed step; timed
-    steps stop after `reps` or when `budget_s` seconds have been spent (at least one runs)."""
-    start = time.perf_counter()
-    call()
-    first = time.perf_counter() - start
-    walls = [] if first < warmup_s else [first]
-    while len(walls) < reps and (not walls or sum(walls) < budget_s):
-        start = time.perf_counter()
-        call()
-        walls.append(time.perf_counter() - start)
-    return {
-        "median_s": statistics.median(walls),
-        "steps_s": walls,
-        "reps": len(walls),
-        "warmup": int(first < warmup_s),
-        "first_call_s": first,
-    }
-
-
-def _warp(width: int, depth: int, T: int, hyper_width: int, transition: str = "dense", rank=None):
+def warp(width: int, depth: int, T: int, hyper_width: int, kind: str = "dense", rank=None):
+    """The benchmark's WARP: root MLP [tau, x_prev] -> `depth` x `width` -> 2."""
     import jax
 
     import warp_phys as wp
 
-    extra = {} if transition == "dense" else {"transition": transition}
-    if rank is not None:
-        extra["transition_rank"] = rank
-    return wp.WARP(
-        DATA_SIZE,
-        root_width=width,
-        root_depth=depth,
-        hyper_width=hyper_width,
-        hyper_depth=1,
-        seq_len=T,
-        key=jax.random.PRNGKey(0),
-        **extra,
-    )
+    return wp.WARP(DATA_SIZE, root_width=width, root_depth=depth, hyper_width=hyper_width,
+                   hyper_depth=1, seq_len=T, transition=kind, transition_rank=rank,
+                   key=jax.random.PRNGKey(0))  # fmt: skip
 
 
-def _train_step_timing(
-    model, mode: str, batch: int, T: int, reps: int, budget_s: float, warmup_s: float = 15.0
-):
-    """Compile one Adam training step (teacher-forced MSE over a batch) and time it."""
-    import equinox as eqx
+def _step_timing(model, mode: str | None, spec: dict) -> dict:
+    """One Adam training step (teacher-forced MSE over a batch), compiled and timed."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    from benchmarks.paper_speed import _trajectories
+    def loss(model, data, key):
+        pred = jax.vmap(lambda xs: model(xs, mode) if mode else model(xs))(data)
+        return jnp.mean((pred - data[:, 1:]) ** 2)
 
-    data = _trajectories(jax.random.PRNGKey(1), batch, T)
-    optimizer = optax.adam(1e-4)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-
-    @eqx.filter_jit
-    def train_step(model, opt_state, data):
-        def loss(model):
-            pred = jax.vmap(lambda xs: model(xs, mode))(data) if mode else jax.vmap(model)(data)
-            return jnp.mean((pred - data[:, 1:]) ** 2)
-
-        value, grads = eqx.filter_value_and_grad(loss)(model)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        return eqx.apply_updates(model, updates), opt_state, value
-
-    start = time.perf_counter()
-    compiled = train_step.lower(model, opt_state, data).compile()
-    compile_s = time.perf_counter() - start
-    state = [model, opt_state]
-
-    def call():
-        new_model, new_state, value = compiled(state[0], state[1], data)
-        jax.block_until_ready((new_model, new_state, value))
-        state[:] = [new_model, new_state]
-
-    timing = _timed(call, reps, budget_s, warmup_s)
-    timing["compile_s"] = compile_s
-    return timing
+    data = harness.oscillations(jax.random.PRNGKey(1), spec["batch"], spec["T"])
+    return harness.time_training_step(model, loss, optax.adam(1e-4), data, reps=spec["reps"],
+                                      budget_s=spec["budget_s"],
+                                      warmup_s=spec.get("warmup_s", 15.0))  # fmt: skip
 
 
-def worker_warp_step(spec: dict) -> dict:
+def warp_step(spec: dict) -> dict:
     """One WARP training-step configuration: `spec` has width, depth, T, batch, mode,
-    hyper_width, reps, budget_s, and optionally forward=True to also time the vmapped
-    recurrence alone (forward only), transition (kind, default dense) and rank (lowrank),
-    gemm=False to skip the GEMM rate beside it (a D x D GEMM: not at large D) and
-    warmup_s (default 15: a first step under it is a warm-up, not timed)."""
+    hyper_width, reps, budget_s, and optionally `forward=True` (also time the vmapped
+    recurrence alone), `transition` and `rank`, `gemm=False` (no GEMM rate beside it: a
+    D x D GEMM, not at large D) and `warmup_s` (see `harness.timed`)."""
     import equinox as eqx
     import jax
 
-    width, depth, T, batch, mode = (spec[k] for k in ("width", "depth", "T", "batch", "mode"))
-    rss_start = _rss_gb()
+    T, batch, mode = spec["T"], spec["batch"], spec["mode"]
+    rss_start = rss_gb()
     kind = spec.get("transition", "dense")
-    model = _warp(width, depth, T, spec["hyper_width"], kind, spec.get("rank"))
+    model = warp(spec["width"], spec["depth"], T, spec["hyper_width"], kind, spec.get("rank"))
     D = model.theta_size
-    gemm = [gemm_gflops(D)] if spec.get("gemm", True) else []
-    out = {"D_theta": D, "T": T, "batch": batch, "mode": mode, "root": [width, depth]}
+    gemm = [harness.gemm_gflops(D)] if spec.get("gemm", True) else []
+    out = {"D_theta": D, "T": T, "batch": batch, "mode": mode}
+    out["root"] = [spec["width"], spec["depth"]]
     if kind != "dense":
         out["transition"] = kind
     out.update(
         A_entries=sum(x.size for x in jax.tree.leaves(eqx.filter(model.transition, eqx.is_array))),
         step_cost=int(model.transition.step_cost),
-        preferred_mode=model.transition.preferred_mode(T, DATA_SIZE),
-        rss_model_gb=_rss_gb(),
-    )
-    warmup_s = spec.get("warmup_s", 15.0)
-    out.update(_train_step_timing(model, mode, batch, T, spec["reps"], spec["budget_s"], warmup_s))
+        preferred_mode=model.transition.preferred_mode(T, DATA_SIZE), rss_model_gb=rss_gb(),
+    )  # fmt: skip
+    out.update(_step_timing(model, mode, spec))
     if spec.get("forward"):
-        from benchmarks.paper_speed import _trajectories
-
-        data = _trajectories(jax.random.PRNGKey(1), batch, T)
+        data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
         forward = eqx.filter_jit(lambda m, d: jax.vmap(lambda xs: m.weight_trajectory(xs, mode))(d))
         compiled = forward.lower(model, data).compile()
-        timing = _timed(lambda: jax.block_until_ready(compiled(model, data)), spec["reps"], 60.0)
-        out["forward_s"] = timing["median_s"]
-        out["forward_reps"] = timing["reps"]
-    if gemm:
-        gemm.append(gemm_gflops(D))
-    out.update(
-        gemm_gflops=gemm,
-        feature_size=model.hypernetwork.feature_size,
-        params=_count(model),
-        rss_start_gb=rss_start,
-        peak_rss_gb=_rss_gb(),
-    )
+        timing = harness.timed(lambda: jax.block_until_ready(compiled(model, data)),
+                               reps=spec["reps"], budget_s=60.0)  # fmt: skip
+        out.update(forward_s=timing["median_s"], forward_reps=timing["reps"])
+    gemm += [harness.gemm_gflops(D)] if gemm else []
+    out.update(gemm_gflops=gemm, feature_size=model.hypernetwork.feature_size,
+               params=count(model), rss_start_gb=rss_start, peak_rss_gb=rss_gb())  # fmt: skip
     return out
 
 
-def _count(model) -> int:
+def count(model) -> int:
     import warp_phys as wp
 
     return int(wp.count_parameters(model))
 
 
-def worker_gru_step(spec: dict) -> dict:
-    """A GRU with the parameter count `spec["params"]`, one training step timed."""
+def gru_step(spec: dict) -> dict:
+    """A GRU with the parameter count `spec["params"]`, its training step timed."""
     import jax
 
     import warp_phys as wp
 
     hidden = wp.hidden_size_for("gru", params=spec["params"], data_size=DATA_SIZE)
     model = wp.GRU(DATA_SIZE, hidden_size=hidden, key=jax.random.PRNGKey(0))
-    out = {"hidden_size": hidden, "params": _count(model), "T": spec["T"], "batch": spec["batch"]}
-    out.update(
-        _train_step_timing(model, None, spec["batch"], spec["T"], spec["reps"], spec["budget_s"])
-    )
-    out["peak_rss_gb"] = _rss_gb()
-    return out
+    out = {"hidden_size": hidden, "params": count(model), "T": spec["T"], "batch": spec["batch"]}
+    return dict(out, **_step_timing(model, None, spec), peak_rss_gb=rss_gb())
 
 
-def worker_inference(spec: dict) -> dict:
-    """Trajectories per second of jitted `reconstruct` on MSD test trajectories."""
+def inference(spec: dict) -> dict:
+    """Trajectories per second of jitted `reconstruct` on MSD test trajectories, with the
+    demo's trained model if there is one (else its architecture, untrained)."""
     import jax
     import jax.numpy as jnp
 
     import systems
     import warp_phys as wp
 
-    path = Path(spec["model_path"]) if spec.get("model_path") else None
+    path = harness.ROOT / spec["model_path"] if spec.get("model_path") else None
     if path is not None and path.exists():
-        model, source = wp.load_model(path), f"trained ({path.relative_to(ROOT)})"
+        model, source = wp.load_model(path), f"trained ({spec['model_path']})"
     else:
-        model = wp.WARP(
-            DATA_SIZE,
-            root_width=16,
-            root_depth=2,
-            hyper_width=16,
-            decoder_options={"final_activation": 5.0},
-            key=jax.random.PRNGKey(0),
-        )
+        model = wp.WARP(DATA_SIZE, root_width=16, root_depth=2, hyper_width=16,
+                        decoder_options={"final_activation": 5.0},
+                        key=jax.random.PRNGKey(0))  # fmt: skip
         source = "untrained, the demo's architecture (run `make demo` for the trained one)"
     batch, context, horizon = spec["batch"], spec["context"], spec["horizon"]
     data = systems.generate("msd", batch, split="test").y[:, : context + horizon]
     data = jnp.asarray(wp.Normalizer.fit(data).apply(data))[:, :context]
-    run = jax.jit(lambda c: wp.reconstruct(model, c, horizon))
-    compiled = run.lower(data).compile()
-    timing = _timed(lambda: jax.block_until_ready(compiled(data)), spec["reps"], 60.0)
-    return {
-        "model": source,
-        "D_theta": model.theta_size,
-        "batch": batch,
-        "context": context,
-        "horizon": horizon,
-        "seconds": timing["median_s"],
-        "reps": timing["reps"],
-        "trajectories_per_s": batch / timing["median_s"],
-        "peak_rss_gb": _rss_gb(),
-    }
+    compiled = jax.jit(lambda c: wp.reconstruct(model, c, horizon)).lower(data).compile()
+    timing = harness.timed(lambda: jax.block_until_ready(compiled(data)), reps=spec["reps"],
+                           budget_s=60.0)  # fmt: skip
+    return {"model": source, "D_theta": model.theta_size, "batch": batch, "context": context,
+            "horizon": horizon, "seconds": timing["median_s"], "reps": timing["reps"],
+            "trajectories_per_s": batch / timing["median_s"], "peak_rss_gb": rss_gb()}  # fmt: skip
 
 
-def worker_gemm(spec: dict) -> dict:
-    return {"D": spec["D"], "cols": 64, "gflops": gemm_gflops(spec["D"], reps=spec.get("reps", 9))}
+def gemm(spec: dict) -> dict:
+    return {"D": spec["D"], "cols": 64, "gflops": harness.gemm_gflops(spec["D"], reps=9)}
 
 
-WORKERS = {
-    "warp_step": worker_warp_step,
-    "gru_step": worker_gru_step,
-    "inference": worker_inference,
-    "gemm": worker_gemm,
-}
+WORKERS = {"warp_step": warp_step, "gru_step": gru_step, "inference": inference, "gemm": gemm}
 
 
-def _run_worker(kind: str, spec: dict, isolate: bool = True) -> dict:
-    """Run a worker in a fresh Python process (or in this one when not `isolate`, as the
-    smoke run does; peak RSS is then the whole process's); a crash (e.g. killed for
-    memory) comes back as `{"error": ...}` instead of stopping the benchmark."""
-    load = os.getloadavg()[0]
-    if not isolate:
-        result = WORKERS[kind](spec)
-        result["load_average"] = [load, os.getloadavg()[0]]
-        return result
-    command = [sys.executable, "-m", "benchmarks.speed", "--worker", kind, json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=os.environ.copy())
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-3:]
-        return {"error": f"worker exited with {done.returncode}: {' | '.join(tail)}"}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["load_average"] = [load, os.getloadavg()[0]]
-    return result
+# -------------------------------------------------------------------- the plan
+FULL = {
+    "sizes": {"1k": (28, 2), "5k": (67, 2)},  # root (width, depth): D = w^2 + 7 w + 2
+    "lengths": (64, 256, 1024, 4096), "batch": 64, "hyper_width": 32,
+    "memory_sizes": ((13, 2), (28, 2), (47, 2), (67, 2), (97, 2)), "memory_length": 64,
+    "gru_length": 256, "inference": {"batch": 256, "context": 100, "horizon": 156},
+    "structured": {
+        "T": 16, "batch": 8, "rank": 8,
+        "roots": ((67, 2), (138, 2), (313, 2)),  # D 4960, 20012, 100162
+        "block_roots": ((32, 6), (32, 20), (32, 96)),  # D = 194 + 1056 (depth - 1)
+        "speed": {"T": 256, "batch": 64, "rank": 8, "root": (67, 2), "block_root": (16, 19)},
+    },
+}  # fmt: skip
+SMOKE = {
+    "sizes": {"tiny": (4, 1)}, "lengths": (8,), "batch": 4, "hyper_width": 4,
+    "memory_sizes": ((4, 1),), "memory_length": 8, "gru_length": 8,
+    "inference": {"batch": 8, "context": 6, "horizon": 10},
+    # the same sizes as "speed": its sequential entries are the memory rows' runs
+    "structured": {"T": 8, "batch": 4, "rank": 2, "roots": ((4, 1),), "block_roots": ((3, 2),),
+                   "speed": {"T": 8, "batch": 4, "rank": 2, "root": (4, 1), "block_root": (3, 2)}},
+}  # fmt: skip
 
 
-def theta_size(width: int, depth: int) -> int:
-    return sum(root_tensor_sizes(width, depth))
+def structured_plan(cfg: dict) -> list[dict]:
+    """The memory rows per transition kind that `cfg["structured"]` asks for: kind, root
+    (width, depth), D_theta, A's entries and state; block runs on `block_roots` (many
+    small tensors: its memory is sum_b D_b^2), every other kind on `roots`."""
+    sc, plan = cfg["structured"], []
+    for kind in KINDS:
+        for width, depth in sc["block_roots"] if kind == "block" else sc["roots"]:
+            entry = {"kind": kind, "root": [width, depth], "D_theta": theta_size(width, depth),
+                     "A_entries": transition_entries(kind, width, depth, sc["rank"]),
+                     "T": sc["T"], "batch": sc["batch"],
+                     "mode": "sequential"}  # fmt: skip
+            if kind == "lowrank":
+                entry["rank"] = sc["rank"]
+            if kind == "block":
+                sizes = root_tensor_sizes(width, depth)
+                entry.update(blocks=len(sizes), largest_block=max(sizes))
+            plan.append(dict(entry, A_state_gb=16 * entry["A_entries"] / 2**30))
+    return plan
 
 
 def root_tensor_sizes(width: int, depth: int) -> list[int]:
@@ -265,69 +187,51 @@ def root_tensor_sizes(width: int, depth: int) -> list[int]:
     return [n for i, o in zip(sizes[:-1], sizes[1:], strict=True) for n in (i * o, o)]
 
 
+def theta_size(width: int, depth: int) -> int:
+    return sum(root_tensor_sizes(width, depth))
+
+
 def transition_entries(kind: str, width: int, depth: int, rank: int = 8) -> int:
     """Parameters of the transition A of `kind` for the root (`width`, `depth`): D^2
     (dense), D (diagonal, continuous), 2 D r (lowrank), sum_b D_b^2 (block)."""
-    D = theta_size(width, depth)
-    if kind == "dense":
-        return D * D
-    if kind == "lowrank":
-        return 2 * D * rank
-    if kind == "block":
-        return sum(n * n for n in root_tensor_sizes(width, depth))
-    return D
+    sizes = root_tensor_sizes(width, depth)
+    D = sum(sizes)
+    entries = {"dense": D * D, "lowrank": 2 * D * rank, "block": sum(n * n for n in sizes)}
+    return entries.get(kind, D)
 
 
 def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
     """FLOPs of one training step's recurrence (forward + backward ~ 3x forward)."""
-    sequential = 6.0 * N * (T - 1) * D * D
+    gemm = T * d <= 2048  # the causal convolution: Toeplitz GEMM, else FFT (~5 n log2 n / 2)
+    fft = 2.5 * d * D * 2 * T * max(1, (2 * T).bit_length() - 1)
+    convolution = 2.0 * T * T * d * D if gemm else fft
     precompute = 3 * 2.0 * T * D * D * (r + 1 + d)
-    if T * d <= 2048:
-        convolution = 2.0 * T * T * d * D  # Toeplitz GEMM
-    else:
-        convolution = (
-            2.5 * d * D * (2 * T) * max(1, (2 * T).bit_length() - 1)
-        )  # FFT, ~5 n log2 n / 2
     per_sample = 3 * (2.0 * T * D * (r + 1) + convolution)
-    return {
-        "sequential": sequential,
-        "parallel_precompute": precompute,
-        "parallel_per_sample": per_sample,
-        "parallel": precompute + N * per_sample,
-        "convolution": "gemm" if T * d <= 2048 else "fft",
-    }
+    return {"sequential": 6.0 * N * (T - 1) * D * D, "parallel_precompute": precompute,
+            "parallel_per_sample": per_sample, "parallel": precompute + N * per_sample,
+            "convolution": "gemm" if gemm else "fft"}  # fmt: skip
 
 
-def memory_estimate_gb(
-    T: int, D: int, N: int, r: int, mode: str, A_entries: int | None = None
-) -> float:
+def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str, A_entries=None) -> float:
     """A rough upper estimate of a training step's memory: the (N, T, D) states, their
     cotangents and the decoder's copies of them (about 4 such arrays; the parallel form's
     FFT path adds a zero-padded (N, 2T, D) complex buffer and its transpose), the
     parallel powers (T, D, r + 1 + d) and A's training state (16 bytes per entry: A, its
     gradient, two Adam moments; `A_entries` default D^2, the dense A)."""
-    A_entries = D * D if A_entries is None else A_entries
     states = 4 * N * T * D * 4
     if mode == "parallel":
         states += 3 * T * D * (r + 1 + DATA_SIZE) * 4
-        if T * DATA_SIZE > 2048:
-            states += 2 * N * (2 * T) * D * 8
-    return (states + 16 * A_entries + 0.5 * 2**30) / 2**30
+        states += 2 * N * (2 * T) * D * 8 if T * DATA_SIZE > 2048 else 0
+    return (states + 16 * (D * D if A_entries is None else A_entries) + 0.5 * 2**30) / 2**30
 
 
 def available_gb() -> float:
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("inf")
+        lines = Path("/proc/meminfo").read_text().splitlines()
+        return next(int(x.split()[1]) for x in lines if x.startswith("MemAvailable:")) / 2**20
+    except (OSError, StopIteration):
+        return float("inf")
 
 
 def total_gb() -> float:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        return float("nan")
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

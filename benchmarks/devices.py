@@ -19,24 +19,18 @@ own compute (several GPUs). About a minute and a half on 2 shared cores;
 
     python -m benchmarks.devices               # results/devices.json + the README block
     python -m benchmarks.devices --smoke --out /tmp/devices.json
-    python -m benchmarks.devices --render benchmarks/results/devices.json   # README only
+    python -m benchmarks.devices --render      # README block from the committed JSON
 """
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "devices.json"
+from benchmarks import _harness as harness
+
 FORCED_DEVICES = 2
-FULL = dict(
-    n_train=256, seq_len=256, batch=64, steps=30, root_width=16, root_depth=2, hyper_width=16
-)  # fmt: skip
+FULL = dict(n_train=256, seq_len=256, batch=64, steps=30, root_width=16, root_depth=2,
+            hyper_width=16)  # fmt: skip
 SMOKE = dict(n_train=16, seq_len=32, batch=8, steps=4, root_width=4, root_depth=1, hyper_width=4)
 
 
@@ -49,7 +43,6 @@ def worker(spec: dict) -> dict:
 
     import systems
     import warp_phys as wp
-    from benchmarks.paper_speed import _device
 
     data = systems.generate("msd", spec["n_train"], split="train", seed=0, progress=False)
     y = np.asarray(data.y[:, : spec["seq_len"]])
@@ -57,55 +50,33 @@ def worker(spec: dict) -> dict:
     runs, params = {}, {}
     for n in (1, FORCED_DEVICES):
         model = wp.WARP(
-            y.shape[2],
-            root_width=spec["root_width"],
-            root_depth=spec["root_depth"],
-            hyper_width=spec["hyper_width"],
-            decoder_options={"final_activation": 5.0},
-            seq_len=spec["seq_len"],
-            key=jax.random.PRNGKey(0),
-        )
-        model, history = wp.train(
-            model, y, steps=spec["steps"], batch_size=spec["batch"], devices=n,
-            key=jax.random.PRNGKey(1), progress=False,
+            y.shape[2], root_width=spec["root_width"], root_depth=spec["root_depth"],
+            hyper_width=spec["hyper_width"], decoder_options={"final_activation": 5.0},
+            seq_len=spec["seq_len"], key=jax.random.PRNGKey(0),
         )  # fmt: skip
+        model, history = wp.train(model, y, steps=spec["steps"], batch_size=spec["batch"],
+                                  devices=n, key=jax.random.PRNGKey(1), progress=False)  # fmt: skip
         step_s = np.diff(history["seconds"])  # steps 2.. (the first one compiles)
         runs[str(n)] = {
-            "median_step_s": float(np.median(step_s)),
-            "min_step_s": float(np.min(step_s)),
+            "median_step_s": float(np.median(step_s)), "min_step_s": float(np.min(step_s)),
             "first_step_s": float(history["seconds"][0]),
-            "sequences_per_s": spec["batch"] / float(np.median(step_s)),
-            "loss": history["loss"],
-        }
+            "sequences_per_s": spec["batch"] / float(np.median(step_s)), "loss": history["loss"],
+        }  # fmt: skip
         params[n] = [np.asarray(x) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
     one, many = params[1], params[FORCED_DEVICES]
+    param_diff = max(np.max(np.abs(a - b)) for a, b in zip(one, many, strict=True))
     loss_diff = np.abs(np.subtract(runs["1"]["loss"], runs[str(FORCED_DEVICES)]["loss"]))
     return {
-        "device": _device(),
-        "jax_devices": len(jax.devices()),
-        "parameters": int(sum(x.size for x in one)),
-        "runs": runs,
-        "max_abs_param_diff": float(
-            max(np.max(np.abs(a - b)) for a, b in zip(one, many, strict=True))
-        ),
+        "device": harness.device(), "jax_devices": len(jax.devices()),
+        "parameters": int(sum(x.size for x in one)), "runs": runs,
+        "max_abs_param_diff": float(param_diff),
         "max_abs_param": float(max(np.max(np.abs(a)) for a in one)),
         "max_abs_loss_diff": float(np.max(loss_diff)),
         "max_rel_loss_diff": float(np.max(loss_diff / np.abs(runs["1"]["loss"]))),
-    }
+    }  # fmt: skip
 
 
-def run_worker(spec: dict) -> dict:
-    """`worker(spec)` in a subprocess that sees `FORCED_DEVICES` CPU devices."""
-    flag = f"--xla_force_host_platform_device_count={FORCED_DEVICES}"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.devices", "--worker", json.dumps(spec)],
-        env=env, cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"devices worker failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+WORKERS = {"train": worker}
 
 
 def markdown(result: dict) -> str:
@@ -146,56 +117,28 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON (and, unless `--smoke`, the README block)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
+    parser = harness.parser("devices", __doc__)
     parser.add_argument("--steps", type=int, default=None, help="training steps per run")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--no-readme", action="store_true")
-    parser.add_argument(
-        "--render", type=Path, default=None, help="rewrite the README block from this JSON only"
-    )
-    parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     if args.worker:
-        result = worker(json.loads(args.worker))
-        print(json.dumps(result))
-        return result
+        return harness.serve(WORKERS, args.worker)
     if args.render:
-        result = json.loads(args.render.read_text())
-        print(markdown(result))
-        if not (result["smoke"] or args.no_readme):
-            from benchmarks._readme import splice_readme
-
-            splice_readme("devices", markdown(result))
-        return result
-
-    from systems import atomic_write_bytes
-
+        return harness.finish(args, harness.read_json(args.render), markdown)
     spec = dict(SMOKE if args.smoke else FULL)
-    if args.steps is not None:
-        spec["steps"] = args.steps
-    start, load = time.perf_counter(), os.getloadavg()
+    spec["steps"] = args.steps or spec["steps"]
+    flag = f"--xla_force_host_platform_device_count={FORCED_DEVICES}"
+    env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()}
+    command = " ".join(["python -m benchmarks.devices", *(sys.argv[1:] if argv is None else argv)])
+    start = time.perf_counter()
+    measured = harness.checked(harness.run_worker("devices", "train", spec, env=env), "devices")
     result = {
-        "benchmark": "devices",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python -m benchmarks.devices", *(argv or sys.argv[1:])]),
-        "smoke": args.smoke,
-        "forced_devices": FORCED_DEVICES,
-        "config": spec,
-        "load_average": list(load),
-        **run_worker(spec),
-    }
-    result["load_average_after"] = list(os.getloadavg())
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    out = args.out or DEFAULT_OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
-    print(markdown(result))
-    if not (args.smoke or args.no_readme):
-        from benchmarks._readme import splice_readme
-
-        splice_readme("devices", markdown(result))
-    return result
+        "benchmark": "devices", "date": harness.stamp(),
+        "command": command,
+        "smoke": args.smoke, "forced_devices": FORCED_DEVICES, "config": spec, **measured,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }  # fmt: skip
+    harness.write_json(args.out, result)
+    return harness.finish(args, result, markdown)
 
 
 if __name__ == "__main__":

@@ -3,31 +3,24 @@
 The diffrax time is the median wall time of `--runs` full generations after a compiling
 warm-up (sampling, integration of all 20,480 x 256 trajectories, transfer to NumPy); the
 JSON also records their process CPU time and the load average, since a shared machine
-inflates wall times. scipy's
-`solve_ivp` (RK45) runs in a Python loop over the FIRST `--scipy-subset` trajectories of the
-same data set (same parameters and initial conditions) with a NumPy right-hand side; its
-time is extrapolated linearly to all trajectories. Two scipy settings are timed: the
-reference's (default tolerances, rtol=1e-3, atol=1e-6) and ours (rtol=1e-7, atol=1e-9).
+inflates wall times. scipy's `solve_ivp` (RK45) runs in a Python loop over the FIRST
+`--scipy-subset` trajectories of the same data set (same parameters and initial
+conditions) with a NumPy right-hand side; its time is extrapolated linearly to all
+trajectories. Two scipy settings are timed: the reference's (default tolerances,
+rtol=1e-3, atol=1e-6) and ours (rtol=1e-7, atol=1e-9).
 
-    python benchmarks/generation.py            # full run, writes benchmarks/results/generation.json
-    python benchmarks/generation.py --smoke    # a few seconds, for the test suite
+    python -m benchmarks.generation            # writes benchmarks/results/generation.json
+    python -m benchmarks.generation --smoke    # a few seconds, for the test suite
+    python -m benchmarks.generation --render   # the table, from the committed JSON
 """
 
-import argparse
-import json
-import os
-import platform
-import statistics
 import time
-from pathlib import Path
 
-import jax
 import numpy as np
 from scipy.integrate import solve_ivp
 
 import systems
-
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "generation.json"
+from benchmarks import _harness as harness
 
 
 def _msd_rhs(t, y, m, k, c):
@@ -39,71 +32,74 @@ def time_scipy(ds: systems.Dataset, count: int, rtol: float, atol: float) -> flo
     t = ds.t.astype(np.float64)
     start = time.perf_counter()
     for i in range(count):
-        args = (float(ds.params["m"][i]), float(ds.params["k"][i]), float(ds.params["c"][i]))
-        solve_ivp(_msd_rhs, (t[0], t[-1]), ds.y0[i].astype(np.float64), method="RK45",
-                  t_eval=t, args=args, rtol=rtol, atol=atol)
+        args = tuple(float(ds.params[p][i]) for p in ("m", "k", "c"))
+        y0 = ds.y0[i].astype(np.float64)
+        solve_ivp(_msd_rhs, (t[0], t[-1]), y0, t_eval=t, args=args, rtol=rtol, atol=atol)
     return time.perf_counter() - start
 
 
+def measure(n: int | None, runs: int, subset: int, seed: int, smoke: bool) -> dict:
+    system = systems.get_system("msd")
+    n = n or system.split_sizes["train"]
+    if smoke:
+        n, runs, subset = 64, 1, 8
+    subset = min(subset, n)
+    made = {}
+
+    def generate():
+        made["ds"] = systems.generate(system, n, split="train", seed=seed, progress=False)
+
+    timing = harness.timed(generate, reps=runs, warmup_s=float("inf"))  # first call compiles
+    ds = made["ds"]
+    ours, scale = timing["median_s"], n / subset
+    ref_s = time_scipy(ds, subset, rtol=1e-3, atol=1e-6) * scale
+    matched_s = time_scipy(ds, subset, rtol=system.rtol, atol=system.atol) * scale
+    return {
+        "smoke": smoke, "system": "msd", "n_trajectories": n, "n_steps": system.n_steps,
+        "diffrax_s": ours, "diffrax_runs_s": timing["steps_s"], "diffrax_cpu_s": timing["cpu_s"],
+        "diffrax_first_call_s": timing["first_call_s"], "load_average": harness.load(),
+        "diffrax_rtol": system.rtol, "diffrax_atol": system.atol,
+        "scipy_subset": subset, "scipy_extrapolated_s": ref_s, "ratio": ref_s / ours,
+        "scipy_matched_extrapolated_s": matched_s, "ratio_matched": matched_s / ours,
+        "device": harness.device(), "date": harness.stamp(),
+    }  # fmt: skip
+
+
+def markdown(r: dict) -> str:
+    scaled = f"solve_ivp RK45 loop (x{r['n_trajectories'] / r['scipy_subset']:.0f} from "
+    ours = f"rtol={r['diffrax_rtol']:g}, atol={r['diffrax_atol']:g}"
+    rows = [
+        ("systems.generate (diffrax Tsit5, vmap)", ours, r["diffrax_s"], 1.0),
+        (f"{scaled}{r['scipy_subset']})", "rtol=1e-3, atol=1e-6 (ref.)",
+         r["scipy_extrapolated_s"], r["ratio"]),
+        (f"{scaled}{r['scipy_subset']})", ours, r["scipy_matched_extrapolated_s"],
+         r["ratio_matched"]),
+    ]  # fmt: skip
+    lines = [
+        f"MSD training set: {r['n_trajectories']} trajectories x {r['n_steps']} steps on "
+        f"{r['device']}; first call incl. compile {r['diffrax_first_call_s']:.2f} s; load "
+        f"average {r['load_average']:.1f}",
+        "",
+        "| method | tolerances | time [s] | ratio |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {m} | {tol} | {sec:.2f} | {ratio:.1f} |" for m, tol, sec, ratio in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the benchmark, prints a table and writes the JSON result; returns it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Runs the benchmark (or `--render`s), prints the table, writes the JSON; returns it."""
+    parser = harness.parser("generation", __doc__)
     parser.add_argument("--n", type=int, default=None, help="trajectories (default 20480)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after the warm-up")
     parser.add_argument("--scipy-subset", type=int, default=200, help="trajectories for scipy")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, runs in seconds")
-    args = parser.parse_args(argv)
-    system = systems.get_system("msd")
-    n = args.n or system.split_sizes["train"]
-    runs, subset = args.runs, args.scipy_subset
-    if args.smoke:
-        n, runs, subset = 64, 1, 8
-    subset = min(subset, n)
-    gen = lambda: systems.generate(system, n, split="train", seed=args.seed, progress=False)
-
-    start = time.perf_counter()
-    ds = gen()
-    first_s = time.perf_counter() - start
-    times, cpu_times = [], []
-    for _ in range(runs):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        ds = gen()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-    ours = statistics.median(times)
-    scale = n / subset
-    ref_s = time_scipy(ds, subset, rtol=1e-3, atol=1e-6) * scale
-    matched_s = time_scipy(ds, subset, rtol=system.rtol, atol=system.atol) * scale
-
-    result = {
-        "smoke": args.smoke, "system": "msd", "n_trajectories": n, "n_steps": system.n_steps,
-        "diffrax_s": ours, "diffrax_runs_s": times, "diffrax_cpu_s": statistics.median(cpu_times),
-        "diffrax_first_call_s": first_s, "load_average": os.getloadavg()[0],
-        "diffrax_rtol": system.rtol, "diffrax_atol": system.atol,
-        "scipy_subset": subset, "scipy_extrapolated_s": ref_s, "ratio": ref_s / ours,
-        "scipy_matched_extrapolated_s": matched_s, "ratio_matched": matched_s / ours,
-        "jax": jax.__version__, "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-    }
-    rows = [
-        ("systems.generate (diffrax Tsit5, vmap)", f"rtol={system.rtol:g}, atol={system.atol:g}",
-         ours, 1.0),
-        (f"solve_ivp RK45 loop (x{scale:.0f} from {subset})", "rtol=1e-3, atol=1e-6 (ref.)",
-         ref_s, ref_s / ours),
-        (f"solve_ivp RK45 loop (x{scale:.0f} from {subset})",
-         f"rtol={system.rtol:g}, atol={system.atol:g}", matched_s, matched_s / ours),
-    ]
-    print(f"MSD training set: {n} trajectories x {system.n_steps} steps "
-          f"({os.cpu_count()} CPU cores, {jax.devices()[0]}); first call incl. compile "
-          f"{first_s:.2f} s; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'method':<44} {'tolerances':<28} {'time [s]':>10} {'ratio':>8}")
-    for method, tol, sec, ratio in rows:
-        print(f"{method:<44} {tol:<28} {sec:>10.2f} {ratio:>8.1f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    args = harness.parse(parser, argv)
+    if args.render:
+        return harness.finish(args, harness.read_json(args.render), markdown)
+    result = measure(args.n, args.runs, args.scipy_subset, args.seed, args.smoke)
+    harness.write_json(args.out, result)
+    return harness.finish(args, result, markdown)
 
 
 if __name__ == "__main__":

@@ -18,35 +18,35 @@ purest form). Each is trained three ways for the same steps and seeds:
 Each is scored on its own test split (512 trajectories): the forecast MSE after L = 100
 observed steps (raw units, no 1/2; the forecast is made at the test trajectory's own
 times when the model has them) and the one-step teacher-forced MSE over all steps.
-Writes `results/irregular.json`, `figures/irregular.png` (one test trajectory) and the
-README block. About 25 minutes on 2 CPU cores; `--smoke` runs tiny sizes in a minute.
+Writes `results/irregular.json` (with the first seed's forecasts of test trajectory 0,
+from which `--render` redraws the figure), `figures/irregular.png` and the README
+block. About 25 minutes on 2 CPU cores; `--smoke` runs tiny sizes in a minute.
 
     python -m benchmarks.irregular
     python -m benchmarks.irregular --smoke --out /tmp/irregular.json --figure /tmp/irr.png
+    python -m benchmarks.irregular --render    # README block (and figure) from the JSON
 """
 
-import argparse
 import dataclasses
-import json
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._readme import splice_readme
-from benchmarks.reconstruction import _device
+from benchmarks import _harness as harness
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "irregular.json"
-DEFAULT_FIGURE = ROOT / "figures" / "irregular.png"
 SETTINGS = ("regular", "irregular_plain", "irregular_time_aware")
+PLOTTED = ("irregular_time_aware", "irregular_plain")  # the forecasts in the figure
 ROOTS = {"tau_x_prev": {"input_prev": True}, "tau_only": {"input_prev": False}}
 FULL = dict(n_train=1024, n_val=64, n_test=512, n_steps=256, context=100, steps=2000,
             seeds=(0, 1, 2), val_every=50)  # fmt: skip
 SMOKE = dict(n_train=16, n_val=8, n_test=8, n_steps=24, context=8, steps=4, seeds=(0,),
              val_every=2)  # fmt: skip
+ROOT_LABELS = {"tau_x_prev": "[tau, x_prev]", "tau_only": "[tau]"}
+SETTING_LABELS = {"regular": "regular grid (`msd`)",
+                  "irregular_plain": "irregular, equal steps assumed",
+                  "irregular_time_aware": "irregular, time-aware"}  # fmt: skip
 
 
 def _config(spec: dict, root: str, seed: int):
@@ -79,64 +79,53 @@ def _data(spec: dict) -> dict:
             "irregular_time_aware": irregular}  # fmt: skip
 
 
-def _one_step_mse(run, test) -> float:
-    """Teacher-forced one-step MSE over every predicted step, raw units."""
-    from warp_phys.training.data import grid_times
-    from warp_phys.training.protocol import predict
+def _score(run, test, context: int) -> dict:
+    """The forecast after `context` steps and the teacher-forced one-step MSE (the
+    run's `full` protocol), raw units."""
+    import warp_phys as wp
 
-    ts = grid_times(test, run.model, "test")
-    mean, start = predict(run.model, run.normalizer.apply(test.y), protocol="full", ts=ts)
-    return float(np.mean((np.asarray(run.normalizer.invert(mean)) - test.y[:, start:]) ** 2))
+    forecast = wp.evaluate_run(run, data=test, context=context)
+    full = dataclasses.replace(run, config=run.config.replace(eval_protocol="full"))
+    one_step = wp.evaluate_run(full, data=test)["mse"]
+    return {"forecast_mse": forecast["mse"], "repeat_last_mse": forecast["mse_repeat_last"],
+            "one_step_mse": one_step, "diverged": forecast["diverged"]}  # fmt: skip
 
 
 def measure(spec: dict, folder: Path) -> tuple[dict, dict]:
-    """Train and score every root, setting and seed; returns `(results, examples)`:
-    `results[root][setting]` and the first seed's forecast of test trajectory 0."""
+    """Train and score every root, setting and seed; returns `(results, example)`:
+    `results[root][setting]`, and test trajectory 0 of the irregular set (position,
+    with its times) with the first seed's forecasts of it."""
+    import warp_phys as wp
+
     data = _data(spec)
-    results, examples = {}, {}
+    results = {root: {} for root in ROOTS}
+    test = data["irregular_time_aware"][2]
+    example = {"t": test.extras["t"][0].tolist(), "truth": test.y[0, :, 0].tolist()}
     for root in ROOTS:
-        results[root], examples[root] = _measure_root(spec, root, data, folder)
-    irregular = data["irregular_time_aware"][2]
-    examples["truth_irregular"] = irregular.y[0]
-    examples["t_irregular"] = irregular.extras["t"][0]
-    return results, examples
-
-
-def _measure_root(spec, root, data, folder) -> tuple[dict, dict]:
-    from warp_phys import evaluate_run, reconstruct_run, train_run
-
-    results, examples = {}, {}
-    for setting in SETTINGS:
-        train, val, test = data[setting]
-        rows = []
-        for seed in spec["seeds"]:
-            start = time.perf_counter()
-            run, history = train_run(_config(spec, root, seed), folder / f"{root}_{setting}_{seed}",
-                                     data=train, val_data=val, progress=False)  # fmt: skip
-            seconds = time.perf_counter() - start
-            scored = evaluate_run(run, data=test, context=spec["context"])
-            rows.append({"seed": seed, "forecast_mse": scored["mse"],
-                         "repeat_last_mse": scored["mse_repeat_last"],
-                         "one_step_mse": _one_step_mse(run, test),
-                         "diverged": scored["diverged"], "steps": history["step"][-1],
-                         "train_seconds": round(seconds, 1)})  # fmt: skip
-            if seed == spec["seeds"][0]:
-                times = test.extras["t"][:1] if "t" in test.extras else None
-                out = reconstruct_run(run, test.y[:1], context=spec["context"], times=times)
-                examples[setting] = out["prediction"][0]
-        forecast = [r["forecast_mse"] for r in rows]
-        results[setting] = {
-            "forecast_mse": float(np.mean(forecast)), "forecast_std": float(np.std(forecast)),
-            "one_step_mse": float(np.mean([r["one_step_mse"] for r in rows])),
-            "repeat_last_mse": rows[0]["repeat_last_mse"], "seeds": rows,
-        }  # fmt: skip
-    return results, examples
-
-
-ROOT_LABELS = {"tau_x_prev": "[tau, x_prev]", "tau_only": "[tau]"}
-SETTING_LABELS = {"regular": "regular grid (`msd`)",
-                  "irregular_plain": "irregular, equal steps assumed",
-                  "irregular_time_aware": "irregular, time-aware"}  # fmt: skip
+        for setting in SETTINGS:
+            train, val, test = data[setting]
+            rows = []
+            for seed in spec["seeds"]:
+                start = time.perf_counter()
+                run, history = wp.train_run(
+                    _config(spec, root, seed), folder / f"{root}_{setting}_{seed}",
+                    data=train, val_data=val, progress=False,
+                )  # fmt: skip
+                rows.append({"seed": seed, **_score(run, test, spec["context"]),
+                             "steps": history["step"][-1],
+                             "train_seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                if seed == spec["seeds"][0] and setting in PLOTTED:
+                    times = test.extras["t"][:1] if "t" in test.extras else None
+                    out = wp.reconstruct_run(run, test.y[:1], context=spec["context"],
+                                             times=times)  # fmt: skip
+                    example.setdefault(root, {})[setting] = out["prediction"][0, :, 0].tolist()
+            forecast = [r["forecast_mse"] for r in rows]
+            results[root][setting] = {
+                "forecast_mse": float(np.mean(forecast)), "forecast_std": float(np.std(forecast)),
+                "one_step_mse": float(np.mean([r["one_step_mse"] for r in rows])),
+                "repeat_last_mse": rows[0]["repeat_last_mse"], "seeds": rows,
+            }  # fmt: skip
+    return results, example
 
 
 def markdown(result: dict) -> str:
@@ -178,24 +167,27 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict, examples: dict, path: Path) -> None:
+def plot(result: dict, path: Path) -> None:
     """One test trajectory (position) of the irregular set, one panel per root: truth at
-    its own times and the forecasts with and without the time stamps."""
+    its own times and the forecasts with and without the time stamps. Results from
+    before the JSON kept this example have nothing to draw (a note is printed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from systems import atomic_path
-
+    example = result.get("example")
+    if example is None:
+        print(f"no example forecasts in this JSON: {path} not drawn (rerun the benchmark)")
+        return
     L = result["spec"]["context"]
-    t, truth = examples["t_irregular"], examples["truth_irregular"]
+    t = np.asarray(example["t"])
     fig, axes = plt.subplots(1, len(ROOTS), figsize=(11, 3.2), sharey=True, squeeze=False)
     for ax, root in zip(axes[0], ROOTS, strict=True):
-        ax.plot(t, truth[:, 0], "k.", ms=3, label="test trajectory (irregular samples)")
+        ax.plot(t, example["truth"], "k.", ms=3, label="test trajectory (irregular samples)")
         ax.axvline(t[L - 1], color="0.6", ls=":", lw=1)
-        for setting, style in (("irregular_time_aware", "C0-"), ("irregular_plain", "C3--")):
-            ax.plot(t[L:], examples[root][setting][:, 0], style, lw=1.4,
+        for setting, style in zip(PLOTTED, ("C0-", "C3--"), strict=True):
+            ax.plot(t[L:], example[root][setting], style, lw=1.4,
                     label=SETTING_LABELS[setting].replace("irregular, ", ""))  # fmt: skip
         ax.set_xlabel("time t")
         ax.set_title(f"root reads {ROOT_LABELS[root]}", fontsize=10)
@@ -203,44 +195,29 @@ def plot(result: dict, examples: dict, path: Path) -> None:
     axes[0, 0].legend(fontsize=8, loc="lower left")
     fig.suptitle(f"MSD sampled irregularly: forecast after {L} observed samples")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    harness.save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--out", type=Path, default=None, help="result JSON")
-    parser.add_argument("--figure", type=Path, default=None, help="figure PNG")
+    parser = harness.parser("irregular", __doc__, figure=True)
     parser.add_argument("--runs", type=Path, default=None, help="keep the run folders here")
-    args = parser.parse_args(argv)
-    spec = dict(SMOKE if args.smoke else FULL)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        results, examples = measure(spec, args.runs or Path(tmp))
-    result = {
-        "device": _device(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.irregular" + (" --smoke" if args.smoke else ""),
-        "smoke": args.smoke, "seeds": list(spec["seeds"]),
-        "spec": {k: v for k, v in spec.items() if k != "seeds"}, "results": results,
-        "wall_s": round(time.perf_counter() - start, 1),
-    }  # fmt: skip
-    out = args.out or (Path(tempfile.gettempdir()) / "irregular.json" if args.smoke
-                       else DEFAULT_OUT)  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    from systems import atomic_path
-
-    with atomic_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, examples, args.figure or (out.with_suffix(".png") if args.smoke
-                                           else DEFAULT_FIGURE))  # fmt: skip
-    text = markdown(result)
-    print(text)
-    if not args.smoke:
-        splice_readme("irregular", text)
-    return result
+    args = harness.parse(parser, argv)
+    if args.render:
+        result = harness.read_json(args.render)
+    else:
+        spec = dict(SMOKE if args.smoke else FULL)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            results, example = measure(spec, args.runs or Path(tmp))
+        result = {
+            "device": harness.device(), "date": harness.stamp(),
+            "command": "python -m benchmarks.irregular" + (" --smoke" if args.smoke else ""),
+            "smoke": args.smoke, "seeds": list(spec["seeds"]),
+            "spec": {k: v for k, v in spec.items() if k != "seeds"}, "results": results,
+            "wall_s": round(time.perf_counter() - start, 1), "example": example,
+        }  # fmt: skip
+        harness.write_json(args.out, result)
+    return harness.finish(args, result, markdown, lambda r: plot(r, args.figure))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ idle cores) and `paper` (the spec's sizes, for an accelerator).
 
     python -m benchmarks.reconstruction --preset cpu      # writes results/reconstruction.json
     python -m benchmarks.reconstruction --smoke           # seconds; for the test suite
+    python -m benchmarks.reconstruction --render          # README block from the JSON
 
 The run is incremental: each finished (system, model, seed) is written atomically to
-`results/reconstruction_runs_PRESET.json` and skipped when the command is run again.
+`results/reconstruction_runs.json` (beside the result JSON) and skipped when the
+command is run again; `--report-only` trains nothing and summarises what is there.
 
 WARP's structured transitions (issue 9: diagonal, lowrank r = 8, block) on MSD and LV,
 each the table's `warp` cell with only the transition changed, are run apart and merged
@@ -22,19 +24,17 @@ into the committed JSON under its `transitions` key, leaving the rest as it is:
     python -m benchmarks.reconstruction --transitions     # 18 runs of the cpu preset
 """
 
-import argparse
-import datetime
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
+import systems
+import warp_phys as wp
+from benchmarks import _harness as harness
 from benchmarks._presets import (
     MODELS,
-    PAPER,
     PRESETS,
     SYSTEMS,
     TRANSITION_KINDS,
@@ -44,201 +44,112 @@ from benchmarks._presets import (
     run_config,
     transition_config,
 )
-from benchmarks._readme import splice_readme
 from benchmarks._reconstruction_report import (
-    json_number,
     markdown,
-    seed_cell,
+    summarise,
     summarise_transitions,
     targets,
 )
-from systems import atomic_write_bytes
-from warp_phys.training.evaluation import evaluate_run
-from warp_phys.training.run import train_run
 
-RESULTS = Path(__file__).resolve().parent / "results"
-RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench" / "reconstruction"
+__all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
+RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN
 SEEDS = (0, 1, 2)
 
 
-def train_model(system: str, model: str, *, seed: int = 0, preset: str = "cpu", out=None,
-                transition: str = "dense", **overrides):  # fmt: skip
-    """Train one table cell (one seed) under a preset; reusable by other benchmarks.
-
-    **Arguments:**
-
-    - `system`: `"msd"`, `"msd_zero"`, `"sine"` or `"lotka_volterra"` (the repeat-copy task).
-    - `model`: `"gru"`, `"lstm"`, `"transformer"`, `"warp"` or `"warp_phys"`.
-    - `seed`: model / shuffling seed; `preset`: `"cpu"` or `"paper"`.
-    - `out`: run folder (default `runs/bench/reconstruction/PRESET/SYSTEM/MODEL/seedN`);
-      an existing run there is replaced.
-    - `transition`: WARP's transition kind (`model="warp"` only; see
-      `benchmarks._presets.transition_config`); `"dense"` is the table's cell.
-    - `overrides`: `RunConfig` fields to change (e.g. `max_seconds=20`).
-
-    **Returns:** `(run, history)` from `warp_phys.training.run.train_run`; the run's
-    model is the best on the validation split. Evaluate it with
-    `warp_phys.training.evaluation.evaluate_run(run, split="test")`.
-    """
-    if transition != "dense":
-        if model != "warp":
-            raise ValueError(f"transition {transition!r} is a variant of model 'warp' only")
-        config = transition_config(preset, system, transition, seed)
-    else:
+def run_cell(system: str, model: str, seed: int, preset: str, out: Path,
+             transition: str = "dense", **overrides) -> dict:  # fmt: skip
+    """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, WARP
+    with another `transition` for the structured-transition rows, with `RunConfig`
+    `overrides`; the record stored per run: size, training time and steps, and the test
+    (and OOD) MSE in table units. A forecast that diverged (NaN / inf) on some
+    trajectories leaves the MSE non-finite; their count is kept as `{split}_diverged`
+    and the MSE over the others as `{split}_finite`."""
+    config = transition_config(preset, system, transition, seed)
+    if transition == "dense":
         config = run_config(preset, system, model, seed)
-    if overrides:
-        config = config.replace(**overrides)
-    out = Path(out) if out is not None else RUNS / preset / system / model / f"seed{seed}"
-    return train_run(config, out, overwrite=True, progress=False)
-
-
-def transition_key(system: str, kind: str, seed: int) -> str:
-    """The per-run record key of a structured-transition WARP run (beside `sys/model/seed`)."""
-    return f"{system}/warp:{kind}/{seed}"
-
-
-def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
-    """Train and evaluate one (system, model, seed); the record stored per run."""
-    run, history = train_model(system, model, seed=seed, preset=preset, out=out, **overrides)
-    summary = json.loads((out / "summary.json").read_text())
-    record = {
-        "params": int(summary["parameters"]),
-        "train_seconds": float(summary["train_seconds"]),
-        "steps": summary["steps_done"],
-        "stopped": summary["stopped"],
-        "best_val_mse_normalized": summary["best_val_mse_normalized"],
-    }
-    record.update(evaluate_cell(run, system))
-    return record
-
-
-def evaluate_cell(run, system: str) -> dict:
-    """Test (and OOD) MSE of a trained run in table units, `{split: mse}`. A forecast
-    that diverged (NaN / inf) on some trajectories leaves `mse` non-finite; their count
-    is kept as `{split}_diverged` and the MSE over the others as `{split}_finite`."""
-    out = {}
-    for split in ("test", "ood") if system != "sine" else ("test",):  # SINE: no OOD ranges
-        metrics = evaluate_run(run, split=split, n=run.config.n_test)
-        out[split] = metrics["mse"] / UNITS[system]
+    run, _ = wp.train_run(config.replace(**overrides), out, overwrite=True, progress=False)
+    summary = harness.read_json(out / "summary.json")
+    record = {"params": int(summary["parameters"]), "train_seconds": summary["train_seconds"],
+              "steps": summary["steps_done"], "stopped": summary["stopped"],
+              "best_val_mse_normalized": summary["best_val_mse_normalized"]}  # fmt: skip
+    for split in ("test",) if system == "sine" else ("test", "ood"):  # SINE: no OOD ranges
+        metrics = wp.evaluate_run(run, split=split, n=run.config.n_test)
+        record[split] = metrics["mse"] / UNITS[system]
         if metrics["diverged"]:
-            out[f"{split}_diverged"] = metrics["diverged"]
-            out[f"{split}_finite"] = metrics.get("mse_finite", float("nan")) / UNITS[system]
-    return out
+            record[f"{split}_diverged"] = metrics["diverged"]
+            record[f"{split}_finite"] = metrics.get("mse_finite", np.nan) / UNITS[system]
+    return record
 
 
 def repeat_last(preset: str, system: str) -> float | None:
     """Test MSE (table units) of repeating the last observed value after the context,
     for scale; None for LV, whose protocol has no free-running phase."""
-    from warp_phys.training.run import load_dataset
-
     config = run_config(preset, system, "gru", 0)
     if config.eval_protocol != "forecast":
         return None
-    y = np.asarray(load_dataset(config, "test").y)
-    L = config.context
+    y, L = np.asarray(wp.load_dataset(config, "test").y), config.context
     return float(np.mean((y[:, L:] - y[:, L - 1 : L]) ** 2)) / UNITS[system]
 
 
-def _shape_check(config) -> int:
-    """Builds the config's model abstractly (no arrays allocated); its parameter count."""
+def abstract_model(config):
+    """The config's model built abstractly (shapes only, no arrays allocated)."""
     import equinox as eqx
-    import jax
-
-    import systems
-    from warp_phys.baselines import count_parameters
-    from warp_phys.training.models import build_model
 
     system = systems.get_system(config.system)
-    size = system.state_size
-    model = eqx.filter_eval_shape(
-        lambda: build_model(config, size, system.n_steps, key=jax.random.PRNGKey(0))
-    )
-    return count_parameters(model)
+    return eqx.filter_eval_shape(lambda: wp.build_model(
+        config, system.state_size, system.n_steps, key=jax.random.PRNGKey(0)))  # fmt: skip
 
 
-def _theta_size(config) -> int:
-    """D_theta of the config's WARP, built abstractly."""
-    import equinox as eqx
-    import jax
-
-    import systems
-    from warp_phys.training.models import build_model
-
-    system = systems.get_system(config.system)
-    return eqx.filter_eval_shape(
-        lambda: build_model(config, system.state_size, system.n_steps, key=jax.random.PRNGKey(0))
-    ).theta_size
+def _cells(args, seeds) -> list[tuple]:
+    """`(record key, system, model, seed, transition, run folder)` of every run asked for."""
+    root = args.runs / args.preset
+    if args.transitions:  # (system, kind, seed) instead of (system, model, seed)
+        return [(f"{s}/warp:{k}/{seed}", s, "warp", seed, k, root / s / f"warp_{k}" / f"seed{seed}")
+                for s in args.systems if s in TRANSITION_SYSTEMS for seed in seeds
+                for k in args.transition_kinds]  # fmt: skip
+    return [(f"{s}/{m}/{seed}", s, m, seed, "dense", root / s / m / f"seed{seed}")
+            for s in args.systems for seed in seeds for m in args.models
+            if m in models_for(s)]  # fmt: skip
 
 
-def _write_json(path: Path, value) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
+def _summary(args, records: dict, seeds, out: Path) -> dict:
+    """The result JSON from the per-run records. `--transitions` changes only the
+    committed JSON's `transitions` key; a table run keeps the rows other benchmarks
+    merged in (anchors: sindy, oracle_fit) and the transitions."""
+    previous = harness.read_json(out) if out.is_file() else {}
+    if args.transitions and previous:
+        summary = previous
+    else:
+        summary = summarise(records, args.preset, seeds, smoke=args.smoke)
+        summary["repeat_last"] = {} if args.smoke else {
+            s: repeat_last(args.preset, s) for s in summary["results"]}  # fmt: skip
+        for system, row in summary["results"].items():
+            row.update({k: v for k, v in previous.get("results", {}).get(system, {}).items()
+                        if k not in MODELS})  # fmt: skip
+        if "transitions" in previous:
+            summary["transitions"] = previous["transitions"]
+    for system, kinds in summarise_transitions(records, summary["results"], seeds).items():
+        for kind, cell in kinds.items():  # per kind: rows not rerun stay
+            cell["D_theta"] = abstract_model(transition_config(args.preset, system, kind, 0)
+                                             ).theta_size  # fmt: skip
+        summary.setdefault("transitions", {}).setdefault(system, {}).update(kinds)
+    return summary
 
 
-def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
-    """The result JSON (keys of issue 8) from the per-run records `{"sys/model/seed": rec}`."""
-    results, missing, table = {}, [], []
-    for system in SYSTEMS:
-        row = {}
-        for model in models_for(system):
-            runs = [records.get(f"{system}/{model}/{s}") for s in seeds]
-            missing += [f"{system}/{model}/{s}" for s, r in zip(seeds, runs, strict=True)
-                        if r is None]
-            runs = [r for r in runs if r is not None]
-            table += runs
-            if not runs:
-                continue
-            row[model] = {
-                **seed_cell(runs), "paper": PAPER[system][model],
-                "seeds": [s for s in seeds if f"{system}/{model}/{s}" in records],
-                "per_seed_ood": [json_number(r.get("ood")) for r in runs],
-            }  # fmt: skip
-        if row:
-            results[system] = row
-    return {
-        "preset": preset,
-        "smoke": smoke,
-        # the table's runs, one after another (data, training and evaluation); None for
-        # records written before the wall clock was recorded
-        "wall_seconds": (sum(r["wall_seconds"] for r in table)
-                         if all("wall_seconds" in r for r in table) else None),  # fmt: skip
-        "complete": not missing,
-        "missing": missing,
-        "device": _device(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "units": {s: UNITS[s] for s in SYSTEMS},
-        "results": results,
-        "targets": targets(results),
-    }
-
-
-def _device() -> str:
-    import jax
-
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        return f"{dev.platform}: {dev.device_kind}"
-    kind = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        kind = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"cpu: {kind}, {os.cpu_count()} cores"
+def _markdown(summary: dict) -> str:
+    preset = summary["preset"]
+    command = f".venv/bin/python -m benchmarks.reconstruction --preset {preset}"
+    return markdown(summary, "make bench-table" if preset == "cpu" else command)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the (remaining) table, writes the JSON, splices the README; returns the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser("reconstruction", __doc__)
     parser.add_argument("--preset", choices=PRESETS, default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--out", type=Path, default=None, help="result JSON")
     parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the run folders")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny data, 2 s per model, one seed, no README (for tests)")
-    parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     parser.add_argument("--dry-run", action="store_true", help="only build the configs")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the JSON and README from the finished runs")
@@ -247,77 +158,41 @@ def main(argv: list[str] | None = None) -> dict:
                              f"{', '.join(TRANSITION_SYSTEMS)}) and merge them into the JSON's "
                              "'transitions' key, the rest of the JSON unchanged")
     parser.add_argument("--transition-kinds", nargs="+", choices=TRANSITION_KINDS,
-                        default=list(TRANSITION_KINDS), help="with --transitions")
-    args = parser.parse_args(argv)
+                        default=list(TRANSITION_KINDS), help="with --transitions")  # fmt: skip
+    args = harness.parse(parser, argv)
+    if args.render:
+        return harness.finish(args, harness.read_json(args.render), _markdown)
     seeds = args.seeds[:1] if args.smoke else args.seeds
-    name = "reconstruction_smoke" if args.smoke else "reconstruction"
-    if args.preset != "cpu" and not args.smoke:
-        name += f"_{args.preset}"
-    out = args.out or RESULTS / f"{name}.json"
-    partial = out.with_name(out.stem + "_runs.json")
-    if args.transitions:  # (system, kind, seed) instead of (system, model, seed)
-        cells = [(s, kind, seed) for s in args.systems if s in TRANSITION_SYSTEMS
-                 for seed in seeds for kind in args.transition_kinds]  # fmt: skip
-    else:
-        cells = [(s, m, seed) for s in args.systems for seed in seeds for m in args.models
-                 if m in models_for(s)]  # fmt: skip
+    out = args.out
+    if args.preset != "cpu" and out == harness.RESULTS / "reconstruction.json":
+        out = out.with_name(f"reconstruction_{args.preset}.json")
+    cells = _cells(args, seeds)
     if args.dry_run:
-        for s, m, seed in cells:
+        for _, system, model, seed, kind, _ in cells:
             if seed == seeds[0]:
-                config = (transition_config(args.preset, s, m, seed) if args.transitions
-                          else run_config(args.preset, s, m, seed))  # fmt: skip
-                print(f"{s}/{m}: {_shape_check(config)} parameters")
+                config = transition_config(args.preset, system, kind, seed) if args.transitions \
+                    else run_config(args.preset, system, model, seed)  # fmt: skip
+                count = wp.count_parameters(abstract_model(config))
+                print(f"{system}/{model if kind == 'dense' else kind}: {count} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")
         return {}
-    overrides = {}
-    if args.smoke:
-        overrides = dict(max_seconds=2.0, val_every=5, n_val=8, n_test=8)
-    records = json.loads(partial.read_text()) if partial.is_file() else {}
-    for system, model, seed in cells:
-        key = f"{system}/{model}/{seed}"
+    partial = out.with_name(out.stem + "_runs.json")
+    records = harness.read_json(partial) if partial.is_file() else {}
+    smoke = dict(max_seconds=2.0, val_every=5, n_val=8, n_test=8) if args.smoke else {}
+    for key, system, model, seed, kind, folder in cells:
         if key in records or args.report_only:
             continue
-        cell_overrides = dict(overrides)
-        if args.smoke and system != "sine":
-            cell_overrides["n_train"] = 32
+        overrides = dict(smoke, n_train=32) if smoke and system != "sine" else smoke
         start = time.perf_counter()
-        folder = args.runs / args.preset / system / model / f"seed{seed}"
-        if args.transitions:
-            key, cell_overrides["transition"] = transition_key(system, model, seed), model
-            if key in records:
-                continue
-            folder = args.runs / args.preset / system / f"warp_{model}" / f"seed{seed}"
-            model = "warp"
-        r = records[key] = run_cell(system, model, seed, args.preset, folder, **cell_overrides)
+        r = records[key] = run_cell(system, model, seed, args.preset, folder, transition=kind,
+                                    **overrides)  # fmt: skip
         r["wall_seconds"] = time.perf_counter() - start  # data, training, evaluation
-        _write_json(partial, records)
-        print(f"{key}: test {r['test']:.4g} ood {r.get('ood', float('nan')):.4g} "
+        harness.write_json(partial, records, strict=False)  # a diverged MSE stays NaN here
+        print(f"{key}: test {r['test']:.4g} ood {r.get('ood', np.nan):.4g} "
               f"({r['steps']} steps, {r['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
-    if args.transitions and out.is_file():  # the table as committed, new transitions rows
-        summary = json.loads(out.read_text())
-    else:
-        summary = summarise(records, args.preset, seeds, smoke=args.smoke)
-        summary["repeat_last"] = {s: repeat_last(args.preset, s) for s in summary["results"]
-                                  if not args.smoke}  # fmt: skip
-        if out.is_file():  # keep rows other benchmarks merged in (anchors: sindy, oracle_fit)
-            previous = json.loads(out.read_text())
-            for system, row in summary["results"].items():
-                row.update({k: v for k, v in previous.get("results", {}).get(system, {}).items()
-                            if k not in MODELS})  # fmt: skip
-            if "transitions" in previous:
-                summary["transitions"] = previous["transitions"]
-    transitions = summarise_transitions(records, summary["results"], seeds)
-    for system, kinds in transitions.items():  # per kind: rows not rerun stay
-        for kind, cell in kinds.items():
-            cell["D_theta"] = _theta_size(transition_config(args.preset, system, kind, 0))
-        summary.setdefault("transitions", {}).setdefault(system, {}).update(kinds)
-    _write_json(out, summary)
-    command = f".venv/bin/python -m benchmarks.reconstruction --preset {args.preset}"
-    text = markdown(summary, "make bench-table" if args.preset == "cpu" else command)
-    print(text)
-    if not (args.smoke or args.no_readme):
-        splice_readme("reconstruction", text)
-    return summary
+    summary = _summary(args, records, seeds, out)
+    harness.write_json(out, summary)
+    return harness.finish(args, summary, _markdown)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""The speed benchmark in smoke mode: it runs, and its JSON has the keys other tools read."""
+"""The speed benchmark in smoke mode: it runs, and its JSON has the keys its report
+reads; its plan (sizes, entries, FLOP and memory models) against the models."""
 
 import json
 
 import pytest
 
+from benchmarks import _speed_workers as work
 from benchmarks import speed
 
 
@@ -32,9 +34,9 @@ def test_rows_have_issue_keys_and_positive_times(smoke):
         assert {"T", "D_theta", "batch", "parallel_s", "sequential_s", "recurrence_gflops"} <= set(
             row
         )
-        assert row["D_theta"] == speed.theta_size(*speed.SMOKE["sizes"]["tiny"])
+        assert row["D_theta"] == work.theta_size(*work.SMOKE["sizes"]["tiny"])
         assert row["parallel_s"] > 0 and row["sequential_s"] > 0 and row["recurrence_gflops"] > 0
-        for mode in speed.MODES:
+        for mode in work.MODES:
             assert 1 <= row[mode]["reps"] <= 2
             assert row[mode]["peak_rss_gb"] > 0
 
@@ -59,10 +61,12 @@ def test_structured_transition_rows(smoke):
     """memory.structured has a measured row per transition kind, the per-kind step table
     both modes per kind (dense taken from the rows), and the README block shows both."""
     result, _, _ = smoke
-    kinds = speed.transition_kinds()
-    assert {"dense", "diagonal", "lowrank", "block"} <= set(kinds)
+    from warp_phys._transitions import TRANSITIONS
+
+    kinds = work.KINDS
+    assert kinds == TRANSITIONS  # every kind the package has
     rows = result["memory"]["structured"]
-    assert [r["kind"] for r in rows] == [e["kind"] for e in speed.structured_plan(speed.SMOKE)]
+    assert [r["kind"] for r in rows] == [e["kind"] for e in work.structured_plan(work.SMOKE)]
     assert set(kinds) == {r["kind"] for r in rows}
     for row in rows:
         assert "error" not in row, row
@@ -72,7 +76,7 @@ def test_structured_transition_rows(smoke):
     assert [r["kind"] for r in table["rows"]] == list(kinds)
     for row in table["rows"]:
         assert row["parallel_s"] > 0 and row["sequential_s"] > 0, row
-        assert row["preferred_mode"] in speed.MODES and not row["skipped"]
+        assert row["preferred_mode"] in work.MODES and not row["skipped"]
     dense = table["rows"][0]
     (ref,) = [r for r in result["rows"] if (r["T"], r["D_theta"]) == (dense["T"], dense["D_theta"])]
     assert (dense["parallel_s"], dense["sequential_s"]) == (ref["parallel_s"], ref["sequential_s"])
@@ -89,48 +93,25 @@ def test_full_plan_reaches_past_the_dense_limit():
     import equinox as eqx
     import jax
 
-    from benchmarks._speed_workers import _warp, memory_estimate_gb, transition_entries
-
-    plan = speed.structured_plan(speed.FULL)
-    sc = speed.FULL["structured"]
+    plan = work.structured_plan(work.FULL)
+    sc = work.FULL["structured"]
     assert {e["kind"] for e in plan} >= {"dense", "diagonal", "lowrank", "block"}
     for kind in ("diagonal", "lowrank", "block"):
         big = [e for e in plan if e["kind"] == kind and e["D_theta"] >= 100_000]
         assert big and all(e["D_theta"] > 39746 and e["A_state_gb"] < 2.0 for e in big)
     for e in plan:
         if e["kind"] == "dense" and e["D_theta"] > 39746:
-            need = memory_estimate_gb(e["T"], e["D_theta"], e["batch"], 32, "sequential")
+            need = work.memory_estimate_gb(e["T"], e["D_theta"], e["batch"], 32, "sequential")
             assert need > 0.7 * 24, e  # over the 70 %-of-available rule on 24 GiB
     assert any(e["kind"] == "dense" and e["D_theta"] < 39746 for e in plan)
     block = [e for e in plan if e["kind"] == "block"]
     assert max(e["largest_block"] for e in block) <= 1024
-    for kind in speed.transition_kinds():  # A's entries as counted from a small model
-        model = _warp(5, 3, 8, 4, kind, 3 if kind == "lowrank" else None)
+    for kind in work.KINDS:  # A's entries as counted from a small model
+        model = work.warp(5, 3, 8, 4, kind, 3 if kind == "lowrank" else None)
         leaves = jax.tree.leaves(eqx.filter(model.transition, eqx.is_array))
-        assert sum(x.size for x in leaves) == transition_entries(kind, 5, 3, 3)
-        assert model.theta_size == speed.theta_size(5, 3)
-    assert sc["speed"]["root"] == speed.FULL["sizes"]["5k"]  # dense from the 5k rows
-
-
-def test_merge_structured_fills_dense_from_rows():
-    row = {"T": 256, "D_theta": 4960, "parallel_s": 2.0, "sequential_s": 3.0, "skipped": []}
-    result = {"rows": [row], "memory": {"rows": [], "structured": []}}
-    part = {
-        "command": "python -m benchmarks.speed --part structured",
-        "date": "2026-01-01T00:00:00+00:00",
-        "memory": {"structured": [{"kind": "diagonal", "D_theta": 100162}]},
-        "transitions": {"T": 256, "batch": 64, "rows": [
-            {"kind": "dense", "T": 256, "D_theta": 4960, "parallel_s": None,
-             "sequential_s": None, "skipped": ["dense: no row"]},
-            {"kind": "diagonal", "T": 256, "D_theta": 4960, "parallel_s": 1.0,
-             "sequential_s": 0.5, "skipped": []}]},
-    }  # fmt: skip
-    merged = speed.merge_structured(result, part)
-    assert merged["memory"]["structured"] == part["memory"]["structured"]
-    dense, diagonal = merged["transitions"]["rows"]
-    assert (dense["parallel_s"], dense["sequential_s"], dense["skipped"]) == (2.0, 3.0, [])
-    assert diagonal == part["transitions"]["rows"][1] and "structured_part" in merged
-    assert result["memory"]["structured"] == []  # not modified in place
+        assert sum(x.size for x in leaves) == work.transition_entries(kind, 5, 3, 3)
+        assert model.theta_size == work.theta_size(5, 3)
+    assert sc["speed"]["root"] == work.FULL["sizes"]["5k"]  # dense from the 5k rows
 
 
 def test_render_redraws_from_json(smoke, tmp_path):
@@ -141,35 +122,13 @@ def test_render_redraws_from_json(smoke, tmp_path):
 
 
 def test_theta_sizes_and_flop_model():
-    import jax
+    import equinox as eqx
 
-    import warp_phys as wp
-
-    for width, depth in speed.FULL["sizes"].values():
-        model = wp.WARP(2, root_width=width, root_depth=depth, key=jax.random.PRNGKey(0))
-        assert model.theta_size == speed.theta_size(width, depth)
-    assert [speed.theta_size(*s) for s in speed.FULL["sizes"].values()] == [982, 4960]
-    flops = speed.flop_model(1024, 4960, 64, 32)
+    for width, depth in work.FULL["sizes"].values():  # built abstractly: no D x D array
+        model = eqx.filter_eval_shape(work.warp, width, depth, 8, 4)
+        assert model.theta_size == work.theta_size(width, depth)
+    assert [work.theta_size(*s) for s in work.FULL["sizes"].values()] == [982, 4960]
+    flops = work.flop_model(1024, 4960, 64, 32)
     # at T = 1024, D ~ 5k, batch 64, r = 32 the parallel form is not cheaper in FLOPs
     assert 0.5 < flops["sequential"] / flops["parallel"] < 2
-    assert speed.flop_model(4096, 982, 64, 32)["convolution"] == "fft"
-
-
-def test_merge_side_fills_warp_times_and_completeness():
-    row = {"T": 256, "D_theta": 982, "parallel_s": 2.0, "sequential_s": 3.0, "skipped": []}
-    cut = {"T": 4096, "D_theta": 982, "parallel_s": None, "sequential_s": None,
-           "skipped": ["parallel not run: the --time-limit of 1 min was spent"]}  # fmt: skip
-    result = {"rows": [row], "inference": {"error": "not run"}, "memory": {}, "warp_vs_gru": []}
-    side = {
-        "command": "python -m benchmarks.speed --part side",
-        "date": "2026-01-01T00:00:00+00:00",
-        "inference": {"trajectories_per_s": 10.0},
-        "memory": {"rows": [{"D_theta": 982, "peak_rss_gb": 1.0}]},
-        "warp_vs_gru": [{"D_theta": 982, "T": 256, "params": 1000, "gru_s": 1.0}],
-    }
-    merged = speed.merge_side(result, side)
-    assert merged["inference"] == side["inference"] and merged["memory"] == side["memory"]
-    (entry,) = merged["warp_vs_gru"]
-    assert (entry["warp_parallel_s"], entry["warp_sequential_s"]) == (2.0, 3.0)
-    assert merged["complete"] and "side_part" in merged
-    assert not speed.merge_side(dict(result, rows=[row, cut]), side)["complete"]
+    assert work.flop_model(4096, 982, 64, 32)["convolution"] == "fft"

@@ -4,6 +4,7 @@ from ._conventions import reference_context, teacher_forcing_mask
 from ._elementwise import ContinuousTransition, DiagonalTransition
 from ._forecast import reconstruct
 from ._interface import AbstractSequenceModel, register_model_class
+from ._kernel_rollout import kernel_rollout
 from ._model import WARP
 from ._rollout import rollout
 from ._transition import AbstractTransition, BlockTransition, DenseTransition, LowRankTransition
@@ -30,10 +31,11 @@ from .training.data import Normalizer
 from .training.evaluation import evaluate_run, reconstruct_run
 from .training.loop import train
 from .training.losses import gaussian_nll, mse
+from .training.models import build_model
 from .training.optim import make_optimizer
 from .training.options import ObjectiveOptions, OptimizerOptions, ValidationOptions
 from .training.protocol import forecast_mse
-from .training.run import Run, load_run, run_dataset, train_run
+from .training.run import Run, load_dataset, load_run, run_dataset, train_run
 
 __all__ = [
     "GRU",
@@ -49,10 +51,13 @@ __all__ = [
     "Transformer",
     "count_parameters",
     "hidden_size_for",
+    "kernel_rollout",
     "reference_context",
     "Run",
     "RunConfig",
+    "build_model",
     "evaluate_run",
+    "load_dataset",
     "load_run",
     "make_optimizer",
     "ObjectiveOptions",

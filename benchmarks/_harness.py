@@ -1,0 +1,254 @@
+"""What every benchmark shares, so that a benchmark script only measures and reports.
+
+- `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
+  `--no-readme`, `--readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
+  draws the figure, prints the Markdown and splices it into the README between
+  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run).
+- `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
+  crash or a timeout comes back as `{"error": ...}`), with the load average beside it.
+- `timed` / `time_training_step`: the one timing policy (a warm-up call when the first
+  takes under `warmup_s`, then timed calls until `reps` or `budget_s`); `gemm_gflops`.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from systems import atomic_write_bytes, atomic_write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS, FIGURES, README = ROOT / "benchmarks" / "results", ROOT / "figures", ROOT / "README.md"
+
+
+def device() -> str:
+    """`"PLATFORM: CPU model (or accelerator kind), N cores, jax VERSION"`."""
+    import jax
+
+    dev = jax.devices()[0]
+    kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [x.split(":", 1)[1].strip() for x in cpuinfo.read_text().splitlines()
+             if x.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
+    kind = names[0] if names and dev.platform == "cpu" else kind
+    return f"{dev.platform}: {kind}, {os.cpu_count()} cores, jax {jax.__version__}"
+
+
+def load() -> float:
+    """The 1-minute load average (a shared machine's load moves every timing)."""
+    return os.getloadavg()[0]
+
+
+def stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --------------------------------------------------------------------------- timing
+def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0) -> dict:
+    """Median wall time of `call()` (which blocks until done). The first call is an
+    untimed warm-up when it takes under `warmup_s` (`inf`: always; 0: never); timed calls
+    stop after `reps` or once `budget_s` seconds were spent (at least one runs).
+
+    **Returns:** `median_s`, `steps_s` (the timed calls), `cpu_s` (median process CPU
+    seconds of a timed call), `reps`, `warmup` (0 or 1) and `first_call_s`.
+    """
+    walls, cpus = [], []
+    while True:
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        warmup = int(walls[0] < warmup_s)
+        steps = walls[warmup:]
+        if len(steps) >= reps or (steps and sum(steps) >= budget_s):
+            break
+    return {"median_s": statistics.median(steps), "steps_s": steps, "reps": len(steps),
+            "cpu_s": statistics.median(cpus[warmup:]), "warmup": warmup,
+            "first_call_s": walls[0]}  # fmt: skip
+
+
+def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
+    """The float32 GEMM rate now, (D x D) @ (D x `cols`), best of `reps` calls after a
+    compiling one, in GFLOP/s: the load changes it, so it is measured beside a row."""
+    import jax
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
+    x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
+    product = jax.jit(lambda a, x: a @ x)
+    jax.block_until_ready(product(a, x))
+    best = min(timed(lambda: jax.block_until_ready(product(a, x)), reps=1, warmup_s=0)
+               ["median_s"] for _ in range(reps))  # fmt: skip
+    return 2.0 * D * D * cols / best / 1e9
+
+
+def oscillations(key, batch: int, T: int):
+    """`(batch, T, 2)` damped oscillations (position, velocity / omega) on [0, 1] with
+    random frequency, damping and phase: stand-in data for timing."""
+    import jax
+    import jax.numpy as jnp
+
+    kw, kz, kp = jax.random.split(key, 3)
+    omega = jax.random.uniform(kw, (batch, 1), minval=4.0, maxval=12.0)
+    zeta = jax.random.uniform(kz, (batch, 1), minval=0.0, maxval=2.0)
+    phase = jax.random.uniform(kp, (batch, 1), maxval=6.28)
+    t = jnp.linspace(0.0, 1.0, T)[None]
+    x = jnp.exp(-zeta * t) * jnp.cos(omega * t + phase)
+    v = -zeta * x - omega * jnp.exp(-zeta * t) * jnp.sin(omega * t + phase)
+    return jnp.stack([x, v / omega], axis=-1)
+
+
+def time_training_step(model, loss, optimizer, data, *, reps: int, **policy) -> dict:
+    """Compile one training step ahead of time (`loss(model, data, key)`, its gradient,
+    an `optimizer` update; call i gets `PRNGKey(i)`) and time it with `timed(**policy)`.
+
+    **Returns:** `timed`'s keys, `compile_s` and `final_loss`.
+    """
+    import equinox as eqx
+    import jax
+
+    def params(model):
+        return eqx.filter(model, eqx.is_inexact_array)
+
+    @eqx.filter_jit
+    def step(model, opt_state, data, key):
+        value, grads = eqx.filter_value_and_grad(loss)(model, data, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params(model))
+        return eqx.apply_updates(model, updates), opt_state, value
+
+    state, calls = [model, optimizer.init(params(model)), None], iter(range(10**9))
+    start = time.perf_counter()
+    compiled = step.lower(*state[:2], data, jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - start
+
+    def call():
+        key = jax.random.PRNGKey(next(calls))
+        state[:] = jax.block_until_ready(compiled(*state[:2], data, key))
+
+    timing = timed(call, reps=reps, **policy)
+    return dict(timing, compile_s=compile_s, final_loss=float(state[2]))
+
+
+# -------------------------------------------------------------------------- workers
+def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None,
+               timeout_s: float = 7200.0) -> dict:  # fmt: skip
+    """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh process (`env` added to
+    its environment), or in this one when its `workers` are given (smoke runs).
+
+    **Returns:** the worker's dict plus `load_average` `[before, after]`, or
+    `{"error": ...}` when it crashed (e.g. killed for memory) or ran past `timeout_s`.
+    """
+    before = load()
+    if workers is not None:
+        return dict(workers[kind](spec), load_average=[before, load()])
+    command = [sys.executable, "-m", f"benchmarks.{module}", "--worker", kind, json.dumps(spec)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, **(env or {})}, timeout=timeout_s)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"error": f"worker ran past its {timeout_s:.0f} s"}
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        return {"error": f"worker exited with {done.returncode}: {tail}"}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]), load_average=[before, load()])
+
+
+def serve(workers: dict, worker: list[str]) -> dict:
+    """The `--worker KIND SPEC` side of `run_worker`: prints the result as JSON."""
+    result = workers[worker[0]](json.loads(worker[1]))
+    print(json.dumps(result))
+    return result
+
+
+def checked(result: dict, what: str) -> dict:
+    """`result`, or a one-line `RuntimeError` when the worker for `what` failed."""
+    if "error" in result:
+        raise RuntimeError(f"{what}: {result['error']}")
+    return result
+
+
+# ---------------------------------------------------------------- results and README
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def write_json(path: Path, value, strict: bool = True) -> None:
+    """Indented JSON, written atomically; strict (no NaN or infinity) unless told."""
+    if strict:
+        atomic_write_json(path, value)
+    else:
+        atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def block_pattern(name: str) -> re.Pattern:
+    start, end = (re.escape(f"<!-- {x}bench:{name} -->") for x in ("", "/"))
+    return re.compile(f"{start}\n(.*?)\n{end}", flags=re.DOTALL)
+
+
+def splice_readme(name: str, markdown: str, readme: Path = README) -> bool:
+    """Replace the block `name` of `readme` with `markdown`; False (the file left alone)
+    when the README has no such block."""
+    text, pattern = Path(readme).read_text(), block_pattern(name)
+    if not pattern.search(text):
+        return False
+    block = f"<!-- bench:{name} -->\n{markdown.strip()}\n<!-- /bench:{name} -->"
+    atomic_write_bytes(readme, pattern.sub(lambda _: block, text, count=1).encode())
+    return True
+
+
+def save_figure(fig, path: Path, dpi: int = 130) -> None:
+    """Write `fig` as a palette PNG (committed figures stay small) and close it."""
+    import matplotlib.pyplot as plt
+
+    from warp_phys.plotting import save_figure as save
+
+    save(fig, path, dpi=dpi, palette=True)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------- command line
+def parser(name: str, doc: str, *, figure: bool = False) -> argparse.ArgumentParser:
+    """The flags every benchmark has; `parse` fills in the default paths."""
+    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (the tests); no README")
+    p.add_argument("--out", type=Path, help=f"result JSON (default results/{name}.json)")
+    p.add_argument("--render", nargs="?", type=Path, const=RESULTS / f"{name}.json",
+                   metavar="JSON", help="measure nothing: report from this (the committed) JSON")
+    p.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    p.add_argument("--readme", type=Path, default=README, help="the README to splice into")
+    if figure:
+        p.add_argument("--figure", type=Path, help=f"figure PNG (default figures/{name}.png)")
+    p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    p.set_defaults(name=name)
+    return p  # fmt: skip
+
+
+def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse `argv`; a smoke run writes to the temp folder unless told otherwise."""
+    args = p.parse_args(argv)
+    tmp, name = Path(tempfile.gettempdir()), args.name
+    args.out = args.out or (tmp / f"{name}_smoke.json" if args.smoke else RESULTS / f"{name}.json")
+    if "figure" in args and args.figure is None:
+        args.figure = tmp / f"{name}_smoke.png" if args.smoke else FIGURES / f"{name}.png"
+    return args
+
+
+def finish(args, result: dict, markdown, draw=None) -> dict:
+    """Draw the figure (`draw(result)`), print the Markdown block and splice it into the
+    README unless this is a smoke result or `--no-readme` was given; returns `result`."""
+    if draw is not None:
+        draw(result)
+    text = markdown(result)
+    print(text)
+    if not (args.smoke or result.get("smoke") or args.no_readme):
+        splice_readme(args.name, text, args.readme)
+    return result
