@@ -7,10 +7,13 @@ import numpy as np
 from benchmarks import _harness as harness
 
 METHODS = ("sindy", "oracle_fit", "warp_phys", "warp")
-LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys",
-          "warp": "WARP"}  # fmt: skip
-COLORS = {"sindy": "tab:orange", "oracle_fit": "tab:green", "warp_phys": "tab:blue",
-          "warp": "tab:purple"}  # fmt: skip
+LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys", "warp": "WARP"}
+COLORS = {
+    "sindy": "tab:orange",
+    "oracle_fit": "tab:green",
+    "warp_phys": "tab:blue",
+    "warp": "tab:purple",
+}
 SYSTEM_LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV"}
 
 
@@ -40,21 +43,44 @@ def plot_system(rows: list[dict], system: str, path: Path) -> None:
         color = COLORS[method]
         for noise, style in ((noises[0], "-"), (noises[-1], "--")):
             ys = [idx.get((system, method, noise, L), {}).get("mse", np.nan) for L in contexts]
-            left.plot(contexts, ys, style, marker="o", color=color,
-                      label=f"{LABELS[method]}, noise {noise:.0%}")  # fmt: skip
+            left.plot(
+                contexts,
+                ys,
+                style,
+                marker="o",
+                color=color,
+                label=f"{LABELS[method]}, noise {noise:.0%}",
+            )
         for L, style in ((contexts[0], "-"), (contexts[-1], "--")):
             ys = [idx.get((system, method, n, L), {}).get("mse", np.nan) for n in noises]
-            right.plot([100 * n for n in noises], ys, style, marker="o", color=color,
-                       label=f"{LABELS[method]}, context {L}")  # fmt: skip
-    left.set(xlabel="context length (steps)", ylabel="forecast MSE (raw units)", yscale="log",
-             xticks=contexts, title="MSE vs context")  # fmt: skip
-    right.set(xlabel="observation noise (% of channel std)", yscale="log",
-              xticks=[100 * n for n in noises], title="MSE vs noise")  # fmt: skip
+            right.plot(
+                [100 * n for n in noises],
+                ys,
+                style,
+                marker="o",
+                color=color,
+                label=f"{LABELS[method]}, context {L}",
+            )
+    left.set(
+        xlabel="context length (steps)",
+        ylabel="forecast MSE (raw units)",
+        yscale="log",
+        xticks=contexts,
+        title="MSE vs context",
+    )
+    right.set(
+        xlabel="observation noise (% of channel std)",
+        yscale="log",
+        xticks=[100 * n for n in noises],
+        title="MSE vs noise",
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{SYSTEM_LABELS.get(system, system)}: forecast after the context, "
-                 "per-trajectory fits vs amortised WARP")  # fmt: skip
+    fig.suptitle(
+        f"{SYSTEM_LABELS.get(system, system)}: forecast after the context, "
+        "per-trajectory fits vs amortised WARP"
+    )
     fig.tight_layout()
     harness.save_figure(fig, path, dpi=110)
 
@@ -74,12 +100,15 @@ def targets(rows: list[dict]) -> list[dict]:
     if phys and oracle:
         mse_ratio = phys["mse"] / oracle["mse"]
         speedup = oracle["seconds_per_trajectory"] / phys["seconds_per_trajectory"]
-        out.append({
-            "target": f"MSD, noise 0, context {contexts[-1]}: WARP-Phys MSE <= 3x oracle fit "
-                      "at >= 100x less compute per trajectory",
-            "mse_ratio": mse_ratio, "speedup": speedup,
-            "met": bool(mse_ratio <= 3 and speedup >= 100),
-        })  # fmt: skip
+        out.append(
+            {
+                "target": f"MSD, noise 0, context {contexts[-1]}: WARP-Phys MSE <= 3x oracle fit "
+                "at >= 100x less compute per trajectory",
+                "mse_ratio": mse_ratio,
+                "speedup": speedup,
+                "met": bool(mse_ratio <= 3 and speedup >= 100),
+            }
+        )
     if 0.05 in noises and 25 in contexts:
         for system in sorted({r["system"] for r in rows}):
             phys = idx.get((system, "warp_phys", 0.05, 25))
@@ -87,11 +116,14 @@ def targets(rows: list[dict]) -> list[dict]:
             if phys is None or None in others:
                 continue
             best = min(o["mse"] for o in others)
-            out.append({
-                "target": f"{SYSTEM_LABELS.get(system, system)}, noise 5 %, context 25: "
-                          "WARP-Phys below SINDy and the oracle fit",
-                "mse_ratio": phys["mse"] / best, "met": bool(phys["mse"] < best),
-            })  # fmt: skip
+            out.append(
+                {
+                    "target": f"{SYSTEM_LABELS.get(system, system)}, noise 5 %, context 25: "
+                    "WARP-Phys below SINDy and the oracle fit",
+                    "mse_ratio": phys["mse"] / best,
+                    "met": bool(phys["mse"] < best),
+                }
+            )
     return out
 
 
@@ -124,8 +156,9 @@ def markdown(result: dict) -> str:
         for n in noises:
             cells = []
             for L in contexts:
-                ranked = sorted((idx[(s, m, n, L)]["mse"], m) for m in METHODS
-                                if (s, m, n, L) in idx)  # fmt: skip
+                ranked = sorted(
+                    (idx[(s, m, n, L)]["mse"], m) for m in METHODS if (s, m, n, L) in idx
+                )
                 if not ranked:
                     cells.append("n/a")
                     continue
@@ -140,16 +173,25 @@ def markdown(result: dict) -> str:
             cells = []
             for n, L in conditions:
                 r = idx.get((s, m, n, L))
-                cells.append("n/a" if r is None else
-                             f"{_fmt(r['mse'])} / {r['seconds_per_trajectory']:.2g}"
-                             + (f" ({r['failed']} failed)" if r.get("failed") else ""))
+                cells.append(
+                    "n/a"
+                    if r is None
+                    else f"{_fmt(r['mse'])} / {r['seconds_per_trajectory']:.2g}"
+                    + (f" ({r['failed']} failed)" if r.get("failed") else "")
+                )
             lines.append(f"| {SYSTEM_LABELS[s]} | {LABELS[m]} | " + " | ".join(cells) + " |")
     train = {(r["system"], r["method"]): r for r in rows if "train_seconds" in r}
     if train:
-        lines += ["", "Training (once per system, not in the compute above): " + "; ".join(
-            f"{SYSTEM_LABELS[s]} {LABELS[m]} {r['train_seconds']:.0f} s ({r['train_steps']} "
-            "steps)" for (s, m), r in sorted(train.items()))  # fmt: skip
-            + "."]
+        lines += [
+            "",
+            "Training (once per system, not in the compute above): "
+            + "; ".join(
+                f"{SYSTEM_LABELS[s]} {LABELS[m]} {r['train_seconds']:.0f} s ({r['train_steps']} "
+                "steps)"
+                for (s, m), r in sorted(train.items())
+            )
+            + ".",
+        ]
     blocks = [v for v in result.get("block_seconds", {}).values() if v is not None]
     if blocks:
         lines[-1] += f" Whole benchmark: {sum(blocks) / 60:.0f} min of wall-clock."
@@ -196,10 +238,13 @@ def merge_into_reconstruction(anchors: dict, path: Path) -> bool:
             if r is None:
                 continue
             row[method] = {
-                "mean": r["mse"] / unit, "std": None, "paper": None,
-                "seconds_per_trajectory": r["seconds_per_trajectory"], "failed": r["failed"],
+                "mean": r["mse"] / unit,
+                "std": None,
+                "paper": None,
+                "seconds_per_trajectory": r["seconds_per_trajectory"],
+                "failed": r["failed"],
                 "n_test": anchors["n_test"],
                 "source": "benchmarks/anchors.py (noise 0, context 100; its own test draw)",
-            }  # fmt: skip
+            }
     harness.write_json(path, table)
     return True

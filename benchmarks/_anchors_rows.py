@@ -34,10 +34,13 @@ def load_data(system: str, preset) -> dict:
     test = systems.generate(system, preset.n_test, split="test", seed=seed)
     y_train = np.asarray(train.y, np.float32)
     return {
-        "t": np.asarray(test.t, np.float64), "train": y_train,
-        "val": np.asarray(val.y, np.float32), "test": np.asarray(test.y, np.float32),
-        "std": y_train.std(axis=(0, 1)), "bound": _fits.BOUND_FACTOR * np.abs(y_train).max((0, 1)),
-    }  # fmt: skip
+        "t": np.asarray(test.t, np.float64),
+        "train": y_train,
+        "val": np.asarray(val.y, np.float32),
+        "test": np.asarray(test.y, np.float32),
+        "std": y_train.std(axis=(0, 1)),
+        "bound": _fits.BOUND_FACTOR * np.abs(y_train).max((0, 1)),
+    }
 
 
 def _observed(data: dict, split: str, noise: float) -> np.ndarray:
@@ -51,8 +54,11 @@ def _observed(data: dict, split: str, noise: float) -> np.ndarray:
 def _scores(forecast: np.ndarray, target: np.ndarray, bound: np.ndarray) -> dict:
     clipped, failed = _fits.bounded(forecast, bound)
     per_traj = ((clipped - target) ** 2).mean(axis=(1, 2))
-    return {"mse": float(per_traj.mean()), "median_mse": float(np.median(per_traj)),
-            "failed": int(failed.sum())}  # fmt: skip
+    return {
+        "mse": float(per_traj.mean()),
+        "median_mse": float(np.median(per_traj)),
+        "failed": int(failed.sum()),
+    }
 
 
 # ------------------------------------------------------------------------------ SINDy
@@ -68,12 +74,14 @@ def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
                 forecast, _, _ = _fits.sindy_forecast(val_obs[:, :L], data["t"], T - L, th, d)
                 val_mse.append(_scores(forecast, data["val"][:, L:], data["bound"])["mse"])
             th, d = grid[int(np.argmin(val_mse))]
-            forecast, fit_s, sim_s = _fits.sindy_forecast(
-                test_obs[:, :L], data["t"], T - L, th, d
-            )
+            forecast, fit_s, sim_s = _fits.sindy_forecast(test_obs[:, :L], data["t"], T - L, th, d)
             row = _scores(forecast, data["test"][:, L:], data["bound"])
-            row.update(seconds_per_trajectory=(fit_s + sim_s) / len(forecast), threshold=th,
-                       differentiation=d, val_mse=min(val_mse))  # fmt: skip
+            row.update(
+                seconds_per_trajectory=(fit_s + sim_s) / len(forecast),
+                threshold=th,
+                differentiation=d,
+                val_mse=min(val_mse),
+            )
             rows.append(dict(system=system, method="sindy", noise=noise, context=L, **row))
             log(rows[-1])
     return rows
@@ -88,12 +96,21 @@ def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
         test_obs = _observed(data, "test", noise)
         for L in preset.contexts:
             forecast, seconds, compile_s = _fits.oracle_forecast(
-                model, test_obs[:, :L], data["t"], T - L, data["std"], preset.restarts,
-                max(preset.contexts), lm_steps=preset.lm_steps,
-            )  # fmt: skip
+                model,
+                test_obs[:, :L],
+                data["t"],
+                T - L,
+                data["std"],
+                preset.restarts,
+                max(preset.contexts),
+                lm_steps=preset.lm_steps,
+            )
             row = _scores(forecast, data["test"][:, L:], data["bound"])
-            row.update(seconds_per_trajectory=seconds / len(forecast),
-                       compile_seconds=compile_s, restarts=preset.restarts)  # fmt: skip
+            row.update(
+                seconds_per_trajectory=seconds / len(forecast),
+                compile_seconds=compile_s,
+                restarts=preset.restarts,
+            )
             rows.append(dict(system=system, method="oracle_fit", noise=noise, context=L, **row))
             log(rows[-1])
     return rows
@@ -111,8 +128,12 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
 
     def field(p, z):
         prey, pred = z[0], z[1]
-        return jnp.stack([p["alpha"] * prey - p["beta"] * prey * pred,
-                          p["delta"] * prey * pred - p["gamma"] * pred])  # fmt: skip
+        return jnp.stack(
+            [
+                p["alpha"] * prey - p["beta"] * prey * pred,
+                p["delta"] * prey * pred - p["gamma"] * pred,
+            ]
+        )
 
     def lv_step(p, tau, x):
         del tau
@@ -127,10 +148,13 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
         return (z - jnp.asarray(mean)) / jnp.asarray(std)
 
     return wp.FunctionDecoder(
-        lv_step, {n: () for n in names}, data_size=2,
+        lv_step,
+        {n: () for n in names},
+        data_size=2,
         transforms={n: "softplus" for n in names},
-        init={n: sum(ranges[n]) / 2 for n in names}, label="lotka_volterra_rk4",
-    )  # fmt: skip
+        init={n: sum(ranges[n]) / 2 for n in names},
+        label="lotka_volterra_rk4",
+    )
 
 
 def build_warp(
@@ -143,10 +167,15 @@ def build_warp(
         decoder = lv_decoder(np.array(stats["mean"]), np.array(stats["std"]), top, 1.0 / (T - 1))
         return wp.WARP(2, decoder=decoder, hyper_width=16, hyper_depth=1, seq_len=T, key=key)
     config = wp.RunConfig(
-        system=system, model="warp", root_width=16, root_depth=2, hyper_width=16,
-        hyper_depth=1, decoder="damped_oscillator" if method == "warp_phys" else "mlp",
+        system=system,
+        model="warp",
+        root_width=16,
+        root_depth=2,
+        hyper_width=16,
+        hyper_depth=1,
+        decoder="damped_oscillator" if method == "warp_phys" else "mlp",
         decoder_options={"activation": "swish"},
-    )  # fmt: skip
+    )
     return wp.build_model(config, 2, T, key=key, normalizer=normalizer)
 
 
@@ -167,17 +196,20 @@ def train_warp(system: str, method: str, data: dict, preset):
     model = build_warp(system, method, norm, T, top, model_key)
     start = time.perf_counter()
     model, history = wp.train(
-        model, (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y))),
-        steps=preset.train_steps, batch_size=preset.batch_size,
+        model,
+        (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y))),
+        steps=preset.train_steps,
+        batch_size=preset.batch_size,
         optimizer=wp.OptimizerOptions(lr=3e-3 if method == "warp_phys" else 2e-3),
         objective=wp.ObjectiveOptions(forcing_prob=0.25),
         val_data=(norm.apply(val_inputs), norm.apply(data["val"])),
         validation=wp.ValidationOptions(
             context=sorted(preset.contexts)[len(preset.contexts) // 2], every=preset.val_every
         ),
-        max_seconds=preset.train_seconds, key=train_key,
+        max_seconds=preset.train_seconds,
+        key=train_key,
         progress=False,
-    )  # fmt: skip
+    )
     return model, norm, time.perf_counter() - start, history
 
 
@@ -200,11 +232,13 @@ def warp_rows(system: str, method: str, data: dict, preset, log) -> list[dict]:
             forecast = jax.block_until_ready(forecast_fn(model, context))
             seconds = time.perf_counter() - start
             row = _scores(np.asarray(norm.invert(forecast)), data["test"][:, L:], data["bound"])
-            row.update(seconds_per_trajectory=seconds / len(forecast), compile_seconds=compile_s[L],
-                       train_seconds=train_s, train_steps=history["step"][-1],
-                       parameters=wp.count_parameters(model))  # fmt: skip
+            row.update(
+                seconds_per_trajectory=seconds / len(forecast),
+                compile_seconds=compile_s[L],
+                train_seconds=train_s,
+                train_steps=history["step"][-1],
+                parameters=wp.count_parameters(model),
+            )
             rows.append(dict(system=system, method=method, noise=noise, context=L, **row))
             log(rows[-1])
     return rows
-
-

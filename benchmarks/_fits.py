@@ -114,11 +114,18 @@ def _simulate_polynomial(coef, x0, ts, t_start, *, n_vars: int, max_steps: int =
 
     def one(c, y0, ts_, t0):
         sol = diffrax.diffeqsolve(
-            term, diffrax.Tsit5(), t0, ts_[-1], None, y0, args=c,
+            term,
+            diffrax.Tsit5(),
+            t0,
+            ts_[-1],
+            None,
+            y0,
+            args=c,
             saveat=diffrax.SaveAt(ts=ts_),
             stepsize_controller=diffrax.PIDController(rtol=1e-5, atol=1e-7),
-            max_steps=max_steps, throw=False,
-        )  # fmt: skip
+            max_steps=max_steps,
+            throw=False,
+        )
         ok = sol.result == diffrax.RESULTS.successful
         return jnp.where(ok, sol.ys, jnp.inf)
 
@@ -141,9 +148,11 @@ def sindy_forecast(
     fit_seconds = time.perf_counter() - start
     ts = np.broadcast_to(t[L : L + horizon], (N, horizon)).astype(np.float32)
     args = (
-        jnp.asarray(np.nan_to_num(coef)), jnp.asarray(contexts[:, -1], jnp.float32),
-        jnp.asarray(ts), jnp.full((N,), t[L - 1], jnp.float32),
-    )  # fmt: skip
+        jnp.asarray(np.nan_to_num(coef)),
+        jnp.asarray(contexts[:, -1], jnp.float32),
+        jnp.asarray(ts),
+        jnp.full((N,), t[L - 1], jnp.float32),
+    )
     shapes = (N, horizon, D)
     if shapes not in _SIMULATE_SHAPES:  # compile (and run once) before timing
         jax.block_until_ready(_simulate_polynomial(*args, n_vars=D))
@@ -177,11 +186,19 @@ class OracleFit(eqx.Module):
         params = {n: jnp.exp(theta[i]) for i, n in enumerate(self.names)}
         term = diffrax.ODETerm(lambda t, y, p: self.system.vector_field(t, y, p))
         sol = diffrax.diffeqsolve(
-            term, diffrax.Tsit5(), self.ts[0], ts[-1], None, theta[P:], args=params,
+            term,
+            diffrax.Tsit5(),
+            self.ts[0],
+            ts[-1],
+            None,
+            theta[P:],
+            args=params,
             saveat=diffrax.SaveAt(ts=ts),
             stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8),
-            max_steps=4096, adjoint=diffrax.ForwardMode(), throw=False,
-        )  # fmt: skip
+            max_steps=4096,
+            adjoint=diffrax.ForwardMode(),
+            throw=False,
+        )
         ok = sol.result == diffrax.RESULTS.successful
         return jnp.where(ok, sol.ys, jnp.inf)
 
@@ -195,9 +212,7 @@ class OracleFit(eqx.Module):
 
         theta0 = jnp.concatenate([log_params, obs[0]])
         solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8)
-        sol = optx.least_squares(
-            residual, solver, theta0, max_steps=self.max_steps, throw=False
-        )
+        sol = optx.least_squares(residual, solver, theta0, max_steps=self.max_steps, throw=False)
         loss = jnp.sum(residual(sol.value, None) ** 2)
         return sol.value, jnp.where(jnp.isfinite(loss), loss, jnp.inf)
 
@@ -220,8 +235,14 @@ def restart_inits(system, n_restarts: int, seed: int = 0) -> np.ndarray:
 
 
 def oracle_forecast(
-    system: AbstractSystem, contexts: np.ndarray, t: np.ndarray, horizon: int, scale: np.ndarray,
-    n_restarts: int, max_context: int, lm_steps: int = 80,
+    system: AbstractSystem,
+    contexts: np.ndarray,
+    t: np.ndarray,
+    horizon: int,
+    scale: np.ndarray,
+    n_restarts: int,
+    max_context: int,
+    lm_steps: int = 80,
 ) -> tuple[np.ndarray, float, float]:
     """`oracle_fit` of `system`'s equations on contexts `(N, L, D)` (padded to
     `max_context` and masked), with `n_restarts` starts from its training box and at
@@ -236,8 +257,13 @@ def oracle_forecast(
     obs[:, :L] = contexts
     mask = np.zeros((N, max_context), np.float32)
     mask[:, :L] = 1.0
-    fitter = OracleFit(system, jnp.asarray(t, jnp.float32),
-                       jnp.asarray(scale, jnp.float32), system.param_names, lm_steps)  # fmt: skip
+    fitter = OracleFit(
+        system,
+        jnp.asarray(t, jnp.float32),
+        jnp.asarray(scale, jnp.float32),
+        system.param_names,
+        lm_steps,
+    )
     args = (jnp.asarray(obs), jnp.asarray(mask), jnp.asarray(restart_inits(system, n_restarts)))
     start = time.perf_counter()
     compiled = _compiled_oracle(fitter, *args)

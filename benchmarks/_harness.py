@@ -37,8 +37,15 @@ def device() -> str:
     dev = jax.devices()[0]
     kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
     cpuinfo = Path("/proc/cpuinfo")
-    names = [x.split(":", 1)[1].strip() for x in cpuinfo.read_text().splitlines()
-             if x.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
+    names = (
+        [
+            x.split(":", 1)[1].strip()
+            for x in cpuinfo.read_text().splitlines()
+            if x.startswith("model name")
+        ]
+        if cpuinfo.exists()
+        else []
+    )
     kind = names[0] if names and dev.platform == "cpu" else kind
     return f"{dev.platform}: {kind}, {os.cpu_count()} cores, jax {jax.__version__}"
 
@@ -71,9 +78,14 @@ def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0
         steps = walls[warmup:]
         if len(steps) >= reps or (steps and sum(steps) >= budget_s):
             break
-    return {"median_s": statistics.median(steps), "steps_s": steps, "reps": len(steps),
-            "cpu_s": statistics.median(cpus[warmup:]), "warmup": warmup,
-            "first_call_s": walls[0]}  # fmt: skip
+    return {
+        "median_s": statistics.median(steps),
+        "steps_s": steps,
+        "reps": len(steps),
+        "cpu_s": statistics.median(cpus[warmup:]),
+        "warmup": warmup,
+        "first_call_s": walls[0],
+    }
 
 
 def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
@@ -85,8 +97,10 @@ def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
     x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
     product = jax.jit(lambda a, x: a @ x)
     jax.block_until_ready(product(a, x))
-    best = min(timed(lambda: jax.block_until_ready(product(a, x)), reps=1, warmup_s=0)
-               ["median_s"] for _ in range(reps))  # fmt: skip
+    best = min(
+        timed(lambda: jax.block_until_ready(product(a, x)), reps=1, warmup_s=0)["median_s"]
+        for _ in range(reps)
+    )
     return 2.0 * D * D * cols / best / 1e9
 
 
@@ -138,8 +152,9 @@ def time_training_step(model, loss, optimizer, data, *, reps: int, **policy) -> 
 
 
 # -------------------------------------------------------------------------- workers
-def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None,
-               timeout_s: float = 7200.0) -> dict:  # fmt: skip
+def run_worker(
+    module: str, kind: str, spec: dict, *, workers=None, env=None, timeout_s: float = 7200.0
+) -> dict:
     """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh process (`env` added to
     its environment), or in this one when its `workers` are given (smoke runs).
 
@@ -151,8 +166,14 @@ def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None,
         return dict(workers[kind](spec), load_average=[before, load()])
     command = [sys.executable, "-m", f"benchmarks.{module}", "--worker", kind, json.dumps(spec)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, **(env or {})}, timeout=timeout_s)  # fmt: skip
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"worker ran past its {timeout_s:.0f} s"}
     if done.returncode != 0:
@@ -217,19 +238,28 @@ def save_figure(fig, path: Path, dpi: int = 130) -> None:
 # ------------------------------------------------------------------- command line
 def parser(name: str, doc: str, *, figure: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark has; `parse` fills in the default paths."""
-    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{name}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--smoke", action="store_true", help="tiny sizes (the tests); no README")
     p.add_argument("--out", type=Path, help=f"result JSON (default results/{name}.json)")
-    p.add_argument("--render", nargs="?", type=Path, const=RESULTS / f"{name}.json",
-                   metavar="JSON", help="measure nothing: report from this (the committed) JSON")
+    p.add_argument(
+        "--render",
+        nargs="?",
+        type=Path,
+        const=RESULTS / f"{name}.json",
+        metavar="JSON",
+        help="measure nothing: report from this (the committed) JSON",
+    )
     p.add_argument("--no-readme", action="store_true", help="do not update README.md")
     p.add_argument("--readme", type=Path, default=README, help="the README to splice into")
     if figure:
         p.add_argument("--figure", type=Path, help=f"figure PNG (default figures/{name}.png)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     p.set_defaults(name=name)
-    return p  # fmt: skip
+    return p
 
 
 def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -56,19 +56,40 @@ def _system_options(preset: str, system: str) -> dict:
     """Data and protocol options of a table row."""
     name = SYSTEM_NAMES.get(system, system)
     if system == "sine":  # 10 trajectories, x_0 only (through theta_0), raw data
-        return dict(system=name, n_train=10, n_val=1000, n_test=1000, context=1,
-                    normalize=False, forcing_prob=0.25, eval_protocol="forecast")
+        return dict(
+            system=name,
+            n_train=10,
+            n_val=1000,
+            n_test=1000,
+            context=1,
+            normalize=False,
+            forcing_prob=0.25,
+            eval_protocol="forecast",
+        )
     if system == "lotka_volterra":  # repeat-copy: full teacher forcing, already in [-1, 1]
-        return dict(system=name, n_train=1024 if preset == "cpu" else 15000,
-                    n_val=128 if preset == "cpu" else 1500,
-                    n_test=512 if preset == "cpu" else 3000, normalize=False,
-                    forcing_prob=1.0, eval_protocol="full",
-                    objective="teacher_forced" if preset == "cpu" else "autoregressive")
+        return dict(
+            system=name,
+            n_train=1024 if preset == "cpu" else 15000,
+            n_val=128 if preset == "cpu" else 1500,
+            n_test=512 if preset == "cpu" else 3000,
+            normalize=False,
+            forcing_prob=1.0,
+            eval_protocol="full",
+            objective="teacher_forced" if preset == "cpu" else "autoregressive",
+        )
     sizes = {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048)}[system]
     if preset == "cpu":
         sizes = (1024, 64, 512)
-    return dict(system=name, n_train=sizes[0], n_val=sizes[1], n_test=sizes[2], context=100,
-                forcing_prob=0.25, eval_protocol="forecast", normalize=preset == "cpu")  # fmt: skip
+    return dict(
+        system=name,
+        n_train=sizes[0],
+        n_val=sizes[1],
+        n_test=sizes[2],
+        context=100,
+        forcing_prob=0.25,
+        eval_protocol="forecast",
+        normalize=preset == "cpu",
+    )
 
 
 def _oscillator_init(system: str) -> dict:
@@ -141,18 +162,33 @@ def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
     options = dict(_system_options(preset, system), seed=seed, data_seed=0)
     if preset == "cpu":
         options.update(_cpu_model_options(system, model))
-        options.update(steps=CPU_STEPS[system], max_seconds=CPU_MAX_SECONDS,
-                       batch_size=10 if system == "sine" else 32, lr=3e-3, optimizer="adam",
-                       clip="global_norm", clip_value=1.0, schedule="cosine",
-                       val_every=100 if system == "sine" else 25)  # fmt: skip
+        options.update(
+            steps=CPU_STEPS[system],
+            max_seconds=CPU_MAX_SECONDS,
+            batch_size=10 if system == "sine" else 32,
+            lr=3e-3,
+            optimizer="adam",
+            clip="global_norm",
+            clip_value=1.0,
+            schedule="cosine",
+            val_every=100 if system == "sine" else 25,
+        )
     else:
         options.update(_paper_model_options(system, model))
         batch = options.pop("batch_size", 1024)
         batch = min(batch, options["n_train"])
         epochs = _PAPER_EPOCHS[system][model]
-        options.update(steps=epochs * math.ceil(options["n_train"] / batch), batch_size=batch,
-                       optimizer="adabelief", lr=1e-5, transition_lr=1e-5, clip="elementwise",
-                       clip_value=1e-7, schedule="plateau", val_every=200)  # fmt: skip
+        options.update(
+            steps=epochs * math.ceil(options["n_train"] / batch),
+            batch_size=batch,
+            optimizer="adabelief",
+            lr=1e-5,
+            transition_lr=1e-5,
+            clip="elementwise",
+            clip_value=1e-7,
+            schedule="plateau",
+            val_every=200,
+        )
     return RunConfig(**options)
 
 
@@ -177,16 +213,28 @@ def targets(results: dict) -> list[dict]:
             phys = row["warp_phys"]["mean"]
             ratio = _ratio(min(base, key=_inf), phys)
             versus_warp = _ratio(row["warp"]["mean"], phys) if "warp" in row else None
-            out.append({"system": system, "value": ratio, "met": ratio is None or ratio >= 10,
-                        "target": f"{system}: WARP-Phys >= 10x below the best baseline",
-                        "warp_over_warp_phys": versus_warp})  # fmt: skip
+            out.append(
+                {
+                    "system": system,
+                    "value": ratio,
+                    "met": ratio is None or ratio >= 10,
+                    "target": f"{system}: WARP-Phys >= 10x below the best baseline",
+                    "warp_over_warp_phys": versus_warp,
+                }
+            )
     for system in ("msd", "msd_zero", "lotka_volterra"):
         row = results.get(system, {})
         if all(m in row for m in ("warp", "gru", "lstm")):
             rnn = min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf)
             ratio = _ratio(rnn, row["warp"]["mean"])
-            out.append({"system": system, "target": f"{system}: WARP below GRU and LSTM",
-                        "value": ratio, "met": ratio is None or ratio > 1})  # fmt: skip
+            out.append(
+                {
+                    "system": system,
+                    "target": f"{system}: WARP below GRU and LSTM",
+                    "value": ratio,
+                    "met": ratio is None or ratio > 1,
+                }
+            )
     return out
 
 

@@ -21,8 +21,13 @@ from benchmarks._presets import (
 
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
 COLUMNS = ("gru", "lstm", "transformer", "warp", "warp_phys")  # the paper's column order
-NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WARP",
-         "warp_phys": "WARP-Phys"}  # fmt: skip
+NAMES = {
+    "gru": "GRU",
+    "lstm": "LSTM",
+    "transformer": "Transformer",
+    "warp": "WARP",
+    "warp_phys": "WARP-Phys",
+}
 
 
 def _sequences(preset: str, system: str) -> int:
@@ -39,9 +44,12 @@ def _target_line(t: dict, preset: str) -> str:
     line += ")"
     if not t["met"]:
         factor = _sequences("paper", t["system"]) / _sequences(preset, t["system"])
-        line += (f": WARP saw {factor:,.0f}x fewer training sequences than under the paper "
-                 "preset; the models are far from converged" if factor > 1 else
-                 ": at the paper's training budget")  # fmt: skip
+        line += (
+            f": WARP saw {factor:,.0f}x fewer training sequences than under the paper "
+            "preset; the models are far from converged"
+            if factor > 1
+            else ": at the paper's training budget"
+        )
     return line
 
 
@@ -61,14 +69,21 @@ def _cell(r: dict, prefix: str) -> str:
 
 
 def _diverged_note(res: dict) -> str:
-    cases = [f"{LABELS[s]} {NAMES[m]} {split}: {r[key]} trajector{'y' if r[key] == 1 else 'ies'}"
-             for s, row in res.items() for m, r in row.items() if m in COLUMNS
-             for split, key in (("test", "diverged"), ("OOD", "ood_diverged")) if r.get(key)]
+    cases = [
+        f"{LABELS[s]} {NAMES[m]} {split}: {r[key]} trajector{'y' if r[key] == 1 else 'ies'}"
+        for s, row in res.items()
+        for m, r in row.items()
+        if m in COLUMNS
+        for split, key in (("test", "diverged"), ("OOD", "ood_diverged"))
+        if r.get(key)
+    ]
     if not cases:
         return ""
-    return ("\n\n† The free-running forecast diverged (NaN or inf) on some trajectories "
-            f"({'; '.join(cases)}, summed over seeds); the entry is the MSE over the "
-            "others, and the JSON's mean is null.")
+    return (
+        "\n\n† The free-running forecast diverged (NaN or inf) on some trajectories "
+        f"({'; '.join(cases)}, summed over seeds); the entry is the MSE over the "
+        "others, and the JSON's mean is null."
+    )
 
 
 def markdown(summary: dict, command: str) -> str:
@@ -95,45 +110,71 @@ def markdown(summary: dict, command: str) -> str:
             ood.append(f"| {LABELS[system]} | " + " | ".join(ood_cells) + " |")
     params = ", ".join(
         f"{LABELS[s]} {'/'.join(str(res[s][m]['params']) for m in COLUMNS if m in res[s])}"
-        for s in SYSTEMS if s in res
-    )  # fmt: skip
+        for s in SYSTEMS
+        if s in res
+    )
     # only the table's models (other benchmarks merge rows of their own, e.g. anchors' sindy)
     seconds = [r["train_seconds"] for row in res.values() for m, r in row.items() if m in COLUMNS]
     steps = "; ".join(
         f"{LABELS[s]} " + "/".join(f"{res[s][m]['steps']:.0f}" for m in COLUMNS if m in res[s])
-        for s in SYSTEMS if s in res
-    )  # fmt: skip
-    capped = sum(r.get("stopped_on_time", 0) for row in res.values()
-                 for m, r in row.items() if m in COLUMNS)  # fmt: skip
-    naive = ", ".join(f"{LABELS[s]} {v:.3g}" for s, v in summary.get("repeat_last", {}).items()
-                      if v is not None)  # fmt: skip
-    status = "" if summary["complete"] else (
-        f"\n\n**Partial results**: {len(summary['missing'])} runs did not finish "
-        f"({', '.join(summary['missing'][:6])}{', ...' if len(summary['missing']) > 6 else ''}).\n"
-    )  # fmt: skip
-    why = (" Far from convergence (compare the paper's numbers in brackets), the gaps "
-           "between models need not be those at convergence.")  # fmt: skip
-    budget = "; ".join(f"{LABELS[s]} {_sequences(summary['preset'], s):,} vs "
-                       f"{_sequences('paper', s):,}" for s in SYSTEMS if s in res)  # fmt: skip
+        for s in SYSTEMS
+        if s in res
+    )
+    capped = sum(
+        r.get("stopped_on_time", 0) for row in res.values() for m, r in row.items() if m in COLUMNS
+    )
+    naive = ", ".join(
+        f"{LABELS[s]} {v:.3g}" for s, v in summary.get("repeat_last", {}).items() if v is not None
+    )
+    status = (
+        ""
+        if summary["complete"]
+        else (
+            f"\n\n**Partial results**: {len(summary['missing'])} runs did not finish "
+            f"({', '.join(summary['missing'][:6])}"
+            f"{', ...' if len(summary['missing']) > 6 else ''}).\n"
+        )
+    )
+    why = (
+        " Far from convergence (compare the paper's numbers in brackets), the gaps "
+        "between models need not be those at convergence."
+    )
+    budget = "; ".join(
+        f"{LABELS[s]} {_sequences(summary['preset'], s):,} vs {_sequences('paper', s):,}"
+        for s in SYSTEMS
+        if s in res
+    )
     checks = "\n".join(_target_line(t, summary["preset"]) for t in summary["targets"])
-    seeds = {seed for row in res.values() for m, cell in row.items() if m in COLUMNS
-             for seed in cell.get("seeds", [])}  # fmt: skip
+    seeds = {
+        seed
+        for row in res.values()
+        for m, cell in row.items()
+        if m in COLUMNS
+        for seed in cell.get("seeds", [])
+    }
     c = run_config(summary["preset"], "msd", "warp", 0)
     sine = run_config(summary["preset"], "sine", "warp", 0)
-    budgets = ", ".join(f"{LABELS[s]} {run_config(summary['preset'], s, 'warp', 0).steps}"
-                        for s in SYSTEMS)  # fmt: skip
-    sizes = (f"Preset sizes (`benchmarks/_presets.py`): WARP root MLP 1-{c.root_width}x"
-             f"{c.root_depth}-d, hypernetwork width {c.hyper_width}, baselines matched to "
-             f"its parameter count; {c.n_train} training / {c.n_val} validation / {c.n_test} "
-             f"test trajectories (SINE {sine.n_train} / {sine.n_val} / {sine.n_test}); "
-             f"optimiser steps {budgets}, batch {c.batch_size} (SINE {sine.batch_size}), "
-             f"{c.optimizer} {c.lr:g} {c.schedule}, each run capped at {c.max_seconds:.0f} s "
-             f"of training; {len(seeds)} seeds.")  # fmt: skip
+    budgets = ", ".join(
+        f"{LABELS[s]} {run_config(summary['preset'], s, 'warp', 0).steps}" for s in SYSTEMS
+    )
+    sizes = (
+        f"Preset sizes (`benchmarks/_presets.py`): WARP root MLP 1-{c.root_width}x"
+        f"{c.root_depth}-d, hypernetwork width {c.hyper_width}, baselines matched to "
+        f"its parameter count; {c.n_train} training / {c.n_val} validation / {c.n_test} "
+        f"test trajectories (SINE {sine.n_train} / {sine.n_val} / {sine.n_test}); "
+        f"optimiser steps {budgets}, batch {c.batch_size} (SINE {sine.batch_size}), "
+        f"{c.optimizer} {c.lr:g} {c.schedule}, each run capped at {c.max_seconds:.0f} s "
+        f"of training; {len(seeds)} seeds."
+    )
     wall = summary.get("wall_seconds")
-    wall = (f" The table's runs took {wall / 60:.0f} min of wall clock in all (data, "
-            "training and evaluation, one after another)." if wall else "")  # fmt: skip
+    wall = (
+        f" The table's runs took {wall / 60:.0f} min of wall clock in all (data, "
+        "training and evaluation, one after another)."
+        if wall
+        else ""
+    )
     return f"""Test MSE, mean ± std over seeds, ×1e-2 (SINE* ×1e-4); the paper's Table 3 in
-brackets. Preset `{summary['preset']}`, {summary['device']}, {summary['date']}; command
+brackets. Preset `{summary["preset"]}`, {summary["device"]}, {summary["date"]}; command
 `{command}`.{status}
 
 {sizes}
@@ -149,7 +190,7 @@ seeds): {steps}; {capped} runs stopped on the wall-clock cap before their step b
 Mean training time per run: {statistics.mean(seconds) if seconds else 0:.0f} s.{wall} For scale,
 repeating the last observed value scores (same units): {naive or "n/a"}.
 
-Targets of the `{summary['preset']}` preset:
+Targets of the `{summary["preset"]}` preset:
 
 {checks}
 
@@ -194,14 +235,18 @@ def seed_cell(runs: list) -> dict:
     mean, std = stats([r["test"] for r in runs])
     ood_mean, ood_std = stats([r.get("ood") for r in runs])
     return {
-        "mean": mean, "std": std, "ood_mean": ood_mean, "ood_std": ood_std,
+        "mean": mean,
+        "std": std,
+        "ood_mean": ood_mean,
+        "ood_std": ood_std,
         "params": runs[0]["params"],
         "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
         "steps": float(np.mean([r["steps"] for r in runs])),
         "stopped_on_time": sum(r["stopped"] == "time" for r in runs),
         "per_seed": [json_number(r["test"]) for r in runs],
-        **divergence(runs, "test"), **divergence(runs, "ood"),
-    }  # fmt: skip
+        **divergence(runs, "test"),
+        **divergence(runs, "ood"),
+    }
 
 
 def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
@@ -216,20 +261,29 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
             table += runs
             if runs:
                 row[model] = {
-                    **seed_cell(runs), "paper": PAPER[system][model],
+                    **seed_cell(runs),
+                    "paper": PAPER[system][model],
                     "seeds": [s for s, k in zip(seeds, keys, strict=True) if k in records],
                     "per_seed_ood": [json_number(r.get("ood")) for r in runs],
-                }  # fmt: skip
+                }
         if row:
             results[system] = row
     # the table's runs, one after another (data, training and evaluation); None for
     # records written before the wall clock was recorded
     timed = all("wall_seconds" in r for r in table)
     wall = sum(r["wall_seconds"] for r in table) if timed else None
-    return {"preset": preset, "smoke": smoke, "wall_seconds": wall, "complete": not missing,
-            "missing": missing, "device": harness.device(), "date": harness.stamp(),
-            "units": {s: UNITS[s] for s in SYSTEMS}, "results": results,
-            "targets": targets(results)}  # fmt: skip
+    return {
+        "preset": preset,
+        "smoke": smoke,
+        "wall_seconds": wall,
+        "complete": not missing,
+        "missing": missing,
+        "device": harness.device(),
+        "date": harness.stamp(),
+        "units": {s: UNITS[s] for s in SYSTEMS},
+        "results": results,
+        "targets": targets(results),
+    }
 
 
 def summarise_transitions(records: dict, results: dict, seeds) -> dict:
@@ -247,10 +301,11 @@ def summarise_transitions(records: dict, results: dict, seeds) -> dict:
             dense = results.get(system, {}).get("warp", {}).get("mean")
             mean = cell["mean"]
             out.setdefault(system, {})[kind] = {
-                **cell, "seeds": [s for s, _ in runs],
+                **cell,
+                "seeds": [s for s, _ in runs],
                 "vs_dense": mean / dense if dense and mean is not None else None,
                 "rank": TRANSITION_RANK if kind == "lowrank" else None,
-            }  # fmt: skip
+            }
     return out
 
 
@@ -261,8 +316,11 @@ def transitions_markdown(summary: dict) -> str:
     if not systems:
         return ""
     res = summary["results"]
-    head = ("| A | " + " | ".join(f"{LABELS[s]} test | vs dense | params | train s"
-                                   for s in systems) + " |")  # fmt: skip
+    head = (
+        "| A | "
+        + " | ".join(f"{LABELS[s]} test | vs dense | params | train s" for s in systems)
+        + " |"
+    )
     lines = [head, "|---|" + "---|---|---|---|" * len(systems)]
     names = {"dense": "dense (the `warp` cell)", "lowrank": f"lowrank (r = {TRANSITION_RANK})"}
     for kind in ("dense", *TRANSITION_KINDS):
@@ -273,17 +331,27 @@ def transitions_markdown(summary: dict) -> str:
                 cells.append("not run | | |")
                 continue
             ratio = 1.0 if kind == "dense" else r.get("vs_dense")
-            cells.append(f"{_cell(r, '')} | "
-                         f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {r['params']} | "
-                         f"{r['train_seconds']:.0f}")  # fmt: skip
+            cells.append(
+                f"{_cell(r, '')} | "
+                f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {r['params']} | "
+                f"{r['train_seconds']:.0f}"
+            )
         lines.append(f"| {names.get(kind, kind)} | " + " | ".join(cells) + " |")
     seeds = sorted({s for row in table.values() for r in row.values() for s in r["seeds"]})
-    steps = ", ".join(f"{LABELS[s]} " + "/".join(f"{x:.0f}" for x in sorted(
-        {r["steps"] for r in table[s].values()})) for s in systems)  # fmt: skip
-    dims = ", ".join(f"{LABELS[s]} " + "/".join(str(d) for d in sorted(
-        {r["D_theta"] for r in table[s].values() if "D_theta" in r})) for s in systems)  # fmt: skip
+    steps = ", ".join(
+        f"{LABELS[s]} "
+        + "/".join(f"{x:.0f}" for x in sorted({r["steps"] for r in table[s].values()}))
+        for s in systems
+    )
+    dims = ", ".join(
+        f"{LABELS[s]} "
+        + "/".join(
+            str(d) for d in sorted({r["D_theta"] for r in table[s].values() if "D_theta" in r})
+        )
+        for s in systems
+    )
     return f"""
-WARP transition kinds (`{summary['preset']}` preset): the `warp` cell above with only the
+WARP transition kinds (`{summary["preset"]}` preset): the `warp` cell above with only the
 transition A changed (issue 9), test MSE ×1e-2, mean ± std over seeds {seeds}; "vs dense"
 is the ratio of mean test MSE to the dense cell (below 1: better). Command
 `.venv/bin/python -m benchmarks.reconstruction --transitions`.

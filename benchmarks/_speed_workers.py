@@ -25,9 +25,17 @@ def warp(width: int, depth: int, T: int, hyper_width: int, kind: str = "dense", 
 
     import warp_phys as wp
 
-    return wp.WARP(DATA_SIZE, root_width=width, root_depth=depth, hyper_width=hyper_width,
-                   hyper_depth=1, seq_len=T, transition=kind, transition_rank=rank,
-                   key=jax.random.PRNGKey(0))  # fmt: skip
+    return wp.WARP(
+        DATA_SIZE,
+        root_width=width,
+        root_depth=depth,
+        hyper_width=hyper_width,
+        hyper_depth=1,
+        seq_len=T,
+        transition=kind,
+        transition_rank=rank,
+        key=jax.random.PRNGKey(0),
+    )
 
 
 def _step_timing(model, mode: str | None, spec: dict) -> dict:
@@ -41,9 +49,15 @@ def _step_timing(model, mode: str | None, spec: dict) -> dict:
         return jnp.mean((pred - data[:, 1:]) ** 2)
 
     data = harness.oscillations(jax.random.PRNGKey(1), spec["batch"], spec["T"])
-    return harness.time_training_step(model, loss, optax.adam(1e-4), data, reps=spec["reps"],
-                                      budget_s=spec["budget_s"],
-                                      warmup_s=spec.get("warmup_s", 15.0))  # fmt: skip
+    return harness.time_training_step(
+        model,
+        loss,
+        optax.adam(1e-4),
+        data,
+        reps=spec["reps"],
+        budget_s=spec["budget_s"],
+        warmup_s=spec.get("warmup_s", 15.0),
+    )
 
 
 def warp_step(spec: dict) -> dict:
@@ -67,19 +81,26 @@ def warp_step(spec: dict) -> dict:
     out.update(
         A_entries=sum(x.size for x in jax.tree.leaves(eqx.filter(model.transition, eqx.is_array))),
         step_cost=int(model.transition.step_cost),
-        preferred_mode=model.transition.preferred_mode(T, DATA_SIZE), rss_model_gb=rss_gb(),
-    )  # fmt: skip
+        preferred_mode=model.transition.preferred_mode(T, DATA_SIZE),
+        rss_model_gb=rss_gb(),
+    )
     out.update(_step_timing(model, mode, spec))
     if spec.get("forward"):
         data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
         forward = eqx.filter_jit(lambda m, d: jax.vmap(lambda xs: m.weight_trajectory(xs, mode))(d))
         compiled = forward.lower(model, data).compile()
-        timing = harness.timed(lambda: jax.block_until_ready(compiled(model, data)),
-                               reps=spec["reps"], budget_s=60.0)  # fmt: skip
+        timing = harness.timed(
+            lambda: jax.block_until_ready(compiled(model, data)), reps=spec["reps"], budget_s=60.0
+        )
         out.update(forward_s=timing["median_s"], forward_reps=timing["reps"])
     gemm += [harness.gemm_gflops(D)] if gemm else []
-    out.update(gemm_gflops=gemm, feature_size=model.hypernetwork.feature_size,
-               params=count(model), rss_start_gb=rss_start, peak_rss_gb=rss_gb())  # fmt: skip
+    out.update(
+        gemm_gflops=gemm,
+        feature_size=model.hypernetwork.feature_size,
+        params=count(model),
+        rss_start_gb=rss_start,
+        peak_rss_gb=rss_gb(),
+    )
     return out
 
 
@@ -114,19 +135,33 @@ def inference(spec: dict) -> dict:
     if path is not None and path.exists():
         model, source = wp.load_model(path), f"trained ({spec['model_path']})"
     else:
-        model = wp.WARP(DATA_SIZE, root_width=16, root_depth=2, hyper_width=16,
-                        decoder_options={"final_activation": 5.0},
-                        key=jax.random.PRNGKey(0))  # fmt: skip
+        model = wp.WARP(
+            DATA_SIZE,
+            root_width=16,
+            root_depth=2,
+            hyper_width=16,
+            decoder_options={"final_activation": 5.0},
+            key=jax.random.PRNGKey(0),
+        )
         source = "untrained, the demo's architecture (run `make demo` for the trained one)"
     batch, context, horizon = spec["batch"], spec["context"], spec["horizon"]
     data = systems.generate("msd", batch, split="test").y[:, : context + horizon]
     data = jnp.asarray(wp.Normalizer.fit(data).apply(data))[:, :context]
     compiled = jax.jit(lambda c: wp.reconstruct(model, c, horizon)).lower(data).compile()
-    timing = harness.timed(lambda: jax.block_until_ready(compiled(data)), reps=spec["reps"],
-                           budget_s=60.0)  # fmt: skip
-    return {"model": source, "D_theta": model.theta_size, "batch": batch, "context": context,
-            "horizon": horizon, "seconds": timing["median_s"], "reps": timing["reps"],
-            "trajectories_per_s": batch / timing["median_s"], "peak_rss_gb": rss_gb()}  # fmt: skip
+    timing = harness.timed(
+        lambda: jax.block_until_ready(compiled(data)), reps=spec["reps"], budget_s=60.0
+    )
+    return {
+        "model": source,
+        "D_theta": model.theta_size,
+        "batch": batch,
+        "context": context,
+        "horizon": horizon,
+        "seconds": timing["median_s"],
+        "reps": timing["reps"],
+        "trajectories_per_s": batch / timing["median_s"],
+        "peak_rss_gb": rss_gb(),
+    }
 
 
 def gemm(spec: dict) -> dict:
@@ -166,10 +201,15 @@ def structured_plan(cfg: dict) -> list[dict]:
     sc, plan = cfg["structured"], []
     for kind in KINDS:
         for width, depth in sc["block_roots"] if kind == "block" else sc["roots"]:
-            entry = {"kind": kind, "root": [width, depth], "D_theta": theta_size(width, depth),
-                     "A_entries": transition_entries(kind, width, depth, sc["rank"]),
-                     "T": sc["T"], "batch": sc["batch"],
-                     "mode": "sequential"}  # fmt: skip
+            entry = {
+                "kind": kind,
+                "root": [width, depth],
+                "D_theta": theta_size(width, depth),
+                "A_entries": transition_entries(kind, width, depth, sc["rank"]),
+                "T": sc["T"],
+                "batch": sc["batch"],
+                "mode": "sequential",
+            }
             if kind == "lowrank":
                 entry["rank"] = sc["rank"]
             if kind == "block":
@@ -207,9 +247,13 @@ def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
     convolution = 2.0 * T * T * d * D if gemm else fft
     precompute = 3 * 2.0 * T * D * D * (r + 1 + d)
     per_sample = 3 * (2.0 * T * D * (r + 1) + convolution)
-    return {"sequential": 6.0 * N * (T - 1) * D * D, "parallel_precompute": precompute,
-            "parallel_per_sample": per_sample, "parallel": precompute + N * per_sample,
-            "convolution": "gemm" if gemm else "fft"}  # fmt: skip
+    return {
+        "sequential": 6.0 * N * (T - 1) * D * D,
+        "parallel_precompute": precompute,
+        "parallel_per_sample": per_sample,
+        "parallel": precompute + N * per_sample,
+        "convolution": "gemm" if gemm else "fft",
+    }
 
 
 def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str, A_entries=None) -> float:

@@ -72,11 +72,22 @@ class Preset:
 PRESETS = {
     "cpu": Preset(),
     "smoke": Preset(
-        systems=("msd",), noises=(0.0, 0.05), contexts=(25,), n_test=2, n_val=2, n_train=8,
-        thresholds=(0.1,), differentiation=("smoothed_finite_difference",), restarts=1,
-        lm_steps=3, train_steps=2, train_seconds=30.0, batch_size=4, val_every=1,
+        systems=("msd",),
+        noises=(0.0, 0.05),
+        contexts=(25,),
+        n_test=2,
+        n_val=2,
+        n_train=8,
+        thresholds=(0.1,),
+        differentiation=("smoothed_finite_difference",),
+        restarts=1,
+        lm_steps=3,
+        train_steps=2,
+        train_seconds=30.0,
+        batch_size=4,
+        val_every=1,
     ),
-}  # fmt: skip
+}
 
 
 # ------------------------------------------------------------------------------ main
@@ -116,8 +127,9 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
     for system in preset.systems:
         data = load_data(system, preset)
         blocks = [("sindy", sindy_rows), ("oracle_fit", oracle_rows)]
-        blocks += [(m, lambda s, d, p, lg, m=m: warp_rows(s, m, d, p, lg))
-                   for m in ("warp_phys", "warp")]  # fmt: skip
+        blocks += [
+            (m, lambda s, d, p, lg, m=m: warp_rows(s, m, d, p, lg)) for m in ("warp_phys", "warp")
+        ]
         for method, block in blocks:
             if method not in methods:
                 continue
@@ -135,15 +147,30 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
                 print(f"ERROR {errors[-1]}", flush=True)
             seconds[name] = round(time.perf_counter() - tic, 1)
             if checkpoint is not None:
-                checkpoint({"preset": preset_name, "complete": False,
-                            "settings": dataclasses.asdict(preset), "rows": rows,
-                            "errors": errors, "block_seconds": seconds})  # fmt: skip
+                checkpoint(
+                    {
+                        "preset": preset_name,
+                        "complete": False,
+                        "settings": dataclasses.asdict(preset),
+                        "rows": rows,
+                        "errors": errors,
+                        "block_seconds": seconds,
+                    }
+                )
     result = {
-        "preset": preset_name, "device": harness.device(), "date": harness.stamp(),
-        "n_test": preset.n_test, "n_val": preset.n_val, "n_train": preset.n_train,
-        "settings": dataclasses.asdict(preset), "total_seconds": time.perf_counter() - start,
-        "complete": not errors, "errors": errors, "block_seconds": seconds, "rows": rows,
-    }  # fmt: skip
+        "preset": preset_name,
+        "device": harness.device(),
+        "date": harness.stamp(),
+        "n_test": preset.n_test,
+        "n_val": preset.n_val,
+        "n_train": preset.n_train,
+        "settings": dataclasses.asdict(preset),
+        "total_seconds": time.perf_counter() - start,
+        "complete": not errors,
+        "errors": errors,
+        "block_seconds": seconds,
+        "rows": rows,
+    }
     result["targets"] = report.targets(rows)
     result["notes"] = notes + NOTES
     return result
@@ -163,22 +190,37 @@ NOTES = [
 
 
 def _log(row: dict) -> None:
-    print(f"{row['system']:>14} {row['method']:>10} noise {row['noise']:<5} context "
-          f"{row['context']:>3}: mse {row['mse']:.4g} (median {row['median_mse']:.3g}, "
-          f"{row['failed']} failed), {row['seconds_per_trajectory']:.3g} s/traj", flush=True)
+    print(
+        f"{row['system']:>14} {row['method']:>10} noise {row['noise']:<5} context "
+        f"{row['context']:>3}: mse {row['mse']:.4g} (median {row['median_mse']:.3g}, "
+        f"{row['failed']} failed), {row['seconds_per_trajectory']:.3g} s/traj",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON and figures, splices the README block and
     merges into `results/reconstruction.json` when that table is complete."""
     parser = harness.parser("anchors", __doc__)
-    parser.add_argument("--figures", type=Path, default=None,
-                        help="figure folder (default figures/; smoke: the temp folder)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="run only these methods (no README, no merge)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the finished (system, method) blocks of the JSON at "
-                             "--out (same preset and settings; after an interruption)")
+    parser.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        help="figure folder (default figures/; smoke: the temp folder)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        help="run only these methods (no README, no merge)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the finished (system, method) blocks of the JSON at "
+        "--out (same preset and settings; after an interruption)",
+    )
     args = harness.parse(parser, argv)
     name = "smoke" if args.smoke else "cpu"
     figures = args.figures or (args.out.parent if args.smoke else harness.FIGURES)
@@ -191,14 +233,22 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render:
         return harness.finish(args, harness.read_json(args.render), report.markdown, draw)
     previous = harness.read_json(args.out) if args.reuse and args.out.is_file() else None
-    result = run(name, log=_log, checkpoint=lambda partial: harness.write_json(args.out, partial),
-                 methods=tuple(args.methods), previous=previous)
+    result = run(
+        name,
+        log=_log,
+        checkpoint=lambda partial: harness.write_json(args.out, partial),
+        methods=tuple(args.methods),
+        previous=previous,
+    )
     harness.write_json(args.out, result)
     harness.finish(args, result, report.markdown, draw)
     if not (args.smoke or args.no_readme):
         merged = report.merge_into_reconstruction(result, harness.RESULTS / "reconstruction.json")
-        print("merged into reconstruction.json" if merged else
-              "reconstruction.json missing or incomplete: not merged")
+        print(
+            "merged into reconstruction.json"
+            if merged
+            else "reconstruction.json missing or incomplete: not merged"
+        )
     return result
 
 

@@ -29,8 +29,9 @@ import time
 from benchmarks import _harness as harness
 
 FORCED_DEVICES = 2
-FULL = dict(n_train=256, seq_len=256, batch=64, steps=30, root_width=16, root_depth=2,
-            hyper_width=16)  # fmt: skip
+FULL = dict(
+    n_train=256, seq_len=256, batch=64, steps=30, root_width=16, root_depth=2, hyper_width=16
+)
 SMOKE = dict(n_train=16, seq_len=32, batch=8, steps=4, root_width=4, root_depth=1, hyper_width=4)
 
 
@@ -50,30 +51,45 @@ def worker(spec: dict) -> dict:
     runs, params = {}, {}
     for n in (1, FORCED_DEVICES):
         model = wp.WARP(
-            y.shape[2], root_width=spec["root_width"], root_depth=spec["root_depth"],
-            hyper_width=spec["hyper_width"], decoder_options={"final_activation": 5.0},
-            seq_len=spec["seq_len"], key=jax.random.PRNGKey(0),
-        )  # fmt: skip
-        model, history = wp.train(model, y, steps=spec["steps"], batch_size=spec["batch"],
-                                  devices=n, key=jax.random.PRNGKey(1), progress=False)  # fmt: skip
+            y.shape[2],
+            root_width=spec["root_width"],
+            root_depth=spec["root_depth"],
+            hyper_width=spec["hyper_width"],
+            decoder_options={"final_activation": 5.0},
+            seq_len=spec["seq_len"],
+            key=jax.random.PRNGKey(0),
+        )
+        model, history = wp.train(
+            model,
+            y,
+            steps=spec["steps"],
+            batch_size=spec["batch"],
+            devices=n,
+            key=jax.random.PRNGKey(1),
+            progress=False,
+        )
         step_s = np.diff(history["seconds"])  # steps 2.. (the first one compiles)
         runs[str(n)] = {
-            "median_step_s": float(np.median(step_s)), "min_step_s": float(np.min(step_s)),
+            "median_step_s": float(np.median(step_s)),
+            "min_step_s": float(np.min(step_s)),
             "first_step_s": float(history["seconds"][0]),
-            "sequences_per_s": spec["batch"] / float(np.median(step_s)), "loss": history["loss"],
-        }  # fmt: skip
+            "sequences_per_s": spec["batch"] / float(np.median(step_s)),
+            "loss": history["loss"],
+        }
         params[n] = [np.asarray(x) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
     one, many = params[1], params[FORCED_DEVICES]
     param_diff = max(np.max(np.abs(a - b)) for a, b in zip(one, many, strict=True))
     loss_diff = np.abs(np.subtract(runs["1"]["loss"], runs[str(FORCED_DEVICES)]["loss"]))
     return {
-        "device": harness.device(), "jax_devices": len(jax.devices()),
-        "parameters": int(sum(x.size for x in one)), "runs": runs,
+        "device": harness.device(),
+        "jax_devices": len(jax.devices()),
+        "parameters": int(sum(x.size for x in one)),
+        "runs": runs,
         "max_abs_param_diff": float(param_diff),
         "max_abs_param": float(max(np.max(np.abs(a)) for a in one)),
         "max_abs_loss_diff": float(np.max(loss_diff)),
         "max_rel_loss_diff": float(np.max(loss_diff / np.abs(runs["1"]["loss"]))),
-    }  # fmt: skip
+    }
 
 
 WORKERS = {"train": worker}
@@ -132,11 +148,15 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     measured = harness.checked(harness.run_worker("devices", "train", spec, env=env), "devices")
     result = {
-        "benchmark": "devices", "date": harness.stamp(),
+        "benchmark": "devices",
+        "date": harness.stamp(),
         "command": command,
-        "smoke": args.smoke, "forced_devices": FORCED_DEVICES, "config": spec, **measured,
+        "smoke": args.smoke,
+        "forced_devices": FORCED_DEVICES,
+        "config": spec,
+        **measured,
         "wall_s": round(time.perf_counter() - start, 1),
-    }  # fmt: skip
+    }
     harness.write_json(args.out, result)
     return harness.finish(args, result, markdown)
 

@@ -55,14 +55,25 @@ def measure(n: int | None, runs: int, subset: int, seed: int, smoke: bool) -> di
     ref_s = time_scipy(ds, subset, rtol=1e-3, atol=1e-6) * scale
     matched_s = time_scipy(ds, subset, rtol=system.rtol, atol=system.atol) * scale
     return {
-        "smoke": smoke, "system": "msd", "n_trajectories": n, "n_steps": system.n_steps,
-        "diffrax_s": ours, "diffrax_runs_s": timing["steps_s"], "diffrax_cpu_s": timing["cpu_s"],
-        "diffrax_first_call_s": timing["first_call_s"], "load_average": harness.load(),
-        "diffrax_rtol": system.rtol, "diffrax_atol": system.atol,
-        "scipy_subset": subset, "scipy_extrapolated_s": ref_s, "ratio": ref_s / ours,
-        "scipy_matched_extrapolated_s": matched_s, "ratio_matched": matched_s / ours,
-        "device": harness.device(), "date": harness.stamp(),
-    }  # fmt: skip
+        "smoke": smoke,
+        "system": "msd",
+        "n_trajectories": n,
+        "n_steps": system.n_steps,
+        "diffrax_s": ours,
+        "diffrax_runs_s": timing["steps_s"],
+        "diffrax_cpu_s": timing["cpu_s"],
+        "diffrax_first_call_s": timing["first_call_s"],
+        "load_average": harness.load(),
+        "diffrax_rtol": system.rtol,
+        "diffrax_atol": system.atol,
+        "scipy_subset": subset,
+        "scipy_extrapolated_s": ref_s,
+        "ratio": ref_s / ours,
+        "scipy_matched_extrapolated_s": matched_s,
+        "ratio_matched": matched_s / ours,
+        "device": harness.device(),
+        "date": harness.stamp(),
+    }
 
 
 def markdown(r: dict) -> str:
@@ -70,11 +81,19 @@ def markdown(r: dict) -> str:
     ours = f"rtol={r['diffrax_rtol']:g}, atol={r['diffrax_atol']:g}"
     rows = [
         ("systems.generate (diffrax Tsit5, vmap)", ours, r["diffrax_s"], 1.0),
-        (f"{scaled}{r['scipy_subset']})", "rtol=1e-3, atol=1e-6 (ref.)",
-         r["scipy_extrapolated_s"], r["ratio"]),
-        (f"{scaled}{r['scipy_subset']})", ours, r["scipy_matched_extrapolated_s"],
-         r["ratio_matched"]),
-    ]  # fmt: skip
+        (
+            f"{scaled}{r['scipy_subset']})",
+            "rtol=1e-3, atol=1e-6 (ref.)",
+            r["scipy_extrapolated_s"],
+            r["ratio"],
+        ),
+        (
+            f"{scaled}{r['scipy_subset']})",
+            ours,
+            r["scipy_matched_extrapolated_s"],
+            r["ratio_matched"],
+        ),
+    ]
     lines = [
         f"MSD training set: {r['n_trajectories']} trajectories x {r['n_steps']} steps on "
         f"{r['device']}; first call incl. compile {r['diffrax_first_call_s']:.2f} s; load "

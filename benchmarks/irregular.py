@@ -39,27 +39,49 @@ from benchmarks import _harness as harness
 SETTINGS = ("regular", "irregular_plain", "irregular_time_aware")
 PLOTTED = ("irregular_time_aware", "irregular_plain")  # the forecasts in the figure
 ROOTS = {"tau_x_prev": {"input_prev": True}, "tau_only": {"input_prev": False}}
-FULL = dict(n_train=1024, n_val=64, n_test=512, n_steps=256, context=100, steps=2000,
-            seeds=(0, 1, 2), val_every=50)  # fmt: skip
-SMOKE = dict(n_train=16, n_val=8, n_test=8, n_steps=24, context=8, steps=4, seeds=(0,),
-             val_every=2)  # fmt: skip
+FULL = dict(
+    n_train=1024,
+    n_val=64,
+    n_test=512,
+    n_steps=256,
+    context=100,
+    steps=2000,
+    seeds=(0, 1, 2),
+    val_every=50,
+)
+SMOKE = dict(n_train=16, n_val=8, n_test=8, n_steps=24, context=8, steps=4, seeds=(0,), val_every=2)
 ROOT_LABELS = {"tau_x_prev": "[tau, x_prev]", "tau_only": "[tau]"}
-SETTING_LABELS = {"regular": "regular grid (`msd`)",
-                  "irregular_plain": "irregular, equal steps assumed",
-                  "irregular_time_aware": "irregular, time-aware"}  # fmt: skip
+SETTING_LABELS = {
+    "regular": "regular grid (`msd`)",
+    "irregular_plain": "irregular, equal steps assumed",
+    "irregular_time_aware": "irregular, time-aware",
+}
 
 
 def _config(spec: dict, root: str, seed: int):
     from warp_phys import RunConfig
 
     return RunConfig(
-        transition="continuous", decoder="mlp",
+        transition="continuous",
+        decoder="mlp",
         decoder_options={"activation": "swish", **ROOTS[root]},
-        root_width=8, root_depth=2, hyper_width=16, hyper_depth=1, steps=spec["steps"],
-        batch_size=min(32, spec["n_train"]), lr=3e-3, optimizer="adam", clip="global_norm",
-        clip_value=1.0, schedule="cosine", val_every=spec["val_every"],
-        context=spec["context"], forcing_prob=0.25, eval_protocol="forecast", seed=seed,
-    )  # fmt: skip
+        root_width=8,
+        root_depth=2,
+        hyper_width=16,
+        hyper_depth=1,
+        steps=spec["steps"],
+        batch_size=min(32, spec["n_train"]),
+        lr=3e-3,
+        optimizer="adam",
+        clip="global_norm",
+        clip_value=1.0,
+        schedule="cosine",
+        val_every=spec["val_every"],
+        context=spec["context"],
+        forcing_prob=0.25,
+        eval_protocol="forecast",
+        seed=seed,
+    )
 
 
 def _data(spec: dict) -> dict:
@@ -68,15 +90,20 @@ def _data(spec: dict) -> dict:
 
     def splits(name):
         return tuple(
-            systems.generate(name, spec[f"n_{split}"], split=split, seed=0,
-                             n_steps=spec["n_steps"], progress=False)
+            systems.generate(
+                name,
+                spec[f"n_{split}"],
+                split=split,
+                seed=0,
+                n_steps=spec["n_steps"],
+                progress=False,
+            )
             for split in ("train", "val", "test")
-        )  # fmt: skip
+        )
 
     irregular = splits("msd_irregular")
     plain = tuple(dataclasses.replace(d, extras={}) for d in irregular)
-    return {"regular": splits("msd"), "irregular_plain": plain,
-            "irregular_time_aware": irregular}  # fmt: skip
+    return {"regular": splits("msd"), "irregular_plain": plain, "irregular_time_aware": irregular}
 
 
 def _score(run, test, context: int) -> dict:
@@ -87,8 +114,12 @@ def _score(run, test, context: int) -> dict:
     forecast = wp.evaluate_run(run, data=test, context=context)
     full = dataclasses.replace(run, config=run.config.replace(eval_protocol="full"))
     one_step = wp.evaluate_run(full, data=test)["mse"]
-    return {"forecast_mse": forecast["mse"], "repeat_last_mse": forecast["mse_repeat_last"],
-            "one_step_mse": one_step, "diverged": forecast["diverged"]}  # fmt: skip
+    return {
+        "forecast_mse": forecast["mse"],
+        "repeat_last_mse": forecast["mse_repeat_last"],
+        "one_step_mse": one_step,
+        "diverged": forecast["diverged"],
+    }
 
 
 def measure(spec: dict, folder: Path) -> tuple[dict, dict]:
@@ -108,23 +139,32 @@ def measure(spec: dict, folder: Path) -> tuple[dict, dict]:
             for seed in spec["seeds"]:
                 start = time.perf_counter()
                 run, history = wp.train_run(
-                    _config(spec, root, seed), folder / f"{root}_{setting}_{seed}",
-                    data=train, val_data=val, progress=False,
-                )  # fmt: skip
-                rows.append({"seed": seed, **_score(run, test, spec["context"]),
-                             "steps": history["step"][-1],
-                             "train_seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                    _config(spec, root, seed),
+                    folder / f"{root}_{setting}_{seed}",
+                    data=train,
+                    val_data=val,
+                    progress=False,
+                )
+                rows.append(
+                    {
+                        "seed": seed,
+                        **_score(run, test, spec["context"]),
+                        "steps": history["step"][-1],
+                        "train_seconds": round(time.perf_counter() - start, 1),
+                    }
+                )
                 if seed == spec["seeds"][0] and setting in PLOTTED:
                     times = test.extras["t"][:1] if "t" in test.extras else None
-                    out = wp.reconstruct_run(run, test.y[:1], context=spec["context"],
-                                             times=times)  # fmt: skip
+                    out = wp.reconstruct_run(run, test.y[:1], context=spec["context"], times=times)
                     example.setdefault(root, {})[setting] = out["prediction"][0, :, 0].tolist()
             forecast = [r["forecast_mse"] for r in rows]
             results[root][setting] = {
-                "forecast_mse": float(np.mean(forecast)), "forecast_std": float(np.std(forecast)),
+                "forecast_mse": float(np.mean(forecast)),
+                "forecast_std": float(np.std(forecast)),
                 "one_step_mse": float(np.mean([r["one_step_mse"] for r in rows])),
-                "repeat_last_mse": rows[0]["repeat_last_mse"], "seeds": rows,
-            }  # fmt: skip
+                "repeat_last_mse": rows[0]["repeat_last_mse"],
+                "seeds": rows,
+            }
     return results, example
 
 
@@ -187,8 +227,13 @@ def plot(result: dict, path: Path) -> None:
         ax.plot(t, example["truth"], "k.", ms=3, label="test trajectory (irregular samples)")
         ax.axvline(t[L - 1], color="0.6", ls=":", lw=1)
         for setting, style in zip(PLOTTED, ("C0-", "C3--"), strict=True):
-            ax.plot(t[L:], example[root][setting], style, lw=1.4,
-                    label=SETTING_LABELS[setting].replace("irregular, ", ""))  # fmt: skip
+            ax.plot(
+                t[L:],
+                example[root][setting],
+                style,
+                lw=1.4,
+                label=SETTING_LABELS[setting].replace("irregular, ", ""),
+            )
         ax.set_xlabel("time t")
         ax.set_title(f"root reads {ROOT_LABELS[root]}", fontsize=10)
     axes[0, 0].set_ylabel("position x")
@@ -210,12 +255,16 @@ def main(argv: list[str] | None = None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             results, example = measure(spec, args.runs or Path(tmp))
         result = {
-            "device": harness.device(), "date": harness.stamp(),
+            "device": harness.device(),
+            "date": harness.stamp(),
             "command": "python -m benchmarks.irregular" + (" --smoke" if args.smoke else ""),
-            "smoke": args.smoke, "seeds": list(spec["seeds"]),
-            "spec": {k: v for k, v in spec.items() if k != "seeds"}, "results": results,
-            "wall_s": round(time.perf_counter() - start, 1), "example": example,
-        }  # fmt: skip
+            "smoke": args.smoke,
+            "seeds": list(spec["seeds"]),
+            "spec": {k: v for k, v in spec.items() if k != "seeds"},
+            "results": results,
+            "wall_s": round(time.perf_counter() - start, 1),
+            "example": example,
+        }
         harness.write_json(args.out, result)
     return harness.finish(args, result, markdown, lambda r: plot(r, args.figure))
 

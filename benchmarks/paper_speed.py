@@ -37,10 +37,16 @@ def step_timing(spec: dict) -> dict:
     T = 16 if smoke else 256
     width, depth, hyper = (8, 1, 8) if smoke else (48, 3, 128)
     model = wp.WARP(
-        2, decoder="mlp", root_width=width, root_depth=depth,
+        2,
+        decoder="mlp",
+        root_width=width,
+        root_depth=depth,
         decoder_options={"input_prev": False, "final_activation": 38.0},
-        hyper_width=hyper, hyper_depth=2, seq_len=T, key=jax.random.PRNGKey(0),
-    )  # fmt: skip
+        hyper_width=hyper,
+        hyper_depth=2,
+        seq_len=T,
+        key=jax.random.PRNGKey(0),
+    )
     rollout = wp.kernel_rollout if algorithm == "kernel" else wp.rollout
 
     def loss(model, xs, key):
@@ -63,17 +69,24 @@ def step_timing(spec: dict) -> dict:
     data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
     gemm_before = harness.gemm_gflops(model.theta_size, cols=1024, reps=3)
     warmup_s = math.inf if spec["warmup"] else 0.0  # inf: the first step is always untimed
-    timing = harness.time_training_step(model, loss, optimizer, data, reps=spec["reps"],
-                                        warmup_s=warmup_s)  # fmt: skip
+    timing = harness.time_training_step(
+        model, loss, optimizer, data, reps=spec["reps"], warmup_s=warmup_s
+    )
     return {
-        "batch": batch, "algorithm": algorithm, "step_s": timing["median_s"],
+        "batch": batch,
+        "algorithm": algorithm,
+        "step_s": timing["median_s"],
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "steps_s": timing["steps_s"], "cpu_s": timing["cpu_s"], "compile_s": timing["compile_s"],
+        "steps_s": timing["steps_s"],
+        "cpu_s": timing["cpu_s"],
+        "compile_s": timing["compile_s"],
         "warmup_steps": timing["warmup"],
         "gemm_gflops": [gemm_before, harness.gemm_gflops(model.theta_size, cols=1024, reps=3)],
-        "theta_size": model.theta_size, "feature_size": model.hypernetwork.feature_size,
-        "seq_len": T, "final_loss": timing["final_loss"],
-    }  # fmt: skip
+        "theta_size": model.theta_size,
+        "feature_size": model.hypernetwork.feature_size,
+        "seq_len": T,
+        "final_loss": timing["final_loss"],
+    }
 
 
 WORKERS = {"step": step_timing}
@@ -102,10 +115,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", type=int, nargs="+", default=None)
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--reps", type=int, default=3, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=1, choices=(0, 1),
-                        help="untimed steps after compiling")  # fmt: skip
-    parser.add_argument("--large", type=int, default=512,
-                        help="from this batch on: 1 timed step, no warm-up")  # fmt: skip
+    parser.add_argument(
+        "--warmup", type=int, default=1, choices=(0, 1), help="untimed steps after compiling"
+    )
+    parser.add_argument(
+        "--large", type=int, default=512, help="from this batch on: 1 timed step, no warm-up"
+    )
     args = harness.parse(parser, argv)
     if args.worker:
         return harness.serve(WORKERS, args.worker)
@@ -120,8 +135,12 @@ def main(argv: list[str] | None = None) -> dict:
             row = harness.run_worker("paper_speed", "step", spec)
             rows.append(harness.checked(row, f"paper_speed worker ({batch}, {algorithm})"))
             print(f"batch {batch}, {algorithm}: {rows[-1]['step_s']:.3g} s per step", flush=True)
-    result = {"device": harness.device(), "date": harness.stamp(), "smoke": args.smoke,
-              "paper_msd": rows}  # fmt: skip
+    result = {
+        "device": harness.device(),
+        "date": harness.stamp(),
+        "smoke": args.smoke,
+        "paper_msd": rows,
+    }
     harness.write_json(args.out, result)
     return harness.finish(args, result, markdown)
 

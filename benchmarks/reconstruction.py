@@ -56,8 +56,15 @@ RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET
 SEEDS = (0, 1, 2)
 
 
-def run_cell(system: str, model: str, seed: int, preset: str, out: Path,
-             transition: str = "dense", **overrides) -> dict:  # fmt: skip
+def run_cell(
+    system: str,
+    model: str,
+    seed: int,
+    preset: str,
+    out: Path,
+    transition: str = "dense",
+    **overrides,
+) -> dict:
     """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, WARP
     with another `transition` for the structured-transition rows, with `RunConfig`
     `overrides`; the record stored per run: size, training time and steps, and the test
@@ -69,9 +76,13 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path,
         config = run_config(preset, system, model, seed)
     run, _ = wp.train_run(config.replace(**overrides), out, overwrite=True, progress=False)
     summary = harness.read_json(out / "summary.json")
-    record = {"params": int(summary["parameters"]), "train_seconds": summary["train_seconds"],
-              "steps": summary["steps_done"], "stopped": summary["stopped"],
-              "best_val_mse_normalized": summary["best_val_mse_normalized"]}  # fmt: skip
+    record = {
+        "params": int(summary["parameters"]),
+        "train_seconds": summary["train_seconds"],
+        "steps": summary["steps_done"],
+        "stopped": summary["stopped"],
+        "best_val_mse_normalized": summary["best_val_mse_normalized"],
+    }
     for split in ("test",) if system == "sine" else ("test", "ood"):  # SINE: no OOD ranges
         metrics = wp.evaluate_run(run, split=split, n=run.config.n_test)
         record[split] = metrics["mse"] / UNITS[system]
@@ -96,20 +107,29 @@ def abstract_model(config):
     import equinox as eqx
 
     system = systems.get_system(config.system)
-    return eqx.filter_eval_shape(lambda: wp.build_model(
-        config, system.state_size, system.n_steps, key=jax.random.PRNGKey(0)))  # fmt: skip
+    return eqx.filter_eval_shape(
+        lambda: wp.build_model(config, system.state_size, system.n_steps, key=jax.random.PRNGKey(0))
+    )
 
 
 def _cells(args, seeds) -> list[tuple]:
     """`(record key, system, model, seed, transition, run folder)` of every run asked for."""
     root = args.runs / args.preset
     if args.transitions:  # (system, kind, seed) instead of (system, model, seed)
-        return [(f"{s}/warp:{k}/{seed}", s, "warp", seed, k, root / s / f"warp_{k}" / f"seed{seed}")
-                for s in args.systems if s in TRANSITION_SYSTEMS for seed in seeds
-                for k in args.transition_kinds]  # fmt: skip
-    return [(f"{s}/{m}/{seed}", s, m, seed, "dense", root / s / m / f"seed{seed}")
-            for s in args.systems for seed in seeds for m in args.models
-            if m in models_for(s)]  # fmt: skip
+        return [
+            (f"{s}/warp:{k}/{seed}", s, "warp", seed, k, root / s / f"warp_{k}" / f"seed{seed}")
+            for s in args.systems
+            if s in TRANSITION_SYSTEMS
+            for seed in seeds
+            for k in args.transition_kinds
+        ]
+    return [
+        (f"{s}/{m}/{seed}", s, m, seed, "dense", root / s / m / f"seed{seed}")
+        for s in args.systems
+        for seed in seeds
+        for m in args.models
+        if m in models_for(s)
+    ]
 
 
 def _summary(args, records: dict, seeds, out: Path) -> dict:
@@ -121,17 +141,24 @@ def _summary(args, records: dict, seeds, out: Path) -> dict:
         summary = previous
     else:
         summary = summarise(records, args.preset, seeds, smoke=args.smoke)
-        summary["repeat_last"] = {} if args.smoke else {
-            s: repeat_last(args.preset, s) for s in summary["results"]}  # fmt: skip
+        summary["repeat_last"] = (
+            {} if args.smoke else {s: repeat_last(args.preset, s) for s in summary["results"]}
+        )
         for system, row in summary["results"].items():
-            row.update({k: v for k, v in previous.get("results", {}).get(system, {}).items()
-                        if k not in MODELS})  # fmt: skip
+            row.update(
+                {
+                    k: v
+                    for k, v in previous.get("results", {}).get(system, {}).items()
+                    if k not in MODELS
+                }
+            )
         if "transitions" in previous:
             summary["transitions"] = previous["transitions"]
     for system, kinds in summarise_transitions(records, summary["results"], seeds).items():
         for kind, cell in kinds.items():  # per kind: rows not rerun stay
-            cell["D_theta"] = abstract_model(transition_config(args.preset, system, kind, 0)
-                                             ).theta_size  # fmt: skip
+            cell["D_theta"] = abstract_model(
+                transition_config(args.preset, system, kind, 0)
+            ).theta_size
         summary.setdefault("transitions", {}).setdefault(system, {}).update(kinds)
     return summary
 
@@ -151,14 +178,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--runs", type=Path, default=RUNS, help="folder of the run folders")
     parser.add_argument("--dry-run", action="store_true", help="only build the configs")
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: write the JSON and README from the finished runs")
-    parser.add_argument("--transitions", action="store_true",
-                        help="run only WARP's structured transitions (on --systems among "
-                             f"{', '.join(TRANSITION_SYSTEMS)}) and merge them into the JSON's "
-                             "'transitions' key, the rest of the JSON unchanged")
-    parser.add_argument("--transition-kinds", nargs="+", choices=TRANSITION_KINDS,
-                        default=list(TRANSITION_KINDS), help="with --transitions")  # fmt: skip
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the JSON and README from the finished runs",
+    )
+    parser.add_argument(
+        "--transitions",
+        action="store_true",
+        help="run only WARP's structured transitions (on --systems among "
+        f"{', '.join(TRANSITION_SYSTEMS)}) and merge them into the JSON's "
+        "'transitions' key, the rest of the JSON unchanged",
+    )
+    parser.add_argument(
+        "--transition-kinds",
+        nargs="+",
+        choices=TRANSITION_KINDS,
+        default=list(TRANSITION_KINDS),
+        help="with --transitions",
+    )
     args = harness.parse(parser, argv)
     if args.render:
         return harness.finish(args, harness.read_json(args.render), _markdown)
@@ -170,8 +208,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.dry_run:
         for _, system, model, seed, kind, _ in cells:
             if seed == seeds[0]:
-                config = transition_config(args.preset, system, kind, seed) if args.transitions \
-                    else run_config(args.preset, system, model, seed)  # fmt: skip
+                config = (
+                    transition_config(args.preset, system, kind, seed)
+                    if args.transitions
+                    else run_config(args.preset, system, model, seed)
+                )
                 count = wp.count_parameters(abstract_model(config))
                 print(f"{system}/{model if kind == 'dense' else kind}: {count} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")
@@ -184,12 +225,16 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         overrides = dict(smoke, n_train=32) if smoke and system != "sine" else smoke
         start = time.perf_counter()
-        r = records[key] = run_cell(system, model, seed, args.preset, folder, transition=kind,
-                                    **overrides)  # fmt: skip
+        r = records[key] = run_cell(
+            system, model, seed, args.preset, folder, transition=kind, **overrides
+        )
         r["wall_seconds"] = time.perf_counter() - start  # data, training, evaluation
         harness.write_json(partial, records, strict=False)  # a diverged MSE stays NaN here
-        print(f"{key}: test {r['test']:.4g} ood {r.get('ood', np.nan):.4g} "
-              f"({r['steps']} steps, {r['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"{key}: test {r['test']:.4g} ood {r.get('ood', np.nan):.4g} "
+            f"({r['steps']} steps, {r['wall_seconds']:.0f} s)",
+            flush=True,
+        )
     summary = _summary(args, records, seeds, out)
     harness.write_json(out, summary)
     return harness.finish(args, summary, _markdown)

@@ -31,6 +31,8 @@ from benchmarks import _speed_workers as work
 from benchmarks._speed_report import markdown, plot, targets
 
 MEMORY_FRACTION = 0.7  # skip a configuration estimated to need more of the available memory
+
+
 class Bench:
     """One run's settings and what it has measured so far (saved after every row)."""
 
@@ -39,8 +41,14 @@ class Bench:
         self.cfg = work.SMOKE if args.smoke else work.FULL
         self.N, self.r = self.cfg["batch"], self.cfg["hyper_width"]
         self.runs: dict = {}  # by spec: the smoke sizes repeat some configurations
-        self.state = {"rows": [], "warp_vs_gru": [], "memory_rows": [], "structured": [],
-                      "transitions": [], "inference": {"error": "not reached"}}  # fmt: skip
+        self.state = {
+            "rows": [],
+            "warp_vs_gru": [],
+            "memory_rows": [],
+            "structured": [],
+            "transitions": [],
+            "inference": {"error": "not reached"},
+        }
 
     def worker(self, kind: str, spec: dict) -> dict:
         """A worker in its own process (a smoke run: in this one), its progress printed."""
@@ -57,8 +65,16 @@ class Bench:
     def step(self, width, depth, T, batch, mode, kind=None, rank=None, **extra) -> dict:
         """A WARP training step; with a transition `kind` (structured-transition rows,
         dense too) timed once, after a warm-up under 2 s, without the GEMM rate."""
-        spec = dict(width=width, depth=depth, T=T, batch=batch, mode=mode, hyper_width=self.r,
-                    reps=self.args.reps, budget_s=self.args.rep_budget)  # fmt: skip
+        spec = dict(
+            width=width,
+            depth=depth,
+            T=T,
+            batch=batch,
+            mode=mode,
+            hyper_width=self.r,
+            reps=self.args.reps,
+            budget_s=self.args.rep_budget,
+        )
         if kind is not None:
             spec.update(transition=kind, gemm=False, warmup_s=2.0, reps=1, budget_s=0.0)
         spec.update({"rank": rank} if kind == "lowrank" else {}, **extra)
@@ -74,17 +90,26 @@ def too_big(need_gb: float) -> str | None:
     """Why a configuration estimated to need `need_gb` is skipped, if it is."""
     have = work.available_gb()
     if need_gb > MEMORY_FRACTION * have:
-        return (f"skipped: estimated {need_gb:.1f} GB > {100 * MEMORY_FRACTION:.0f} % of the "
-                f"{have:.1f} GB available")  # fmt: skip
+        return (
+            f"skipped: estimated {need_gb:.1f} GB > {100 * MEMORY_FRACTION:.0f} % of the "
+            f"{have:.1f} GB available"
+        )
     return None
 
 
 def row(bench: Bench, D: int, width: int, depth: int, T: int) -> dict:
     """Both modes of one (T, D_theta) configuration, each in its own worker."""
     N, r = bench.N, bench.r
-    out = {"T": T, "D_theta": D, "batch": N, "parallel_s": None, "sequential_s": None,
-           "recurrence_gflops": None, "flops": work.flop_model(T, D, N, r),
-           "skipped": []}  # fmt: skip
+    out = {
+        "T": T,
+        "D_theta": D,
+        "batch": N,
+        "parallel_s": None,
+        "sequential_s": None,
+        "recurrence_gflops": None,
+        "flops": work.flop_model(T, D, N, r),
+        "skipped": [],
+    }
     for mode in work.MODES:
         reason = too_big(work.memory_estimate_gb(T, D, N, r, mode))
         if reason is None:
@@ -111,18 +136,33 @@ def warp_vs_gru(bench: Bench, D: int) -> dict:
     T = bench.cfg["gru_length"]
     match = next(r for r in bench.state["rows"] if (r["D_theta"], r["T"]) == (D, T))
     params = (match.get("sequential") or match.get("parallel") or {}).get("params")
-    entry = {"D_theta": D, "T": T, "batch": bench.N, "params": params,
-             "warp_parallel_s": match["parallel_s"],
-             "warp_sequential_s": match["sequential_s"]}  # fmt: skip
+    entry = {
+        "D_theta": D,
+        "T": T,
+        "batch": bench.N,
+        "params": params,
+        "warp_parallel_s": match["parallel_s"],
+        "warp_sequential_s": match["sequential_s"],
+    }
     if not params:
         return entry
-    res = bench.worker("gru_step", dict(params=params, T=T, batch=bench.N, reps=bench.args.reps,
-                                        budget_s=bench.args.rep_budget))  # fmt: skip
+    res = bench.worker(
+        "gru_step",
+        dict(
+            params=params, T=T, batch=bench.N, reps=bench.args.reps, budget_s=bench.args.rep_budget
+        ),
+    )
     if "error" in res:
         return dict(entry, gru_error=res["error"])
-    return dict(entry, gru_hidden=res["hidden_size"], gru_params=res["params"],
-                gru_s=res["median_s"], gru_reps=res["reps"], gru_peak_rss_gb=res["peak_rss_gb"],
-                gru_load_average=res["load_average"])  # fmt: skip
+    return dict(
+        entry,
+        gru_hidden=res["hidden_size"],
+        gru_params=res["params"],
+        gru_s=res["median_s"],
+        gru_reps=res["reps"],
+        gru_peak_rss_gb=res["peak_rss_gb"],
+        gru_load_average=res["load_average"],
+    )
 
 
 def memory_row(bench: Bench, width: int, depth: int) -> dict:
@@ -136,8 +176,12 @@ def memory_row(bench: Bench, width: int, depth: int) -> dict:
         res = bench.step(width, depth, T, bench.N, "sequential", reps=1, budget_s=0.0)
     if "error" in res:
         return dict(entry, error=res["error"])
-    return dict(entry, peak_rss_gb=res["peak_rss_gb"], rss_start_gb=res["rss_start_gb"],
-                step_s=res["median_s"])  # fmt: skip
+    return dict(
+        entry,
+        peak_rss_gb=res["peak_rss_gb"],
+        rss_start_gb=res["rss_start_gb"],
+        step_s=res["median_s"],
+    )
 
 
 def structured_memory_row(bench: Bench, entry: dict) -> dict:
@@ -149,10 +193,15 @@ def structured_memory_row(bench: Bench, entry: dict) -> dict:
     out = dict(entry, estimate_gb=need)
     if reason or "error" in res:
         return dict(out, error=reason or f"failed: {res['error']}")
-    return dict(out, peak_rss_gb=res["peak_rss_gb"], rss_start_gb=res["rss_start_gb"],
-                step_s=res["median_s"], reps=res["reps"], compile_s=res["compile_s"],
-                load_average=res["load_average"])  # fmt: skip
-
+    return dict(
+        out,
+        peak_rss_gb=res["peak_rss_gb"],
+        rss_start_gb=res["rss_start_gb"],
+        step_s=res["median_s"],
+        reps=res["reps"],
+        compile_s=res["compile_s"],
+        load_average=res["load_average"],
+    )
 
 
 def transition_speed(bench: Bench, kind: str) -> dict:
@@ -165,26 +214,43 @@ def transition_speed(bench: Bench, kind: str) -> dict:
     sp = bench.cfg["structured"]["speed"]
     (width, depth), T, N = sp["block_root" if kind == "block" else "root"], sp["T"], sp["batch"]
     D = work.theta_size(width, depth)
-    entry = {"kind": kind, "root": [width, depth], "D_theta": D, "T": T, "batch": N,
-             "A_entries": work.transition_entries(kind, width, depth, sp["rank"]),
-             "parallel_s": None, "sequential_s": None, "skipped": []}  # fmt: skip
+    entry = {
+        "kind": kind,
+        "root": [width, depth],
+        "D_theta": D,
+        "T": T,
+        "batch": N,
+        "A_entries": work.transition_entries(kind, width, depth, sp["rank"]),
+        "parallel_s": None,
+        "sequential_s": None,
+        "skipped": [],
+    }
     if kind == "lowrank":
         entry["rank"] = sp["rank"]
     if kind == "dense":
         dense = eqx.filter_eval_shape(wp.DenseTransition, D, jnp.float32)  # no D x D array
         ref = next(r for r in bench.state["rows"] if (r["T"], r["D_theta"]) == (T, D))
-        return dict(entry, source="the rows of this run (same T, D_theta, batch)",
-                    preferred_mode=dense.preferred_mode(T, 2), parallel_s=ref["parallel_s"],
-                    sequential_s=ref["sequential_s"])  # fmt: skip
+        return dict(
+            entry,
+            source="the rows of this run (same T, D_theta, batch)",
+            preferred_mode=dense.preferred_mode(T, 2),
+            parallel_s=ref["parallel_s"],
+            sequential_s=ref["sequential_s"],
+        )
     for mode in work.MODES:
         res = bench.step(width, depth, T, N, mode, kind, sp["rank"])
         if "error" in res:
             entry["skipped"].append(f"{mode} failed: {res['error']}")
             continue
-        entry.update({f"{mode}_s": res["median_s"], f"{mode}_reps": res["reps"],
-                      f"{mode}_peak_rss_gb": res["peak_rss_gb"],
-                      f"{mode}_load_average": res["load_average"],
-                      "preferred_mode": res["preferred_mode"]})  # fmt: skip
+        entry.update(
+            {
+                f"{mode}_s": res["median_s"],
+                f"{mode}_reps": res["reps"],
+                f"{mode}_peak_rss_gb": res["peak_rss_gb"],
+                f"{mode}_load_average": res["load_average"],
+                "preferred_mode": res["preferred_mode"],
+            }
+        )
     return entry
 
 
@@ -194,16 +260,34 @@ def paper_msd() -> dict:
     if not path.exists():
         return {"rows": [], "source": None, "note": f"{path} not found"}
     paper = harness.read_json(path)
-    keys = ("batch", "algorithm", "step_s", "peak_rss_gb", "cpu_s", "theta_size",
-            "feature_size", "seq_len", "steps_s", "gemm_gflops")  # fmt: skip
-    rows = [{k: r[k] for k in keys if k in r} | {"reps": len(r["steps_s"])}
-            for r in paper["paper_msd"]]  # fmt: skip
+    keys = (
+        "batch",
+        "algorithm",
+        "step_s",
+        "peak_rss_gb",
+        "cpu_s",
+        "theta_size",
+        "feature_size",
+        "seq_len",
+        "steps_s",
+        "gemm_gflops",
+    )
+    rows = [
+        {k: r[k] for k in keys if k in r} | {"reps": len(r["steps_s"])} for r in paper["paper_msd"]
+    ]
     # older results have no date of their own: their last commit's
     git = ["git", "log", "-1", "--format=%cI", "--", str(path)]
-    measured = paper.get("date") or subprocess.run(git, capture_output=True, text=True,
-                                                   cwd=harness.ROOT).stdout.strip()  # fmt: skip
-    return {"rows": rows, "source": str(path.relative_to(harness.ROOT)), "measured": measured,
-            "device": paper.get("device"), "smoke": paper.get("smoke", False)}  # fmt: skip
+    measured = (
+        paper.get("date")
+        or subprocess.run(git, capture_output=True, text=True, cwd=harness.ROOT).stdout.strip()
+    )
+    return {
+        "rows": rows,
+        "source": str(path.relative_to(harness.ROOT)),
+        "measured": measured,
+        "device": paper.get("device"),
+        "smoke": paper.get("smoke", False),
+    }
 
 
 def _result(bench: Bench, complete: bool) -> dict:
@@ -215,32 +299,49 @@ def _result(bench: Bench, complete: bool) -> dict:
     paper = paper_msd()
     sp = cfg["structured"]["speed"]
     return {
-        "device": harness.device(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": harness.device(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m benchmarks.speed" + " --smoke" * args.smoke,
-        "smoke": args.smoke, "complete": complete,
+        "smoke": args.smoke,
+        "complete": complete,
         "budget": "about 45 min on 2 otherwise idle CPU cores",
         "note": "Absolute times depend on the machine's load (the load average beside each "
-                "configuration is in the JSON): compare within a row; each row's GEMM rate "
-                "was measured beside it.",
-        "matmul_gflops": state["gemm"]["gflops"], "matmul_D": state["gemm"]["D"],
-        "hyper_width": bench.r, "rows": rows, "targets": targets(rows),
-        "warp_vs_gru": state["warp_vs_gru"], "gru_length": cfg["gru_length"],
-        "memory": {"T": cfg["memory_length"], "batch": bench.N, "mode": "sequential",
-                   "machine_gb": machine_gb, "dense_A_limit_D": dense_limit,
-                   "structured": state["structured"], "rows": state["memory_rows"]},
+        "configuration is in the JSON): compare within a row; each row's GEMM rate "
+        "was measured beside it.",
+        "matmul_gflops": state["gemm"]["gflops"],
+        "matmul_D": state["gemm"]["D"],
+        "hyper_width": bench.r,
+        "rows": rows,
+        "targets": targets(rows),
+        "warp_vs_gru": state["warp_vs_gru"],
+        "gru_length": cfg["gru_length"],
+        "memory": {
+            "T": cfg["memory_length"],
+            "batch": bench.N,
+            "mode": "sequential",
+            "machine_gb": machine_gb,
+            "dense_A_limit_D": dense_limit,
+            "structured": state["structured"],
+            "rows": state["memory_rows"],
+        },
         "transitions": {"T": sp["T"], "batch": sp["batch"], "rows": state["transitions"]},
-        "inference": state["inference"], "paper_msd": paper.pop("rows"),
+        "inference": state["inference"],
+        "paper_msd": paper.pop("rows"),
         "paper_msd_source": paper,
         "wall_s": time.perf_counter() - bench.started,
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON, figure and README block; returns the result."""
     parser = harness.parser("speed", __doc__, figure=True)
     parser.add_argument("--reps", type=int, default=3, help="timed steps at most")
-    parser.add_argument("--rep-budget", type=float, default=60.0,
-                        help="stop timing a configuration once this many seconds were spent")
+    parser.add_argument(
+        "--rep-budget",
+        type=float,
+        default=60.0,
+        help="stop timing a configuration once this many seconds were spent",
+    )
     args = harness.parse(parser, argv)
     if args.worker:
         return harness.serve(work.WORKERS, args.worker)
@@ -261,8 +362,9 @@ def main(argv: list[str] | None = None) -> dict:
         state["rows"].append(row(bench, D, width, depth, T))
         bench.save()
     demo = None if args.smoke else "runs/demo/best.eqx"  # the demo's trained model
-    state["inference"] = bench.worker("inference", dict(cfg["inference"], reps=args.reps,
-                                                        model_path=demo))  # fmt: skip
+    state["inference"] = bench.worker(
+        "inference", dict(cfg["inference"], reps=args.reps, model_path=demo)
+    )
     state["warp_vs_gru"] = [warp_vs_gru(bench, D) for D, _, _ in sizes]
     state["memory_rows"] = [memory_row(bench, w, d) for w, d in cfg["memory_sizes"]]
     bench.save()
