@@ -43,67 +43,40 @@ def measure(n: int | None, runs: int, subset: int, seed: int, smoke: bool) -> di
     n = n or system.split_sizes["train"]
     if smoke:
         n, runs, subset = 64, 1, 8
-    subset = min(subset, n)
-    made = {}
+    subset, made = min(subset, n), {}
 
     def generate():
         made["ds"] = systems.generate(system, n, split="train", seed=seed, progress=False)
 
     timing = harness.timed(generate, reps=runs, warmup_s=float("inf"))  # first call compiles
-    ds = made["ds"]
     ours, scale = timing["median_s"], n / subset
-    ref_s = time_scipy(ds, subset, rtol=1e-3, atol=1e-6) * scale
-    matched_s = time_scipy(ds, subset, rtol=system.rtol, atol=system.atol) * scale
-    return {
-        "smoke": smoke,
-        "system": "msd",
-        "n_trajectories": n,
-        "n_steps": system.n_steps,
-        "diffrax_s": ours,
-        "diffrax_runs_s": timing["steps_s"],
-        "diffrax_cpu_s": timing["cpu_s"],
-        "diffrax_first_call_s": timing["first_call_s"],
-        "load_average": harness.load(),
-        "diffrax_rtol": system.rtol,
-        "diffrax_atol": system.atol,
-        "scipy_subset": subset,
-        "scipy_extrapolated_s": ref_s,
-        "ratio": ref_s / ours,
-        "scipy_matched_extrapolated_s": matched_s,
-        "ratio_matched": matched_s / ours,
-        "device": harness.device(),
-        "date": harness.stamp(),
-    }
+    ref_s = time_scipy(made["ds"], subset, rtol=1e-3, atol=1e-6) * scale
+    matched_s = time_scipy(made["ds"], subset, rtol=system.rtol, atol=system.atol) * scale
+    out = dict(smoke=smoke, system="msd", n_trajectories=n, n_steps=system.n_steps, diffrax_s=ours)
+    out.update(diffrax_runs_s=timing["steps_s"], diffrax_cpu_s=timing["cpu_s"])
+    out.update(diffrax_first_call_s=timing["first_call_s"], load_average=harness.load())
+    out.update(diffrax_rtol=system.rtol, diffrax_atol=system.atol, scipy_subset=subset)
+    out.update(scipy_extrapolated_s=ref_s, ratio=ref_s / ours)
+    out.update(scipy_matched_extrapolated_s=matched_s, ratio_matched=matched_s / ours)
+    return dict(out, device=harness.device(), date=harness.stamp())
 
 
 def markdown(r: dict) -> str:
-    scaled = f"solve_ivp RK45 loop (x{r['n_trajectories'] / r['scipy_subset']:.0f} from "
+    subset = r["scipy_subset"]
+    scipy = f"solve_ivp RK45 loop (x{r['n_trajectories'] / subset:.0f} from {subset})"
     ours = f"rtol={r['diffrax_rtol']:g}, atol={r['diffrax_atol']:g}"
     rows = [
         ("systems.generate (diffrax Tsit5, vmap)", ours, r["diffrax_s"], 1.0),
-        (
-            f"{scaled}{r['scipy_subset']})",
-            "rtol=1e-3, atol=1e-6 (ref.)",
-            r["scipy_extrapolated_s"],
-            r["ratio"],
-        ),
-        (
-            f"{scaled}{r['scipy_subset']})",
-            ours,
-            r["scipy_matched_extrapolated_s"],
-            r["ratio_matched"],
-        ),
+        (scipy, "rtol=1e-3, atol=1e-6 (ref.)", r["scipy_extrapolated_s"], r["ratio"]),
+        (scipy, ours, r["scipy_matched_extrapolated_s"], r["ratio_matched"]),
     ]
-    lines = [
+    rows = [f"{method} | {tol} | {sec:.2f} | {ratio:.1f}" for method, tol, sec, ratio in rows]
+    return (
         f"MSD training set: {r['n_trajectories']} trajectories x {r['n_steps']} steps on "
         f"{r['device']}; first call incl. compile {r['diffrax_first_call_s']:.2f} s; load "
-        f"average {r['load_average']:.1f}",
-        "",
-        "| method | tolerances | time [s] | ratio |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {m} | {tol} | {sec:.2f} | {ratio:.1f} |" for m, tol, sec, ratio in rows]
-    return "\n".join(lines)
+        f"average {r['load_average']:.1f}\n\n"
+        + harness.table("method | tolerances | time [s] | ratio", rows)
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
