@@ -260,8 +260,11 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
 
 
 def finish(args, result: dict, markdown, draw=None) -> dict:
-    """Draw the figure (`draw(result)`), print the Markdown block and splice it into the
-    README unless this is a smoke result or `--no-readme` was given; returns `result`."""
+    """Write a measured `result` to `--out`, draw the figure (`draw(result)`), print the
+    Markdown block and splice it into the README unless this is a smoke result or
+    `--no-readme` was given; returns `result`."""
+    if not args.render:
+        write_json(args.out, result)
     if draw is not None:
         draw(result)
     text = markdown(result)

@@ -1,22 +1,19 @@
 """Against what a physicist would use: SINDy and per-trajectory ODE fits (issue 10).
 
 On the same test trajectories, contexts and noise, four reconstructions of the steps
-after an observed context (MSE in raw units over every step after the context, both
-channels, against the clean trajectory):
+after an observed context, scored by the MSE (raw units, every step after the context)
+against the clean trajectory:
 
-- `sindy`: PySINDy fitted on each context alone (`_fits`); its threshold and
-  differentiation are chosen per condition on validation trajectories, never on test.
-- `oracle_fit`: the system's true ODE fitted to the context by Levenberg-Marquardt from
-  several restarts (the accuracy ceiling of a model with the right physics).
-- `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one
-  RK4 step of the LV equations) and with an MLP root, trained once per system for a
-  fixed wall-clock budget on inputs carrying the three noise levels in equal parts
-  (targets clean), model selection on noisy validation trajectories.
+- `sindy`: PySINDy fitted on each context alone, its threshold and differentiation
+  chosen per condition on validation trajectories;
+- `oracle_fit`: the system's true ODE fitted to the context (the accuracy ceiling);
+- `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one RK4
+  step of the LV equations) and with an MLP root, trained once per system for a fixed
+  wall-clock budget on inputs carrying the three noise levels (targets clean).
 
-Conditions: observation noise 0, 1 % and 5 % of each channel's standard deviation
-(added to the context only); contexts of 25, 50 and 100 steps; MSD, MSD-Zero and
-Lotka-Volterra. Compute per trajectory is the wall-clock of the batched reconstruction
-over the test trajectories divided by their number, after compilation.
+Conditions: noise 0, 1 % and 5 % of each channel's std, added to the context only;
+contexts of 25, 50 and 100 steps; MSD, MSD-Zero and Lotka-Volterra. Compute per
+trajectory: wall-clock of the batched reconstruction / trajectories, after compilation.
 
     python -m benchmarks.anchors            # writes results/anchors.json, figures, README
     python -m benchmarks.anchors --reuse    # keeps the finished blocks of results/anchors.json
@@ -168,7 +165,6 @@ def main(argv: list[str] | None = None) -> dict:
     save = lambda partial: harness.write_json(args.out, partial)
     preset, methods = "smoke" if args.smoke else "cpu", tuple(args.methods)
     result = run(preset, log=_log, checkpoint=save, methods=methods, previous=previous)
-    harness.write_json(args.out, result)
     harness.finish(args, result, report.markdown, draw)
     if not (args.smoke or args.no_readme):
         merged = report.merge_into_reconstruction(result, harness.RESULTS / "reconstruction.json")

@@ -1,14 +1,12 @@
 """Data-parallel training: `train(..., devices=2)` against `devices=1` at the same global
 batch (issue 9, section 3).
 
-One worker process runs with `XLA_FLAGS=--xla_force_host_platform_device_count=2` (set
-before jax is imported), so the CPU host shows up as two jax devices. In it the same
-WARP (MSD data, autoregressive teacher forcing, the package's defaults otherwise) trains
-for the same steps from the same keys on one device and over both; the benchmark records
-the median time per step after the first (compiling) one, from `train`'s own history,
-and the largest difference between the two models' parameters and loss curves. The two
-forced devices share the same CPU cores: on a CPU this measures the correctness and the
-overhead of the sharded step, not the scaling of devices with their own compute.
+A worker process with `XLA_FLAGS=--xla_force_host_platform_device_count=2` sees the CPU
+as two jax devices; in it the same WARP (MSD, autoregressive teacher forcing) trains for
+the same steps from the same keys on one device and over both. Recorded: the median time
+per step after the compiling one (from `train`'s history) and the largest difference of
+the two models' parameters and losses. Both devices share the CPU cores: this measures
+the sharded step's correctness and overhead, not scaling over devices with own compute.
 
     python -m benchmarks.devices               # results/devices.json + the README block
     python -m benchmarks.devices --render      # README block from the committed JSON
@@ -112,7 +110,6 @@ def main(argv: list[str] | None = None) -> dict:
     result = dict(benchmark="devices", date=harness.stamp(), command=command, smoke=args.smoke)
     result.update(forced_devices=FORCED_DEVICES, config=spec, **measured)
     result["wall_s"] = round(time.perf_counter() - start, 1)
-    harness.write_json(args.out, result)
     return harness.finish(args, result, markdown)
 
 

@@ -1,16 +1,12 @@
 """Time `systems.generate` on the paper-size MSD training set against a scipy loop.
 
-The diffrax time is the median wall time of `--runs` full generations after a compiling
-warm-up (sampling, integration of all 20,480 x 256 trajectories, transfer to NumPy); the
-JSON also records their process CPU time and the load average, since a shared machine
-inflates wall times. scipy's `solve_ivp` (RK45) runs in a Python loop over the FIRST
-`--scipy-subset` trajectories of the same data set (same parameters and initial
-conditions) with a NumPy right-hand side; its time is extrapolated linearly to all
-trajectories. Two scipy settings are timed: the reference's (default tolerances,
-rtol=1e-3, atol=1e-6) and ours (rtol=1e-7, atol=1e-9).
+The diffrax time is the median of `--runs` full generations (20,480 x 256 trajectories,
+transfer to NumPy included) after a compiling one, with their CPU time and the load
+average. scipy's `solve_ivp` (RK45, NumPy right-hand side) runs in a Python loop over the
+first `--scipy-subset` trajectories of the same data set, extrapolated linearly to all of
+them, at the reference's tolerances (rtol=1e-3, atol=1e-6) and at ours.
 
     python -m benchmarks.generation            # writes benchmarks/results/generation.json
-    python -m benchmarks.generation --smoke    # a few seconds, for the test suite
     python -m benchmarks.generation --render   # the table, from the committed JSON
 """
 
@@ -90,7 +86,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render:
         return harness.finish(args, harness.read_json(args.render), markdown)
     result = measure(args.n, args.runs, args.scipy_subset, args.seed, args.smoke)
-    harness.write_json(args.out, result)
     return harness.finish(args, result, markdown)
 
 

@@ -1,21 +1,16 @@
 """Irregular time grids (issue 9, section 2): WARP on irregularly sampled MSD.
 
-The same WARP (the reconstruction table's cpu-preset WARP-MLP: root MLP 8-8, swish,
-hypernetwork width 16, teacher forcing 0.25, Adam 3e-3 cosine, the best validated model
-kept) with the time-aware `continuous` transition and two roots: `tau_x_prev` reads
-[tau, x_prev] (the paper's root) and `tau_only` reads tau alone (theta must carry the
-trajectory as a function of time). Each is trained three ways for the same steps and seeds:
-
-- `regular`: `msd` on its regular grid of 256 steps (the reference setting);
-- `irregular_plain`: `msd_irregular` (t = 0 and 255 random later points of a grid 4x
-  finer) with its time stamps withheld, so the model assumes equal steps;
-- `irregular_time_aware`: the same data with the time stamps (tau from the real times,
-  exp(h Lambda) per step, the drive scaled by phi(h Lambda)).
-
-Each is scored on its own test split (512 trajectories): the forecast MSE after L = 100
-observed steps (raw units) and the one-step teacher-forced MSE over all steps. The JSON
-keeps the first seed's forecasts of test trajectory 0, from which `--render` redraws
-the figure. About 25 minutes on 2 CPU cores.
+The reconstruction table's cpu-preset WARP-MLP (root 8-8, swish, hypernetwork 16) with
+the time-aware `continuous` transition and two roots, `tau_x_prev` ([tau, x_prev], the
+paper's) and `tau_only` ([tau]: theta must carry the trajectory as a function of time),
+each trained for the same steps and seeds on `regular` MSD (256 steps), on
+`irregular_plain` (`msd_irregular`: t = 0 and 255 random later points of a grid 4x
+finer, its time stamps withheld, so equal steps are assumed) and on
+`irregular_time_aware` (the same data with its times: tau from them, exp(h Lambda) per
+step, the drive scaled by phi(h Lambda)). Scores on each setting's own test split: the
+forecast MSE after L = 100 observed steps and the one-step teacher-forced MSE (raw
+units). The JSON keeps the first seed's forecasts of test trajectory 0 for the figure.
+About 25 minutes on 2 CPU cores.
 
     python -m benchmarks.irregular             # results/irregular.json, figure, README
     python -m benchmarks.irregular --render    # README block (and figure) from the JSON
@@ -190,7 +185,6 @@ def main(argv: list[str] | None = None) -> dict:
     result = dict(device=harness.device(), date=harness.stamp(), command=command, smoke=args.smoke)
     result.update(seeds=list(spec["seeds"]), spec={k: v for k, v in spec.items() if k != "seeds"})
     result.update(results=results, wall_s=round(time.perf_counter() - start, 1), example=example)
-    harness.write_json(args.out, result)
     return harness.finish(args, result, markdown, draw)
 
 

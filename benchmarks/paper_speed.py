@@ -1,18 +1,13 @@
 """Seconds per training step on the paper's MSD configuration: scan vs kernel AR rollout.
 
-Paper MSD configuration: root MLP 1-48-48-48-2 without the previous-observation input
-(D_theta = 4898, a dense A of 24M entries), hypernetwork with two hidden layers of
-width 128 (feature size r = 128), T = 256, autoregressive training with teacher forcing
-0.25 (clean convention), MSE loss, AdaBelief with global-norm clipping. A training step
-is forward + backward + optimiser update, jitted as one function and compiled ahead of
-time. Each (batch, algorithm) configuration runs in its own subprocess, which reports
-the median wall time of `--reps` steps after an untimed one (from batch 512 on: one
-timed step, no warm-up), the CPU time per step, and its peak RSS
-(`getrusage(RUSAGE_SELF).ru_maxrss`, so one configuration's memory never hides
-another's); the GEMM rate is measured beside each.
+Root MLP 1-48-48-48-2 without the previous-observation input (D_theta = 4898),
+hypernetwork of two hidden layers of width 128, T = 256, autoregressive training with
+teacher forcing 0.25, MSE loss, AdaBelief with global-norm clipping; forward + backward +
+update compiled ahead of time. Each (batch, algorithm) runs in its own worker process,
+which reports the median of `--reps` steps after an untimed one (from batch 512 on: one
+timed step, no warm-up), the CPU time per step, its peak RSS and the GEMM rate beside it.
 
     python -m benchmarks.paper_speed           # batch 64 and 1024, results/paper_speed.json
-    python -m benchmarks.paper_speed --smoke   # tiny sizes, seconds, for the test suite
     python -m benchmarks.paper_speed --render  # the table, from the committed JSON
 """
 
@@ -105,7 +100,6 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(harness.checked(row, f"paper_speed worker ({batch}, {algorithm})"))
             print(f"batch {batch}, {algorithm}: {rows[-1]['step_s']:.3g} s per step", flush=True)
     result = dict(device=harness.device(), date=harness.stamp(), smoke=args.smoke, paper_msd=rows)
-    harness.write_json(args.out, result)
     return harness.finish(args, result, markdown)
 
 

@@ -1,21 +1,17 @@
 """The paper's reconstruction table (Table 3): GRU, LSTM, Transformer, WARP and WARP-Phys
 on MSD, MSD-Zero, LV (repeat-copy, no WARP-Phys) and SINE (10 trajectories), 3 seeds.
 
-Every model is trained and evaluated through the package's own `train_run` /
-`evaluate_run` (one protocol for all, model selection on the validation split); the
-test MSE (and the OOD split's, where the system has one) is reported in the paper's
-units (x1e-2, SINE x1e-4) beside the paper's numbers. Presets in `_presets.py`: `cpu`
-(63 minutes on 2 idle cores) and `paper` (the spec's sizes, for an accelerator).
+Every cell is trained and evaluated through `train_run` / `evaluate_run` (model
+selection on the validation split); test (and OOD) MSE in the paper's units beside the
+paper's numbers. Presets in `_presets.py`: `cpu` (63 minutes on 2 idle cores) and
+`paper` (the spec's sizes, for an accelerator). Each finished (system, model, seed) is
+kept in `results/reconstruction_runs.json` and skipped when the command is run again.
+`--transitions` runs WARP's structured transitions (the `warp` cell with only A
+changed) on MSD and LV and merges them into the JSON's `transitions` key.
 
     python -m benchmarks.reconstruction --preset cpu      # writes results/reconstruction.json
     python -m benchmarks.reconstruction --preset paper --dry-run   # the configs build
     python -m benchmarks.reconstruction --render          # README block from the JSON
-
-Each finished (system, model, seed) is written to `results/reconstruction_runs.json`
-(beside the result JSON) and skipped when the command is run again; `--report-only`
-trains nothing. `--transitions` runs WARP's structured transitions (diagonal, lowrank
-r = 8, block: the `warp` cell with only A changed) on MSD and LV and merges them into
-the JSON's `transitions` key, the rest of it unchanged.
 """
 
 import time
@@ -102,11 +98,11 @@ def _cells(args, seeds) -> list[tuple]:
     return cells
 
 
-def _summary(args, records: dict, seeds, out: Path) -> dict:
+def _summary(args, records: dict, seeds) -> dict:
     """The result JSON from the per-run records. `--transitions` changes only the
     committed JSON's `transitions` key; a table run keeps the rows other benchmarks
     merged in (anchors: sindy, oracle_fit) and the transitions."""
-    previous = harness.read_json(out) if out.is_file() else {}
+    previous = harness.read_json(args.out) if args.out.is_file() else {}
     if args.transitions and previous:
         summary = previous
     else:
@@ -150,9 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render:
         return harness.finish(args, harness.read_json(args.render), _markdown)
     seeds = args.seeds[:1] if args.smoke else args.seeds
-    out = args.out
-    if args.preset != "cpu" and out == harness.RESULTS / "reconstruction.json":
-        out = out.with_name(f"reconstruction_{args.preset}.json")
+    if args.preset != "cpu" and args.out == harness.RESULTS / "reconstruction.json":
+        args.out = args.out.with_name(f"reconstruction_{args.preset}.json")
     cells = _cells(args, seeds)
     if args.dry_run:
         for _, system, model, seed, kind, _ in cells:
@@ -164,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{system}/{model if kind == 'dense' else kind}: {count} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")
         return {}
-    partial = out.with_name(out.stem + "_runs.json")
+    partial = args.out.with_name(args.out.stem + "_runs.json")
     records = harness.read_json(partial) if partial.is_file() else {}
     smoke = dict(max_seconds=2.0, val_every=5, n_val=8, n_test=8) if args.smoke else {}
     for key, system, model, seed, kind, folder in cells:
@@ -178,8 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
         harness.write_json(partial, records, strict=False)  # a diverged MSE stays NaN here
         ood = r.get("ood", np.nan)
         print(f"{key}: test {r['test']:.4g} ood {ood:.4g} ({r['wall_seconds']:.0f} s)", flush=True)
-    summary = _summary(args, records, seeds, out)
-    harness.write_json(out, summary)
+    summary = _summary(args, records, seeds)
     return harness.finish(args, summary, _markdown)
 
 

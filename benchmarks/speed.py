@@ -1,20 +1,14 @@
-"""Speed and memory of WARP on CPU: parallel vs sequential recurrence, FLOP/s, inference.
+"""Speed and memory of WARP on CPU (issue 8; structured transitions: issue 9).
 
 Each configuration runs in its own worker process, so that its peak RSS is its own
-(sizes in `_speed_workers.FULL`):
-
-- the training step (teacher-forced, forward + backward + Adam, compiled ahead of time)
-  in `mode="parallel"` and `"sequential"`, T 64 to 4096, D_theta 982 and 4960, batch 64,
-  r = 32, with the recurrence's FLOP/s against a dense GEMM timed beside each row;
-- inference (`reconstruct` with the demo's trained model), WARP vs a GRU of equal
-  parameter count, peak memory vs D_theta against the dense A's training state;
-- structured transitions (issue 9): memory per kind up to D_theta ~100k and the training
-  step per kind at D_theta ~5k;
-- the paper-MSD rows, copied from `results/paper_speed.json` (`benchmarks.paper_speed`).
-
-Timings are medians of steps after compilation (`harness.timed`); a configuration whose
-estimated memory exceeds 70 % of the memory available is skipped with the reason
-recorded. About 30 minutes on 2 idle CPU cores; `--smoke` runs tiny sizes in-process.
+(sizes in `_speed_workers.FULL`): the training step (teacher-forced, forward + backward
++ Adam, compiled ahead of time) in both recurrence modes, T 64 to 4096, D_theta 982 and
+4960, with the recurrence's FLOP/s against a GEMM timed beside each row; inference with
+the demo's trained model; a GRU of equal parameter count; peak memory vs D_theta, dense
+and per structured transition kind up to D_theta ~100k; the step per kind at D_theta ~5k.
+The paper-MSD rows are copied from `results/paper_speed.json`. A configuration estimated
+to need over 70 % of the available memory is skipped with the reason recorded. About 30
+minutes on 2 idle CPU cores; `--smoke` runs tiny sizes in this process.
 
     python -m benchmarks.speed            # results/speed.json, figures/speed.png, README
     python -m benchmarks.speed --render   # figure and README block from the JSON
@@ -31,6 +25,11 @@ from benchmarks import _speed_workers as work
 from benchmarks._speed_report import markdown, plot, targets
 
 MEMORY_FRACTION = 0.7  # skip a configuration estimated to need more of the available memory
+BUDGET = "about 45 min on 2 otherwise idle CPU cores"
+NOTE = (
+    "Absolute times depend on the machine's load (the load average beside each configuration "
+    "is in the JSON): compare within a row; each row's GEMM rate was measured beside it."
+)
 
 
 class Bench:
@@ -67,35 +66,20 @@ class Bench:
     def save(self, complete: bool = False) -> dict:
         """The JSON result of what was measured so far, written to `--out`."""
         cfg, sp, machine_gb = self.cfg, self.cfg["structured"]["speed"], work.total_gb()
-        rows = sorted(self.rows, key=lambda r: (r["D_theta"], r["T"]))
+        rows, paper = sorted(self.rows, key=lambda r: (r["D_theta"], r["T"])), paper_msd()
         memory = dict(T=cfg["memory_length"], batch=self.N, mode="sequential")
         memory.update(machine_gb=machine_gb, dense_A_limit_D=int((machine_gb * 2**30 / 16) ** 0.5))
         memory.update(structured=self.structured, rows=self.memory)
-        paper = paper_msd()
-        result = {
-            "device": harness.device(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": "python -m benchmarks.speed" + " --smoke" * self.args.smoke,
-            "smoke": self.args.smoke,
-            "complete": complete,
-            "budget": "about 45 min on 2 otherwise idle CPU cores",
-            "note": "Absolute times depend on the machine's load (the load average beside "
-            "each configuration is in the JSON): compare within a row; each row's GEMM rate "
-            "was measured beside it.",
-            "matmul_gflops": self.gemm["gflops"],
-            "matmul_D": self.gemm["D"],
-            "hyper_width": self.r,
-            "rows": rows,
-            "targets": targets(rows),
-            "warp_vs_gru": self.gru,
-            "gru_length": cfg["gru_length"],
-            "memory": memory,
-            "transitions": {"T": sp["T"], "batch": sp["batch"], "rows": self.transitions},
-            "inference": self.inference,
-            "paper_msd": paper.pop("rows"),
-            "paper_msd_source": paper,
-            "wall_s": time.perf_counter() - self.started,
-        }
+        command = "python -m benchmarks.speed" + " --smoke" * self.args.smoke
+        date = datetime.now(UTC).isoformat(timespec="seconds")
+        result = dict(device=harness.device(), date=date, command=command, smoke=self.args.smoke)
+        result.update(complete=complete, budget=BUDGET, note=NOTE, hyper_width=self.r)
+        result.update(matmul_gflops=self.gemm["gflops"], matmul_D=self.gemm["D"])
+        result.update(rows=rows, targets=targets(rows), warp_vs_gru=self.gru)
+        transitions = dict(T=sp["T"], batch=sp["batch"], rows=self.transitions)
+        result.update(gru_length=cfg["gru_length"], memory=memory, transitions=transitions)
+        result.update(inference=self.inference, paper_msd=paper.pop("rows"), paper_msd_source=paper)
+        result["wall_s"] = time.perf_counter() - self.started
         harness.write_json(self.args.out, result)
         return result
 
