@@ -1,7 +1,7 @@
 """What every benchmark shares, so that a benchmark script only measures and reports.
 
 - `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
-  `--no-readme`, `--readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
+  `--no-readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
   draws the figure, prints the Markdown and splices it into the README between
   `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run).
 - `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
@@ -241,7 +241,6 @@ def parser(name: str, doc: str, *, figure: bool = False) -> argparse.ArgumentPar
     what = "measure nothing: report from this (the committed) JSON"
     p.add_argument("--render", nargs="?", type=Path, const=default, metavar="JSON", help=what)
     p.add_argument("--no-readme", action="store_true", help="do not update README.md")
-    p.add_argument("--readme", type=Path, default=README, help="the README to splice into")
     if figure:
         p.add_argument("--figure", type=Path, help=f"figure PNG (default figures/{name}.png)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
@@ -270,5 +269,5 @@ def finish(args, result: dict, markdown, draw=None) -> dict:
     text = markdown(result)
     print(text)
     if not (args.smoke or result.get("smoke") or args.no_readme):
-        splice_readme(args.name, text, args.readme)
+        splice_readme(args.name, text)
     return result
