@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _harness as harness
+from benchmarks._harness import fmt, table
 
 METHODS = ("sindy", "oracle_fit", "warp_phys", "warp")
-LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys",
-          "warp": "WARP"}  # fmt: skip
-COLORS = {"sindy": "tab:orange", "oracle_fit": "tab:green", "warp_phys": "tab:blue",
-          "warp": "tab:purple"}  # fmt: skip
+LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys", "warp": "WARP"}
+COLORS = {"sindy": "tab:orange", "oracle_fit": "tab:green", "warp_phys": "tab:blue"}
+COLORS["warp"] = "tab:purple"
 SYSTEM_LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV"}
 
 
@@ -19,9 +19,7 @@ def _index(rows: list[dict]) -> dict:
 
 
 def _axes(rows):
-    noises = sorted({r["noise"] for r in rows})
-    contexts = sorted({r["context"] for r in rows})
-    return noises, contexts
+    return sorted({r["noise"] for r in rows}), sorted({r["context"] for r in rows})
 
 
 def plot_system(rows: list[dict], system: str, path: Path) -> None:
@@ -33,28 +31,28 @@ def plot_system(rows: list[dict], system: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in rows if r["system"] == system]
-    idx = _index(rows)
-    noises, contexts = _axes(rows)
+    idx, (noises, contexts) = _index(rows), _axes(rows)
+    mse = lambda *key: idx.get((system, *key), {}).get("mse", np.nan)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for method in METHODS:
-        color = COLORS[method]
-        for noise, style in ((noises[0], "-"), (noises[-1], "--")):
-            ys = [idx.get((system, method, noise, L), {}).get("mse", np.nan) for L in contexts]
-            left.plot(contexts, ys, style, marker="o", color=color,
-                      label=f"{LABELS[method]}, noise {noise:.0%}")  # fmt: skip
-        for L, style in ((contexts[0], "-"), (contexts[-1], "--")):
-            ys = [idx.get((system, method, n, L), {}).get("mse", np.nan) for n in noises]
-            right.plot([100 * n for n in noises], ys, style, marker="o", color=color,
-                       label=f"{LABELS[method]}, context {L}")  # fmt: skip
-    left.set(xlabel="context length (steps)", ylabel="forecast MSE (raw units)", yscale="log",
-             xticks=contexts, title="MSE vs context")  # fmt: skip
-    right.set(xlabel="observation noise (% of channel std)", yscale="log",
-              xticks=[100 * n for n in noises], title="MSE vs noise")  # fmt: skip
+        style = dict(marker="o", color=COLORS[method])
+        for noise, line in ((noises[0], "-"), (noises[-1], "--")):
+            ys = [mse(method, noise, L) for L in contexts]
+            left.plot(contexts, ys, line, **style, label=f"{LABELS[method]}, noise {noise:.0%}")
+        for L, line in ((contexts[0], "-"), (contexts[-1], "--")):
+            ys = [mse(method, n, L) for n in noises]
+            right.plot(
+                [100 * n for n in noises], ys, line, **style, label=f"{LABELS[method]}, context {L}"
+            )
+    left.set(xlabel="context length (steps)", ylabel="forecast MSE (raw units)", yscale="log")
+    left.set(xticks=contexts, title="MSE vs context")
+    right.set(xlabel="observation noise (% of channel std)", yscale="log")
+    right.set(xticks=[100 * n for n in noises], title="MSE vs noise")
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{SYSTEM_LABELS.get(system, system)}: forecast after the context, "
-                 "per-trajectory fits vs amortised WARP")  # fmt: skip
+    what = "forecast after the context, per-trajectory fits vs amortised WARP"
+    fig.suptitle(f"{SYSTEM_LABELS.get(system, system)}: {what}")
     fig.tight_layout()
     harness.save_figure(fig, path, dpi=110)
 
@@ -66,20 +64,16 @@ def targets(rows: list[dict]) -> list[dict]:
       oracle fit's, with >= 100x less compute per trajectory;
     - 5 % noise, 25-step context, every system: WARP-Phys below SINDy and the oracle fit.
     """
-    idx = _index(rows)
-    noises, contexts = _axes(rows)
-    out = []
+    idx, (noises, contexts), out = _index(rows), _axes(rows), []
     phys = idx.get(("msd", "warp_phys", 0.0, contexts[-1]))
     oracle = idx.get(("msd", "oracle_fit", 0.0, contexts[-1]))
     if phys and oracle:
-        mse_ratio = phys["mse"] / oracle["mse"]
+        ratio = phys["mse"] / oracle["mse"]
         speedup = oracle["seconds_per_trajectory"] / phys["seconds_per_trajectory"]
-        out.append({
-            "target": f"MSD, noise 0, context {contexts[-1]}: WARP-Phys MSE <= 3x oracle fit "
-                      "at >= 100x less compute per trajectory",
-            "mse_ratio": mse_ratio, "speedup": speedup,
-            "met": bool(mse_ratio <= 3 and speedup >= 100),
-        })  # fmt: skip
+        target = f"MSD, noise 0, context {contexts[-1]}: WARP-Phys MSE <= 3x oracle fit at "
+        target += ">= 100x less compute per trajectory"
+        met = bool(ratio <= 3 and speedup >= 100)
+        out.append(dict(target=target, mse_ratio=ratio, speedup=speedup, met=met))
     if 0.05 in noises and 25 in contexts:
         for system in sorted({r["system"] for r in rows}):
             phys = idx.get((system, "warp_phys", 0.05, 25))
@@ -87,85 +81,82 @@ def targets(rows: list[dict]) -> list[dict]:
             if phys is None or None in others:
                 continue
             best = min(o["mse"] for o in others)
-            out.append({
-                "target": f"{SYSTEM_LABELS.get(system, system)}, noise 5 %, context 25: "
-                          "WARP-Phys below SINDy and the oracle fit",
-                "mse_ratio": phys["mse"] / best, "met": bool(phys["mse"] < best),
-            })  # fmt: skip
+            target = f"{SYSTEM_LABELS.get(system, system)}, noise 5 %, context 25: WARP-Phys "
+            target += "below SINDy and the oracle fit"
+            ratio, met = phys["mse"] / best, bool(phys["mse"] < best)
+            out.append(dict(target=target, mse_ratio=ratio, met=met))
     return out
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"
+def _winner(idx: dict, system: str, noise: float, L: int) -> str:
+    """The method of lowest MSE in a condition, the runner-up's MSE in brackets."""
+    ranked = sorted(
+        (idx[(system, m, noise, L)]["mse"], m) for m in METHODS if (system, m, noise, L) in idx
+    )
+    second = f" ({fmt(ranked[1][0], '.3g', 'n/a')})" if len(ranked) > 1 else ""
+    return f"{LABELS[ranked[0][1]]} {fmt(ranked[0][0], '.3g', 'n/a')}{second}" if ranked else "n/a"
+
+
+def _cost(r: dict | None) -> str:
+    """`MSE / s per trajectory` of a row (and its failed forecasts)."""
+    if r is None:
+        return "n/a"
+    failed = f" ({r['failed']} failed)" if r.get("failed") else ""
+    return f"{fmt(r['mse'], '.3g', 'n/a')} / {r['seconds_per_trajectory']:.2g}{failed}"
 
 
 def markdown(result: dict) -> str:
     """The README block: where each method wins, the target conditions side by side
-    with compute, and the targets met / missed."""
+    with compute, training, targets, notes and figures."""
     rows = result["rows"]
-    idx = _index(rows)
-    noises, contexts = _axes(rows)
-    system_names = [s for s in SYSTEM_LABELS if any(r["system"] == s for r in rows)]
-    lines = [
-        f"{result['n_test']} test trajectories per system and condition (preset "
-        f"`{result['preset']}`, {result['device']}, {result['date']}). Forecast MSE in raw "
-        "units over every step after the context, against the clean trajectory; noise is "
-        "added to the context only. SINDy and the oracle fit see one context each; WARP "
-        "and WARP-Phys were trained once per system (noise levels mixed into the training "
-        "inputs, training time below) and take no gradient step at test time. Compute = "
-        "wall-clock of the batched reconstruction / trajectories, after compilation.",
-        "",
-        "**Where each method wins** (lowest MSE; the runner-up's MSE in brackets):",
-        "",
-        "| system | noise | " + " | ".join(f"context {L}" for L in contexts) + " |",
-        "|---|---|" + "---|" * len(contexts),
+    idx, (noises, contexts) = _index(rows), _axes(rows)
+    names = [s for s in SYSTEM_LABELS if any(r["system"] == s for r in rows)]
+    wins = [
+        [SYSTEM_LABELS[s], f"{n:.0%}", *(_winner(idx, s, n, L) for L in contexts)]
+        for s in names
+        for n in noises
     ]
-    for s in system_names:
-        for n in noises:
-            cells = []
-            for L in contexts:
-                ranked = sorted((idx[(s, m, n, L)]["mse"], m) for m in METHODS
-                                if (s, m, n, L) in idx)  # fmt: skip
-                if not ranked:
-                    cells.append("n/a")
-                    continue
-                second = f" ({_fmt(ranked[1][0])})" if len(ranked) > 1 else ""
-                cells.append(f"{LABELS[ranked[0][1]]} {_fmt(ranked[0][0])}{second}")
-            lines.append(f"| {SYSTEM_LABELS[s]} | {n:.0%} | " + " | ".join(cells) + " |")
     conditions = [(0.0, contexts[-1]), (noises[-1], contexts[0])]
-    head = " | ".join(f"noise {n:.0%}, context {L}: MSE / s per traj." for n, L in conditions)
-    lines += ["", f"| system | method | {head} |", "|---|---|---|---|"]
-    for s in system_names:
-        for m in METHODS:
-            cells = []
-            for n, L in conditions:
-                r = idx.get((s, m, n, L))
-                cells.append("n/a" if r is None else
-                             f"{_fmt(r['mse'])} / {r['seconds_per_trajectory']:.2g}"
-                             + (f" ({r['failed']} failed)" if r.get("failed") else ""))
-            lines.append(f"| {SYSTEM_LABELS[s]} | {LABELS[m]} | " + " | ".join(cells) + " |")
-    train = {(r["system"], r["method"]): r for r in rows if "train_seconds" in r}
-    if train:
-        lines += ["", "Training (once per system, not in the compute above): " + "; ".join(
-            f"{SYSTEM_LABELS[s]} {LABELS[m]} {r['train_seconds']:.0f} s ({r['train_steps']} "
-            "steps)" for (s, m), r in sorted(train.items()))  # fmt: skip
-            + "."]
+    side = [
+        [SYSTEM_LABELS[s], LABELS[m], *(_cost(idx.get((s, m, n, L))) for n, L in conditions)]
+        for s in names
+        for m in METHODS
+    ]
+    train = sorted({(r["system"], r["method"]): r for r in rows if "train_seconds" in r}.items())
     blocks = [v for v in result.get("block_seconds", {}).values() if v is not None]
-    if blocks:
-        lines[-1] += f" Whole benchmark: {sum(blocks) / 60:.0f} min of wall-clock."
-    lines += ["", "**Targets**", ""]
-    for t in result["targets"]:
-        numbers = f"MSE ratio {t['mse_ratio']:.3g}"
-        if "speedup" in t:
-            numbers += f", compute {t['speedup']:.3g}x less"
-        lines.append(f"- {'met' if t['met'] else 'missed'}: {t['target']} ({numbers}).")
-    for note in result.get("notes", []):
-        lines.append(f"- {note}")
-    for error in result.get("errors", []):
-        lines.append(f"- failed to run: {error}")
-    figures = " ".join(f"![{s}](figures/anchors_{s}.png)" for s in system_names)
-    lines += ["", figures]
-    return "\n".join(lines)
+    trained = "; ".join(
+        f"{SYSTEM_LABELS[s]} {LABELS[m]} {r['train_seconds']:.0f} s ({r['train_steps']} steps)"
+        for (s, m), r in train
+    )
+    targets = [
+        f"- {'met' if t['met'] else 'missed'}: {t['target']} (MSE ratio {t['mse_ratio']:.3g}"
+        + (f", compute {t['speedup']:.3g}x less" if "speedup" in t else "")
+        + ")."
+        for t in result["targets"]
+    ]
+    notes = [f"- {note}" for note in result.get("notes", [])]
+    notes += [f"- failed to run: {error}" for error in result.get("errors", [])]
+    parts = [
+        f"{result['n_test']} test trajectories per system and condition (preset "
+        f"`{result['preset']}`, {result['device']}, {result['date']}"
+        + (f"; {sum(blocks) / 60:.0f} min of wall-clock in all" if blocks else "")
+        + "). Forecast MSE in raw units after the context against the clean trajectory, noise "
+        "added to the context only; SINDy and the oracle fit see one context each, WARP and "
+        "WARP-Phys were trained once per system and take no gradient step at test time. "
+        "Compute = wall-clock of the batched reconstruction / trajectories, after compilation.",
+        "**Where each method wins** (lowest MSE; the runner-up's MSE in brackets):",
+        table("system | noise | " + " | ".join(f"context {L}" for L in contexts), wins),
+        table(
+            "system | method | "
+            + " | ".join(f"noise {n:.0%}, context {L}: MSE / s per traj." for n, L in conditions),
+            side,
+        ),
+        *([f"Training (once per system, not in the compute above): {trained}."] if train else []),
+        "**Targets**",
+        "\n".join(targets + notes),
+        " ".join(f"![{s}](figures/anchors_{s}.png)" for s in names),
+    ]
+    return "\n\n".join(parts)
 
 
 def merge_into_reconstruction(anchors: dict, path: Path) -> bool:
@@ -179,27 +170,25 @@ def merge_into_reconstruction(anchors: dict, path: Path) -> bool:
 
     **Returns:** whether the file was updated.
     """
-    path = Path(path)
-    if not path.is_file():
+    table_json = harness.read_json(path) if Path(path).is_file() else {}
+    if not table_json.get("complete") or table_json.get("smoke"):
         return False
-    table = harness.read_json(path)
-    if not table.get("complete") or table.get("smoke"):
-        return False
-    idx = _index(anchors["rows"])
+    idx, source = (
+        _index(anchors["rows"]),
+        "benchmarks/anchors.py (noise 0, context 100; its own test draw)",
+    )
     for system in ("msd", "msd_zero"):
-        row = table.get("results", {}).get(system)
-        if row is None:
-            continue
-        unit = table.get("units", {}).get(system, 1.0)
+        row, unit = (
+            table_json.get("results", {}).get(system),
+            table_json.get("units", {}).get(system, 1.0),
+        )
         for method in ("sindy", "oracle_fit"):
             r = idx.get((system, method, 0.0, 100))
-            if r is None:
-                continue
-            row[method] = {
-                "mean": r["mse"] / unit, "std": None, "paper": None,
-                "seconds_per_trajectory": r["seconds_per_trajectory"], "failed": r["failed"],
-                "n_test": anchors["n_test"],
-                "source": "benchmarks/anchors.py (noise 0, context 100; its own test draw)",
-            }  # fmt: skip
-    harness.write_json(path, table)
+            if row is not None and r is not None:
+                cell = dict(mean=r["mse"] / unit, std=None, paper=None, failed=r["failed"])
+                cell.update(
+                    seconds_per_trajectory=r["seconds_per_trajectory"], n_test=anchors["n_test"]
+                )
+                row[method] = dict(cell, source=source)
+    harness.write_json(path, table_json)
     return True

@@ -3,6 +3,7 @@ SINDy and the oracle fit per trajectory (`benchmarks._fits`), WARP and WARP-Phys
 once per system (LV: an RK4 prior written for this benchmark), each scored against the
 clean test trajectories with a failed forecast clipped to a box (`_fits.bounded`)."""
 
+import itertools
 import time
 
 import equinox as eqx
@@ -19,7 +20,6 @@ from benchmarks import _fits
 EQUATIONS = {"msd_zero": "msd"}
 
 
-# ------------------------------------------------------------------------------ data
 def _noisy(y: np.ndarray, levels: np.ndarray, std: np.ndarray, seed: int) -> np.ndarray:
     """`y (N, T, D)` plus Gaussian noise of `levels (N,)` x `std (D,)` (fixed seed)."""
     eps = np.random.default_rng(seed).standard_normal(y.shape)
@@ -28,16 +28,13 @@ def _noisy(y: np.ndarray, levels: np.ndarray, std: np.ndarray, seed: int) -> np.
 
 def load_data(system: str, preset) -> dict:
     """Clean train / val / test trajectories and the training split's channel std."""
-    seed = preset.seed
-    train = systems.generate(system, preset.n_train, split="train", seed=seed)
-    val = systems.generate(system, preset.n_val, split="val", seed=seed)
-    test = systems.generate(system, preset.n_test, split="test", seed=seed)
-    y_train = np.asarray(train.y, np.float32)
-    return {
-        "t": np.asarray(test.t, np.float64), "train": y_train,
-        "val": np.asarray(val.y, np.float32), "test": np.asarray(test.y, np.float32),
-        "std": y_train.std(axis=(0, 1)), "bound": _fits.BOUND_FACTOR * np.abs(y_train).max((0, 1)),
-    }  # fmt: skip
+    splits = {s: getattr(preset, f"n_{s}") for s in ("train", "val", "test")}
+    data = {s: systems.generate(system, n, split=s, seed=preset.seed) for s, n in splits.items()}
+    out = {s: np.asarray(d.y, np.float32) for s, d in data.items()}
+    bound = _fits.BOUND_FACTOR * np.abs(out["train"]).max((0, 1))
+    return dict(
+        out, t=np.asarray(data["test"].t, np.float64), std=out["train"].std((0, 1)), bound=bound
+    )
 
 
 def _observed(data: dict, split: str, noise: float) -> np.ndarray:
@@ -51,52 +48,59 @@ def _observed(data: dict, split: str, noise: float) -> np.ndarray:
 def _scores(forecast: np.ndarray, target: np.ndarray, bound: np.ndarray) -> dict:
     clipped, failed = _fits.bounded(forecast, bound)
     per_traj = ((clipped - target) ** 2).mean(axis=(1, 2))
-    return {"mse": float(per_traj.mean()), "median_mse": float(np.median(per_traj)),
-            "failed": int(failed.sum())}  # fmt: skip
+    mse, median = float(per_traj.mean()), float(np.median(per_traj))
+    return {"mse": mse, "median_mse": median, "failed": int(failed.sum())}
 
 
-# ------------------------------------------------------------------------------ SINDy
+def _rows(system: str, method: str, data: dict, preset, log, predict) -> list[dict]:
+    """One row per (noise, context): `predict(noise, L, contexts (N, L, D))` returns the
+    raw forecast of the rest of each test trajectory and the row's other keys."""
+    rows = []
+    for noise in preset.noises:
+        observed = _observed(data, "test", noise)
+        for L in preset.contexts:
+            forecast, extra = predict(noise, L, observed[:, :L])
+            scores = _scores(forecast, data["test"][:, L:], data["bound"])
+            rows.append(
+                dict(system=system, method=method, noise=noise, context=L, **scores, **extra)
+            )
+            log(rows[-1])
+    return rows
+
+
 def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
     """SINDy per (noise, context); its threshold and differentiation picked on val."""
-    rows, T = [], data["test"].shape[1]
-    grid = [(th, d) for th in preset.thresholds for d in preset.differentiation]
-    for noise in preset.noises:
-        val_obs, test_obs = _observed(data, "val", noise), _observed(data, "test", noise)
-        for L in preset.contexts:
-            val_mse = []
-            for th, d in grid:
-                forecast, _, _ = _fits.sindy_forecast(val_obs[:, :L], data["t"], T - L, th, d)
-                val_mse.append(_scores(forecast, data["val"][:, L:], data["bound"])["mse"])
-            th, d = grid[int(np.argmin(val_mse))]
-            forecast, fit_s, sim_s = _fits.sindy_forecast(
-                test_obs[:, :L], data["t"], T - L, th, d
-            )
-            row = _scores(forecast, data["test"][:, L:], data["bound"])
-            row.update(seconds_per_trajectory=(fit_s + sim_s) / len(forecast), threshold=th,
-                       differentiation=d, val_mse=min(val_mse))  # fmt: skip
-            rows.append(dict(system=system, method="sindy", noise=noise, context=L, **row))
-            log(rows[-1])
-    return rows
+    T, grid = (
+        data["test"].shape[1],
+        list(itertools.product(preset.thresholds, preset.differentiation)),
+    )
+
+    def predict(noise, L, contexts):
+        val = _observed(data, "val", noise)[:, :L]
+        forecasts = (_fits.sindy_forecast(val, data["t"], T - L, th, d)[0] for th, d in grid)
+        val_mse = [_scores(f, data["val"][:, L:], data["bound"])["mse"] for f in forecasts]
+        th, d = grid[int(np.argmin(val_mse))]
+        forecast, fit_s, sim_s = _fits.sindy_forecast(contexts, data["t"], T - L, th, d)
+        seconds = (fit_s + sim_s) / len(forecast)
+        extra = dict(threshold=th, differentiation=d, val_mse=min(val_mse))
+        return forecast, dict(seconds_per_trajectory=seconds, **extra)
+
+    return _rows(system, "sindy", data, preset, log, predict)
 
 
-# ------------------------------------------------------------------------- oracle fit
 def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
     """The true-ODE least-squares fit per (noise, context), all test trajectories at once."""
-    rows, T = [], data["test"].shape[1]
-    model = systems.get_system(EQUATIONS.get(system, system))
-    for noise in preset.noises:
-        test_obs = _observed(data, "test", noise)
-        for L in preset.contexts:
-            forecast, seconds, compile_s = _fits.oracle_forecast(
-                model, test_obs[:, :L], data["t"], T - L, data["std"], preset.restarts,
-                max(preset.contexts), lm_steps=preset.lm_steps,
-            )  # fmt: skip
-            row = _scores(forecast, data["test"][:, L:], data["bound"])
-            row.update(seconds_per_trajectory=seconds / len(forecast),
-                       compile_seconds=compile_s, restarts=preset.restarts)  # fmt: skip
-            rows.append(dict(system=system, method="oracle_fit", noise=noise, context=L, **row))
-            log(rows[-1])
-    return rows
+    T, model = data["test"].shape[1], systems.get_system(EQUATIONS.get(system, system))
+    fit = (data["std"], preset.restarts, max(preset.contexts), preset.lm_steps)
+
+    def predict(noise, L, contexts):
+        forecast, seconds, compile_s = _fits.oracle_forecast(
+            model, contexts, data["t"], T - L, *fit
+        )
+        extra = dict(compile_seconds=compile_s, restarts=preset.restarts)
+        return forecast, dict(seconds_per_trajectory=seconds / len(forecast), **extra)
+
+    return _rows(system, "oracle_fit", data, preset, log, predict)
 
 
 # ----------------------------------------------------------------------------- WARP
@@ -104,49 +108,45 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
     """WARP-Phys's LV root: one RK4 step of `x' = a x - b x y, y' = d x y - g y` in raw
     units from the previous (normalised) state, with (a, b, d, g) > 0 read from theta_t
     (initialised at the centre of the training ranges); states clipped to `[0, top]`."""
-    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-    top = float(top)
-    ranges = systems.get_system("lotka_volterra").param_ranges
-    names = ("alpha", "beta", "delta", "gamma")
+    mean, std, top = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32), float(top)
+    ranges, names = (
+        systems.get_system("lotka_volterra").param_ranges,
+        ("alpha", "beta", "delta", "gamma"),
+    )
 
     def field(p, z):
         prey, pred = z[0], z[1]
-        return jnp.stack([p["alpha"] * prey - p["beta"] * prey * pred,
-                          p["delta"] * prey * pred - p["gamma"] * pred])  # fmt: skip
+        dprey = p["alpha"] * prey - p["beta"] * prey * pred
+        return jnp.stack([dprey, p["delta"] * prey * pred - p["gamma"] * pred])
 
     def lv_step(p, tau, x):
         del tau
         # populations stay in [0, top]: a free-running rollout with wrong parameters
         # would otherwise grow exponentially and overflow float32 within 256 steps
-        z = jnp.clip(x * jnp.asarray(std) + jnp.asarray(mean), 0.0, top)
+        z = jnp.clip(x * std + mean, 0.0, top)
         k1 = field(p, z)
         k2 = field(p, z + 0.5 * dt * k1)
         k3 = field(p, z + 0.5 * dt * k2)
         k4 = field(p, z + dt * k3)
-        z = jnp.clip(z + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, top)
-        return (z - jnp.asarray(mean)) / jnp.asarray(std)
+        return (jnp.clip(z + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, top) - mean) / std
 
-    return wp.FunctionDecoder(
-        lv_step, {n: () for n in names}, data_size=2,
-        transforms={n: "softplus" for n in names},
-        init={n: sum(ranges[n]) / 2 for n in names}, label="lotka_volterra_rk4",
-    )  # fmt: skip
+    shapes, transforms = {n: () for n in names}, {n: "softplus" for n in names}
+    init = {n: sum(ranges[n]) / 2 for n in names}
+    options = dict(transforms=transforms, init=init, label="lotka_volterra_rk4")
+    return wp.FunctionDecoder(lv_step, shapes, data_size=2, **options)
 
 
-def build_warp(
-    system: str, method: str, normalizer: wp.Normalizer, T: int, top: float, key
-) -> wp.WARP:
-    """The WARP model of a row: the main table's cpu sizes (root 16x2 swish, hypernetwork
-    16); `warp_phys` uses the system's physical root (LV: states clipped to `[0, top]`)."""
+def build_warp(system: str, method: str, normalizer: wp.Normalizer, T: int, top: float, key):
+    """The WARP model of a row: root 16x2 swish, hypernetwork 16; `warp_phys` uses the
+    system's physical root (LV: states clipped to `[0, top]`)."""
     if method == "warp_phys" and system == "lotka_volterra":
         stats = normalizer.to_dict()
-        decoder = lv_decoder(np.array(stats["mean"]), np.array(stats["std"]), top, 1.0 / (T - 1))
+        decoder = lv_decoder(stats["mean"], stats["std"], top, 1.0 / (T - 1))
         return wp.WARP(2, decoder=decoder, hyper_width=16, hyper_depth=1, seq_len=T, key=key)
-    config = wp.RunConfig(
-        system=system, model="warp", root_width=16, root_depth=2, hyper_width=16,
-        hyper_depth=1, decoder="damped_oscillator" if method == "warp_phys" else "mlp",
-        decoder_options={"activation": "swish"},
-    )  # fmt: skip
+    decoder = "damped_oscillator" if method == "warp_phys" else "mlp"
+    sizes = dict(root_width=16, root_depth=2, hyper_width=16, hyper_depth=1)
+    options = dict(decoder=decoder, decoder_options={"activation": "swish"}, **sizes)
+    config = wp.RunConfig(system=system, model="warp", **options)
     return wp.build_model(config, 2, T, key=key, normalizer=normalizer)
 
 
@@ -155,56 +155,46 @@ def train_warp(system: str, method: str, data: dict, preset):
 
     **Returns:** `(model, normalizer, train seconds, history)`.
     """
-    y, std = data["train"], data["std"]
-    levels = np.resize(np.asarray(preset.noises, np.float32), len(y))
-    inputs = _noisy(y, levels, std, seed=preset.seed + 11)
-    val_levels = np.resize(np.asarray(preset.noises, np.float32), len(data["val"]))
-    val_inputs = _noisy(data["val"], val_levels, std, seed=preset.seed + 12)
-    norm = wp.Normalizer.fit(y)
-    T = y.shape[1]
+    y, val, std = data["train"], data["val"], data["std"]
+    levels = [np.resize(np.asarray(preset.noises, np.float32), len(x)) for x in (y, val)]
+    inputs = _noisy(y, levels[0], std, seed=preset.seed + 11)
+    val_inputs = _noisy(val, levels[1], std, seed=preset.seed + 12)
+    norm, T = wp.Normalizer.fit(y), y.shape[1]
     model_key, train_key = jax.random.split(jax.random.PRNGKey(preset.seed))
     top = 3.0 * float(y.max())  # LV prior's state box: 3x the largest training value
     model = build_warp(system, method, norm, T, top, model_key)
+    context = sorted(preset.contexts)[len(preset.contexts) // 2]
+    options = dict(steps=preset.train_steps, batch_size=preset.batch_size, key=train_key)
+    options["optimizer"] = wp.OptimizerOptions(lr=3e-3 if method == "warp_phys" else 2e-3)
+    options["objective"] = wp.ObjectiveOptions(forcing_prob=0.25)
+    options["validation"] = wp.ValidationOptions(context=context, every=preset.val_every)
+    options["val_data"] = (norm.apply(val_inputs), norm.apply(val))
     start = time.perf_counter()
+    train = (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y)))
     model, history = wp.train(
-        model, (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y))),
-        steps=preset.train_steps, batch_size=preset.batch_size,
-        optimizer=wp.OptimizerOptions(lr=3e-3 if method == "warp_phys" else 2e-3),
-        objective=wp.ObjectiveOptions(forcing_prob=0.25),
-        val_data=(norm.apply(val_inputs), norm.apply(data["val"])),
-        validation=wp.ValidationOptions(
-            context=sorted(preset.contexts)[len(preset.contexts) // 2], every=preset.val_every
-        ),
-        max_seconds=preset.train_seconds, key=train_key,
-        progress=False,
-    )  # fmt: skip
+        model, train, max_seconds=preset.train_seconds, progress=False, **options
+    )
     return model, norm, time.perf_counter() - start, history
 
 
 def warp_rows(system: str, method: str, data: dict, preset, log) -> list[dict]:
     """Trains `method` once on `system`, then forecasts every (noise, context)."""
     model, norm, train_s, history = train_warp(system, method, data, preset)
-    rows, T = [], data["test"].shape[1]
-    forecast_fns, compile_s = {}, {}
-    for noise in preset.noises:
-        test_obs = _observed(data, "test", noise)
-        for L in preset.contexts:
-            context = norm.apply(jnp.asarray(test_obs[:, :L]))
-            if L not in forecast_fns:  # one compilation per context length, not timed
-                forecast_fns[L] = eqx.filter_jit(lambda m, c, h=T - L: wp.reconstruct(m, c, h))
-                start = time.perf_counter()
-                jax.block_until_ready(forecast_fns[L](model, context))
-                compile_s[L] = time.perf_counter() - start
-            forecast_fn = forecast_fns[L]
+    T, compiled, compile_s = data["test"].shape[1], {}, {}
+    trained = dict(train_seconds=train_s, train_steps=history["step"][-1])
+    trained["parameters"] = wp.count_parameters(model)
+
+    def predict(noise, L, contexts):
+        context = norm.apply(jnp.asarray(contexts))
+        if L not in compiled:  # one compilation per context length, not timed
+            compiled[L] = eqx.filter_jit(lambda m, c, h=T - L: wp.reconstruct(m, c, h))
             start = time.perf_counter()
-            forecast = jax.block_until_ready(forecast_fn(model, context))
-            seconds = time.perf_counter() - start
-            row = _scores(np.asarray(norm.invert(forecast)), data["test"][:, L:], data["bound"])
-            row.update(seconds_per_trajectory=seconds / len(forecast), compile_seconds=compile_s[L],
-                       train_seconds=train_s, train_steps=history["step"][-1],
-                       parameters=wp.count_parameters(model))  # fmt: skip
-            rows.append(dict(system=system, method=method, noise=noise, context=L, **row))
-            log(rows[-1])
-    return rows
+            jax.block_until_ready(compiled[L](model, context))
+            compile_s[L] = time.perf_counter() - start
+        start = time.perf_counter()
+        forecast = jax.block_until_ready(compiled[L](model, context))
+        seconds = (time.perf_counter() - start) / len(forecast)
+        extra = dict(seconds_per_trajectory=seconds, compile_seconds=compile_s[L], **trained)
+        return np.asarray(norm.invert(forecast)), extra
 
-
+    return _rows(system, method, data, preset, log, predict)

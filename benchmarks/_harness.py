@@ -1,13 +1,13 @@
 """What every benchmark shares, so that a benchmark script only measures and reports.
 
 - `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
-  `--no-readme`, `--readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
+  `--no-readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
   draws the figure, prints the Markdown and splices it into the README between
   `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run).
 - `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
   crash or a timeout comes back as `{"error": ...}`), with the load average beside it.
-- `timed` / `time_training_step`: the one timing policy (a warm-up call when the first
-  takes under `warmup_s`, then timed calls until `reps` or `budget_s`); `gemm_gflops`.
+- `timed` / `time_training_step`: the one timing policy; `gemm_gflops`.
+- `table` / `fmt`: the Markdown of every report.
 """
 
 import argparse
@@ -35,11 +35,11 @@ def device() -> str:
     import jax
 
     dev = jax.devices()[0]
-    kind = dev.device_kind if dev.platform != "cpu" else platform.processor() or "cpu"
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [x.split(":", 1)[1].strip() for x in cpuinfo.read_text().splitlines()
-             if x.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
-    kind = names[0] if names and dev.platform == "cpu" else kind
+    kind = dev.device_kind
+    if dev.platform == "cpu":
+        info = Path("/proc/cpuinfo")
+        names = re.findall(r"model name\s*:\s*(.*)", info.read_text()) if info.exists() else []
+        kind = names[0].strip() if names else platform.processor() or "cpu"
     return f"{dev.platform}: {kind}, {os.cpu_count()} cores, jax {jax.__version__}"
 
 
@@ -71,9 +71,9 @@ def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0
         steps = walls[warmup:]
         if len(steps) >= reps or (steps and sum(steps) >= budget_s):
             break
-    return {"median_s": statistics.median(steps), "steps_s": steps, "reps": len(steps),
-            "cpu_s": statistics.median(cpus[warmup:]), "warmup": warmup,
-            "first_call_s": walls[0]}  # fmt: skip
+    cpu_s = statistics.median(cpus[warmup:])
+    out = dict(median_s=statistics.median(steps), steps_s=steps, reps=len(steps), cpu_s=cpu_s)
+    return dict(out, warmup=warmup, first_call_s=walls[0])
 
 
 def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
@@ -85,8 +85,8 @@ def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
     x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
     product = jax.jit(lambda a, x: a @ x)
     jax.block_until_ready(product(a, x))
-    best = min(timed(lambda: jax.block_until_ready(product(a, x)), reps=1, warmup_s=0)
-               ["median_s"] for _ in range(reps))  # fmt: skip
+    call = lambda: jax.block_until_ready(product(a, x))
+    best = min(timed(call, reps=1, warmup_s=0)["median_s"] for _ in range(reps))
     return 2.0 * D * D * cols / best / 1e9
 
 
@@ -138,23 +138,24 @@ def time_training_step(model, loss, optimizer, data, *, reps: int, **policy) -> 
 
 
 # -------------------------------------------------------------------------- workers
-def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None,
-               timeout_s: float = 7200.0) -> dict:  # fmt: skip
+def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None) -> dict:
     """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh process (`env` added to
-    its environment), or in this one when its `workers` are given (smoke runs).
+    its environment; at most two hours), or in this one when its `workers` are given.
 
     **Returns:** the worker's dict plus `load_average` `[before, after]`, or
-    `{"error": ...}` when it crashed (e.g. killed for memory) or ran past `timeout_s`.
+    `{"error": ...}` when it crashed (e.g. killed for memory) or ran past its time.
     """
     before = load()
     if workers is not None:
         return dict(workers[kind](spec), load_average=[before, load()])
     command = [sys.executable, "-m", f"benchmarks.{module}", "--worker", kind, json.dumps(spec)]
+    environ = {**os.environ, **(env or {})}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, **(env or {})}, timeout=timeout_s)  # fmt: skip
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=ROOT, env=environ, timeout=7200
+        )
     except subprocess.TimeoutExpired:
-        return {"error": f"worker ran past its {timeout_s:.0f} s"}
+        return {"error": "worker ran past its 7200 s"}
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         return {"error": f"worker exited with {done.returncode}: {tail}"}
@@ -188,6 +189,19 @@ def write_json(path: Path, value, strict: bool = True) -> None:
         atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
+def fmt(x, spec: str = ".3g", none: str = "-") -> str:
+    """`x` formatted by `spec`, or `none` when it is missing (None) or not finite."""
+    return none if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def table(head: str, rows) -> str:
+    """A Markdown table: the `head` cells ("a | b | c"), then one line per row, a string
+    of cells in that form or a sequence of cells."""
+    lines = [head, *(r if isinstance(r, str) else " | ".join(map(str, r)) for r in rows)]
+    lines = [f"| {line} |" for line in lines]
+    return "\n".join([lines[0], "|" + "---|" * (head.count(" | ") + 1), *lines[1:]])
+
+
 def block_pattern(name: str) -> re.Pattern:
     start, end = (re.escape(f"<!-- {x}bench:{name} -->") for x in ("", "/"))
     return re.compile(f"{start}\n(.*?)\n{end}", flags=re.DOTALL)
@@ -217,19 +231,21 @@ def save_figure(fig, path: Path, dpi: int = 130) -> None:
 # ------------------------------------------------------------------- command line
 def parser(name: str, doc: str, *, figure: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark has; `parse` fills in the default paths."""
-    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    raw = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        f"python -m benchmarks.{name}", description=doc, formatter_class=raw
+    )
     p.add_argument("--smoke", action="store_true", help="tiny sizes (the tests); no README")
     p.add_argument("--out", type=Path, help=f"result JSON (default results/{name}.json)")
-    p.add_argument("--render", nargs="?", type=Path, const=RESULTS / f"{name}.json",
-                   metavar="JSON", help="measure nothing: report from this (the committed) JSON")
+    default = RESULTS / f"{name}.json"
+    what = "measure nothing: report from this (the committed) JSON"
+    p.add_argument("--render", nargs="?", type=Path, const=default, metavar="JSON", help=what)
     p.add_argument("--no-readme", action="store_true", help="do not update README.md")
-    p.add_argument("--readme", type=Path, default=README, help="the README to splice into")
     if figure:
         p.add_argument("--figure", type=Path, help=f"figure PNG (default figures/{name}.png)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     p.set_defaults(name=name)
-    return p  # fmt: skip
+    return p
 
 
 def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -243,12 +259,15 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
 
 
 def finish(args, result: dict, markdown, draw=None) -> dict:
-    """Draw the figure (`draw(result)`), print the Markdown block and splice it into the
-    README unless this is a smoke result or `--no-readme` was given; returns `result`."""
+    """Write a measured `result` to `--out`, draw the figure (`draw(result)`), print the
+    Markdown block and splice it into the README unless this is a smoke result or
+    `--no-readme` was given; returns `result`."""
+    if not args.render:
+        write_json(args.out, result)
     if draw is not None:
         draw(result)
     text = markdown(result)
     print(text)
     if not (args.smoke or result.get("smoke") or args.no_readme):
-        splice_readme(args.name, text, args.readme)
+        splice_readme(args.name, text)
     return result

@@ -5,13 +5,10 @@ Both presets follow WARP_SPEC section 4 (clean convention): autoregressive train
 teacher forcing 0.25 (LV: full teacher forcing), the best model on the validation split
 kept, the test MSE in raw units; the data are the same for every seed (`data_seed = 0`).
 
-- `cpu` (2 CPU cores; the table took 63 min): `CPU_STEPS` optimiser steps (MSD raised
-  from 200 after seed-0 validation curves showed WARP-Phys still improving; LV met its
-  target at 200), each run's training capped at `CPU_MAX_SECONDS` (the Transformer's
-  autoregressive training stops on it), batch 32 (SINE 10), Adam 3e-3 with a cosine
-  schedule; WARP root MLP 8-8 (D_theta 122), WARP-Phys the `damped_oscillator` (MSD,
-  MSD-Zero; initialised at the centre of the training ranges) or `sinusoid` (SINE) root,
-  GRU / LSTM / Transformer matched to the WARP-MLP's parameter count.
+- `cpu` (2 CPU cores): `CPU_STEPS` optimiser steps (MSD raised from 200 after seed-0
+  validation curves showed WARP-Phys still improving), each run's training capped at
+  `CPU_MAX_SECONDS`, WARP root MLP 8-8 (D_theta 122), WARP-Phys the `damped_oscillator`
+  (initialised at the centre of the training ranges) or `sinusoid` (SINE) root.
 - `paper`: the spec's sizes (root 48x3, 20480 MSD trajectories, batch 1024, AdaBelief
   1e-5, the spec's epochs as steps), meant for an accelerator.
 """
@@ -47,6 +44,29 @@ UNITS = {"msd": 1e-2, "msd_zero": 1e-2, "lotka_volterra": 1e-2, "sine": 1e-4}
 SYSTEM_NAMES = {"lotka_volterra": "lotka_volterra_repeat"}
 
 
+# (n_train, n_val, n_test) per preset and row
+SIZES = {
+    "cpu": {"msd": (1024, 64, 512), "msd_zero": (1024, 64, 512), "sine": (10, 1000, 1000),
+            "lotka_volterra": (1024, 128, 512)},
+    "paper": {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048), "sine": (10, 1000, 1000),
+              "lotka_volterra": (15000, 1500, 3000)},
+}  # fmt: skip
+# the optimiser of each preset (batch size and steps: see `run_config`)
+OPTIMISERS = {
+    "cpu": {"optimizer": "adam", "lr": 3e-3, "clip": "global_norm", "clip_value": 1.0,
+            "schedule": "cosine", "max_seconds": CPU_MAX_SECONDS},
+    "paper": {"optimizer": "adabelief", "lr": 1e-5, "transition_lr": 1e-5, "clip": "elementwise",
+              "clip_value": 1e-7, "schedule": "plateau", "val_every": 200},
+}  # fmt: skip
+# the spec's epochs per (system, model) under the paper preset; steps = epochs x batches
+PAPER_EPOCHS = {
+    "msd": {"warp": 1000, "warp_phys": 2500, "gru": 750, "lstm": 1000, "transformer": 1000},
+    "msd_zero": {"warp": 1000, "warp_phys": 5000, "gru": 750, "lstm": 1000, "transformer": 1000},
+    "lotka_volterra": {"warp": 1500, "gru": 750, "lstm": 1500, "transformer": 1500},
+    "sine": {"warp": 1000, "warp_phys": 1000, "gru": 2000, "lstm": 2000, "transformer": 2000},
+}  # fmt: skip
+
+
 def models_for(system: str) -> tuple[str, ...]:
     """The table's models for a row: no WARP-Phys on LV (as in the paper)."""
     return tuple(m for m in MODELS if not (system == "lotka_volterra" and m == "warp_phys"))
@@ -54,21 +74,17 @@ def models_for(system: str) -> tuple[str, ...]:
 
 def _system_options(preset: str, system: str) -> dict:
     """Data and protocol options of a table row."""
-    name = SYSTEM_NAMES.get(system, system)
-    if system == "sine":  # 10 trajectories, x_0 only (through theta_0), raw data
-        return dict(system=name, n_train=10, n_val=1000, n_test=1000, context=1,
-                    normalize=False, forcing_prob=0.25, eval_protocol="forecast")
+    n_train, n_val, n_test = SIZES[preset][system]
+    options = dict(system=SYSTEM_NAMES.get(system, system), n_train=n_train, n_val=n_val)
+    options.update(n_test=n_test, forcing_prob=0.25, eval_protocol="forecast")
     if system == "lotka_volterra":  # repeat-copy: full teacher forcing, already in [-1, 1]
-        return dict(system=name, n_train=1024 if preset == "cpu" else 15000,
-                    n_val=128 if preset == "cpu" else 1500,
-                    n_test=512 if preset == "cpu" else 3000, normalize=False,
-                    forcing_prob=1.0, eval_protocol="full",
-                    objective="teacher_forced" if preset == "cpu" else "autoregressive")
-    sizes = {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048)}[system]
-    if preset == "cpu":
-        sizes = (1024, 64, 512)
-    return dict(system=name, n_train=sizes[0], n_val=sizes[1], n_test=sizes[2], context=100,
-                forcing_prob=0.25, eval_protocol="forecast", normalize=preset == "cpu")  # fmt: skip
+        objective = "teacher_forced" if preset == "cpu" else "autoregressive"
+        return dict(
+            options, normalize=False, forcing_prob=1.0, eval_protocol="full", objective=objective
+        )
+    if system == "sine":  # 10 trajectories, x_0 only (through theta_0), raw data
+        return dict(options, context=1, normalize=False)
+    return dict(options, context=100, normalize=preset == "cpu")
 
 
 def _oscillator_init(system: str) -> dict:
@@ -79,47 +95,32 @@ def _oscillator_init(system: str) -> dict:
     return {"omega0_init": math.sqrt(k / m), "zeta_init": c / (2 * math.sqrt(k * m))}
 
 
-def _cpu_model_options(system: str, model: str) -> dict:
+def _model_options(preset: str, system: str, model: str) -> dict:
+    """The model of a cell: WARP-MLP, WARP-Phys, or a baseline matched to the WARP-MLP's
+    parameter count (the paper's GRU / LSTM have sizes of their own)."""
+    paper = preset == "paper"
+    if paper and model in ("gru", "lstm"):
+        hidden = 2280 if system == "sine" else {"gru": 2850, "lstm": 2450}[model]
+        return dict(model=model, hidden_size=hidden, batch_size=380)
     root = dict(root_width=8, root_depth=2, hyper_width=16, hyper_depth=1)
+    if paper:
+        root = dict(root_width=48, root_depth=3, hyper_width=1633, hyper_depth=2)
     if model in ("gru", "lstm", "transformer"):
-        return dict(model=model, match_warp=True, **root)  # matched to the WARP-MLP below
-    options = {"activation": "swish"}
-    decoder = "mlp"
+        return dict(model=model, match_warp=True, **root) | (
+            dict(layers=4, heads=8) if paper else {}
+        )
+    options, decoder = {"activation": "swish"}, "mlp"
     if model == "warp_phys":
         decoder = "sinusoid" if system == "sine" else "damped_oscillator"
-        if system != "sine":
+        if paper:
+            root["hyper_width"] = 128
+        elif system != "sine":
             options.update(_oscillator_init(system))
     elif system == "lotka_volterra":
         options["final_activation"] = "tanh"  # targets in [-1, 1]
-    return dict(model="warp", decoder=decoder, decoder_options=options, **root)
-
-
-def _paper_model_options(system: str, model: str) -> dict:
-    if model in ("gru", "lstm"):
-        hidden = 2280 if system == "sine" else {"gru": 2850, "lstm": 2450}[model]
-        return dict(model=model, hidden_size=hidden, batch_size=380)
-    root = dict(root_width=48, root_depth=3, hyper_width=1633, hyper_depth=2)
-    if model == "transformer":
-        return dict(model=model, match_warp=True, layers=4, heads=8, **root)
-    options = {"activation": "swish"}
-    decoder = "mlp"
-    if model == "warp_phys":
-        decoder = "sinusoid" if system == "sine" else "damped_oscillator"
-        root.update(hyper_width=128)
-    elif system == "lotka_volterra":
-        options["final_activation"] = "tanh"
-    elif system != "sine":
+    elif paper and system != "sine":
         options["final_activation"] = 38.0
     return dict(model="warp", decoder=decoder, decoder_options=options, **root)
-
-
-# the spec's epochs per (system, model); steps = epochs x batches per epoch
-_PAPER_EPOCHS = {
-    "msd": {"warp": 1000, "warp_phys": 2500, "gru": 750, "lstm": 1000, "transformer": 1000},
-    "msd_zero": {"warp": 1000, "warp_phys": 5000, "gru": 750, "lstm": 1000, "transformer": 1000},
-    "lotka_volterra": {"warp": 1500, "gru": 750, "lstm": 1500, "transformer": 1500},
-    "sine": {"warp": 1000, "warp_phys": 1000, "gru": 2000, "lstm": 2000, "transformer": 2000},
-}  # fmt: skip
 
 
 def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
@@ -138,22 +139,15 @@ def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
         raise ValueError(f"system must be one of {SYSTEMS}, got {system!r}")
     if model not in models_for(system):
         raise ValueError(f"model {model!r} is not in the {system} row: {models_for(system)}")
-    options = dict(_system_options(preset, system), seed=seed, data_seed=0)
+    options = _system_options(preset, system) | _model_options(preset, system, model)
+    options.update(OPTIMISERS[preset], seed=seed, data_seed=0)
     if preset == "cpu":
-        options.update(_cpu_model_options(system, model))
-        options.update(steps=CPU_STEPS[system], max_seconds=CPU_MAX_SECONDS,
-                       batch_size=10 if system == "sine" else 32, lr=3e-3, optimizer="adam",
-                       clip="global_norm", clip_value=1.0, schedule="cosine",
-                       val_every=100 if system == "sine" else 25)  # fmt: skip
+        batch, steps = 10 if system == "sine" else 32, CPU_STEPS[system]
+        options.update(val_every=100 if system == "sine" else 25)
     else:
-        options.update(_paper_model_options(system, model))
-        batch = options.pop("batch_size", 1024)
-        batch = min(batch, options["n_train"])
-        epochs = _PAPER_EPOCHS[system][model]
-        options.update(steps=epochs * math.ceil(options["n_train"] / batch), batch_size=batch,
-                       optimizer="adabelief", lr=1e-5, transition_lr=1e-5, clip="elementwise",
-                       clip_value=1e-7, schedule="plateau", val_every=200)  # fmt: skip
-    return RunConfig(**options)
+        batch = min(options.pop("batch_size", 1024), options["n_train"])
+        steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)
+    return RunConfig(**options, batch_size=batch, steps=steps)
 
 
 def transition_config(preset: str, system: str, kind: str, seed: int) -> RunConfig:
@@ -176,17 +170,20 @@ def targets(results: dict) -> list[dict]:
         if "warp_phys" in row and base:
             phys = row["warp_phys"]["mean"]
             ratio = _ratio(min(base, key=_inf), phys)
+            target = f"{system}: WARP-Phys >= 10x below the best baseline"
             versus_warp = _ratio(row["warp"]["mean"], phys) if "warp" in row else None
-            out.append({"system": system, "value": ratio, "met": ratio is None or ratio >= 10,
-                        "target": f"{system}: WARP-Phys >= 10x below the best baseline",
-                        "warp_over_warp_phys": versus_warp})  # fmt: skip
+            entry = dict(system=system, value=ratio, met=ratio is None or ratio >= 10)
+            out.append(dict(entry, target=target, warp_over_warp_phys=versus_warp))
     for system in ("msd", "msd_zero", "lotka_volterra"):
         row = results.get(system, {})
         if all(m in row for m in ("warp", "gru", "lstm")):
-            rnn = min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf)
-            ratio = _ratio(rnn, row["warp"]["mean"])
-            out.append({"system": system, "target": f"{system}: WARP below GRU and LSTM",
-                        "value": ratio, "met": ratio is None or ratio > 1})  # fmt: skip
+            ratio = _ratio(
+                min(row["gru"]["mean"], row["lstm"]["mean"], key=_inf), row["warp"]["mean"]
+            )
+            target = f"{system}: WARP below GRU and LSTM"
+            out.append(
+                dict(system=system, target=target, value=ratio, met=ratio is None or ratio > 1)
+            )
     return out
 
 

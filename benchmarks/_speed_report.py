@@ -1,18 +1,15 @@
 """The speed benchmark's report, all from its JSON result: the targets, the README's
-Markdown block (with the FLOP model's analysis) and the figure."""
+Markdown block and the figure."""
 
 import statistics
 from pathlib import Path
 
 from benchmarks import _harness as harness
+from benchmarks._harness import fmt, table
 from benchmarks._speed_workers import DATA_SIZE, MODES
 
 KIND_COLORS = ("C2", "C4", "C5", "C6", "C8", "C9")  # not C0/C1/red: taken in the memory panel
 KIND_MARKERS = ("^", "v", "s", "D", "P", "X")
-
-
-def _fmt(x, spec=".2f", none="-"):
-    return none if x is None else format(x, spec)
 
 
 def _kind(row: dict) -> str:
@@ -36,167 +33,159 @@ def targets(rows: list[dict]) -> dict:
     whole = [r["recurrence_fraction"] for r in big if r.get("recurrence_fraction")]
     fwd = [r["recurrence_forward_fraction"] for r in big if r.get("recurrence_forward_fraction")]
     if whole or fwd:
-        best = max(whole + fwd)
+        best, fwd = max(whole + fwd), f"{100 * max(fwd):.0f} %" if fwd else "not measured"
         out["recurrence_60pct"] = (
             f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM rate "
-            f"measured beside it; whole training step: best {100 * max(whole, default=0):.0f} %, "
-            "forward recurrence alone: " + (f"{100 * max(fwd):.0f} %)" if fwd else "not measured)"))
+            f"measured beside it; whole training step: best {100 * max(whole, default=0):.0f} "
+            f"%, forward recurrence alone: {fwd})"
+        )
     return out
 
 
-def _analysis(N: int, r: int, d: int = DATA_SIZE) -> str:
+def _step_row(row: dict) -> str:
+    par, seq = row["parallel_s"], row["sequential_s"]
+    frac, fwd = row.get("recurrence_fraction"), row.get("recurrence_forward_fraction")
+    gemms = [g for m in MODES for g in (row.get(m) or {}).get("gemm_gflops", [])]
+    speedup = f"{seq / par:.2f}x" if par and seq else "-"
+    gemm = statistics.median(gemms) if gemms else None
     return (
-        "Why the parallel form is not 5x faster here (FLOP model, dense A): per sample it "
-        "costs T D (2 r + 2 T d) (the T d term is the causal convolution as a Toeplitz "
-        "GEMM for T d <= 2048, an FFT above, which XLA runs at a few GFLOP/s on CPU) "
-        "against the scan's 2 T D^2, plus a per-batch precompute of A^k [W | b | B], "
-        f"2 T D^2 (r + 1 + d). At batch N = {N}, r = {r}, d = {d} the precompute alone is "
-        f"(r + 1 + d) / N = {(r + 1 + d) / N:.2f} of the whole scan, and at T = 1024, "
-        "D ~ 5k the GEMM convolution's 2 T d = 4096 is close to D, so the model predicts "
-        "about 1x, not 5x. A 5x gain needs N >= 5 (r + 1 + d) (r <= 10 at batch 64, or "
-        "batch >= 175 at r = 32) and T d << D, or a structured A (diagonal / low rank) "
-        "whose powers cost O(T D) instead of O(T D^2); the kernel form pays off at large "
-        "batch (paper-MSD rows)."
+        f"{row['T']} | {row['D_theta']} | {fmt(par)} | {fmt(seq)} | {speedup} "
+        f"| {row['flops']['sequential'] / row['flops']['parallel']:.2f}x "
+        f"| {fmt(row['recurrence_gflops'], '.1f')} | {fmt(frac and 100 * frac, '.0f')} "
+        f"| {fmt(fwd and 100 * fwd, '.0f')} | {fmt(gemm, '.0f')} "
+        f"| {row.get('parallel_reps') or '-'}/{row.get('sequential_reps') or '-'}"
     )
 
 
-def _row_line(row: dict) -> str:
-    par, seq = row["parallel_s"], row["sequential_s"]
-    speedup = seq / par if par and seq else None
-    frac, fwd = row.get("recurrence_fraction"), row.get("recurrence_forward_fraction")
-    gemms = [g for m in MODES for g in (row.get(m) or {}).get("gemm_gflops", [])]
-    reps = f"{row.get('parallel_reps') or '-'}/{row.get('sequential_reps') or '-'}"
-    return (f"| {row['T']} | {row['D_theta']} | {_fmt(par, '.3g')} | {_fmt(seq, '.3g')} "
-            f"| {_fmt(speedup, '.2f', '-')}{'x' if speedup else ''} "
-            f"| {row['flops']['sequential'] / row['flops']['parallel']:.2f}x "
-            f"| {_fmt(row['recurrence_gflops'], '.1f')} | {_fmt(frac and 100 * frac, '.0f')} "
-            f"| {_fmt(fwd and 100 * fwd, '.0f')} "
-            f"| {_fmt(statistics.median(gemms) if gemms else None, '.0f')} | {reps} |")  # fmt: skip
+def _paper_row(x: dict) -> str:
+    step = f"{x['step_s']:.1f} | {x['peak_rss_gb']:.1f}"
+    return f"{x['batch']} | {x['algorithm']} | {step} | {x.get('reps') or '-'}"
 
 
 def markdown(result: dict) -> str:
     """The README block."""
-    loads, mem, target = _loads(result), result["memory"], result["targets"]
-    load = (f" Load average during the rows: median {statistics.median(loads):.1f}, max "
-            f"{max(loads):.1f} on 2 cores." if loads else "")  # fmt: skip
-    lines = [
-        f"Measured {result['date']} on {result['device']} (`{result['command']}`, stated "
-        f"budget {result['budget']}; this run took {result['wall_s'] / 60:.0f} min). "
-        f"{result['note']}{load}", "",
-        *([] if result.get("complete", True) else
-          ["**Incomplete**: some configurations were not run; the rows say why.", ""]),
+    mem, target, r = result["memory"], result["targets"], result["hyper_width"]
+    loads = _loads(result)
+    load = loads and f"median {statistics.median(loads):.1f}, max {max(loads):.1f}"
+    skipped = [
+        f"T {x['T']}, D_theta {x['D_theta']}: {'; '.join(x['skipped'])}"
+        for x in result["rows"]
+        if x.get("skipped")
+    ]
+    parts = [
+        f"Measured {result['date']} on {result['device']} (`{result['command']}`, "
+        f"{result['wall_s'] / 60:.0f} min; stated budget {result['budget']}). {result['note']}"
+        + (f" Load average during the rows: {load}." if load else ""),
         f"Dense float32 GEMM (D x D) @ (D x 64) at D = {result['matmul_D']}: "
-        f"**{result['matmul_gflops']:.0f} GFLOP/s** (this run).", "",
-        "**Training step** (teacher-forced, forward + backward + Adam), batch "
-        f"{result['rows'][0]['batch'] if result['rows'] else '-'}, data_size 2, hypernetwork "
-        f"width r = {result['hyper_width']}; seconds per step, median of `reps` steps:", "",
-        "| T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
-        "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
-        "| GEMM GFLOP/s beside it | reps par/seq |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        *map(_row_line, result["rows"]),
-        *(f"\nT {r['T']}, D_theta {r['D_theta']}: {'; '.join(r['skipped'])}"
-          for r in result["rows"] if r.get("skipped")),
-        "", _analysis(mem["batch"], result["hyper_width"]), "",
-        f"Targets: parallel >= 5x faster at T 1024, D_theta ~5k: **{target['parallel_5x']}**; "
-        "sequential recurrence >= 60 % of GEMM FLOP/s at D_theta ~5k: "
-        f"**{target['recurrence_60pct']}**.", "",
-    ]  # fmt: skip
-    msd = result["paper_msd_source"]
+        f"**{result['matmul_gflops']:.0f} GFLOP/s**.",
+        f"**Training step** (teacher-forced, forward + backward + Adam; batch {mem['batch']}, "
+        f"data_size {DATA_SIZE}, hypernetwork width r = {r}; s per step, median of `reps`):",
+        table(
+            "T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
+            "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
+            "| GEMM GFLOP/s beside it | reps par/seq",
+            map(_step_row, result["rows"]),
+        ),
+        *skipped,
+        "FLOP model (`_speed_workers.flop_model`, dense A): the parallel form's per-batch "
+        "precompute of A^k [W | b | B] alone costs (r + 1 + d) / N = "
+        f"{(r + 1 + DATA_SIZE) / mem['batch']:.2f} of the scan, and a 5x gain needs N >= 5 "
+        "(r + 1 + d) and T d << D_theta, or a structured A. Targets: parallel >= 5x faster at "
+        f"T 1024, D_theta ~5k: **{target['parallel_5x']}**; sequential recurrence >= 60 % of "
+        f"GEMM FLOP/s at D_theta ~5k: **{target['recurrence_60pct']}**.",
+    ]
+    if not result.get("complete", True):
+        parts.insert(1, "**Incomplete**: some configurations were not run; the rows say why.")
     if result["paper_msd"]:
-        lines += [
-            "**Paper MSD configuration** (D_theta 4898, T 256, autoregressive, teacher forcing "
-            f"0.25; from `{msd['source']}`, measured {msd['measured']}):", "",
-            "| batch | algorithm | s per step | peak RSS GB | reps |", "|---|---|---|---|---|",
-            *(f"| {r['batch']} | {r['algorithm']} | {r['step_s']:.1f} | {r['peak_rss_gb']:.1f} "
-              f"| {r.get('reps') or '-'} |" for r in result["paper_msd"]), "",
-        ]  # fmt: skip
+        src = result["paper_msd_source"]
+        parts += [
+            f"**Paper MSD configuration** (D_theta 4898, T 256, autoregressive, teacher forcing "
+            f"0.25; from `{src['source']}`, measured {src['measured']}):",
+            table(
+                "batch | algorithm | s per step | peak RSS GB | reps",
+                map(_paper_row, result["paper_msd"]),
+            ),
+        ]
     inf = result["inference"]
     if "error" not in inf:
-        lines += [f"**Inference**: {inf['trajectories_per_s']:.0f} trajectories/s "
-                  f"(`reconstruct`, context {inf['context']}, horizon {inf['horizon']}, batch "
-                  f"{inf['batch']}, D_theta {inf['D_theta']}, model {inf['model']}).",
-                  ""]  # fmt: skip
-    lines += [
-        f"**WARP vs GRU of equal parameter count** (T {result['gru_length']}, s per training "
-        "step):", "",
-        "| D_theta | params | WARP parallel s | WARP sequential s | GRU hidden | GRU s |",
-        "|---|---|---|---|---|---|",
-        *(f"| {r['D_theta']} | {r['params']:,} | {_fmt(r['warp_parallel_s'], '.3g')} "
-          f"| {_fmt(r['warp_sequential_s'], '.3g')} | {r.get('gru_hidden', '-')} "
-          f"| {_fmt(r.get('gru_s'), '.3g')} |" for r in result["warp_vs_gru"]),
-        "", f"**Peak memory vs D_theta** (sequential training step, T {mem['T']}, batch "
-        f"{mem['batch']}; peak RSS of the worker process):", "",
-        "| D_theta | peak RSS GB | dense A training state GB (16 D^2 bytes) |", "|---|---|---|",
-        *(f"| {r['D_theta']} | {_fmt(r.get('peak_rss_gb'), '.2f')} | {r['dense_state_gb']:.3f} |"
-          for r in mem["rows"]),
-        "", f"A dense A needs 16 D^2 bytes to train (A, gradient, two Adam moments): on this "
-        f"{mem['machine_gb']:.0f} GB machine that alone stops fitting at D_theta ~ "
-        f"{mem['dense_A_limit_D']:,} (computed, not measured), before the activations "
-        "(N T D floats, several copies)."
-        + ("" if mem.get("structured") else
-           " Structured transitions are not measured in this run."),
-    ]  # fmt: skip
-    return "\n".join(lines + _structured_markdown(result))
+        parts.append(
+            f"**Inference**: {inf['trajectories_per_s']:.0f} trajectories/s (`reconstruct`, "
+            f"context {inf['context']}, horizon {inf['horizon']}, batch {inf['batch']}, D_theta "
+            f"{inf['D_theta']}, model {inf['model']})."
+        )
+    gru = (
+        f"{x['D_theta']} | {x['params']:,} | {fmt(x['warp_parallel_s'])} "
+        f"| {fmt(x['warp_sequential_s'])} | {x.get('gru_hidden', '-')} | {fmt(x.get('gru_s'))}"
+        for x in result["warp_vs_gru"]
+    )
+    memory = (
+        f"{x['D_theta']} | {fmt(x.get('peak_rss_gb'), '.2f')} | {x['dense_state_gb']:.3f}"
+        for x in mem["rows"]
+    )
+    parts += [
+        f"**WARP vs GRU of equal parameter count** (T {result['gru_length']}, s per step):",
+        table("D_theta | params | WARP parallel s | WARP sequential s | GRU hidden | GRU s", gru),
+        f"**Peak memory vs D_theta** (sequential training step, T {mem['T']}, batch "
+        f"{mem['batch']}; peak RSS of the worker process):",
+        table("D_theta | peak RSS GB | dense A training state GB (16 D^2 bytes)", memory),
+        "A dense A's training state (A, gradient, two Adam moments: 16 D^2 bytes) alone stops "
+        f"fitting this {mem['machine_gb']:.0f} GB machine at D_theta ~ "
+        f"{mem['dense_A_limit_D']:,} (computed, not measured).",
+    ]
+    return "\n\n".join(parts + _structured_markdown(result))
+
+
+def _sizes(x: dict) -> str:
+    return f"{_kind(x)} | {x['root'][0]} x {x['root'][1]} | {x['D_theta']:,} | {x['A_entries']:,}"
+
+
+def _memory_row(x: dict) -> str:
+    note = x.get("error", "")
+    if x["kind"] == "block":
+        note = f"{x['blocks']} blocks, largest {x['largest_block']}" + (note and f"; {note}")
+    return (
+        f"{_sizes(x)} | {x['A_state_gb']:.3g} | {fmt(x.get('peak_rss_gb'), '.2f')} "
+        f"| {fmt(x.get('step_s'))} | {note}"
+    )
+
+
+def _kind_row(x: dict) -> str:
+    picked, times = x.get("preferred_mode"), [fmt(x.get(f"{m}_s")) for m in MODES]
+    times = [
+        f"**{t}**" if m == picked and t != "-" else t for m, t in zip(MODES, times, strict=True)
+    ]
+    return f"{_sizes(x)} | {' | '.join(times)} | {picked or '-'}"
 
 
 def _structured_markdown(result: dict) -> list[str]:
     """The structured-transition tables (issue 9): memory per kind vs D_theta and the
     training step per kind at D_theta ~5k."""
-    mem, table, lines = result["memory"], result.get("transitions") or {}, []
-    rows, limit = mem.get("structured") or [], mem["dense_A_limit_D"]
+    rows, steps, parts = result["memory"].get("structured") or [], result.get("transitions"), []
     if rows:
-        lines += [
-            "", f"**Structured transitions: memory vs D_theta** (sequential training step, T "
+        parts += [
+            f"**Structured transitions: memory vs D_theta** (sequential training step, T "
             f"{rows[0]['T']}, batch {rows[0]['batch']}: small, so that A's training state "
-            "dominates; peak RSS of the worker process, "
-            f"~{min(r.get('rss_start_gb') or 9e9 for r in rows):.1f} GB with JAX imported). "
-            "A state = A's entries x 16 bytes (A, gradient, two Adam moments). Block's "
-            "memory is sum_b D_b^2 over the root's parameter tensors, so it runs on roots of "
-            "many 32 x 32 layers (a 67-wide layer alone would make it ~D^2):", "",
-            "| kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
-            "| step s | |", "|---|---|---|---|---|---|---|---|",
-        ]  # fmt: skip
-        for row in rows:
-            note = row.get("error", "")
-            if row["kind"] == "block":
-                note = (f"{row['blocks']} blocks, largest {row['largest_block']}; sum D_b^2 = "
-                        f"{row['A_entries']:,}" + (f"; {note}" if note else ""))  # fmt: skip
-            lines.append(f"| {_kind(row)} | {row['root'][0]} x {row['root'][1]} "
-                         f"| {row['D_theta']:,} | {row['A_entries']:,} | {row['A_state_gb']:.3g} "
-                         f"| {_fmt(row.get('peak_rss_gb'), '.2f')} "
-                         f"| {_fmt(row.get('step_s'), '.3g')} | {note} |")  # fmt: skip
-        big = [r for r in rows if r["kind"] != "dense" and r.get("peak_rss_gb")
-               and r["D_theta"] > limit]  # fmt: skip
-        if big:
-            largest = max(r["D_theta"] for r in big)
-            lines += ["", f"Above the dense limit (D_theta ~ {limit:,}): " + ", ".join(
-                f"{_kind(r)} at D_theta {r['D_theta']:,} peaked at {r['peak_rss_gb']:.2f} GB"
-                for r in big) + ", where a dense A's training state alone would need "
-                f"{16 * largest**2 / 2**30:,.0f} GB."]  # fmt: skip
-    if table.get("rows"):
-        lines += [
-            "", f"**Training step per transition kind** (teacher-forced, forward + backward + "
-            f"Adam; T {table['T']}, batch {table['batch']}, data_size 2; seconds "
-            "per step, median; the mode WARP's `auto` picks in bold):", "",
-            "| kind | root | D_theta | A entries | parallel s | sequential s | auto picks |",
-            "|---|---|---|---|---|---|---|",
-        ]  # fmt: skip
-        for row in table["rows"]:
-            picked = row.get("preferred_mode")
-            cells = [_fmt(row.get(f"{m}_s"), ".3g") for m in MODES]
-            cells = [f"**{c}**" if m == picked and c != "-" else c
-                     for m, c in zip(MODES, cells, strict=True)]  # fmt: skip
-            lines.append(f"| {_kind(row)} | {row['root'][0]} x {row['root'][1]} "
-                         f"| {row['D_theta']:,} | {row['A_entries']:,} | {cells[0]} | {cells[1]} "
-                         f"| {picked or '-'} |")  # fmt: skip
-        notes = [f"{_kind(r)}: {'; '.join(r['skipped'])}" for r in table["rows"] if r["skipped"]]
-        lines += ["", "Dense comes from the training-step rows above (same T, D_theta, batch; "
-                  "not re-run: a dense step there takes minutes), block runs on a root of many "
-                  "small layers (see the memory table), the other kinds on the dense row's root, "
-                  "each kind and mode in its own worker, one after the other."
-                  + (f" {' '.join(notes)}." if notes else "")]  # fmt: skip
-    return lines
+            "dominates; A state = A's entries x 16 bytes; block, whose A is sum_b D_b^2 over "
+            "the root's parameter tensors, runs on roots of many 32 x 32 layers):",
+            table(
+                "kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
+                "| step s | ",
+                map(_memory_row, rows),
+            ),
+        ]
+    if steps and steps.get("rows"):
+        notes = [f"{_kind(x)}: {'; '.join(x['skipped'])}." for x in steps["rows"] if x["skipped"]]
+        parts += [
+            f"**Training step per transition kind** (T {steps['T']}, batch {steps['batch']}; s "
+            "per step, median; the mode WARP's `auto` picks in bold; dense from the rows above, "
+            "block on a root of many small layers):",
+            table(
+                "kind | root | D_theta | A entries | parallel s | sequential s | auto picks",
+                map(_kind_row, steps["rows"]),
+            ),
+            *([" ".join(notes)] if notes else []),
+        ]
+    return parts
 
 
 def plot(result: dict, path: Path) -> None:
@@ -222,14 +211,17 @@ def plot(result: dict, path: Path) -> None:
         steps.set_yscale("log")
         steps.legend(fontsize=8)
     for D in Ds:
-        pts = [(r["T"], 100 * r["recurrence_fraction"]) for r in rows
-               if r["D_theta"] == D and r.get("recurrence_fraction")]  # fmt: skip
+        pts = [
+            (r["T"], 100 * r["recurrence_fraction"])
+            for r in rows
+            if r["D_theta"] == D and r.get("recurrence_fraction")
+        ]
         if pts:
             rate.plot(*zip(*pts, strict=True), "o-", label=f"sequential recurrence, D={D}")
     rate.axhline(100, color="k", ls=":", label="dense GEMM timed beside the row")
     rate.axhline(60, color="grey", ls=":", label="60 % target")
-    rate.set(**T_axis, ylabel="% of the GEMM rate", ylim=(0, None),
-             title="recurrence FLOP/s (whole training step) / GEMM")  # fmt: skip
+    title = "recurrence FLOP/s (whole training step) / GEMM"
+    rate.set(**T_axis, ylabel="% of the GEMM rate", ylim=(0, None), title=title)
     rate.legend(fontsize=8)
     pts = [(r["D_theta"], r["peak_rss_gb"]) for r in mem["rows"] if r.get("peak_rss_gb")]
     if pts:
@@ -237,33 +229,36 @@ def plot(result: dict, path: Path) -> None:
         label = f"dense: {label}, T {mem['T']}, batch {mem['batch']}" if structured else label
         memory.plot(*zip(*pts, strict=True), "o-", label=label)
     grid = [10 ** (2 + k / 8) for k in range(29)]  # D_theta from 100 to ~300k
-    memory.plot(grid, [16 * D * D / 2**30 for D in grid], "--", color="C1",
-                label="A + grad + Adam moments, 16 D^2 bytes (computed)")  # fmt: skip
+    label = "A + grad + Adam moments, 16 D^2 bytes (computed)"
+    memory.plot(grid, [16 * D * D / 2**30 for D in grid], "--", color="C1", label=label)
     memory.axhline(mem["machine_gb"], color="r", ls=":", label="machine memory")
     for k, kind in enumerate(dict.fromkeys(r["kind"] for r in structured)):
-        pts = [(r["D_theta"], r["peak_rss_gb"]) for r in structured
-               if r["kind"] == kind and r.get("peak_rss_gb")]  # fmt: skip
+        pts = [
+            (r["D_theta"], r["peak_rss_gb"])
+            for r in structured
+            if r["kind"] == kind and r.get("peak_rss_gb")
+        ]
         if pts:
             label = f"{kind}: peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
-            memory.plot(*zip(*pts, strict=True), KIND_MARKERS[k % 6] + ":",
-                        color=KIND_COLORS[k % 6], ms=6, mfc="none", label=label)  # fmt: skip
+            style = dict(color=KIND_COLORS[k % 6], ms=6, mfc="none", label=label)
+            memory.plot(*zip(*pts, strict=True), KIND_MARKERS[k % 6] + ":", **style)
+    title = f"memory, T {mem['T']}, batch {mem['batch']}"
     if structured:
-        memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.",
-                       label="dense A stops fitting (16 D^2 bytes)")  # fmt: skip
-    memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB",
-               title=f"memory, T {mem['T']}, batch {mem['batch']}"
-               + (" (structured: open markers)" if structured else ""))  # fmt: skip
+        label = "dense A stops fitting (16 D^2 bytes)"
+        memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
+        title += " (structured: open markers)"
+    memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB", title=title)
     if structured:
         memory.set_ylim(0.1, None)
     memory.legend(fontsize=6)
     msd = result["paper_msd"]
     if msd:
-        paper.bar(range(len(msd)), [r["step_s"] for r in msd],
-                  color=["C0" if r["algorithm"] == "scan" else "C1" for r in msd])  # fmt: skip
-        paper.set_xticks(range(len(msd)), [f"{r['algorithm']}\nbatch {r['batch']}" for r in msd],
-                         fontsize=8)  # fmt: skip
-        paper.set(yscale="log", ylabel="s per training step",
-                  title="paper MSD (D 4898, T 256, autoregressive)")  # fmt: skip
+        colors = ["C0" if r["algorithm"] == "scan" else "C1" for r in msd]
+        paper.bar(range(len(msd)), [r["step_s"] for r in msd], color=colors)
+        ticks = [f"{r['algorithm']}\nbatch {r['batch']}" for r in msd]
+        paper.set_xticks(range(len(msd)), ticks, fontsize=8)
+        title = "paper MSD (D 4898, T 256, autoregressive)"
+        paper.set(yscale="log", ylabel="s per training step", title=title)
     else:
         paper.set_axis_off()
     span = f", load {min(loads):.1f}-{max(loads):.1f}" if (loads := _loads(result)) else ""

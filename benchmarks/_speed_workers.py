@@ -25,9 +25,9 @@ def warp(width: int, depth: int, T: int, hyper_width: int, kind: str = "dense", 
 
     import warp_phys as wp
 
-    return wp.WARP(DATA_SIZE, root_width=width, root_depth=depth, hyper_width=hyper_width,
-                   hyper_depth=1, seq_len=T, transition=kind, transition_rank=rank,
-                   key=jax.random.PRNGKey(0))  # fmt: skip
+    sizes = dict(root_width=width, root_depth=depth, hyper_width=hyper_width, hyper_depth=1)
+    key = jax.random.PRNGKey(0)
+    return wp.WARP(DATA_SIZE, **sizes, seq_len=T, transition=kind, transition_rank=rank, key=key)
 
 
 def _step_timing(model, mode: str | None, spec: dict) -> dict:
@@ -41,9 +41,8 @@ def _step_timing(model, mode: str | None, spec: dict) -> dict:
         return jnp.mean((pred - data[:, 1:]) ** 2)
 
     data = harness.oscillations(jax.random.PRNGKey(1), spec["batch"], spec["T"])
-    return harness.time_training_step(model, loss, optax.adam(1e-4), data, reps=spec["reps"],
-                                      budget_s=spec["budget_s"],
-                                      warmup_s=spec.get("warmup_s", 15.0))  # fmt: skip
+    policy = dict(reps=spec["reps"], budget_s=spec["budget_s"], warmup_s=spec.get("warmup_s", 15))
+    return harness.time_training_step(model, loss, optax.adam(1e-4), data, **policy)
 
 
 def warp_step(spec: dict) -> dict:
@@ -54,39 +53,29 @@ def warp_step(spec: dict) -> dict:
     import equinox as eqx
     import jax
 
-    T, batch, mode = spec["T"], spec["batch"], spec["mode"]
-    rss_start = rss_gb()
-    kind = spec.get("transition", "dense")
-    model = warp(spec["width"], spec["depth"], T, spec["hyper_width"], kind, spec.get("rank"))
-    D = model.theta_size
-    gemm = [harness.gemm_gflops(D)] if spec.get("gemm", True) else []
-    out = {"D_theta": D, "T": T, "batch": batch, "mode": mode}
-    out["root"] = [spec["width"], spec["depth"]]
-    if kind != "dense":
-        out["transition"] = kind
-    out.update(
-        A_entries=sum(x.size for x in jax.tree.leaves(eqx.filter(model.transition, eqx.is_array))),
-        step_cost=int(model.transition.step_cost),
-        preferred_mode=model.transition.preferred_mode(T, DATA_SIZE), rss_model_gb=rss_gb(),
-    )  # fmt: skip
-    out.update(_step_timing(model, mode, spec))
-    if spec.get("forward"):
-        data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
-        forward = eqx.filter_jit(lambda m, d: jax.vmap(lambda xs: m.weight_trajectory(xs, mode))(d))
-        compiled = forward.lower(model, data).compile()
-        timing = harness.timed(lambda: jax.block_until_ready(compiled(model, data)),
-                               reps=spec["reps"], budget_s=60.0)  # fmt: skip
-        out.update(forward_s=timing["median_s"], forward_reps=timing["reps"])
-    gemm += [harness.gemm_gflops(D)] if gemm else []
-    out.update(gemm_gflops=gemm, feature_size=model.hypernetwork.feature_size,
-               params=count(model), rss_start_gb=rss_start, peak_rss_gb=rss_gb())  # fmt: skip
-    return out
-
-
-def count(model) -> int:
     import warp_phys as wp
 
-    return int(wp.count_parameters(model))
+    T, batch, mode, kind = spec["T"], spec["batch"], spec["mode"], spec.get("transition")
+    rss_start = rss_gb()
+    root = [spec["width"], spec["depth"]]
+    model = warp(*root, T, spec["hyper_width"], kind or "dense", spec.get("rank"))
+    A, D = model.transition, model.theta_size
+    gemm = [harness.gemm_gflops(D)] if spec.get("gemm", True) else []
+    out = dict(D_theta=D, T=T, batch=batch, mode=mode, root=root)
+    out.update({"transition": kind} if kind not in (None, "dense") else {})
+    out["A_entries"] = sum(x.size for x in jax.tree.leaves(eqx.filter(A, eqx.is_array)))
+    out.update(step_cost=int(A.step_cost), preferred_mode=A.preferred_mode(T, DATA_SIZE))
+    out.update(rss_model_gb=rss_gb(), **_step_timing(model, mode, spec))
+    if spec.get("forward"):
+        data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
+        trajectory = jax.vmap(lambda m, xs: m.weight_trajectory(xs, mode), (None, 0))
+        compiled = eqx.filter_jit(trajectory).lower(model, data).compile()
+        call = lambda: jax.block_until_ready(compiled(model, data))
+        timing = harness.timed(call, reps=spec["reps"], budget_s=60.0)
+        out.update(forward_s=timing["median_s"], forward_reps=timing["reps"])
+    gemm += [harness.gemm_gflops(D)] if gemm else []
+    size = dict(feature_size=model.hypernetwork.feature_size, params=wp.count_parameters(model))
+    return dict(out, gemm_gflops=gemm, **size, rss_start_gb=rss_start, peak_rss_gb=rss_gb())
 
 
 def gru_step(spec: dict) -> dict:
@@ -97,8 +86,8 @@ def gru_step(spec: dict) -> dict:
 
     hidden = wp.hidden_size_for("gru", params=spec["params"], data_size=DATA_SIZE)
     model = wp.GRU(DATA_SIZE, hidden_size=hidden, key=jax.random.PRNGKey(0))
-    out = {"hidden_size": hidden, "params": count(model), "T": spec["T"], "batch": spec["batch"]}
-    return dict(out, **_step_timing(model, None, spec), peak_rss_gb=rss_gb())
+    out = dict(hidden_size=hidden, params=wp.count_parameters(model), T=spec["T"])
+    return dict(out, batch=spec["batch"], **_step_timing(model, None, spec), peak_rss_gb=rss_gb())
 
 
 def inference(spec: dict) -> dict:
@@ -114,19 +103,19 @@ def inference(spec: dict) -> dict:
     if path is not None and path.exists():
         model, source = wp.load_model(path), f"trained ({spec['model_path']})"
     else:
-        model = wp.WARP(DATA_SIZE, root_width=16, root_depth=2, hyper_width=16,
-                        decoder_options={"final_activation": 5.0},
-                        key=jax.random.PRNGKey(0))  # fmt: skip
+        sizes = dict(root_width=16, root_depth=2, hyper_width=16)
+        options = {"final_activation": 5.0}
+        model = wp.WARP(DATA_SIZE, **sizes, decoder_options=options, key=jax.random.PRNGKey(0))
         source = "untrained, the demo's architecture (run `make demo` for the trained one)"
     batch, context, horizon = spec["batch"], spec["context"], spec["horizon"]
     data = systems.generate("msd", batch, split="test").y[:, : context + horizon]
     data = jnp.asarray(wp.Normalizer.fit(data).apply(data))[:, :context]
     compiled = jax.jit(lambda c: wp.reconstruct(model, c, horizon)).lower(data).compile()
-    timing = harness.timed(lambda: jax.block_until_ready(compiled(data)), reps=spec["reps"],
-                           budget_s=60.0)  # fmt: skip
-    return {"model": source, "D_theta": model.theta_size, "batch": batch, "context": context,
-            "horizon": horizon, "seconds": timing["median_s"], "reps": timing["reps"],
-            "trajectories_per_s": batch / timing["median_s"], "peak_rss_gb": rss_gb()}  # fmt: skip
+    call = lambda: jax.block_until_ready(compiled(data))
+    timing = harness.timed(call, reps=spec["reps"], budget_s=60.0)
+    out = dict(model=source, D_theta=model.theta_size, batch=batch, context=context)
+    out.update(horizon=horizon, seconds=timing["median_s"], reps=timing["reps"])
+    return dict(out, trajectories_per_s=batch / timing["median_s"], peak_rss_gb=rss_gb())
 
 
 def gemm(spec: dict) -> dict:
@@ -165,17 +154,15 @@ def structured_plan(cfg: dict) -> list[dict]:
     small tensors: its memory is sum_b D_b^2), every other kind on `roots`."""
     sc, plan = cfg["structured"], []
     for kind in KINDS:
-        for width, depth in sc["block_roots"] if kind == "block" else sc["roots"]:
-            entry = {"kind": kind, "root": [width, depth], "D_theta": theta_size(width, depth),
-                     "A_entries": transition_entries(kind, width, depth, sc["rank"]),
-                     "T": sc["T"], "batch": sc["batch"],
-                     "mode": "sequential"}  # fmt: skip
-            if kind == "lowrank":
-                entry["rank"] = sc["rank"]
+        for root in sc["block_roots"] if kind == "block" else sc["roots"]:
+            entries = transition_entries(kind, *root, sc["rank"])
+            entry = dict(kind=kind, root=list(root), D_theta=theta_size(*root), A_entries=entries)
+            entry.update(T=sc["T"], batch=sc["batch"], mode="sequential")
+            entry.update({"rank": sc["rank"]} if kind == "lowrank" else {})
             if kind == "block":
-                sizes = root_tensor_sizes(width, depth)
+                sizes = root_tensor_sizes(*root)
                 entry.update(blocks=len(sizes), largest_block=max(sizes))
-            plan.append(dict(entry, A_state_gb=16 * entry["A_entries"] / 2**30))
+            plan.append(dict(entry, A_state_gb=16 * entries / 2**30))
     return plan
 
 
@@ -207,9 +194,9 @@ def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
     convolution = 2.0 * T * T * d * D if gemm else fft
     precompute = 3 * 2.0 * T * D * D * (r + 1 + d)
     per_sample = 3 * (2.0 * T * D * (r + 1) + convolution)
-    return {"sequential": 6.0 * N * (T - 1) * D * D, "parallel_precompute": precompute,
-            "parallel_per_sample": per_sample, "parallel": precompute + N * per_sample,
-            "convolution": "gemm" if gemm else "fft"}  # fmt: skip
+    out = dict(sequential=6.0 * N * (T - 1) * D * D, parallel_precompute=precompute)
+    out.update(parallel_per_sample=per_sample, parallel=precompute + N * per_sample)
+    return dict(out, convolution="gemm" if gemm else "fft")
 
 
 def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str, A_entries=None) -> float:

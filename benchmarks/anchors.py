@@ -1,37 +1,22 @@
 """Against what a physicist would use: SINDy and per-trajectory ODE fits (issue 10).
 
 On the same test trajectories, contexts and noise, four reconstructions of the steps
-after an observed context (MSE in raw units over every step after the context, both
-channels, against the clean trajectory):
+after an observed context, scored by the MSE (raw units, every step after the context)
+against the clean trajectory:
 
-- `sindy`: PySINDy fitted on each context alone (polynomial library up to degree 3,
-  STLSQ); the threshold and the differentiation (finite differences, or smoothed
-  ones) are chosen per condition on validation trajectories, never on test.
-- `oracle_fit`: the system's true ODE, parameters and initial state fitted to the
-  context by Levenberg-Marquardt through diffrax from several restarts (the accuracy
-  ceiling of a model with the right physics).
-- `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one
-  RK4 step of the LV equations, parameters read from theta_t, states clipped to a box)
-  and with an MLP root (the main table's cpu sizes), trained once per system through
-  `warp_phys.train` for a fixed wall-clock budget on training trajectories whose inputs
-  carry the three noise levels in equal parts (targets clean; one model serves every
-  noise level and context), model selection on noisy validation trajectories at a
-  50-step context.
+- `sindy`: PySINDy fitted on each context alone, its threshold and differentiation
+  chosen per condition on validation trajectories;
+- `oracle_fit`: the system's true ODE fitted to the context (the accuracy ceiling);
+- `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one RK4
+  step of the LV equations) and with an MLP root, trained once per system for a fixed
+  wall-clock budget on inputs carrying the three noise levels (targets clean).
 
-Conditions: observation noise 0, 1 % and 5 % of each channel's standard deviation
-(training split), added to the context only; contexts of 25, 50 and 100 steps; MSD,
-MSD-Zero and plain Lotka-Volterra trajectories (256 steps on [0, 1]).
-
-Compute per trajectory is the wall-clock of the whole batch of test trajectories
-divided by their number, after compilation (compile times are in the JSON): SINDy's
-fits plus the batched simulation, the oracle's batched fit and forward solve, WARP's
-batched forecast (its training time is reported separately: it is paid once per system).
-A failed or diverging forecast is clipped to +-10x the training data's largest value
-and counts with that error (`failed` counts them).
+Conditions: noise 0, 1 % and 5 % of each channel's std, added to the context only;
+contexts of 25, 50 and 100 steps; MSD, MSD-Zero and Lotka-Volterra. Compute per
+trajectory: wall-clock of the batched reconstruction / trajectories, after compilation.
 
     python -m benchmarks.anchors            # writes results/anchors.json, figures, README
     python -m benchmarks.anchors --reuse    # keeps the finished blocks of results/anchors.json
-    python -m benchmarks.anchors --smoke --methods sindy warp_phys   # the test suite's run
     python -m benchmarks.anchors --render   # figures and README block from the JSON
 """
 
@@ -69,25 +54,32 @@ class Preset:
     seed: int = 0
 
 
-PRESETS = {
-    "cpu": Preset(),
-    "smoke": Preset(
-        systems=("msd",), noises=(0.0, 0.05), contexts=(25,), n_test=2, n_val=2, n_train=8,
-        thresholds=(0.1,), differentiation=("smoothed_finite_difference",), restarts=1,
-        lm_steps=3, train_steps=2, train_seconds=30.0, batch_size=4, val_every=1,
-    ),
-}  # fmt: skip
+SMOKE = dict(systems=("msd",), noises=(0.0, 0.05), contexts=(25,), n_test=2, n_val=2, n_train=8)
+SMOKE.update(thresholds=(0.1,), differentiation=("smoothed_finite_difference",), restarts=1)
+SMOKE.update(lm_steps=3, train_steps=2, train_seconds=30.0, batch_size=4, val_every=1)
+PRESETS = {"cpu": Preset(), "smoke": Preset(**SMOKE)}
+NOTES = [
+    "WARP-Phys on LV uses a prior written for this benchmark (one RK4 step of the LV "
+    "equations, D_theta = 4, states clipped to [0, 3x the largest training value]); "
+    "the paper has no WARP-Phys on LV.",
+    "The oracle fit knows the exact equations and is started from the training "
+    "parameter box: it is the accuracy ceiling, not a competitor one would deploy "
+    "without that knowledge.",
+    "WARP and WARP-Phys train for a fixed wall-clock budget per model on the benchmark "
+    "machine (steps above); their MSE is that of these short trainings, not of converged "
+    "models, and will move with the machine's load.",
+]
 
 
-# ------------------------------------------------------------------------------ main
 def _reusable(previous: dict | None, preset_name: str) -> dict:
     """`{(system, method): rows}` of the finished blocks of an earlier run of the same
     preset and settings (see `--reuse`)."""
     preset = PRESETS[preset_name]
     settings = json.loads(json.dumps(dataclasses.asdict(preset)))  # tuples as lists
-    if not previous or previous.get("preset") != preset_name:
-        return {}
-    if previous.get("settings") != settings:
+    if not previous or (previous.get("preset"), previous.get("settings")) != (
+        preset_name,
+        settings,
+    ):
         return {}
     failed = {tuple(e.split(":")[0].split("/")) for e in previous.get("errors", [])}
     blocks: dict = {}
@@ -106,21 +98,17 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
     finished in `previous` (an earlier result of the same preset and settings) are
     reused as they are (their `block_seconds` too).
     """
-    preset = PRESETS[preset_name]
-    start = time.perf_counter()
+    preset, start = PRESETS[preset_name], time.perf_counter()
     rows, errors, seconds, notes = [], [], {}, []
-    reuse = _reusable(previous, preset_name)
+    reuse, settings = _reusable(previous, preset_name), dataclasses.asdict(preset)
     if "sindy" in methods and importlib.util.find_spec("pysindy") is None:
         methods = tuple(m for m in methods if m != "sindy")
         notes.append("SINDy skipped: pysindy is not installed (pip install -e '.[bench]').")
     for system in preset.systems:
         data = load_data(system, preset)
-        blocks = [("sindy", sindy_rows), ("oracle_fit", oracle_rows)]
-        blocks += [(m, lambda s, d, p, lg, m=m: warp_rows(s, m, d, p, lg))
-                   for m in ("warp_phys", "warp")]  # fmt: skip
-        for method, block in blocks:
-            if method not in methods:
-                continue
+        blocks = {"sindy": sindy_rows, "oracle_fit": oracle_rows}
+        blocks |= {m: lambda s, d, p, lg, m=m: warp_rows(s, m, d, p, lg) for m in METHODS[2:]}
+        for method in [m for m in blocks if m in methods]:
             name = f"{system}/{method}"
             if (system, method) in reuse:
                 rows += reuse[(system, method)]
@@ -129,58 +117,41 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
                 continue
             tic = time.perf_counter()
             try:
-                rows += block(system, data, preset, log)
+                rows += blocks[method](system, data, preset, log)
             except Exception as err:  # recorded, not hidden: the README lists it
                 errors.append(f"{name}: {type(err).__name__}: {err}")
                 print(f"ERROR {errors[-1]}", flush=True)
             seconds[name] = round(time.perf_counter() - tic, 1)
+            partial = dict(preset=preset_name, complete=False, settings=settings, rows=rows)
             if checkpoint is not None:
-                checkpoint({"preset": preset_name, "complete": False,
-                            "settings": dataclasses.asdict(preset), "rows": rows,
-                            "errors": errors, "block_seconds": seconds})  # fmt: skip
-    result = {
-        "preset": preset_name, "device": harness.device(), "date": harness.stamp(),
-        "n_test": preset.n_test, "n_val": preset.n_val, "n_train": preset.n_train,
-        "settings": dataclasses.asdict(preset), "total_seconds": time.perf_counter() - start,
-        "complete": not errors, "errors": errors, "block_seconds": seconds, "rows": rows,
-    }  # fmt: skip
-    result["targets"] = report.targets(rows)
-    result["notes"] = notes + NOTES
-    return result
-
-
-NOTES = [
-    "WARP-Phys on LV uses a prior written for this benchmark (one RK4 step of the LV "
-    "equations, D_theta = 4, states clipped to [0, 3x the largest training value]); "
-    "the paper has no WARP-Phys on LV.",
-    "The oracle fit knows the exact equations and is started from the training "
-    "parameter box: it is the accuracy ceiling, not a competitor one would deploy "
-    "without that knowledge.",
-    "WARP and WARP-Phys train for a fixed wall-clock budget per model on the benchmark "
-    "machine (steps above); their MSE is that of these short trainings, not of converged "
-    "models, and will move with the machine's load.",
-]
+                checkpoint(dict(partial, errors=errors, block_seconds=seconds))
+    result = dict(preset=preset_name, device=harness.device(), date=harness.stamp())
+    result.update(n_test=preset.n_test, n_val=preset.n_val, n_train=preset.n_train)
+    result.update(settings=settings, total_seconds=time.perf_counter() - start)
+    result.update(complete=not errors, errors=errors, block_seconds=seconds, rows=rows)
+    return dict(result, targets=report.targets(rows), notes=notes + NOTES)
 
 
 def _log(row: dict) -> None:
-    print(f"{row['system']:>14} {row['method']:>10} noise {row['noise']:<5} context "
-          f"{row['context']:>3}: mse {row['mse']:.4g} (median {row['median_mse']:.3g}, "
-          f"{row['failed']} failed), {row['seconds_per_trajectory']:.3g} s/traj", flush=True)
+    what = f"{row['system']:>14} {row['method']:>10} noise {row['noise']:<5} context"
+    scores = f"mse {row['mse']:.4g} (median {row['median_mse']:.3g}, {row['failed']} failed)"
+    print(
+        f"{what} {row['context']:>3}: {scores}, {row['seconds_per_trajectory']:.3g} s/traj",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON and figures, splices the README block and
     merges into `results/reconstruction.json` when that table is complete."""
     parser = harness.parser("anchors", __doc__)
-    parser.add_argument("--figures", type=Path, default=None,
-                        help="figure folder (default figures/; smoke: the temp folder)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="run only these methods (no README, no merge)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the finished (system, method) blocks of the JSON at "
-                             "--out (same preset and settings; after an interruption)")
+    what = "figure folder (default figures/; smoke: the temp folder)"
+    parser.add_argument("--figures", type=Path, default=None, help=what)
+    what = "run only these methods (no README, no merge)"
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help=what)
+    what = "keep the finished (system, method) blocks of the JSON at --out (same settings)"
+    parser.add_argument("--reuse", action="store_true", help=what)
     args = harness.parse(parser, argv)
-    name = "smoke" if args.smoke else "cpu"
     figures = args.figures or (args.out.parent if args.smoke else harness.FIGURES)
     args.no_readme |= len(args.methods) < len(METHODS)
 
@@ -191,14 +162,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render:
         return harness.finish(args, harness.read_json(args.render), report.markdown, draw)
     previous = harness.read_json(args.out) if args.reuse and args.out.is_file() else None
-    result = run(name, log=_log, checkpoint=lambda partial: harness.write_json(args.out, partial),
-                 methods=tuple(args.methods), previous=previous)
-    harness.write_json(args.out, result)
+    save = lambda partial: harness.write_json(args.out, partial)
+    preset, methods = "smoke" if args.smoke else "cpu", tuple(args.methods)
+    result = run(preset, log=_log, checkpoint=save, methods=methods, previous=previous)
     harness.finish(args, result, report.markdown, draw)
     if not (args.smoke or args.no_readme):
         merged = report.merge_into_reconstruction(result, harness.RESULTS / "reconstruction.json")
-        print("merged into reconstruction.json" if merged else
-              "reconstruction.json missing or incomplete: not merged")
+        print("merged into reconstruction.json" if merged else "reconstruction.json not merged")
     return result
 
 

@@ -1,24 +1,14 @@
 """Data-parallel training: `train(..., devices=2)` against `devices=1` at the same global
 batch (issue 9, section 3).
 
-One worker subprocess runs with `XLA_FLAGS=--xla_force_host_platform_device_count=2`
-(the flag must be set before jax is imported), so the CPU host shows up as two jax
-devices. In it the same WARP (MSD data, autoregressive teacher forcing, the package's
-defaults otherwise) trains for the same steps from the same keys, once on one device
-and once over both, and the benchmark records
-
-- the median wall-clock time per training step after the first (compiling) one, from
-  `train`'s own history (data placement, the jitted step and the loss read-back), and
-- the largest absolute difference between the two trained models' parameters and
-  between their loss curves.
-
-The two forced host devices share the same CPU cores, so on a CPU this measures the
-correctness and the overhead of the sharded step, not the scaling of devices with their
-own compute (several GPUs). About a minute and a half on 2 shared cores;
-`--smoke` runs tiny sizes in seconds.
+A worker process with `XLA_FLAGS=--xla_force_host_platform_device_count=2` sees the CPU
+as two jax devices; in it the same WARP (MSD, autoregressive teacher forcing) trains for
+the same steps from the same keys on one device and over both. Recorded: the median time
+per step after the compiling one (from `train`'s history) and the largest difference of
+the two models' parameters and losses. Both devices share the CPU cores: this measures
+the sharded step's correctness and overhead, not scaling over devices with own compute.
 
     python -m benchmarks.devices               # results/devices.json + the README block
-    python -m benchmarks.devices --smoke --out /tmp/devices.json
     python -m benchmarks.devices --render      # README block from the committed JSON
 """
 
@@ -29,9 +19,10 @@ import time
 from benchmarks import _harness as harness
 
 FORCED_DEVICES = 2
-FULL = dict(n_train=256, seq_len=256, batch=64, steps=30, root_width=16, root_depth=2,
-            hyper_width=16)  # fmt: skip
-SMOKE = dict(n_train=16, seq_len=32, batch=8, steps=4, root_width=4, root_depth=1, hyper_width=4)
+FULL = {"n_train": 256, "seq_len": 256, "batch": 64, "steps": 30, "root_width": 16,
+        "root_depth": 2, "hyper_width": 16}  # fmt: skip
+SMOKE = {"n_train": 16, "seq_len": 32, "batch": 8, "steps": 4, "root_width": 4, "root_depth": 1,
+         "hyper_width": 4}  # fmt: skip
 
 
 def worker(spec: dict) -> dict:
@@ -48,32 +39,25 @@ def worker(spec: dict) -> dict:
     y = np.asarray(data.y[:, : spec["seq_len"]])
     y = np.asarray(wp.Normalizer.fit(y).apply(y))
     runs, params = {}, {}
+    sizes = {k: spec[k] for k in ("root_width", "root_depth", "hyper_width", "seq_len")}
     for n in (1, FORCED_DEVICES):
-        model = wp.WARP(
-            y.shape[2], root_width=spec["root_width"], root_depth=spec["root_depth"],
-            hyper_width=spec["hyper_width"], decoder_options={"final_activation": 5.0},
-            seq_len=spec["seq_len"], key=jax.random.PRNGKey(0),
-        )  # fmt: skip
-        model, history = wp.train(model, y, steps=spec["steps"], batch_size=spec["batch"],
-                                  devices=n, key=jax.random.PRNGKey(1), progress=False)  # fmt: skip
+        options = {"final_activation": 5.0}
+        model = wp.WARP(y.shape[2], **sizes, decoder_options=options, key=jax.random.PRNGKey(0))
+        training = dict(steps=spec["steps"], batch_size=spec["batch"], devices=n, progress=False)
+        model, history = wp.train(model, y, **training, key=jax.random.PRNGKey(1))
         step_s = np.diff(history["seconds"])  # steps 2.. (the first one compiles)
-        runs[str(n)] = {
-            "median_step_s": float(np.median(step_s)), "min_step_s": float(np.min(step_s)),
-            "first_step_s": float(history["seconds"][0]),
-            "sequences_per_s": spec["batch"] / float(np.median(step_s)), "loss": history["loss"],
-        }  # fmt: skip
+        run = dict(median_step_s=float(np.median(step_s)), min_step_s=float(np.min(step_s)))
+        run.update(first_step_s=float(history["seconds"][0]), loss=history["loss"])
+        runs[str(n)] = dict(run, sequences_per_s=spec["batch"] / float(np.median(step_s)))
         params[n] = [np.asarray(x) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
     one, many = params[1], params[FORCED_DEVICES]
     param_diff = max(np.max(np.abs(a - b)) for a, b in zip(one, many, strict=True))
     loss_diff = np.abs(np.subtract(runs["1"]["loss"], runs[str(FORCED_DEVICES)]["loss"]))
-    return {
-        "device": harness.device(), "jax_devices": len(jax.devices()),
-        "parameters": int(sum(x.size for x in one)), "runs": runs,
-        "max_abs_param_diff": float(param_diff),
-        "max_abs_param": float(max(np.max(np.abs(a)) for a in one)),
-        "max_abs_loss_diff": float(np.max(loss_diff)),
-        "max_rel_loss_diff": float(np.max(loss_diff / np.abs(runs["1"]["loss"]))),
-    }  # fmt: skip
+    out = dict(device=harness.device(), jax_devices=len(jax.devices()), runs=runs)
+    out.update(parameters=int(sum(x.size for x in one)), max_abs_param_diff=float(param_diff))
+    out["max_abs_param"] = float(max(np.max(np.abs(a)) for a in one))
+    out["max_abs_loss_diff"] = float(np.max(loss_diff))
+    return dict(out, max_rel_loss_diff=float(np.max(loss_diff / np.abs(runs["1"]["loss"]))))
 
 
 WORKERS = {"train": worker}
@@ -82,37 +66,29 @@ WORKERS = {"train": worker}
 def markdown(result: dict) -> str:
     """The README block of a result."""
     spec, runs, n = result["config"], result["runs"], result["forced_devices"]
-    rows = "\n".join(
-        f"| {d} | {r['median_step_s']:.3g} | {r['sequences_per_s']:.0f} | "
-        f"{r['first_step_s']:.1f} s |"
+    rows = [
+        f"{d} | {r['median_step_s']:.3g} | {r['sequences_per_s']:.0f} | {r['first_step_s']:.1f} s"
         for d, r in runs.items()
-    )
+    ]
     ratio = runs[str(n)]["median_step_s"] / runs["1"]["median_step_s"]
-    setting = (
+    parts = [
         f"Measured {result['date']} on {result['device']}, split into {n} jax devices with "
-        f"`XLA_FLAGS=--xla_force_host_platform_device_count={n}` (command "
-        f"`{result['command']}`; load average {result['load_average'][0]:.1f} before the "
-        f"run, on a machine shared with other jobs). WARP on MSD ({spec['n_train']} "
-        f"trajectories of {spec['seq_len']} steps, root MLP width {spec['root_width']} depth "
-        f"{spec['root_depth']}, hypernetwork width {spec['hyper_width']}, "
-        f"{result['parameters']:,} parameters), autoregressive teacher forcing, "
-        f"{spec['steps']} steps of global batch {spec['batch']} from the same keys; time per "
-        f"step is the median over steps 2-{spec['steps']}:"
-    )
-    agreement = (
-        f"After {spec['steps']} steps the parameters of the {n}-device model differ from "
-        f"the 1-device model's by at most {result['max_abs_param_diff']:.2g} (largest "
-        f"parameter {result['max_abs_param']:.3g}), the losses by at most "
-        f"{result['max_rel_loss_diff']:.2g} relative: float32 rounding, the batch mean being "
-        f"summed in another order. The {n}-device step takes {ratio:.2f}x the 1-device time, "
-        f"but both forced devices share the same CPU cores (XLA runs each device's share on "
-        f"its own threads, which can keep the cores a little busier than one device does; "
-        f"the load of the shared machine moves these times too). This shows that the "
-        f"sharded step is correct and what it costs; it is not the scaling of devices with "
-        f"their own compute (several GPUs), which was not measured."
-    )
-    table = "| devices | s per step | sequences / s | first step (compiles) |\n|---|---|---|---|"
-    return f"{setting}\n\n{table}\n{rows}\n\n{agreement}"
+        f"`XLA_FLAGS=--xla_force_host_platform_device_count={n}` (`{result['command']}`; load "
+        f"average {result['load_average'][0]:.1f} before the run). WARP on MSD "
+        f"({spec['n_train']} trajectories of {spec['seq_len']} steps, root MLP "
+        f"{spec['root_width']}x{spec['root_depth']}, hypernetwork width {spec['hyper_width']}, "
+        f"{result['parameters']:,} parameters), {spec['steps']} steps of global batch "
+        f"{spec['batch']} from the same keys; time per step: median over steps 2-{spec['steps']}:",
+        harness.table("devices | s per step | sequences / s | first step (compiles)", rows),
+        f"After {spec['steps']} steps the {n}-device model's parameters differ from the "
+        f"1-device model's by at most {result['max_abs_param_diff']:.2g} (largest parameter "
+        f"{result['max_abs_param']:.3g}), the losses by at most "
+        f"{result['max_rel_loss_diff']:.2g} relative (float32 rounding). The {n}-device step "
+        f"takes {ratio:.2f}x the 1-device time, both forced devices sharing the same CPU "
+        "cores: this shows that the sharded step is correct and what it costs, not the "
+        "scaling of devices with their own compute (several GPUs), which was not measured.",
+    ]
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -131,13 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
     command = " ".join(["python -m benchmarks.devices", *(sys.argv[1:] if argv is None else argv)])
     start = time.perf_counter()
     measured = harness.checked(harness.run_worker("devices", "train", spec, env=env), "devices")
-    result = {
-        "benchmark": "devices", "date": harness.stamp(),
-        "command": command,
-        "smoke": args.smoke, "forced_devices": FORCED_DEVICES, "config": spec, **measured,
-        "wall_s": round(time.perf_counter() - start, 1),
-    }  # fmt: skip
-    harness.write_json(args.out, result)
+    result = dict(benchmark="devices", date=harness.stamp(), command=command, smoke=args.smoke)
+    result.update(forced_devices=FORCED_DEVICES, config=spec, **measured)
+    result["wall_s"] = round(time.perf_counter() - start, 1)
     return harness.finish(args, result, markdown)
 
 

@@ -1,16 +1,12 @@
 """Time `systems.generate` on the paper-size MSD training set against a scipy loop.
 
-The diffrax time is the median wall time of `--runs` full generations after a compiling
-warm-up (sampling, integration of all 20,480 x 256 trajectories, transfer to NumPy); the
-JSON also records their process CPU time and the load average, since a shared machine
-inflates wall times. scipy's `solve_ivp` (RK45) runs in a Python loop over the FIRST
-`--scipy-subset` trajectories of the same data set (same parameters and initial
-conditions) with a NumPy right-hand side; its time is extrapolated linearly to all
-trajectories. Two scipy settings are timed: the reference's (default tolerances,
-rtol=1e-3, atol=1e-6) and ours (rtol=1e-7, atol=1e-9).
+The diffrax time is the median of `--runs` full generations (20,480 x 256 trajectories,
+transfer to NumPy included) after a compiling one, with their CPU time and the load
+average. scipy's `solve_ivp` (RK45, NumPy right-hand side) runs in a Python loop over the
+first `--scipy-subset` trajectories of the same data set, extrapolated linearly to all of
+them, at the reference's tolerances (rtol=1e-3, atol=1e-6) and at ours.
 
     python -m benchmarks.generation            # writes benchmarks/results/generation.json
-    python -m benchmarks.generation --smoke    # a few seconds, for the test suite
     python -m benchmarks.generation --render   # the table, from the committed JSON
 """
 
@@ -43,48 +39,40 @@ def measure(n: int | None, runs: int, subset: int, seed: int, smoke: bool) -> di
     n = n or system.split_sizes["train"]
     if smoke:
         n, runs, subset = 64, 1, 8
-    subset = min(subset, n)
-    made = {}
+    subset, made = min(subset, n), {}
 
     def generate():
         made["ds"] = systems.generate(system, n, split="train", seed=seed, progress=False)
 
     timing = harness.timed(generate, reps=runs, warmup_s=float("inf"))  # first call compiles
-    ds = made["ds"]
     ours, scale = timing["median_s"], n / subset
-    ref_s = time_scipy(ds, subset, rtol=1e-3, atol=1e-6) * scale
-    matched_s = time_scipy(ds, subset, rtol=system.rtol, atol=system.atol) * scale
-    return {
-        "smoke": smoke, "system": "msd", "n_trajectories": n, "n_steps": system.n_steps,
-        "diffrax_s": ours, "diffrax_runs_s": timing["steps_s"], "diffrax_cpu_s": timing["cpu_s"],
-        "diffrax_first_call_s": timing["first_call_s"], "load_average": harness.load(),
-        "diffrax_rtol": system.rtol, "diffrax_atol": system.atol,
-        "scipy_subset": subset, "scipy_extrapolated_s": ref_s, "ratio": ref_s / ours,
-        "scipy_matched_extrapolated_s": matched_s, "ratio_matched": matched_s / ours,
-        "device": harness.device(), "date": harness.stamp(),
-    }  # fmt: skip
+    ref_s = time_scipy(made["ds"], subset, rtol=1e-3, atol=1e-6) * scale
+    matched_s = time_scipy(made["ds"], subset, rtol=system.rtol, atol=system.atol) * scale
+    out = dict(smoke=smoke, system="msd", n_trajectories=n, n_steps=system.n_steps, diffrax_s=ours)
+    out.update(diffrax_runs_s=timing["steps_s"], diffrax_cpu_s=timing["cpu_s"])
+    out.update(diffrax_first_call_s=timing["first_call_s"], load_average=harness.load())
+    out.update(diffrax_rtol=system.rtol, diffrax_atol=system.atol, scipy_subset=subset)
+    out.update(scipy_extrapolated_s=ref_s, ratio=ref_s / ours)
+    out.update(scipy_matched_extrapolated_s=matched_s, ratio_matched=matched_s / ours)
+    return dict(out, device=harness.device(), date=harness.stamp())
 
 
 def markdown(r: dict) -> str:
-    scaled = f"solve_ivp RK45 loop (x{r['n_trajectories'] / r['scipy_subset']:.0f} from "
+    subset = r["scipy_subset"]
+    scipy = f"solve_ivp RK45 loop (x{r['n_trajectories'] / subset:.0f} from {subset})"
     ours = f"rtol={r['diffrax_rtol']:g}, atol={r['diffrax_atol']:g}"
     rows = [
         ("systems.generate (diffrax Tsit5, vmap)", ours, r["diffrax_s"], 1.0),
-        (f"{scaled}{r['scipy_subset']})", "rtol=1e-3, atol=1e-6 (ref.)",
-         r["scipy_extrapolated_s"], r["ratio"]),
-        (f"{scaled}{r['scipy_subset']})", ours, r["scipy_matched_extrapolated_s"],
-         r["ratio_matched"]),
-    ]  # fmt: skip
-    lines = [
+        (scipy, "rtol=1e-3, atol=1e-6 (ref.)", r["scipy_extrapolated_s"], r["ratio"]),
+        (scipy, ours, r["scipy_matched_extrapolated_s"], r["ratio_matched"]),
+    ]
+    rows = [f"{method} | {tol} | {sec:.2f} | {ratio:.1f}" for method, tol, sec, ratio in rows]
+    return (
         f"MSD training set: {r['n_trajectories']} trajectories x {r['n_steps']} steps on "
         f"{r['device']}; first call incl. compile {r['diffrax_first_call_s']:.2f} s; load "
-        f"average {r['load_average']:.1f}",
-        "",
-        "| method | tolerances | time [s] | ratio |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {m} | {tol} | {sec:.2f} | {ratio:.1f} |" for m, tol, sec, ratio in rows]
-    return "\n".join(lines)
+        f"average {r['load_average']:.1f}\n\n"
+        + harness.table("method | tolerances | time [s] | ratio", rows)
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -98,7 +86,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render:
         return harness.finish(args, harness.read_json(args.render), markdown)
     result = measure(args.n, args.runs, args.scipy_subset, args.seed, args.smoke)
-    harness.write_json(args.out, result)
     return harness.finish(args, result, markdown)
 
 

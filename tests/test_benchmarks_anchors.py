@@ -53,13 +53,23 @@ def _rows():
             for context in (25, 100):
                 for method, value in mse.items():
                     noisy = noise > 0 and context == 25 and method == "oracle_fit"
-                    rows.append(dict(
-                        system=system, method=method, noise=noise, context=context,
-                        mse=10.0 if noisy else value, median_mse=value, failed=0,
-                        seconds_per_trajectory=1.0 if method == "oracle_fit" else 1e-3,
-                        **({"train_seconds": 9.0, "train_steps": 3}
-                           if method.startswith("warp") else {}),
-                    ))  # fmt: skip
+                    rows.append(
+                        dict(
+                            system=system,
+                            method=method,
+                            noise=noise,
+                            context=context,
+                            mse=10.0 if noisy else value,
+                            median_mse=value,
+                            failed=0,
+                            seconds_per_trajectory=1.0 if method == "oracle_fit" else 1e-3,
+                            **(
+                                {"train_seconds": 9.0, "train_steps": 3}
+                                if method.startswith("warp")
+                                else {}
+                            ),
+                        )
+                    )
     return rows
 
 
@@ -70,8 +80,15 @@ def test_targets_markdown_and_figure(tmp_path):
     assert first["met"] and first["mse_ratio"] == pytest.approx(2.0)
     assert first["speedup"] == pytest.approx(1000.0)
     assert found["LV, noise 5 %, context 25"]["met"]  # 2e-4 < min(5, 10)
-    result = {"rows": rows, "targets": report.targets(rows), "n_test": 4, "preset": "test",
-              "device": "cpu", "date": "today", "notes": ["a note"]}  # fmt: skip
+    result = {
+        "rows": rows,
+        "targets": report.targets(rows),
+        "n_test": 4,
+        "preset": "test",
+        "device": "cpu",
+        "date": "today",
+        "notes": ["a note"],
+    }
     text = report.markdown(result)
     assert "| MSD | 0% | oracle fit 0.0001 (0.0002) |" in text
     assert "- met: MSD, noise 0, context 100" in text and "a note" in text
@@ -84,8 +101,7 @@ def test_merge_into_reconstruction_only_when_complete(tmp_path):
     anchors = {"rows": _rows(), "n_test": 4}
     path = tmp_path / "reconstruction.json"
     assert not report.merge_into_reconstruction(anchors, path)  # missing
-    table = {"complete": False, "units": {"msd": 1e-2},
-             "results": {"msd": {"warp": {"mean": 1.0}}}}  # fmt: skip
+    table = {"complete": False, "units": {"msd": 1e-2}, "results": {"msd": {"warp": {"mean": 1.0}}}}
     path.write_text(json.dumps(table))
     assert not report.merge_into_reconstruction(anchors, path)  # incomplete
     table["complete"] = True
@@ -101,13 +117,22 @@ def _smoke(tmp_path, methods):
     from benchmarks import anchors
 
     out = tmp_path / "anchors.json"
-    result = anchors.main(["--smoke", "--out", str(out), "--figures", str(tmp_path),
-                           "--no-readme", "--methods", *methods])  # fmt: skip
+    result = anchors.main(
+        [
+            "--smoke",
+            "--out",
+            str(out),
+            "--figures",
+            str(tmp_path),
+            "--no-readme",
+            "--methods",
+            *methods,
+        ]
+    )
     assert json.loads(out.read_text())["rows"] == result["rows"]
     assert (tmp_path / "anchors_msd.png").is_file()
     for row in result["rows"]:
-        assert set(row) >= {"system", "method", "noise", "context", "mse",
-                            "seconds_per_trajectory"}  # fmt: skip
+        assert set(row) >= {"system", "method", "noise", "context", "mse", "seconds_per_trajectory"}
         assert np.isfinite(row["mse"]) and row["seconds_per_trajectory"] > 0
     return result
 

@@ -15,20 +15,32 @@ def _result():
     rng = np.random.default_rng(0)
     results = {
         root: {
-            setting: {"forecast_mse": float(rng.uniform(1, 9)), "forecast_std": 0.5,
-                      "one_step_mse": float(rng.uniform(0.01, 1)), "repeat_last_mse": 44.7,
-                      "seeds": []}  # fmt: skip
+            setting: {
+                "forecast_mse": float(rng.uniform(1, 9)),
+                "forecast_std": 0.5,
+                "one_step_mse": float(rng.uniform(0.01, 1)),
+                "repeat_last_mse": 44.7,
+                "seeds": [],
+            }
             for setting in irregular.SETTINGS
         }
         for root in irregular.ROOTS
     }
     spec = dict(irregular.SMOKE, seeds=None)
-    result = {"device": "cpu: test", "date": "2026-01-01T00:00:00+00:00", "wall_s": 60.0,
-              "command": "python -m benchmarks.irregular", "seeds": [0, 1], "spec": spec,
-              "results": results}  # fmt: skip
+    result = {
+        "device": "cpu: test",
+        "date": "2026-01-01T00:00:00+00:00",
+        "wall_s": 60.0,
+        "command": "python -m benchmarks.irregular",
+        "seeds": [0, 1],
+        "spec": spec,
+        "results": results,
+    }
     T, L = spec["n_steps"], spec["context"]
-    example = {root: {s: rng.normal(size=T - L).tolist() for s in irregular.PLOTTED}
-               for root in irregular.ROOTS}  # fmt: skip
+    example = {
+        root: {s: rng.normal(size=T - L).tolist() for s in irregular.PLOTTED}
+        for root in irregular.ROOTS
+    }
     example.update(t=np.sort(rng.uniform(0, 1, T)).tolist(), truth=rng.normal(size=T).tolist())
     return dict(result, example=example)
 
@@ -67,8 +79,9 @@ def test_scores_match_the_models_own_predictions(tmp_path):
     test = systems.generate("msd", 8, split="test", n_steps=spec["n_steps"], progress=False)
     config = irregular._config(spec, "tau_x_prev", 0)
     normalizer = wp.Normalizer.fit(test.y)
-    model = wp.build_model(config, 2, spec["n_steps"], key=jax.random.PRNGKey(0),
-                           normalizer=normalizer)  # fmt: skip
+    model = wp.build_model(
+        config, 2, spec["n_steps"], key=jax.random.PRNGKey(0), normalizer=normalizer
+    )
     run = wp.Run(tmp_path, config, model, normalizer)
     scores = irregular._score(run, test, spec["context"])
     prediction = jax.vmap(run.model)(run.normalizer.apply(test.y))

@@ -35,9 +35,12 @@ def test_smoke_end_to_end(tmp_path):
     assert stored == json.loads(json.dumps(summary))
     assert stored["preset"] == "cpu" and isinstance(stored["device"], str) and stored["date"]
     assert stored["wall_seconds"] > sum(
-        cell["train_seconds"] for row in stored["results"].values() for cell in row.values())
+        cell["train_seconds"] for row in stored["results"].values() for cell in row.values()
+    )
     assert {s: set(row) for s, row in stored["results"].items()} == {
-        "sine": {"warp_phys", "gru"}, "msd": {"gru"}}
+        "sine": {"warp_phys", "gru"},
+        "msd": {"gru"},
+    }
     for system, row in stored["results"].items():
         for model, cell in row.items():
             for key in ("mean", "std", "paper", "params", "train_seconds"):
@@ -57,19 +60,38 @@ def test_smoke_end_to_end(tmp_path):
 
 
 def test_targets_and_markdown():
-    cell = dict(std=0.0, paper=None, ood_mean=None, ood_std=None, params=1, train_seconds=1.0,
-                steps=200.0, stopped_on_time=0)
+    cell = dict(
+        std=0.0,
+        paper=None,
+        ood_mean=None,
+        ood_std=None,
+        params=1,
+        train_seconds=1.0,
+        steps=200.0,
+        stopped_on_time=0,
+    )
     results = {
-        "msd": {"gru": dict(cell, mean=1.0), "lstm": dict(cell, mean=2.0),
-                "transformer": dict(cell, mean=0.5), "warp": dict(cell, mean=0.8),
-                "warp_phys": dict(cell, mean=0.04)},
-    }  # fmt: skip
+        "msd": {
+            "gru": dict(cell, mean=1.0),
+            "lstm": dict(cell, mean=2.0),
+            "transformer": dict(cell, mean=0.5),
+            "warp": dict(cell, mean=0.8),
+            "warp_phys": dict(cell, mean=0.04),
+        },
+    }
     checks = {t["target"]: t for t in reconstruction.targets(results)}
     assert checks["msd: WARP-Phys >= 10x below the best baseline"]["met"]
     assert checks["msd: WARP below GRU and LSTM"]["met"]
-    summary = dict(preset="cpu", device="cpu", date="today", complete=False,
-                   missing=["msd_zero/gru/0"], results=results, wall_seconds=1500.0,
-                   targets=reconstruction.targets(results))  # fmt: skip
+    summary = dict(
+        preset="cpu",
+        device="cpu",
+        date="today",
+        complete=False,
+        missing=["msd_zero/gru/0"],
+        results=results,
+        wall_seconds=1500.0,
+        targets=reconstruction.targets(results),
+    )
     text = reconstruction.markdown(summary, "make bench-table")
     assert "Partial results" in text and "0.04 ± 0.00" in text and "not run" in text
     assert "25 min of wall clock" in text
@@ -81,8 +103,15 @@ def _fake_record(system, model, seed, preset, out, **overrides):
     mse = {"dense": 1.0, "diagonal": 2.0, "lowrank": 1.0, "block": 0.5}[
         overrides.get("transition", "dense")
     ] * (1 + 0.1 * seed)
-    return {"params": 100, "train_seconds": 1.0, "steps": 200, "stopped": "steps",
-            "best_val_mse_normalized": 0.1, "test": mse, "ood": 2 * mse}  # fmt: skip
+    return {
+        "params": 100,
+        "train_seconds": 1.0,
+        "steps": 200,
+        "stopped": "steps",
+        "best_val_mse_normalized": 0.1,
+        "test": mse,
+        "ood": 2 * mse,
+    }
 
 
 def test_transitions_merge_into_committed_json(tmp_path, monkeypatch):
@@ -90,12 +119,30 @@ def test_transitions_merge_into_committed_json(tmp_path, monkeypatch):
     JSON's other keys as they were and adds `transitions` with the ratio to the dense
     `warp` cell; a rerun trains nothing, a second kind is merged beside the first."""
     out = tmp_path / "reconstruction.json"
-    cell = dict(mean=2.0, std=0.0, paper=0.94, ood_mean=None, ood_std=None, params=1,
-                train_seconds=1.0, steps=200.0, stopped_on_time=0, seeds=[0])  # fmt: skip
-    committed = dict(preset="cpu", device="cpu", date="then", complete=True, missing=[],
-                     results={"msd": {"warp": cell, "gru": dict(cell, mean=3.0),
-                                      "sindy": {"mean": 1.0, "failed": 0}}},
-                     targets=[], repeat_last={"msd": 5.0})  # fmt: skip
+    cell = dict(
+        mean=2.0,
+        std=0.0,
+        paper=0.94,
+        ood_mean=None,
+        ood_std=None,
+        params=1,
+        train_seconds=1.0,
+        steps=200.0,
+        stopped_on_time=0,
+        seeds=[0],
+    )
+    committed = dict(
+        preset="cpu",
+        device="cpu",
+        date="then",
+        complete=True,
+        missing=[],
+        results={
+            "msd": {"warp": cell, "gru": dict(cell, mean=3.0), "sindy": {"mean": 1.0, "failed": 0}}
+        },
+        targets=[],
+        repeat_last={"msd": 5.0},
+    )
     out.write_text(json.dumps(committed))
     calls = []
 
@@ -104,8 +151,19 @@ def test_transitions_merge_into_committed_json(tmp_path, monkeypatch):
         return _fake_record(*args, **overrides)
 
     monkeypatch.setattr(reconstruction, "run_cell", fake)
-    common = ["--transitions", "--out", str(out), "--runs", str(tmp_path / "runs"),
-              "--no-readme", "--systems", "msd", "--seeds", "0", "1"]  # fmt: skip
+    common = [
+        "--transitions",
+        "--out",
+        str(out),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--no-readme",
+        "--systems",
+        "msd",
+        "--seeds",
+        "0",
+        "1",
+    ]
     summary = reconstruction.main(common + ["--transition-kinds", "diagonal"])
     assert [c[1] for c in calls] == ["diagonal", "diagonal"]
     assert all(c[0][1] == "warp" for c in calls)
@@ -131,8 +189,9 @@ def test_transition_configs_differ_from_warp_only_in_a():
         for kind in _presets.TRANSITION_KINDS:
             config = _presets.transition_config("cpu", system, kind, 1).to_dict()
             changed = {k for k in config if config[k] != warp[k]}
-            assert changed == ({"transition", "transition_rank"} if kind == "lowrank"
-                               else {"transition"})  # fmt: skip
+            assert changed == (
+                {"transition", "transition_rank"} if kind == "lowrank" else {"transition"}
+            )
             assert config["transition"] == kind
 
 
@@ -140,12 +199,22 @@ def test_diverged_forecasts_are_counted_not_averaged():
     """A seed whose forecast diverged on some OOD trajectories: the JSON mean is null
     (no NaN in the file), the count and the MSE over the finite trajectories are kept,
     and the README cell shows the latter with a dagger explained below the table."""
-    def record(test, ood, **extra):
-        return {"params": 10, "train_seconds": 1.0, "steps": 5, "stopped": "steps",
-                "wall_seconds": 2.0, "test": test, "ood": ood, **extra}  # fmt: skip
 
-    records = {f"msd/{m}/{s}": record(1.0 + s, 2.0 + s) for m in _presets.models_for("msd")
-               for s in (0, 1)}  # fmt: skip
+    def record(test, ood, **extra):
+        return {
+            "params": 10,
+            "train_seconds": 1.0,
+            "steps": 5,
+            "stopped": "steps",
+            "wall_seconds": 2.0,
+            "test": test,
+            "ood": ood,
+            **extra,
+        }
+
+    records = {
+        f"msd/{m}/{s}": record(1.0 + s, 2.0 + s) for m in _presets.models_for("msd") for s in (0, 1)
+    }
     records["msd/warp_phys/1"] = record(0.5, float("nan"), ood_diverged=3, ood_finite=4.0)
     summary = reconstruction.summarise(records, "cpu", (0, 1))
     text = json.dumps(summary, allow_nan=False)  # raises on NaN / inf
@@ -161,13 +230,30 @@ def test_diverged_forecasts_are_counted_not_averaged():
 def test_targets_with_a_diverged_cell():
     """A diverged (null) mean is worse than any number: the model with it misses its
     target, its rival meets theirs with no finite ratio, and the JSON stays finite."""
-    cell = dict(std=0.0, paper=None, ood_mean=None, ood_std=None, params=1, train_seconds=1.0,
-                steps=5.0, stopped_on_time=0)  # fmt: skip
-    results = {"msd": {"gru": dict(cell, mean=None), "lstm": dict(cell, mean=2.0),
-                       "transformer": dict(cell, mean=0.5), "warp": dict(cell, mean=None),
-                       "warp_phys": dict(cell, mean=0.04)},
-               "lotka_volterra": {"gru": dict(cell, mean=None), "lstm": dict(cell, mean=None),
-                                  "warp": dict(cell, mean=1.0)}}  # fmt: skip
+    cell = dict(
+        std=0.0,
+        paper=None,
+        ood_mean=None,
+        ood_std=None,
+        params=1,
+        train_seconds=1.0,
+        steps=5.0,
+        stopped_on_time=0,
+    )
+    results = {
+        "msd": {
+            "gru": dict(cell, mean=None),
+            "lstm": dict(cell, mean=2.0),
+            "transformer": dict(cell, mean=0.5),
+            "warp": dict(cell, mean=None),
+            "warp_phys": dict(cell, mean=0.04),
+        },
+        "lotka_volterra": {
+            "gru": dict(cell, mean=None),
+            "lstm": dict(cell, mean=None),
+            "warp": dict(cell, mean=1.0),
+        },
+    }
     checks = {t["target"]: t for t in reconstruction.targets(results)}
     phys = checks["msd: WARP-Phys >= 10x below the best baseline"]
     assert phys["met"] and phys["value"] == pytest.approx(12.5)
@@ -176,6 +262,13 @@ def test_targets_with_a_diverged_cell():
     rnn = checks["lotka_volterra: WARP below GRU and LSTM"]
     assert rnn["met"] and rnn["value"] is None
     json.dumps(checks, allow_nan=False)
-    summary = dict(preset="cpu", device="cpu", date="today", complete=True, missing=[],
-                   results=results, targets=list(checks.values()))  # fmt: skip
+    summary = dict(
+        preset="cpu",
+        device="cpu",
+        date="today",
+        complete=True,
+        missing=[],
+        results=results,
+        targets=list(checks.values()),
+    )
     assert "ratio n/a, the other model diverged" in reconstruction.markdown(summary, "x")

@@ -37,11 +37,15 @@ def test_render_without_a_block_prints_the_table(capsys):
 
 def test_splice_replaces_one_block_atomically(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- bench:x -->\nold\n<!-- /bench:x -->\n<!-- bench:y -->\nkeep\n"
-                      "<!-- /bench:y -->\n")  # fmt: skip
+    readme.write_text(
+        "intro\n<!-- bench:x -->\nold\n<!-- /bench:x -->\n<!-- bench:y -->\nkeep\n"
+        "<!-- /bench:y -->\n"
+    )
     assert harness.splice_readme("x", "new\nlines\n", readme)
-    assert readme.read_text() == ("intro\n<!-- bench:x -->\nnew\nlines\n<!-- /bench:x -->\n"
-                                  "<!-- bench:y -->\nkeep\n<!-- /bench:y -->\n")  # fmt: skip
+    assert readme.read_text() == (
+        "intro\n<!-- bench:x -->\nnew\nlines\n<!-- /bench:x -->\n"
+        "<!-- bench:y -->\nkeep\n<!-- /bench:y -->\n"
+    )
     assert not harness.splice_readme("z", "nothing", readme)
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
 
