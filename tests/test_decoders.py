@@ -250,7 +250,8 @@ def test_damped_oscillator_analytic_mode_and_normalised_units():
         scale=scale, shift=shift,
     )
     params = analytic.init_params(jax.random.PRNGKey(0))
-    params["x0"] = jnp.asarray((x0 - shift) / scale, jnp.float32)  # x0 in data units
+    # the initial state is stored in data units
+    params["position0"], params["velocity0"] = jnp.asarray((x0 - shift) / scale, jnp.float32)
     ours = jax.vmap(lambda s: analytic(params, s, jnp.zeros(2)))(jnp.asarray(t, jnp.float32))
     np.testing.assert_allclose(ours * scale + shift, ref, rtol=1e-5, atol=1e-5)
     # step mode on normalised data is the exact physical step, normalised
@@ -418,11 +419,11 @@ def test_registry_errors():
         parse_decoder_spec("python:print(1)", data_size=1)
     with pytest.raises(ValueError, match="non-empty"):
         parse_decoder_spec("  ", data_size=1)
-    # root_width reaches only decoders with a width; an explicit option fails with the
-    # decoder's own error
+    # root_width sizes a formula's readout (unused by "direct"); an unknown option fails
+    # with the decoder's own error
     assert wp.WARP(1, decoder="sympy:a*t", root_width=8, key=jax.random.PRNGKey(0)).theta_size == 1
-    with pytest.raises(ValueError, match=r"does not accept option\(s\) \['width'\]"):
-        wp.WARP(1, decoder="sympy:a*t", decoder_options={"width": 8}, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=r"does not accept option\(s\) \['colour'\]"):
+        wp.WARP(1, decoder="sympy:a*t", decoder_options={"colour": 8}, key=jax.random.PRNGKey(0))
 
 
 def test_make_decoder_passes_only_what_each_decoder_declares():

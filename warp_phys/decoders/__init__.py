@@ -1,7 +1,9 @@
 """Root-network decoders: the registry and the built-in priors.
 
 Built-in decoders (see `list_decoders()`): `mlp`, `sinusoid`, `sinusoid_phase`,
-`damped_oscillator`, `hybrid`. User priors: `decoder_from_function` (a JAX function)
+`damped_oscillator`, `hybrid`. Every physical prior is a `PhysicalPrior`, whose
+named physical parameters a readout (`readout=`, see `list_readouts()`) reads from
+theta_t. User priors: `decoder_from_function` (a JAX function)
 and `decoder_from_sympy` (a formula; also `"sympy:<formula>"` wherever a decoder name
 is accepted).
 """
@@ -15,6 +17,8 @@ from ._base import (
     register_decoder,
 )
 from ._formula import FormulaError, parse_formula
+from ._prior import ParameterSpec, PhysicalPrior
+from ._readout import AbstractReadout, ReadoutSettings, list_readouts, register_readout
 from ._transforms import get_transform, inverse_transform
 from .function import FunctionDecoder, decoder_from_function
 from .hybrid import HybridDecoder
@@ -25,6 +29,12 @@ from .symbolic import decoder_from_sympy
 
 __all__ = [
     "AbstractDecoder",
+    "AbstractReadout",
+    "ParameterSpec",
+    "PhysicalPrior",
+    "ReadoutSettings",
+    "list_readouts",
+    "register_readout",
     "DampedOscillatorDecoder",
     "FormulaError",
     "FunctionDecoder",

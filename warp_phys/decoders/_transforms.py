@@ -12,6 +12,13 @@ transform. Decoders name their transforms in their spec instead of hand-coding t
 | `"sigmoid"`            | `1 / (1 + exp(-raw))`             | (0, 1)     |
 | `"tanh"`               | `tanh(raw)`                       | (-1, 1)    |
 | `("bounded", lo, hi)`  | `lo + (hi - lo) * sigmoid(raw)`   | (lo, hi)   |
+| `("around", c)`        | `c * softplus(raw + log(e - 1))`  | (0, inf)   |
+| `("affine", a, b)`     | `a * raw + b`                     | R          |
+
+`("around", c)` (c > 0) equals `c` at `raw = 0` with slope `~0.63 c` there: a raw value
+near 0 is a relative correction of a physical scale such as a frequency. `("affine", a,
+b)` (a != 0) stores a value in other units, e.g. a state in data units `raw` whose
+physical value is `scale * raw + shift`.
 
 A list `["bounded", lo, hi]` (what JSON gives back) works too. Every transform has an
 exact inverse, so initial values are given in the constrained space (`init={"omega":
@@ -43,10 +50,10 @@ _RANGES = {
     "tanh": (-1.0, 1.0),
 }
 
-TRANSFORM_NAMES = tuple(sorted(_TRANSFORMS)) + ("bounded",)
+TRANSFORM_NAMES = tuple(sorted(_TRANSFORMS)) + ("bounded", "around", "affine")
 
 
-def canonical_transform(spec: TransformSpec) -> str | tuple[str, float, float]:
+def canonical_transform(spec: TransformSpec) -> str | tuple:
     """Validate a transform spec and return it in hashable form (a name or a tuple).
 
     Raises `ValueError` for an unknown name or malformed bounds.
@@ -55,6 +62,8 @@ def canonical_transform(spec: TransformSpec) -> str | tuple[str, float, float]:
         if spec in _TRANSFORMS:
             return spec
         raise ValueError(f"unknown transform {spec!r}; known transforms: {list(TRANSFORM_NAMES)}")
+    if isinstance(spec, tuple | list) and spec and spec[0] in ("around", "affine"):
+        return _canonical_scaled(spec)
     if isinstance(spec, tuple | list) and len(spec) == 3 and spec[0] == "bounded":
         try:
             lo, hi = float(spec[1]), float(spec[2])
@@ -64,9 +73,26 @@ def canonical_transform(spec: TransformSpec) -> str | tuple[str, float, float]:
             raise ValueError(f"bounded transform needs finite bounds lo < hi, got {spec!r}")
         return ("bounded", lo, hi)
     raise ValueError(
-        f"a transform is a name in {list(TRANSFORM_NAMES[:-1])} or ('bounded', lo, hi); "
-        f"got {spec!r}"
+        f"a transform is a name in {sorted(_TRANSFORMS)}, ('bounded', lo, hi), ('around', c) "
+        f"or ('affine', a, b); got {spec!r}"
     )
+
+
+def _canonical_scaled(spec) -> tuple:
+    """`("around", c)` with finite c > 0, or `("affine", a, b)` with finite a != 0, b."""
+    kind, *numbers = spec
+    arity = 1 if kind == "around" else 2
+    try:
+        numbers = [float(n) for n in numbers]
+    except (TypeError, ValueError):
+        numbers = []
+    ok = len(numbers) == arity and all(np.isfinite(numbers)) and numbers[0] != 0.0
+    if not ok or (kind == "around" and numbers[0] < 0.0):
+        need = "('around', c) needs finite c > 0" if kind == "around" else (
+            "('affine', a, b) needs finite a != 0 and b"
+        )
+        raise ValueError(f"transform {need}, got {spec!r}")
+    return (kind, *numbers)
 
 
 def get_transform(spec: TransformSpec) -> Callable:
@@ -74,6 +100,10 @@ def get_transform(spec: TransformSpec) -> Callable:
     spec = canonical_transform(spec)
     if isinstance(spec, str):
         return _TRANSFORMS[spec][0]
+    if spec[0] == "around":
+        return lambda raw: positive_around(spec[1], raw)
+    if spec[0] == "affine":
+        return lambda raw: spec[1] * raw + spec[2]
     _, lo, hi = spec
     return lambda raw: lo + (hi - lo) * jax.nn.sigmoid(raw)
 
@@ -88,6 +118,12 @@ def inverse_transform(spec: TransformSpec, value) -> np.ndarray:
     if isinstance(spec, str):
         lo, hi = _RANGES[spec]
         inverse = _TRANSFORMS[spec][1]
+    elif spec[0] == "around":
+        lo, hi = 0.0, np.inf
+        inverse = lambda v: _TRANSFORMS["softplus"][1](v / spec[1]) - _SP1
+    elif spec[0] == "affine":
+        lo, hi = -np.inf, np.inf
+        inverse = lambda v: (v - spec[2]) / spec[1]
     else:
         _, lo, hi = spec
         inverse = lambda v: _TRANSFORMS["sigmoid"][1]((v - lo) / (hi - lo))

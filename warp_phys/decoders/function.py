@@ -1,155 +1,129 @@
 """User priors written as plain JAX functions: `decoder_from_function`.
 
-A prior is a function `fn(params, tau, x_prev) -> y` where `params` is a dict of named
-arrays (the physical parameters, already transformed to their constrained range),
-`tau` the normalised time (a scalar) and `x_prev` the previous observation of shape
-`(data_size,)`. theta_t is the flat vector of the *raw* (unconstrained) parameters;
-each named transform (see `warp_phys.decoders._transforms`: `"softplus"`, `"exp"`,
-`"sigmoid"`, `"tanh"`, `("bounded", lo, hi)`) maps raw values to the values `fn` sees.
+A prior is a function `fn(p, tau, x_prev) -> y` written in PHYSICAL units: `p` a dict
+of named arrays (the physical parameters, already transformed to their range), `tau`
+the normalised time (a scalar), `x_prev` the previous observation `(data_size,)` in
+physical units; `y` the prediction `(data_size,)` in physical units. The model maps the
+normalised data to physical units before `fn` and back after it (`units="physical"`,
+the default); `units="normalised"` hands `fn` the data as trained on. A function whose
+4th parameter is named `dt` also gets the physical time of one step,
+`fn(p, tau, x_prev, dt)` (WARP sets `dt = 1 / (seq_len - 1)`).
 
-    @decoder_from_function(params={"omega": (), "phase": ()}, data_size=1,
-                           transforms={"omega": "softplus"}, init={"omega": 6.28})
+Parameters are declared as `params={name: shape}` with `transforms={name: ...}` and
+`init={name: value}`, or in one place, with units, as `parameters={name: {"shape": (),
+"transform": "softplus", "init": 6.28, "unit": "rad/s"}}` (or `ParameterSpec`s). Each
+transform (`"softplus"`, `"exp"`, `"sigmoid"`, `"tanh"`, `("bounded", lo, hi)`, ...; see
+`warp_phys.decoders._transforms`) maps the raw value that the readout reads from theta_t
+to the value `fn` sees; `init` is given in that constrained space.
+
+    @decoder_from_function(parameters={"omega": {"transform": "softplus", "init": 6.28,
+                                                 "unit": "rad/s"}, "phase": {}},
+                           data_size=1)
     def wave(p, tau, x_prev):
         return jnp.sin(p["omega"] * tau + p["phase"])[None]
 """
 
-from collections.abc import Callable, Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
 from ._base import AbstractDecoder, register_decoder
 from ._lexer import short
-from ._transforms import TransformSpec, apply_transforms, canonical_transform, inverse_transform
+from ._parameters import parameter_specs
+from ._prior import ParameterSpec, PhysicalPrior
+from ._transforms import TransformSpec
 
 
-class FunctionDecoder(AbstractDecoder):
-    """A decoder wrapping a user function `fn(params, tau, x_prev) -> (data_size,)`.
+class FunctionDecoder(PhysicalPrior):
+    """A physical prior wrapping a user function `fn(p, tau, x_prev[, dt]) -> (data_size,)`.
 
-    Build it with `decoder_from_function` (or `decoder_from_sympy`). `params` passed to
-    `__call__` are the raw (unconstrained) ones, as stored in theta_t; `constrain`
+    Build it with `decoder_from_function` (or `decoder_from_sympy`); the arguments are
+    those of `decoder_from_function` plus `label` (its name in messages) and the
+    `PhysicalPrior` settings (`readout="direct"` by default, `width`, `depth`,
+    `activation`, `input_prev`, `latent_size`, `scale`, `shift`, `dt`). With
+    `readout="direct"`, theta_t holds the raw (unconstrained) parameters and `constrain`
     maps them to the values `fn` receives.
     """
 
     fn: Callable = eqx.field(static=True)
-    data_size: int = eqx.field(static=True)
-    params_spec: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
-    transforms: tuple[tuple[str, str | tuple], ...] = eqx.field(static=True)
-    init_raw: tuple[tuple[str, tuple[float, ...]], ...] = eqx.field(static=True)
-    init_scale: float = eqx.field(static=True)
     label: str = eqx.field(static=True)
+    takes_dt: bool = eqx.field(static=True)
+    function_units: str = eqx.field(static=True)
 
     def __init__(
         self,
         fn: Callable,
-        params: Mapping[str, int | tuple[int, ...]],
+        params: Mapping[str, int | tuple[int, ...]] | None = None,
         *,
         data_size: int,
+        parameters: Mapping | Sequence[ParameterSpec] | None = None,
         transforms: Mapping[str, TransformSpec] | None = None,
         init: Mapping | None = None,
         init_scale: float = 0.1,
         label: str | None = None,
+        units: str = "physical",
+        readout: str = "direct",
+        scale: Sequence[float] | None = None,
+        shift: Sequence[float] | None = None,
+        dt: float | None = None,
+        **readout_options,
     ):
         if not callable(fn):
             raise ValueError(f"fn must be callable, got {type(fn).__name__}")
         if not isinstance(data_size, int | np.integer) or data_size < 1:
             raise ValueError(f"data_size must be an int >= 1, got {data_size!r}")
-        if not isinstance(params, Mapping) or not params:
-            raise ValueError(
-                "params must be a non-empty dict name -> shape, e.g. {'omega': ()}; "
-                f"got {params!r}"
-            )
-        spec = []
-        for name, shape in params.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
-            shape = (shape,) if isinstance(shape, int | np.integer) else shape
-            try:
-                shape = tuple(int(n) for n in shape)
-            except TypeError:
-                raise ValueError(
-                    f"shape of parameter {name!r} must be a tuple of ints, got {shape!r}"
-                ) from None
-            if any(n < 1 for n in shape):
-                raise ValueError(f"shape of parameter {name!r} needs positive sizes, got {shape}")
-            spec.append((name, shape))
-        shapes = dict(spec)
-        transforms = dict(transforms or {})
-        init = dict(init or {})
-        for what, keys in (("transforms", transforms), ("init", init)):
-            extra = sorted(set(keys) - set(shapes))
-            if extra:
-                raise ValueError(
-                    f"{what} names unknown parameter(s) {extra}; parameters: {sorted(shapes)}"
-                )
-        transforms = {k: canonical_transform(v) for k, v in transforms.items()}
-        init_raw = []
-        for name, value in init.items():
-            try:
-                value = np.broadcast_to(np.asarray(value, dtype=np.float64), shapes[name])
-            except ValueError:
-                raise ValueError(
-                    f"init value for {name!r} does not broadcast to its shape {shapes[name]}"
-                ) from None
-            raw = inverse_transform(transforms.get(name, "identity"), value)
-            init_raw.append((name, tuple(float(v) for v in raw.ravel())))
+        if units not in ("physical", "normalised"):
+            raise ValueError(f"units must be 'physical' or 'normalised', got {units!r}")
+        unknown = sorted(set(readout_options) - {"width", "depth", "activation", "input_prev",
+                                                 "latent_size"})
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} of a function prior")
+        specs = parameter_specs(params, transforms=transforms, init=init, parameters=parameters)
+        if units == "normalised":  # fn sees the data as trained on
+            scale = shift = None
+        super().__init__(
+            int(data_size), specs, readout=readout, init_scale=init_scale, scale=scale,
+            shift=shift, dt=dt, **readout_options,
+        )
         self.fn = fn
-        self.data_size = int(data_size)
-        self.params_spec = tuple(spec)
-        self.transforms = tuple(sorted(transforms.items()))
-        self.init_raw = tuple(init_raw)
-        self.init_scale = float(init_scale)
         self.label = label or getattr(fn, "__name__", "prior")
+        self.takes_dt = _takes_dt(fn)
+        self.function_units = units
         self._check_output()
 
-    def init_params(self, key: PRNGKeyArray) -> dict[str, Array]:
-        """Raw parameters: `init` values (inverse-transformed) where given, else
-        `init_scale * N(0, 1)` raw values."""
-        given = dict(self.init_raw)
-        keys = jax.random.split(key, len(self.params_spec))
-        params = {}
-        dtype = jax.dtypes.canonicalize_dtype(float)
-        for k, (name, shape) in zip(keys, self.params_spec, strict=True):
-            if name in given:
-                params[name] = jnp.reshape(jnp.asarray(given[name], dtype=dtype), shape)
-            else:
-                params[name] = self.init_scale * jax.random.normal(k, shape)
-        return params
+    @property
+    def params_spec(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """`((name, shape), ...)` of the declared parameters."""
+        return tuple((s.name, s.shape) for s in self.parameters)
 
-    def constrain(self, params: Mapping[str, Array]) -> dict[str, Array]:
-        """Raw parameters -> the constrained values that `fn` receives."""
-        return apply_transforms(params, dict(self.transforms))
+    def forward(self, physical, tau: Float[Array, ""], state: Float[Array, " data"]):
+        """`fn(physical, tau, state[, dt])`, a scalar made `(1,)` when `data_size == 1`."""
+        if self.takes_dt:
+            if self.dt is None:
+                raise ValueError(
+                    f"prior {short(self.label, 80)} takes dt: pass dt=..., or use it by name "
+                    "so that WARP sets dt = 1 / (seq_len - 1)"
+                )
+        return self._apply(physical, tau, state, self.dt)
 
-    def physical_parameters(
-        self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]
-    ) -> dict[str, Array]:
-        """The named parameters of the prior as `fn` receives them (after their
-        transforms), for one theta_t.
-
-        **Arguments:**
-
-        - `params`: the raw parameters (`unflatten(theta_t)`).
-        - `tau`, `x_prev`: unused (a function prior's parameters do not depend on
-          them); accepted for the common decoder signature.
-
-        **Returns:** dict `name -> array` of the declared shape, in the prior's units.
-        """
-        del tau, x_prev
-        return self.constrain(params)
-
-    def __call__(self, params, tau: Float[Array, ""], x_prev: Float[Array, " data"]):
-        out = jnp.asarray(self.fn(self.physical_parameters(params, tau, x_prev), tau, x_prev))
+    def _apply(self, physical, tau, state, dt):
+        args = (physical, tau, state, dt) if self.takes_dt else (physical, tau, state)
+        out = jnp.asarray(self.fn(*args))
         return jnp.reshape(out, (1,)) if out.shape == () and self.data_size == 1 else out
 
     def _check_output(self):
-        params = {n: jax.ShapeDtypeStruct(s, jnp.float32) for n, s in self.params_spec}
+        physical = {s.name: jax.ShapeDtypeStruct(s.shape, jnp.float32) for s in self.parameters}
         tau = jax.ShapeDtypeStruct((), jnp.float32)
         x_prev = jax.ShapeDtypeStruct((self.data_size,), jnp.float32)
+        dt = 1.0 if self.dt is None else self.dt  # a placeholder until WARP sets it
         try:
-            out = jax.eval_shape(self, params, tau, x_prev)
+            out = jax.eval_shape(lambda *a: self._apply(*a, dt), physical, tau, x_prev)
         except Exception as err:
             reason = short(" ".join(str(err).split()), 80)  # one line, bounded
             raise ValueError(
@@ -167,61 +141,107 @@ class FunctionDecoder(AbstractDecoder):
             )
 
 
+def _takes_dt(fn: Callable) -> bool:
+    """Whether `fn`'s 4th positional parameter is named `dt`."""
+    try:
+        names = [
+            p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return False
+    return len(names) >= 4 and names[3] == "dt"
+
+
 def decoder_from_function(
     fn: Callable | None = None,
     params: Mapping[str, int | tuple[int, ...]] | None = None,
     *,
     data_size: int,
+    parameters: Mapping | Sequence[ParameterSpec] | None = None,
     transforms: Mapping[str, TransformSpec] | None = None,
     init: Mapping | None = None,
     init_scale: float = 0.1,
+    units: str = "physical",
+    readout: str = "direct",
     name: str | None = None,
     overwrite: bool = False,
+    **options,
 ):
-    """Turn a JAX function into a root decoder (or, with `fn` omitted, a decorator).
+    """Turn a JAX function into a physical prior (or, with `fn` omitted, a decorator).
 
     **Arguments:**
 
-    - `fn`: `fn(params, tau, x_prev) -> y`; `params` a dict of arrays with the shapes
-      below, `tau` a scalar, `x_prev` of shape `(data_size,)`; `y` of shape
-      `(data_size,)` (a scalar is accepted when `data_size == 1`). Plain JAX code.
-    - `params`: dict `name -> shape` (`()` for a scalar) of the physical parameters.
-    - `data_size`: number of output channels; the output shape is checked now, and a
-      mismatch is a `ValueError`.
-    - `transforms`: dict `name -> transform` for positivity or bounds (`"softplus"`,
-      `"exp"`, `"sigmoid"`, `"tanh"`, `("bounded", lo, hi)`); others are unconstrained.
-    - `init`: dict `name -> initial value` in the constrained space (broadcast to the
-      shape); others start at raw `init_scale * N(0, 1)`.
-    - `name`: also register the decoder under this name (so `WARP(decoder=name)` and
-      checkpoints can refer to it); `overwrite` as in `register_decoder`.
+    - `fn`: `fn(p, tau, x_prev) -> y` or `fn(p, tau, x_prev, dt) -> y`; `p` a dict of
+      arrays with the declared shapes, `tau` a scalar, `x_prev` `(data_size,)`, `dt` the
+      physical time of one step; `y` `(data_size,)` (a scalar when `data_size == 1`).
+      Physical units in and out (see `units`). Plain JAX code.
+    - `params`: dict `name -> shape` (`()` for a scalar) of the physical parameters,
+      with `transforms` (dict `name -> transform`: `"softplus"`, `"exp"`, `"sigmoid"`,
+      `"tanh"`, `("bounded", lo, hi)`) and `init` (dict `name -> initial value` in the
+      constrained space; others start at raw `init_scale * N(0, 1)` in `"direct"`).
+    - `parameters`: instead of those three, `name -> {"shape", "transform", "init",
+      "unit"}` (each optional) or a list of `ParameterSpec`; `unit` is a free string
+      such as `"rad/s"` (`decoder.parameter_units`).
+    - `data_size`: number of output channels; the output shape is checked now.
+    - `units`: `"physical"` (WARP gives the data's `scale`/`shift` and maps `x_prev`
+      and `y`) or `"normalised"` (fn sees the data as trained on).
+    - `readout`: `"direct"` (theta_t holds the raw parameters), `"latent"` or
+      `"weights"`; `options` its settings (`width`, `depth`, `activation`,
+      `input_prev`, `latent_size`) and `scale`, `shift`, `dt` (see `PhysicalPrior`).
+    - `name`: also register the prior under this name (so `WARP(decoder=name)` and
+      checkpoints can refer to it; WARP then passes `width`, `depth`, `dt` and, for
+      physical units, `scale`/`shift`); `overwrite` as in `register_decoder`.
 
-    **Returns:** a `FunctionDecoder` (D_theta = total size of `params`).
+    **Returns:** a `FunctionDecoder` (D_theta = total size of the parameters with the
+    default `"direct"` readout).
     """
     if fn is None:
         return lambda f: decoder_from_function(
-            f, params, data_size=data_size, transforms=transforms, init=init,
-            init_scale=init_scale, name=name, overwrite=overwrite,
+            f, params, data_size=data_size, parameters=parameters, transforms=transforms,
+            init=init, init_scale=init_scale, units=units, readout=readout, name=name,
+            overwrite=overwrite, **options,
         )
-    if params is None:
-        raise ValueError("decoder_from_function needs params, a dict name -> shape")
-    decoder = FunctionDecoder(
-        fn, params, data_size=data_size, transforms=transforms, init=init,
-        init_scale=init_scale, label=name,
+    if params is None and parameters is None:
+        raise ValueError("decoder_from_function needs params (a dict name -> shape) or parameters")
+    build = functools.partial(
+        FunctionDecoder, fn, params, data_size=data_size, parameters=parameters,
+        transforms=transforms, init=init, init_scale=init_scale, label=name, units=units,
+        readout=readout, **options,
     )
+    decoder = build()
     if name is not None:
-        register_named(name, decoder, overwrite=overwrite)
+        register_named(name, decoder, build, overwrite=overwrite)
     return decoder
 
 
-def register_named(name: str, decoder: AbstractDecoder, *, overwrite: bool = False) -> None:
-    """Register a ready-built decoder instance under `name` (built for its own data_size)."""
+def register_named(
+    name: str,
+    decoder: FunctionDecoder,
+    build: Callable[..., FunctionDecoder],
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Register a ready-built prior under `name` (for its own data_size). `build(**settings)`
+    rebuilds it with the run's settings (`width`, `depth`, `dt`, `scale`, `shift`,
+    `readout`, `latent_size`), which `make_decoder` passes as the factory declares."""
 
-    def factory(data_size: int) -> AbstractDecoder:
+    def factory(
+        data_size: int, width=None, depth=None, dt=None, scale=None, shift=None,
+        readout=None, latent_size=None,
+    ) -> AbstractDecoder:
         if data_size != decoder.data_size:
             raise ValueError(
                 f"decoder {name!r} predicts {decoder.data_size} channels, "
                 f"but data_size {data_size} was requested"
             )
-        return decoder
+        given = dict(
+            width=width, depth=depth, dt=dt, scale=scale, shift=shift, readout=readout,
+            latent_size=latent_size,
+        )
+        given = {k: v for k, v in given.items() if v is not None}
+        return build(**given) if given else decoder
 
+    factory.takes_size, factory.needs_dt = True, True
+    factory.units = decoder.function_units
     register_decoder(name, overwrite=overwrite)(factory)

@@ -16,6 +16,8 @@ formulas, `MAX_CHANNELS` channels, `MAX_NODES` nodes, nested at most `MAX_DEPTH`
 float type; a number beyond its range is refused, never turned into inf or 0.
 """
 
+import dataclasses
+import functools
 import math
 import re
 from collections import Counter
@@ -29,6 +31,7 @@ from ._base import _SPEC_PREFIXES
 from ._constants import describe
 from ._formula import MAX_LENGTH, check_size, nodes, parse_formula
 from ._lexer import FUNCTIONS, check_name, short
+from ._parameters import parameter_specs
 from ._transforms import TransformSpec
 from .function import FunctionDecoder, register_named
 
@@ -61,8 +64,12 @@ def decoder_from_sympy(
     transforms: Mapping[str, TransformSpec] | None = None,
     init: Mapping[str, float] | None = None,
     init_scale: float = 0.1,
+    units_of: Mapping[str, str] | None = None,
+    units: str = "physical",
+    readout: str = "direct",
     name: str | None = None,
     overwrite: bool = False,
+    **options,
 ) -> FunctionDecoder:
     """Build a decoder from a formula `y = f(t, params, x_prev)`.
 
@@ -80,6 +87,9 @@ def decoder_from_sympy(
       must equal it.
     - `transforms`, `init`, `init_scale`: per-parameter positivity/bounds and initial
       values, as in `decoder_from_function`.
+    - `units_of`: dict `name -> unit` (free strings such as `"rad/s"`).
+    - `units`, `readout`, `options` (`width`, `depth`, `scale`, `shift`, `dt`, ...): as in
+      `decoder_from_function`; the formula is in physical units by default.
     - `name`: also register the decoder under this name.
 
     **Returns:** a `FunctionDecoder` with D_theta = number of parameters. Raises
@@ -106,12 +116,19 @@ def decoder_from_sympy(
     label = label if len(label) <= 80 else label[:77] + "..."
     fn = _compile(exprs, symbols, time, param_names, input_names)
     fn.__name__ = f"sympy:{label}"
-    decoder = FunctionDecoder(
-        fn, {n: () for n in param_names}, data_size=data_size, transforms=transforms,
-        init=init, init_scale=init_scale, label=label,
+    specs = parameter_specs({n: () for n in param_names}, transforms=transforms, init=init)
+    units_of = dict(units_of or {})
+    unknown = sorted(set(units_of) - set(param_names))
+    if unknown:
+        raise ValueError(f"units_of names unknown parameter(s) {short(unknown)}")
+    specs = [dataclasses.replace(s, unit=units_of.get(s.name, "")) for s in specs]
+    build = functools.partial(
+        FunctionDecoder, fn, data_size=data_size, parameters=specs, init_scale=init_scale,
+        label=label, units=units, readout=readout, **options,
     )
+    decoder = build()
     if name is not None:
-        register_named(name, decoder, overwrite=overwrite)
+        register_named(name, decoder, build, overwrite=overwrite)
     return decoder
 
 
@@ -243,7 +260,11 @@ def _symbols_by_name(exprs) -> dict[str, sympy.Symbol]:
     return symbols
 
 
-_SPEC_OPTIONS = ("time", "params", "inputs", "transforms", "init", "init_scale")
+_SPEC_OPTIONS = (
+    "time", "params", "inputs", "transforms", "init", "init_scale", "units_of", "units",
+    "readout", "width", "depth", "activation", "input_prev", "latent_size", "scale", "shift",
+    "dt",
+)
 
 
 def _from_spec(body: str, *, data_size: int, **options) -> FunctionDecoder:
@@ -257,4 +278,6 @@ def _from_spec(body: str, *, data_size: int, **options) -> FunctionDecoder:
     return decoder_from_sympy(body, data_size=data_size, **options)
 
 
+# what make_decoder gives a formula prior (see PhysicalPrior)
+_from_spec.takes_size, _from_spec.needs_dt, _from_spec.units = True, True, "physical"
 _SPEC_PREFIXES["sympy"] = _from_spec
