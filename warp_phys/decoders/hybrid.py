@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._activations import get_activation
-from ._base import AbstractDecoder, get_decoder, register_decoder
+from ._base import AbstractDecoder, _factory, get_decoder, register_decoder
 from .mlp import mlp_apply, mlp_init
 
 
@@ -34,12 +34,17 @@ class HybridDecoder(AbstractDecoder):
       `root_depth` set these).
     - `input_prev`: feed `x_prev` to the residual MLP next to tau.
     - `residual_init_scale`: factor on the residual's initial last layer.
+    - `dt`, `scale`, `shift`: the run's step and data normalisation (see `make_decoder`),
+      passed on to a physics part built by name that declares them (a `PhysicalPrior`);
+      its `physics_options` win.
 
     **Returns** (of `__call__(params, tau, x_prev)`): the mean, shape `(data_size,)`.
     The physics decoder must be deterministic (not `probabilistic`).
     """
 
     takes_size: ClassVar[bool] = True
+    needs_dt: ClassVar[bool] = True  # for the physics part
+    units: ClassVar[str] = "physical"  # the physics part's; the residual is in data units
     physics: AbstractDecoder
     data_size: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
@@ -58,6 +63,9 @@ class HybridDecoder(AbstractDecoder):
         activation: str = "swish",
         input_prev: bool = True,
         residual_init_scale: float = 0.1,
+        dt: float | None = None,
+        scale=None,
+        shift=None,
     ):
         if width < 1 or depth < 0:
             raise ValueError(f"hybrid residual needs width >= 1, depth >= 0; got {width}, {depth}")
@@ -66,7 +74,9 @@ class HybridDecoder(AbstractDecoder):
             if physics_options:
                 raise ValueError("physics_options cannot be given with a decoder instance")
         else:
-            physics = get_decoder(physics, data_size=data_size, **(physics_options or {}))
+            declared = _declared_settings(physics, dt=dt, scale=scale, shift=shift)
+            options = {**declared, **(physics_options or {})}
+            physics = get_decoder(physics, data_size=data_size, **options)
         if physics.data_size != data_size:
             raise ValueError(
                 f"physics decoder predicts {physics.data_size} channels, data_size is {data_size}"
@@ -110,3 +120,14 @@ class HybridDecoder(AbstractDecoder):
             inputs = jnp.concatenate([inputs, x_prev])
         residual = mlp_apply(params["residual"], inputs, get_activation(self.activation))
         return self.physics(params["physics"], tau, x_prev) + residual
+
+
+def _declared_settings(spec: str, **settings) -> dict:
+    """The given (not None) `dt`, `scale`, `shift` that the decoder `spec` declares."""
+    factory = _factory(spec)
+    wanted = set()
+    if getattr(factory, "needs_dt", False):
+        wanted.add("dt")
+    if getattr(factory, "units", "normalised") == "physical":
+        wanted.update(("scale", "shift"))
+    return {k: v for k, v in settings.items() if k in wanted and v is not None}
