@@ -189,6 +189,13 @@ def test_a_user_prior_with_a_step_and_units():
         np.testing.assert_allclose(other(params, 0.0, jnp.asarray(x)),
                                    duffing_numpy(4.0, 0.5, 0.3, x, 0.1), rtol=1e-4)  # fmt: skip
     assert typed.parameter_units["a"] == "1/s^2"
+    # a dt with a default value keeps it until a dt is given
+    with_default = decoder_from_function(lambda p, tau, x, dt=0.25: x + dt * p["a"],
+                                         {"a": ()}, data_size=2, init={"a": 1.0})  # fmt: skip
+    one = with_default.init_params(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(with_default(one, 0.0, jnp.zeros(2)), [0.25, 0.25])
+    given = decoder_from_function(with_default.fn, {"a": ()}, data_size=2, init={"a": 1.0}, dt=0.5)
+    np.testing.assert_allclose(given(one, 0.0, jnp.zeros(2)), [0.5, 0.5])
     formula = decoder_from_sympy("a*t + b", units_of={"a": "m/s"})
     assert formula.parameter_units == {"a": "m/s", "b": ""}
     with pytest.raises(ValueError, match="units_of names unknown"):

@@ -54,6 +54,7 @@ class FunctionDecoder(PhysicalPrior):
     fn: Callable = eqx.field(static=True)
     label: str = eqx.field(static=True)
     takes_dt: bool = eqx.field(static=True)
+    dt_required: bool = eqx.field(static=True)
     function_units: str = eqx.field(static=True)
 
     def __init__(
@@ -93,7 +94,7 @@ class FunctionDecoder(PhysicalPrior):
         )
         self.fn = fn
         self.label = label or getattr(fn, "__name__", "prior")
-        self.takes_dt = _takes_dt(fn)
+        self.takes_dt, self.dt_required = _takes_dt(fn)
         self.function_units = units
         self._check_output()
 
@@ -104,16 +105,17 @@ class FunctionDecoder(PhysicalPrior):
 
     def forward(self, physical, tau: Float[Array, ""], state: Float[Array, " data"]):
         """`fn(physical, tau, state[, dt])`, a scalar made `(1,)` when `data_size == 1`."""
-        if self.takes_dt:
-            if self.dt is None:
-                raise ValueError(
-                    f"prior {short(self.label, 80)} takes dt: pass dt=..., or use it by name "
-                    "so that WARP sets dt = 1 / (seq_len - 1)"
-                )
+        if self.dt_required and self.dt is None:
+            raise ValueError(
+                f"prior {short(self.label, 80)} takes dt: pass dt=..., or use it by name "
+                "so that WARP sets dt = 1 / (seq_len - 1)"
+            )
         return self._apply(physical, tau, state, self.dt)
 
     def _apply(self, physical, tau, state, dt):
-        args = (physical, tau, state, dt) if self.takes_dt else (physical, tau, state)
+        # without a dt, a function whose dt has a default value keeps its default
+        with_dt = self.takes_dt and dt is not None
+        args = (physical, tau, state, dt) if with_dt else (physical, tau, state)
         out = jnp.asarray(self.fn(*args))
         return jnp.reshape(out, (1,)) if out.shape == () and self.data_size == 1 else out
 
@@ -121,7 +123,7 @@ class FunctionDecoder(PhysicalPrior):
         physical = {s.name: jax.ShapeDtypeStruct(s.shape, jnp.float32) for s in self.parameters}
         tau = jax.ShapeDtypeStruct((), jnp.float32)
         x_prev = jax.ShapeDtypeStruct((self.data_size,), jnp.float32)
-        dt = 1.0 if self.dt is None else self.dt  # a placeholder until WARP sets it
+        dt = 1.0 if self.dt is None and self.dt_required else self.dt  # placeholder
         try:
             out = jax.eval_shape(lambda *a: self._apply(*a, dt), physical, tau, x_prev)
         except Exception as err:
@@ -141,16 +143,19 @@ class FunctionDecoder(PhysicalPrior):
             )
 
 
-def _takes_dt(fn: Callable) -> bool:
-    """Whether `fn`'s 4th positional parameter is named `dt`."""
+def _takes_dt(fn: Callable) -> tuple[bool, bool]:
+    """Whether `fn`'s 4th positional parameter is named `dt`, and whether it is required
+    (has no default value)."""
     try:
-        names = [
-            p.name for p in inspect.signature(fn).parameters.values()
+        positional = [
+            p for p in inspect.signature(fn).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
     except (TypeError, ValueError):
-        return False
-    return len(names) >= 4 and names[3] == "dt"
+        return False, False
+    if len(positional) < 4 or positional[3].name != "dt":
+        return False, False
+    return True, positional[3].default is inspect.Parameter.empty
 
 
 def decoder_from_function(
