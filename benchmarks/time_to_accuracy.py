@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
     parser.add_argument("--runs", type=Path, help="cell records and run folders")
     args = harness.parse(parser, argv)
+    if args.worker:
+        return harness.serve(WORKERS, args.worker)
     figure = lambda result: draw(result, args.figure)
     if args.render:
         return harness.finish(args, harness.read_json(args.render), markdown, figure)
