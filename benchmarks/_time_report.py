@@ -41,7 +41,9 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     command += " --smoke" if args.smoke else ""
     result = dict(device=harness.device(), date=harness.stamp(), command=command)
     result.update(smoke=args.smoke, scale=args.scale, budgets=args.budgets, lrs=list(args.lrs))
-    result.update(wall_s=wall_s, cells_wall_s=round(sum(r["wall_seconds"] for r in records), 1))
+    result.update(
+        wall_s=wall_s, cells_wall_s=round(sum(r.get("wall_seconds", 0) for r in records), 1)
+    )
     result.update(results=table("final"), headline=table("headline"))
     result["identification"] = found[0] if found else None
     return dict(result, errors=cells["errors"]) if cells["errors"] else result
@@ -144,7 +146,8 @@ def draw(result: dict, path: Path) -> None:
         ax.set_xlabel("training wall-clock (s)")
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].set_ylabel("validation MSE (model units)")
-    axes[0, 0].legend(fontsize=7, loc="best")
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7, loc="best")
     fig.suptitle("Validation MSE against training time, equal budget and tuning")
     fig.tight_layout()
     harness.save_figure(fig, path, dpi=110)
