@@ -125,15 +125,15 @@ def train_cell(spec: dict) -> dict:
     import warp_phys as wp
 
     start, folder, config = time.perf_counter(), Path(spec["folder"]), cell_config(spec)
-    seconds = None
+    summary = None
     try:
         _, history = wp.train_run(config, folder, overwrite=True, progress=False)
-        stopped, seconds = history["stopped"], harness.read_json(folder / "summary.json")
+        stopped, summary = history["stopped"], harness.read_json(folder / "summary.json")
     except FloatingPointError:
         stopped = "non-finite"
     record = dict(curve(folder), lr=spec["lr"], budget_s=spec["seconds"], stopped=stopped)
-    if seconds is not None:
-        record["train_seconds"] = seconds["train_seconds"]
+    if summary is not None:
+        record["train_seconds"] = summary["train_seconds"]
     finite = [v for v in record["curve"]["val_mse"] if v is not None]
     record["best_val_mse"] = min(finite, default=None)
     if spec["phase"] != "sweep":
@@ -202,6 +202,8 @@ def measure(args) -> dict:
         for model in args.models:
             sweep = {lr: run_cell(args, "sweep", system, model, lr) for lr in args.lrs}
             cells["sweep"].setdefault(system, {})[model] = sweep
+            failed = [(lr, r["error"]) for lr, r in sweep.items() if "error" in r]
+            cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
             lr, headline = best_lr(sweep), system == HEADLINE[0] and model in headline_models(args)
             for phase in ("final", "headline") if headline else ("final",):
                 record = {"error": "every sweep run failed"}

@@ -74,7 +74,8 @@ def test_a_failed_sweep_is_retried_and_its_pair_reported(tmp_path, monkeypatch):
     monkeypatch.setitem(bench.WORKERS, "cell", lambda spec: {"error": "killed"})
     argv = [*SMOKE, "--models", "gru", "--lrs", "1e-3", "--runs", str(tmp_path)]
     result = bench.main([*argv, "--out", str(tmp_path / "t.json")])
-    assert result["results"] == {} and "every sweep run failed" in result["errors"][0]
+    assert result["results"] == {} and "killed" in result["errors"][0]
+    assert "every sweep run failed" in result["errors"][1]
     assert not list(tmp_path.rglob("lr*.json"))  # nothing kept: a rerun retries it
 
 
@@ -115,3 +116,12 @@ def test_smoke_run_trains_scores_and_identifies(tmp_path, monkeypatch):
     assert (
         bench.main([*argv, "--figure", str(tmp_path / "again.png")])["results"] == result["results"]
     )
+
+
+def test_worker_flag_runs_one_cell_only(monkeypatch, capsys):
+    """`--worker cell SPEC` (what `run_worker` starts) trains that cell and prints its
+    record; it must not start the benchmark (which would start workers in turn)."""
+    monkeypatch.setitem(bench.WORKERS, "cell", lambda spec: {"lr": spec["lr"]})
+    monkeypatch.setattr(bench, "measure", None)
+    assert bench.main(["--worker", "cell", json.dumps({"lr": 0.5})]) == {"lr": 0.5}
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"lr": 0.5}
