@@ -111,7 +111,8 @@ def markdown(result: dict) -> str:
         f"on {result['device']} on {result['date'][:10]} (`{result['command']}`, "
         f"{result['cells_wall_s'] / 3600:.1f} h of cells). Test MSE in raw units; best "
         "val: normalised units (SINE raw); x best baseline: the best of GRU, LSTM and "
-        "Transformer's test MSE over this row's (above 1: this model is lower)."
+        "Transformer's test MSE over this row's (above 1: this model is lower; for the "
+        "headline rows too, the baselines of the equal-budget runs). One seed."
     )
     head = "system | model | lr | s | steps | best val | test MSE | x best baseline"
     parts = [intro, harness.table(head, _rows(result)), _identification(result)]
