@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-devices bench-irregular
+.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-devices bench-irregular bench-time
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,9 @@ clean:
 # irregular vs regular time grids, time-aware vs plain WARP (~20 min on 2 cores)
 bench-irregular: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.irregular
+
+# time to accuracy: equal budget and lr sweep per model, resumable (~2.8 h on 2 cores;
+# TIME_SCALE=0.2 shrinks every budget: ~1 h)
+TIME_SCALE ?= 1
+bench-time: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.time_to_accuracy --scale $(TIME_SCALE)

@@ -1,0 +1,245 @@
+"""Time to accuracy (issue 20, item 3): validation and test MSE against wall-clock for
+WARP-Phys, WARP (MLP root), GRU, LSTM and the Transformer on MSD, MSD-Zero and SINE, every
+model at its `cpu`-preset size (`_presets.run_config`) and given the same budget and the
+same tuning effort.
+
+Per (system, model): a learning-rate sweep (`--lrs`, `--sweep-seconds` of training each)
+scored on the VALIDATION split; the best rate then trains for `--final-seconds` (and, for
+the headline MSD pair WARP-Phys / WARP, once more for `--headline-seconds`). Only these
+final runs are scored on the test split (raw units), and the WARP-Phys MSD run also for
+the physical parameters it reads from theta at the end of the 100-step context (median
+relative error against the truth) and their spread over the forecast. Budgets are
+training wall-clock from the first step, its compilation included
+(`RunConfig.max_seconds`, no step count); `--scale` multiplies all of them. Each (phase,
+system, model, lr) cell runs in its own process and writes its record to `--runs`
+(default `runs/bench_time/`); a cell already there is skipped, so an
+interrupted run continues where it stopped.
+
+    python -m benchmarks.time_to_accuracy               # ~2.8 h on 2 cores; JSON, figure, README
+    python -m benchmarks.time_to_accuracy --scale 0.2   # ~1 h: every budget x 0.2
+    python -m benchmarks.time_to_accuracy --render      # README block and figure from the JSON
+"""
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import _harness as harness
+from benchmarks import _presets as presets
+from benchmarks._time_report import draw, markdown, summarise
+
+SYSTEMS = ("msd", "msd_zero", "sine")
+MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
+HEADLINE = ("msd", ("warp_phys", "warp"))  # the pair given the headline budget
+LRS = (3e-4, 1e-3, 3e-3)
+BUDGETS = {"sweep": 45.0, "final": 300.0, "headline": 900.0}  # seconds of training
+# per cell outside its budget (process, data, test scoring, identification): for the
+# estimate only; a final WARP-Phys MSD cell took ~40 s at load average 8 on 2 cores
+OVERHEAD_S = 30.0
+UNBOUNDED_STEPS = 10**9  # a time budget alone ends the run
+SMOKE = dict(n_val=8, n_test=8, val_every=5)  # and 32 training trajectories (SINE: its 10)
+RUNS = harness.ROOT / "runs" / "bench_time"
+
+
+def time_budget(config, seconds: float):
+    """`config` trained for `seconds` of wall-clock and no fixed step count: `steps`
+    left unset where `RunConfig` allows it (the schedule then sized to the time), else
+    (older `RunConfig`: steps must be an int) an unreachable step count."""
+    try:
+        return config.replace(steps=None, max_seconds=seconds)
+    except ValueError:
+        return config.replace(steps=UNBOUNDED_STEPS, max_seconds=seconds)
+
+
+def cell_config(spec: dict):
+    """The `RunConfig` of a cell: the cpu preset's (seed 0), with the cell's learning
+    rate and time budget (and the smoke sizes for a smoke run)."""
+    config = presets.run_config("cpu", spec["system"], spec["model"], 0).replace(lr=spec["lr"])
+    if spec["smoke"]:
+        config = config.replace(**SMOKE, n_train=min(32, config.n_train))
+    return time_budget(config, spec["seconds"])
+
+
+def curve(folder: Path) -> dict:
+    """Validation MSE (model units: normalised where the run normalises) against the
+    training seconds, from the run's `metrics.jsonl`, and the steps and seconds trained.
+    The log keeps the time every 10 steps: a validation's time is interpolated between
+    them (after the last one: at that one's mean step time)."""
+    from warp_phys.training.metrics_log import read_metrics
+
+    records = read_metrics(folder / "metrics.jsonl")
+    logged = [(0, 0.0)] + [(r["step"], r["seconds"]) for r in records if "seconds" in r]
+    steps, seconds = map(np.asarray, zip(*logged, strict=True))
+    val = [(r["step"], r["val_mse"]) for r in records if "val_mse" in r]
+    done = max((r["step"] for r in records), default=0)
+    rate = seconds[-1] / max(steps[-1], 1)
+    at = lambda step: float(np.interp(step, steps, seconds) + max(step - steps[-1], 0) * rate)
+    values = [v if math.isfinite(v) else None for _, v in val]
+    curve = dict(seconds=[round(at(step), 2) for step, _ in val], val_mse=values)
+    return dict(curve=curve, steps=done, train_seconds=round(at(done), 2))
+
+
+def identification(run, context: int, n: int | None = None) -> dict:
+    """How well the WARP-Phys `run` identifies omega_0 and zeta on the test split
+    (`n` trajectories, default all): relative errors `|p - p_true| / p_true` of the
+    parameters read from theta_{L-1} (the state at the end of the `context` of L
+    observed steps, which predicts x_L), and over the free-running states theta_L..:
+    their relative standard deviation and largest relative error. Medians over the
+    trajectories."""
+    import systems
+    import warp_phys as wp
+    from warp_phys import plotting
+
+    # helper C moves the reader to the package top level; either place works
+    read = getattr(wp, "parameter_trajectory", None) or plotting.physical_parameter_trajectory
+    test, system = wp.load_dataset(run.config, "test", n), systems.get_system(run.config.system)
+    xs = np.asarray(run.normalizer.apply(test.y))
+    rows = {name: [] for name in ("omega0", "zeta")}
+    for i in range(len(xs)):
+        values = read(run.model, xs[i], context=context)
+        truth = system.physical_parameters({k: v[i] for k, v in test.params.items()})
+        for name, out in rows.items():
+            series, true = np.asarray(values[name]).reshape(len(xs[i]), -1)[:, 0], truth[name]
+            error = np.abs(series - true) / abs(true)
+            out.append(
+                (error[context - 1], np.std(series[context:]) / abs(true), error[context:].max())
+            )
+    result = dict(n=len(xs), context=context)
+    for name, out in rows.items():
+        end, spread, largest = np.median(np.asarray(out), axis=0)
+        result[f"{name}_median_rel_err"] = float(end)
+        result[f"{name}_forecast_rel_std"] = float(spread)
+        result[f"{name}_forecast_max_rel_err"] = float(largest)
+    return result
+
+
+def train_cell(spec: dict) -> dict:
+    """Worker: train one cell in `spec["folder"]` (replaced) and report its curve; a
+    final cell is scored on the test split too (and WARP-Phys on MSD identified). A run
+    whose loss turned non-finite keeps its best validated model (`stopped`).
+    `train_seconds`: the wall-clock of training, the first step's compilation included
+    (as in the budget); read from the metrics log for a run stopped by a non-finite loss."""
+    import warp_phys as wp
+
+    start, folder, config = time.perf_counter(), Path(spec["folder"]), cell_config(spec)
+    summary = None
+    try:
+        _, history = wp.train_run(config, folder, overwrite=True, progress=False)
+        stopped, summary = history["stopped"], harness.read_json(folder / "summary.json")
+    except FloatingPointError:
+        stopped = "non-finite"
+    record = dict(curve(folder), lr=spec["lr"], budget_s=spec["seconds"], stopped=stopped)
+    if summary is not None:
+        record["train_seconds"] = summary["train_seconds"]
+    finite = [v for v in record["curve"]["val_mse"] if v is not None]
+    record["best_val_mse"] = min(finite, default=None)
+    if spec["phase"] != "sweep":
+        run = wp.load_run(folder, "best")
+        metrics = wp.evaluate_run(run, split="test", n=run.config.n_test)
+        record.update(test_mse=metrics["mse"], repeat_last_mse=metrics.get("mse_repeat_last"))
+        record.update(test_diverged=metrics["diverged"], params=wp.count_parameters(run.model))
+        if spec["model"] == "warp_phys" and spec["system"] == "msd":
+            record["identification"] = identification(run, run.config.context)
+    return dict(record, wall_seconds=round(time.perf_counter() - start, 1))
+
+
+WORKERS = {"cell": train_cell}
+
+
+def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, lr: float) -> Path:
+    """Where a cell's record lives (its run folder: the same path without `.json`);
+    the budget is part of the name, so runs at another `--scale` never mix."""
+    return runs / f"{phase}_{seconds:g}s" / system / model / f"lr{lr:g}.json"
+
+
+def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
+    """The record of one cell: read when it exists, else trained (in a worker process;
+    in this one for a smoke run) and written, unless the worker failed."""
+    seconds = args.budgets[phase]
+    path = cell_path(args.runs, phase, seconds, system, model, lr)
+    if path.is_file():
+        return harness.read_json(path)
+    spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
+    spec.update(smoke=args.smoke, folder=str(path.with_suffix("")))
+    workers = WORKERS if args.smoke else None
+    record = harness.run_worker("time_to_accuracy", "cell", spec, workers=workers)
+    if "error" not in record:
+        harness.write_json(path, record)
+    best = record.get("test_mse", record.get("best_val_mse"))
+    print(f"{phase} {system}/{model} lr {lr:g}: {record.get('error') or best}", flush=True)
+    return record
+
+
+def best_lr(sweep: dict) -> float | None:
+    """The rate with the lowest best validation MSE (None when every sweep run failed)."""
+    scores = {lr: r.get("best_val_mse") for lr, r in sweep.items()}
+    scores = {lr: s for lr, s in scores.items() if s is not None and math.isfinite(s)}
+    return min(scores, key=scores.get) if scores else None
+
+
+def estimate_hours(args) -> float:
+    """The run's length in hours when no cell is done yet: budgets plus `OVERHEAD_S`."""
+    pairs = len(args.systems) * len(args.models)
+    headline = len(headline_models(args))
+    cells = pairs * (len(args.lrs) + 1) + headline
+    budget = pairs * (len(args.lrs) * args.budgets["sweep"] + args.budgets["final"])
+    return (budget + headline * args.budgets["headline"] + cells * OVERHEAD_S) / 3600
+
+
+def headline_models(args) -> list[str]:
+    system, models = HEADLINE
+    return [m for m in models if m in args.models] if system in args.systems else []
+
+
+def measure(args) -> dict:
+    """Every cell (the finished ones read back): `{"sweep": {system: {model: {lr:
+    record}}}, "final": ..., "headline": ..., "errors": [...]}`."""
+    cells = {"sweep": {}, "final": {}, "headline": {}, "errors": []}
+    for system in args.systems:
+        for model in args.models:
+            sweep = {lr: run_cell(args, "sweep", system, model, lr) for lr in args.lrs}
+            cells["sweep"].setdefault(system, {})[model] = sweep
+            failed = [(lr, r["error"]) for lr, r in sweep.items() if "error" in r]
+            cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
+            lr, headline = best_lr(sweep), system == HEADLINE[0] and model in headline_models(args)
+            for phase in ("final", "headline") if headline else ("final",):
+                record = {"error": "every sweep run failed"}
+                record = record if lr is None else run_cell(args, phase, system, model, lr)
+                if "error" in record:
+                    cells["errors"].append(f"{phase} {system}/{model}: {record['error']}")
+                else:
+                    cells[phase].setdefault(system, {})[model] = record
+    return cells
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = harness.parser("time_to_accuracy", __doc__, figure=True)
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=SYSTEMS)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
+    parser.add_argument("--lrs", nargs="+", type=float, default=LRS, help="the sweep's rates")
+    for phase, seconds in BUDGETS.items():
+        what = f"training seconds of each {phase} run (default {seconds:g})"
+        parser.add_argument(f"--{phase}-seconds", type=float, default=seconds, help=what)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
+    parser.add_argument("--runs", type=Path, help="cell records and run folders")
+    args = harness.parse(parser, argv)
+    if args.worker:
+        return harness.serve(WORKERS, args.worker)
+    figure = lambda result: draw(result, args.figure)
+    if args.render:
+        return harness.finish(args, harness.read_json(args.render), markdown, figure)
+    budgets = {p: getattr(args, f"{p}_seconds") * args.scale for p in BUDGETS}
+    args.budgets = {p: 1.0 for p in BUDGETS} if args.smoke else budgets
+    args.runs = args.runs or (Path(tempfile.gettempdir()) / "bench_time" if args.smoke else RUNS)
+    print(f"time to accuracy: at most ~{estimate_hours(args):.1f} h; cells in {args.runs}")
+    start = time.perf_counter()
+    cells = measure(args)
+    result = summarise(cells, args, wall_s=round(time.perf_counter() - start, 1))
+    return harness.finish(args, result, markdown, figure)
+
+
+if __name__ == "__main__":
+    main()
