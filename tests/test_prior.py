@@ -24,7 +24,7 @@ from warp_phys.decoders import (
 )
 
 SMALL = dict(width=4, depth=1)
-READOUTS = ("direct", "weights", "latent")
+READOUTS = ("direct", "weights", "latent", "latent_unit")
 
 
 def duffing_step(p, tau, x, dt):
@@ -72,7 +72,7 @@ def point(decoder, key):
     return params, jnp.asarray(0.3), x
 
 
-def test_there_are_three_readouts():
+def test_every_readout_is_registered():
     assert set(READOUTS) <= set(wp.list_readouts()) == set(list_readouts())
 
 
@@ -136,6 +136,16 @@ def test_latent_readout_is_the_trajectorys_and_starts_at_the_init_values():
     # another code, other parameters: theta_t carries them
     other = decoder.physical_parameters({"z": params["z"] + 50.0}, 0.0, jnp.zeros(2))
     assert float(other["omega0"]) != float(at[0]["omega0"])
+
+
+def test_unit_latent_readout_reads_the_direction_of_the_code():
+    decoder = DampedOscillatorDecoder(readout="latent_unit", latent_size=4, **SMALL)
+    z = decoder.init_params(jax.random.PRNGKey(2))["z"]
+    read = [decoder.physical_parameters({"z": s * z}, 0.0, jnp.zeros(2)) for s in (1.0, 0.01, 30.0)]
+    for k in ("omega0", "zeta"):
+        np.testing.assert_allclose([float(r[k]) for r in read], float(read[0][k]), rtol=1e-5)
+    turned = decoder.physical_parameters({"z": z.at[0].add(1.0)}, 0.0, jnp.zeros(2))
+    assert float(turned["omega0"]) != float(read[0]["omega0"])
 
 
 def test_latent_readout_weights_train_through_warp():

@@ -196,3 +196,17 @@ class LatentReadout(AbstractReadout):
         del tau, x_prev  # the trajectory's parameters, not the state's
         out = mlp_apply(self.g, params["z"], get_activation(self.activation))
         return split_raw(self.offset(out.dtype) + out, self.specs)
+
+
+@register_readout("latent_unit")
+class UnitLatentReadout(LatentReadout):
+    """`"latent"` read through the code's direction only: raw = init_raw + g(z / |z|)
+    (scaled to norm sqrt(latent_size)). After the transient of theta_0, theta_t is linear
+    in the current state with coefficients set by the physics, so its direction carries
+    the parameters and its norm the amplitude: reading the direction keeps the
+    parameters steady while a damped forecast decays."""
+
+    def __call__(self, params, tau, x_prev):
+        z = params["z"]
+        unit = z * jnp.sqrt(z.size) / (jnp.linalg.norm(z) + 1e-6)
+        return super().__call__({"z": unit}, tau, x_prev)
