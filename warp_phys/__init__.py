@@ -3,6 +3,7 @@
 from ._conventions import reference_context, teacher_forcing_mask
 from ._elementwise import ContinuousTransition, DiagonalTransition
 from ._forecast import reconstruct
+from ._identify import parameter_trajectory
 from ._interface import AbstractSequenceModel, register_model_class
 from ._kernel_rollout import kernel_rollout
 from ._model import WARP
@@ -83,6 +84,7 @@ __all__ = [
     "load_model",
     "make_decoder",
     "mse",
+    "parameter_trajectory",
     "parse_decoder_spec",
     "reconstruct",
     "register_decoder",

@@ -9,9 +9,10 @@ physical parameters) comes from the system the data set was drawn from
 
 import systems
 
+from .._identify import state_trajectory, true_parameters
 from ..training.run import run_dataset
 from ._belief import plot_belief
-from ._common import check_index, state_trajectory, to_model_units
+from ._common import check_index, to_model_units
 from ._physics import plot_physics
 from ._reconstruction import plot_forecast
 from ._trajectory import plot_trajectory
@@ -127,8 +128,7 @@ def _state_figure(kind, run, ds, i, state_context, L, facts, feed, gd_steps):
             gd_steps=gd_steps,
             title=f"Weight-space path along {tag} vs gradient descent",
         )
-    params = {k: float(v[i]) for k, v in ds.params.items()}
-    truth = system.physical_parameters(params) if system is not None else params
+    truth = {k: float(v[i]) for k, v in true_parameters(ds, system).items()}
     return plot_physics(
         model,
         y,
