@@ -4,8 +4,8 @@ Formats (all give a `Dataset` with `y` float32 `(N, T, D)`, validated by `from_a
 
 - `.npz`: array `y` `(N, T, D)` or `(T, D)` (or the archive's only array), optional
   `t` `(T,)` or `(N, T)`, `channels` `(D,)` (names) and `params/<name>` `(N,)` (each
-  trajectory's true parameters, shown next to what a physical prior identifies). A data set written by `save`
-  (it has a `metadata` member) is read back as such.
+  trajectory's true parameters, shown next to what a physical prior identifies). A
+  data set written by `save` (it has a `metadata` member) is read back as such.
 - `.npy`: one array `(N, T, D)`, `(T, D)` or `(T,)`; no times.
 - `.csv`: a table with a header line (see `_csv`): columns `trajectory` (optional),
   `time` (or `t`, `step`; optional) and the channels.

@@ -54,23 +54,23 @@ def import_factory(spec: str) -> Callable:
         module = importlib.import_module(module_name)
     except Exception as err:  # user code: any failure while importing it
         hint = " (is its folder on PYTHONPATH?)" if isinstance(err, ImportError) else ""
-        reason = short(" ".join(str(err).split()), 120)
+        reason = " ".join(str(err).split())[:120]
         raise ValueError(
-            f"decoder {short(spec, 80)}: cannot import module {module_name!r}{hint}: "
+            f"decoder {short(spec, 80)}: cannot import module {short(module_name, 80)}{hint}: "
             f"{type(err).__name__}: {reason}"
         ) from err
     target = module
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ValueError(
-                f"decoder {short(spec, 80)}: module {module_name!r} has no attribute {attribute!r}"
+                f"decoder {short(spec, 80)}: module {short(module_name, 80)} has no attribute {short(attribute, 80)}"
             )
         target = getattr(target, part)
     if isinstance(target, eqx.Module):  # an instance (a class is a factory)
         return _instance_factory(target, spec)
     if not callable(target):
         raise ValueError(
-            f"decoder {short(spec, 80)}: {attribute!r} is a {type(target).__name__}, not a "
+            f"decoder {short(spec, 80)}: {short(attribute, 80)} is a {type(target).__name__}, not a "
             "decoder, a decoder class or a factory function"
         )
     return target
