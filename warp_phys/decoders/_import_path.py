@@ -63,15 +63,16 @@ def import_factory(spec: str) -> Callable:
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ValueError(
-                f"decoder {short(spec, 80)}: module {short(module_name, 80)} has no attribute {short(attribute, 80)}"
+                f"decoder {short(spec, 80)}: module {short(module_name, 80)} has no "
+                f"attribute {short(attribute, 80)}"
             )
         target = getattr(target, part)
     if isinstance(target, eqx.Module):  # an instance (a class is a factory)
         return _instance_factory(target, spec)
     if not callable(target):
         raise ValueError(
-            f"decoder {short(spec, 80)}: {short(attribute, 80)} is a {type(target).__name__}, not a "
-            "decoder, a decoder class or a factory function"
+            f"decoder {short(spec, 80)}: {short(attribute, 80)} is a {type(target).__name__}, "
+            "not a decoder, a decoder class or a factory function"
         )
     return target
 
