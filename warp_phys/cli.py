@@ -54,7 +54,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         f"({history['stopped']}), {best}"
     )
     print(f"run folder: {run.folder}/ (config.json, best.eqx, last.eqx, metrics.jsonl)")
-    print(f"next: warp-phys evaluate --run {run.folder}")
+    physics = hasattr(getattr(run.model, "decoder", None), "physical_parameters")
+    also = f"; warp-phys params --run {run.folder}" if physics else ""
+    print(f"next: warp-phys evaluate --run {run.folder}{also}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
