@@ -47,6 +47,16 @@ class Dataset:
     def __len__(self) -> int:
         return self.y.shape[0]
 
+    def __repr__(self) -> str:
+        """Counts and shapes, never the arrays or the list of trajectory ids."""
+        n, steps, d = self.y.shape
+        named = {"params": sorted(self.params), "extras": sorted(self.extras)}
+        listed = "".join(f", {k}=[{', '.join(v)}]" for k, v in named.items() if v)
+        return (
+            f"Dataset({self.name!r}, split={self.split!r}, {n} trajectories x {steps} steps "
+            f"x {d} channels{listed})"
+        )
+
     @property
     def inputs(self) -> Float[np.ndarray, "N T D"]:
         """The model input, `(N, T, D)`: `extras["inputs"]` if present, else `y`."""

@@ -3,8 +3,9 @@
 Formats (all give a `Dataset` with `y` float32 `(N, T, D)`, validated by `from_arrays`):
 
 - `.npz`: array `y` `(N, T, D)` or `(T, D)` (or the archive's only array), optional
-  `t` `(T,)` or `(N, T)` and `channels` `(D,)` (names). A data set written by `save`
-  (it has a `metadata` member) is read back as such.
+  `t` `(T,)` or `(N, T)`, `channels` `(D,)` (names) and `params/<name>` `(N,)` (each
+  trajectory's true parameters, shown next to what a physical prior identifies). A
+  data set written by `save` (it has a `metadata` member) is read back as such.
 - `.npy`: one array `(N, T, D)`, `(T, D)` or `(T,)`; no times.
 - `.csv`: a table with a header line (see `_csv`): columns `trajectory` (optional),
   `time` (or `t`, `step`; optional) and the channels.
@@ -17,6 +18,7 @@ does not match the extension, an array whose header declares more data than the 
 holds, or data that `from_arrays` refuses.
 """
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -119,7 +121,7 @@ def _read_npz(path: Path) -> Dataset:
     channels = arrays.get("channels")
     if channels is not None and channels.ndim != 1:
         raise ValueError(f"{path}: 'channels' must be a list of names, got shape {channels.shape}")
-    return from_arrays(
+    dataset = from_arrays(
         arrays[key],
         arrays.get("t"),
         channels=None if channels is None else channels.tolist(),
@@ -128,6 +130,20 @@ def _read_npz(path: Path) -> Dataset:
         source=str(path),
         fmt="npz",
     )
+    return _with_params(dataset, arrays, path)
+
+
+def _with_params(dataset: Dataset, arrays: dict, path: Path) -> Dataset:
+    """`dataset` with the true parameters `params/<name>` of the archive: one real
+    number (or row of numbers) per trajectory."""
+    params = {k.removeprefix("params/"): v for k, v in arrays.items() if k.startswith("params/")}
+    for name, value in params.items():
+        if value.dtype.kind not in "iuf" or value.ndim == 0 or value.shape[0] != len(dataset):
+            raise ValueError(
+                f"{path}: params/{name} must hold real numbers, one row per trajectory "
+                f"({len(dataset)}), got {value.dtype} {value.shape}"
+            )
+    return dataclasses.replace(dataset, params={k: v.astype(float) for k, v in params.items()})
 
 
 def _read_folder(path: Path) -> Dataset:

@@ -22,6 +22,7 @@ ABOVE_TRAINING = {
     "warp_phys.cli",
     "warp_phys.demo",
     "warp_phys._plot_command",
+    "warp_phys._run_commands",
     "warp_phys._train_flags",
     "warp_phys.plotting._run",
 }

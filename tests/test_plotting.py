@@ -253,7 +253,7 @@ def test_physics_read_off_equals_hand_computation(data, phys_model, tmp_path):
     omega0 = 10.0 * softplus(raw[:, 0] + math.log(math.e - 1))
     zeta = 0.1 * softplus(raw[:, 1] + math.log(math.e - 1))
 
-    read = plotting.physical_parameter_trajectory(phys_model, xs[0])
+    read = wp.parameter_trajectory(phys_model, xs[0])
     np.testing.assert_allclose(read["omega0"], omega0, rtol=1e-4)
     np.testing.assert_allclose(read["zeta"], zeta, rtol=1e-4)
 
@@ -289,7 +289,7 @@ def test_true_parameters_make_the_physics_decoder_exact(data, tmp_path):
     )  # fmt: skip
     model = eqx.tree_at(lambda m: m.hypernetwork, model, hyper)
     assert float(jnp.mean((model(xs[1]) - xs[1, 1:]) ** 2)) < 1e-5
-    read = plotting.physical_parameter_trajectory(model, xs[1])
+    read = wp.parameter_trajectory(model, xs[1])
     np.testing.assert_allclose(read["omega0"], truth["omega0"], rtol=1e-5)
     fig = plotting.plot_physics(model, ds.y[1], t=ds.t, normalizer=norm, truth=truth)
     assert "(0.0% from the truth)" in fig.axes[0].get_title()

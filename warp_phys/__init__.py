@@ -3,6 +3,7 @@
 from ._conventions import reference_context, teacher_forcing_mask
 from ._elementwise import ContinuousTransition, DiagonalTransition
 from ._forecast import reconstruct
+from ._identify import parameter_trajectory
 from ._interface import AbstractSequenceModel, register_model_class
 from ._kernel_rollout import kernel_rollout
 from ._model import WARP
@@ -37,6 +38,7 @@ from .training.losses import gaussian_nll, mse
 from .training.models import build_model
 from .training.optim import make_optimizer
 from .training.options import ObjectiveOptions, OptimizerOptions, ValidationOptions
+from .training.parameters import parameter_table
 from .training.protocol import forecast_mse
 from .training.run import Run, load_dataset, load_run, run_dataset, train_run
 
@@ -89,6 +91,8 @@ __all__ = [
     "load_model",
     "make_decoder",
     "mse",
+    "parameter_table",
+    "parameter_trajectory",
     "parse_decoder_spec",
     "reconstruct",
     "register_decoder",

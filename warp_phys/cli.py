@@ -4,27 +4,27 @@ library functions it calls.
     warp-phys train --system msd --model warp --decoder damped_oscillator --out runs/NAME
     warp-phys train --data FILE.csv [--val-data FILE.csv] --out runs/NAME
     warp-phys reconstruct --run runs/NAME --context 100 [--input FILE.npz|.npy|.csv]
-    warp-phys evaluate --run runs/NAME [--split test|ood]
+    warp-phys train --data FILE.npz --decoder mypriors:duffing --out runs/NAME  (your prior)
+    warp-phys evaluate --run runs/NAME [--split test|ood | --input FILE]
+    warp-phys params --run runs/NAME [--input FILE] [--format csv|json] [--out FILE]
     warp-phys data --from FILE.csv --out FILE.npz
 """
 
 import argparse
-import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 import systems
-from systems import atomic_write_json
 
 from ._plot_command import add_plot_command
+from ._run_commands import add_run_commands
 from ._train_flags import add_option_flags, config_from_args
-from .baselines import count_parameters
 from .decoders import list_decoders
-from .training.evaluation import evaluate_run, read_input, reconstruct_run, write_reconstruction
 from .training.models import MODEL_KINDS
-from .training.run import load_dataset, load_run, train_run
+from .training.run import train_run
 
 MAX_MESSAGE = 500  # characters of an error line
 
@@ -42,8 +42,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     run, history = train_run(
         config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
+    units = "normalised units" if config.normalize else "raw units"
     best = (
-        f"best validation MSE {min(history['val_mse']):.4g} (normalised units)"
+        f"best validation MSE {min(history['val_mse']):.4g} ({units})"
         if history["val_mse"]
         else f"no validation ran (every {config.val_every} steps)"
     )
@@ -53,68 +54,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         f"({history['stopped']}), {best}"
     )
     print(f"run folder: {run.folder}/ (config.json, best.eqx, last.eqx, metrics.jsonl)")
-    print(f"next: warp-phys evaluate --run {run.folder}")
-
-
-def _cmd_reconstruct(args: argparse.Namespace) -> None:
-    run = load_run(args.run, args.checkpoint)
-    context = args.context or run.config.context
-    dataset = None
-    if args.input:
-        dataset, y = read_input(run, args.input)
-        times = dataset.extras.get("t")
-        source, path = args.input, Path(args.input)
-        suffix = "" if path.is_dir() else path.suffix.lower()
-    else:
-        split = load_dataset(run.config, args.split, args.n)
-        y, times, source, suffix = split.y, split.extras.get("t"), args.split, ".npz"
-    result = reconstruct_run(run, y, context=context, horizon=args.horizon, times=times)
-    out = args.out or f"{run.folder}/reconstruction{suffix}"
-    out = write_reconstruction(
-        result, out, dataset=dataset, channels=run.channels, input_path=args.input
-    )
-    n, horizon = result["prediction"].shape[:2]
-    line = f"reconstructed {n} trajectories of {source}: context {context}, horizon {horizon}"
-    if "mse" in result:
-        line += f", MSE {result['mse']:.6g} (raw units, {result['target'].shape[1]} steps)"
-    print(line)
-    print(f"predictions: {out}")
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> None:
-    run = load_run(args.run, args.checkpoint)
-    result = evaluate_run(run, split=args.split, n=args.n, context=args.context)
-    result["checkpoint"] = args.checkpoint
-    result["model"] = type(run.model).__name__
-    result["parameters"] = count_parameters(run.model)
-    out = args.json or f"{run.folder}/eval_{args.split}.json"
-    # strict JSON has no NaN
-    finite_only = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()
-    }
-    atomic_write_json(out, finite_only)
-    first, last = result["scored_steps"]
-    print(
-        f"{result['model']} ({result['parameters']:,} parameters, {args.checkpoint} "
-        f"checkpoint) on {result['n']} {args.split} trajectories: {result['protocol']} "
-        f"protocol, {result['convention']} convention, steps {first}..{last} scored"
-    )
-    rows = {
-        "mse": "MSE (raw units)",
-        "mse_normalized": "MSE (normalised units)",
-        "nll": "Gaussian NLL (raw units)",
-        "mse_repeat_last": "MSE of repeat-last-value",
-        "mse_finite": "MSE without diverged ones",
-    }
-    for key, label in rows.items():
-        if key in result:
-            print(f"  {label:<28} {result[key]:.6g}")
-    if result.get("diverged"):
-        print(
-            f"  {result['diverged']} of {result['n']} forecasts diverged (NaN or inf); "
-            "they count in the MSE, not in the 'without' row"
-        )
-    print(f"json: {out}")
+    physics = hasattr(getattr(run.model, "decoder", None), "physical_parameters")
+    also = f"; warp-phys params --run {run.folder}" if physics else ""
+    print(f"next: warp-phys evaluate --run {run.folder}{also}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -162,17 +104,6 @@ def _cmd_list(args: argparse.Namespace) -> None:
     print("models:  ", ", ".join(MODEL_KINDS))
 
 
-def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, help="run folder written by `warp-phys train`")
-    parser.add_argument(
-        "--checkpoint", default="best", choices=["best", "last"], help="(default: best)"
-    )
-    parser.add_argument("--n", type=int, default=None, help="trajectories (default: n_test)")
-    parser.add_argument(
-        "--context", type=int, default=None, help="observed steps L (default: the run's)"
-    )
-
-
 def _add_data_command(sub) -> None:
     """`warp-phys data`: generate or convert a data set."""
     data = sub.add_parser(
@@ -217,37 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flags(train)
     train.set_defaults(func=_cmd_train)
 
-    rec = sub.add_parser("reconstruct", help="forecast trajectories from a context; writes .npz")
-    _run_options(rec)
-    rec.add_argument(
-        "--input",
-        help="trajectories in raw units: .npz, .npy, .csv or a folder of .csv (README "
-        "'Your own data'); the output has the same format",
-    )
-    rec.add_argument(
-        "--split",
-        default="test",
-        choices=["train", "val", "test", "ood"],
-        help="generated split when no --input is given (default: test)",
-    )
-    rec.add_argument("--horizon", type=int, default=None, help="steps to forecast")
-    rec.add_argument(
-        "--out",
-        help="output .npz, .npy, .csv or folder (default: RUN/reconstruction with the "
-        "input's suffix; never the input)",
-    )
-    rec.set_defaults(func=_cmd_reconstruct)
-
-    ev = sub.add_parser("evaluate", help="the paper's metrics on a split, as a table and JSON")
-    _run_options(ev)
-    ev.add_argument(
-        "--split",
-        default="test",
-        choices=["val", "test", "ood"],
-        help="(default: test; ood = the out-of-distribution ranges)",
-    )
-    ev.add_argument("--json", help="output JSON (default: RUN/eval_SPLIT.json)")
-    ev.set_defaults(func=_cmd_evaluate)
+    add_run_commands(sub)
 
     # the demo parses its own options (`warp-phys demo --help` lists them)
     demo = sub.add_parser(
@@ -264,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warp-phys: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `warp-phys` console script; returns the exit status."""
     parser = build_parser()
@@ -273,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            args.func(args)
     except (ValueError, OSError, FloatingPointError, TypeError) as err:
         # OSError: a missing, unreadable or unwritable path, a file where a folder
         # belongs, a run folder locked by another process

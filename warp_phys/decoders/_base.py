@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._import_path import import_factory, is_import_path
 from ._lexer import short
 
 _REGISTRY: dict[str, Callable[..., "AbstractDecoder"]] = {}
@@ -143,9 +144,11 @@ def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
     `name` may also be a spec string such as `"sympy:<formula>"` (see
     `parse_decoder_spec`). `options` are the decoder's own keyword arguments (e.g.
     `width`, `depth` for `mlp`). Unknown names and unknown options raise `ValueError`
-    naming what is accepted.
+    naming what is accepted. An import path `"package.module:attribute"` names a
+    decoder (instance, class or factory) in your own module; see `_import_path`.
     """
-    if isinstance(name, str) and ":" in name:
+    by_path = is_import_path(name, _SPEC_PREFIXES)
+    if isinstance(name, str) and ":" in name and not by_path:
         prefix, body = name.split(":", 1)
         handler = _SPEC_PREFIXES.get(prefix.strip())
         if handler is None:
@@ -155,7 +158,7 @@ def get_decoder(name: str, *, data_size: int, **options) -> AbstractDecoder:
                 f"{', '.join(list_decoders())})"
             )
         return _checked(handler(body, data_size=data_size, **options), name)
-    factory = _lookup(name)
+    factory = import_factory(name) if by_path else _lookup(name)
     accepted = _keyword_names(factory)
     if accepted is not None:
         unknown = sorted(set(options) - accepted)
@@ -211,7 +214,9 @@ def make_decoder(
 
 
 def _factory(spec):
-    """The registered factory or spec-prefix handler that builds `spec`."""
+    """The registered factory, spec-prefix handler or imported factory that builds `spec`."""
+    if is_import_path(spec, _SPEC_PREFIXES):
+        return import_factory(spec)
     if isinstance(spec, str) and ":" in spec:
         prefix = spec.split(":", 1)[0].strip()
         if prefix in _SPEC_PREFIXES:

@@ -15,14 +15,15 @@ headless and in notebooks alike.
 channel names, units and true parameters its system declares.
 
 Model-level functions take a trajectory in data units and the model's `normalizer`; the
-numbers behind them (`belief_matrix`, `physical_parameter_trajectory`,
-`gradient_descent_trajectory`, `pca`, `transition_summary`, `state_trajectory`) are
-public too.
+numbers behind them (`belief_matrix`, `gradient_descent_trajectory`, `pca`,
+`transition_summary`, `state_trajectory`) are public too; the physical parameters
+behind `plot_physics` are `warp_phys.parameter_trajectory`.
 """
 
+from .._identify import state_trajectory
 from ._belief import belief_matrix, plot_belief
-from ._common import FORMATS, save_figure, state_trajectory, weight_groups
-from ._physics import physical_parameter_trajectory, plot_physics
+from ._common import FORMATS, save_figure, weight_groups
+from ._physics import plot_physics
 from ._reconstruction import plot_forecast, plot_reconstruction
 from ._run import KINDS, plot_run
 from ._trajectory import gradient_descent_trajectory, pca, plot_trajectory, sequence_mse
@@ -35,7 +36,6 @@ __all__ = [
     "belief_matrix",
     "gradient_descent_trajectory",
     "pca",
-    "physical_parameter_trajectory",
     "plot_belief",
     "plot_forecast",
     "plot_physics",

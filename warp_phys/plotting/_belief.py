@@ -11,11 +11,11 @@ import numpy as np
 from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
+from .._identify import state_trajectory
 from .._interface import mean_of
 from ._common import channel_names as _channel_names
 from ._common import (
     shade_context,
-    state_trajectory,
     time_axis,
     time_label,
     to_data_units,

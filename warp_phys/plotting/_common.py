@@ -1,20 +1,16 @@
-"""What every figure shares: atomic saving, weight groups, units, and the walk from a
-model and a trajectory to the states theta_t it visits."""
+"""What every figure shares: atomic saving, weight groups, units and time axes."""
 
 import os
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 from PIL import Image  # matplotlib's own PNG writer (loaded with matplotlib anyway)
 
 from systems import atomic_path
 
-from .._rollout import rollout
 from ..decoders import AbstractDecoder
 
 FORMATS = ("png", "pdf", "svg")
@@ -114,50 +110,6 @@ def to_data_units(ys, normalizer, *, std: bool = False):
     if normalizer is None:
         return ys
     return ys * normalizer.std if std else normalizer.invert(ys)
-
-
-@eqx.filter_jit
-def _observed_states(model, xs, ts=None):
-    return model.weight_trajectory(xs) if ts is None else model.weight_trajectory(xs, ts=ts)
-
-
-@eqx.filter_jit
-def _forecast_states(model, xs, context: int, ts=None):
-    # one step past T, so the rollout's states run up to theta_{T-1}; that row is never read
-    xs = jnp.concatenate([xs, xs[-1:]])
-    if ts is not None:
-        ts = jnp.append(ts, 2 * ts[-1] - ts[-2])
-    observed = jnp.arange(xs.shape[0]) < context
-    _, thetas, inputs = rollout(model, xs, observed, ts=ts, return_states=True)
-    return thetas, inputs
-
-
-def state_trajectory(
-    model, xs: Float[Array, "T data"], context: int | None = None, ts=None
-) -> tuple[Float[Array, "T D_theta"], Float[Array, "T data"]]:
-    """The states theta_0..theta_{T-1} a WARP model visits along `xs` (model units).
-
-    **Arguments:**
-
-    - `model`: a `WARP` model.
-    - `xs`: one trajectory, shape `(T, data_size)`, in the units the model was trained on.
-    - `context`: `None` (every x_t observed: `model.weight_trajectory(xs)`), or the
-      number L of observed steps, after which the model runs free on its own (mean)
-      predictions as in `reconstruct`.
-    - `ts`: the trajectory's time stamps `(T,)` (time-aware models on irregular grids).
-
-    **Returns:** `(thetas, inputs)`: shapes `(T, D_theta)` and `(T, data_size)`, where
-    `inputs[t]` is the u_t that theta_t has consumed last (x_t, or the prediction of x_t
-    once free-running). The prediction of x_{t+1} is `model.decode(thetas[t], t + 1,
-    inputs[t])`.
-    """
-    xs = jnp.asarray(xs)
-    T = xs.shape[0]
-    if context is None or context >= T:
-        return _observed_states(model, xs, ts), xs
-    if isinstance(context, bool) or not isinstance(context, int | np.integer) or context < 1:
-        raise ValueError(f"context must be an int >= 1 (or None), got {context!r}")
-    return _forecast_states(model, xs, int(context), ts)
 
 
 def shade_context(ax, t: np.ndarray, context: int | None, *, label: str | None = "context"):

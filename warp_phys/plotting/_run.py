@@ -7,11 +7,11 @@ physical parameters) comes from the system the data set was drawn from
 (`systems.get_system(dataset.name)`), or from a data file's own channel names.
 """
 
-import systems
 
+from .._identify import source_system, state_trajectory, true_parameters
 from ..training.run import run_dataset
 from ._belief import plot_belief
-from ._common import check_index, state_trajectory, to_model_units
+from ._common import check_index, to_model_units
 from ._physics import plot_physics
 from ._reconstruction import plot_forecast
 from ._trajectory import plot_trajectory
@@ -58,7 +58,7 @@ def plot_run(
     )
     indices, L = _check_request(kind, run, ds, size, wanted, context)
     model = run.model
-    names, time_unit, system = _data_facts(ds)
+    names, time_unit = _data_facts(ds)
     who = _describe(model)
     if kind == "reconstruction":
         times = ds.extras.get("t", ds.t)  # an irregular grid: each trajectory's times (N, T)
@@ -81,16 +81,16 @@ def plot_run(
             title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
         )
     state_context = L if forecast else None
-    facts = (names, time_unit, system, who)
+    facts = (names, time_unit, who)
     return _state_figure(kind, run, ds, indices[0], state_context, L, facts, feed, gd_steps)
 
 
 def _state_figure(kind, run, ds, i, state_context, L, facts, feed, gd_steps):
     """The figures of the states theta_t along trajectory `i` (weights, belief,
     trajectory, physics); `state_context`: None (every step observed) or L; `facts`:
-    `(channel names, time unit, system, model description)`."""
+    `(channel names, time unit, model description)`."""
     model, norm = run.model, run.normalizer
-    names, time_unit, system, who = facts
+    names, time_unit, who = facts
     y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {who}"
     own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
     if own_times is not None:
@@ -127,8 +127,7 @@ def _state_figure(kind, run, ds, i, state_context, L, facts, feed, gd_steps):
             gd_steps=gd_steps,
             title=f"Weight-space path along {tag} vs gradient descent",
         )
-    params = {k: float(v[i]) for k, v in ds.params.items()}
-    truth = system.physical_parameters(params) if system is not None else params
+    truth = {k: float(v[i]) for k, v in true_parameters(ds).items()}
     return plot_physics(
         model,
         y,
@@ -159,18 +158,17 @@ def _check_request(kind: str, run, ds, size: int, indices, context) -> tuple[lis
     return indices, L
 
 
-def _data_facts(ds) -> tuple[list[str] | None, str, systems.AbstractSystem | None]:
-    """`(channel names, time unit, system)` of a data set: the facts of its registered
-    system, else a data file's channel names; unknown names are None and time "a.u."."""
-    try:
-        system = systems.get_system(ds.name)
-    except ValueError:  # trajectories from a file, or an unregistered system
-        return _checked_names(ds.config.get("channels"), ds), "a.u.", None
+def _data_facts(ds) -> tuple[list[str] | None, str]:
+    """`(channel names, time unit)` of a data set: the facts of its registered system,
+    else a data file's channel names; unknown names are None and time "a.u."."""
+    system = source_system(ds)
+    if system is None:
+        return _checked_names(ds.config.get("channels"), ds), "a.u."
     names = _checked_names(system.channel_names, ds)
     if names is not None and system.channel_units is not None:
         units = system.channel_units
         names = [n if u is None else f"{n} ({u})" for n, u in zip(names, units, strict=True)]
-    return names, system.time_unit or "a.u.", system
+    return names, system.time_unit or "a.u."
 
 
 def _checked_names(names, ds) -> list[str] | None:

@@ -10,8 +10,9 @@ import optax
 from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
+from .._identify import state_trajectory
 from .._interface import mean_of
-from ._common import state_trajectory, to_model_units
+from ._common import to_model_units
 
 OPTIMIZERS = {"adabelief": optax.adabelief, "adam": optax.adam, "sgd": optax.sgd}
 

@@ -1,6 +1,7 @@
 """Evaluating and reconstructing with a trained run, in raw units."""
 
 import io
+import warnings
 from pathlib import Path
 
 import equinox as eqx
@@ -38,6 +39,18 @@ def _chunked(fn, inputs: np.ndarray, size: int, times: np.ndarray | None = None)
     return jax.tree.map(lambda *a: jnp.concatenate(a), *outs), static
 
 
+def warn_past_training_length(model, steps: int, what: str = "the forecast") -> None:
+    """A `UserWarning` when `steps` (context plus forecast) run past the sequence length
+    a WARP model was trained on: tau then leaves the range it has seen."""
+    seq_len = (getattr(model, "config", None) or {}).get("seq_len")
+    if seq_len is not None and steps > seq_len:
+        warnings.warn(
+            f"{what} runs to step {steps}, past the training length seq_len={seq_len}: "
+            "the model has never seen times that late, expect it to degrade",
+            stacklevel=3,
+        )
+
+
 def evaluate_run(
     run: Run,
     *,
@@ -54,9 +67,10 @@ def evaluate_run(
     - `run`: a loaded `Run`.
     - `split`: `"test"`, `"ood"` (the system's out-of-distribution ranges) or `"val"`.
     - `n`: trajectories (default: the config's test count).
-    - `context`: L (default: the config's); the protocol is the run's (`"forecast"`:
-      free rollout after L steps, scored on the rest; `"full"`: teacher forcing,
-      scored on every step).
+    - `context`: L (default: the config's), fewer than the trajectories' steps; the
+      protocol is the run's (`"forecast"`: free rollout after L steps, scored on the
+      rest; `"full"`: teacher forcing, scored on every step). Trajectories longer than
+      the training length warn.
     - `data`: evaluate these trajectories instead (an array, `(inputs, targets)` or a
       `systems.Dataset`; one with its own time stamps is scored at them by a
       time-aware model).
@@ -75,6 +89,12 @@ def evaluate_run(
             f"{split} data has {inputs.shape[2]} channels, the model expects {run.model.data_size}"
         )
     protocol = run.eval_protocol
+    if protocol == "forecast" and not 1 <= context < inputs.shape[1]:
+        raise ValueError(
+            f"context {context} leaves no step to score: the {split} trajectories have "
+            f"{inputs.shape[1]} steps"
+        )
+    warn_past_training_length(run.model, inputs.shape[1], f"the {split} data")
     prediction, start = _chunked(
         lambda x, ts: _predict(
             run.model,
@@ -115,7 +135,8 @@ def reconstruct_run(
     - `trajectories`: `(N, T, d)` or `(T, d)` in raw units, T >= `context`.
     - `context`: L, the observed steps.
     - `horizon`: steps to forecast (default: the rest of the given trajectories, or up
-      to the training length when only the context is given).
+      to the training length when only the context is given; a `ValueError` when the
+      context already reaches it). A forecast past the training length warns.
     - `times`: for a time-aware model (`transition="continuous"`), the time stamps
       `(N, T)` of irregularly sampled trajectories; the forecast is made at these times,
       continued past their end with the last interval.
@@ -143,7 +164,14 @@ def reconstruct_run(
     available = y.shape[1] - context
     if horizon is None:
         seq_len = run.model.config.get("seq_len", run.model.config.get("max_len"))
-        horizon = available if available > 0 else max(int(seq_len or 0) - context, 1)
+        horizon = available if available > 0 else int(seq_len or 0) - context
+        if horizon < 1:
+            raise ValueError(
+                f"nothing to forecast: the context {context} covers all {y.shape[1]} steps "
+                f"of the trajectories and reaches the training length ({seq_len}); give a "
+                "horizon (--horizon)"
+            )
+    warn_past_training_length(run.model, context + int(horizon))
     ts = grid_times(y, run.model, "trajectories", times)
     if ts is not None:
         ts = _extended_times(ts, context + int(horizon))

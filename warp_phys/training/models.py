@@ -26,7 +26,11 @@ class ModelOptions(Options):
     baseline (GRU, LSTM, Transformer), and its output (mean, or mean and std)."""
 
     model: str = option("warp", "model kind", choices=MODEL_KINDS)
-    decoder: str = option("mlp", "WARP root decoder: a registered name or 'sympy:FORMULA'")
+    decoder: str = option(
+        "mlp",
+        "WARP root decoder: a registered name, 'sympy:FORMULA' or an import path "
+        "'package.module:attribute' of your own prior",
+    )
     root_width: int = option(16, "WARP root width (decoders with a width)")
     root_depth: int = option(2, "WARP root depth (decoders with a depth)")
     decoder_options: dict | None = option(
@@ -34,7 +38,7 @@ class ModelOptions(Options):
         'further decoder options as JSON, e.g. \'{"activation": "tanh"}\' (the mlp '
         "decoder is clipped to +-5 normalised units unless final_activation is given)",
     )
-    hyper_width: int = option(16, "WARP hypernetwork width")
+    hyper_width: int = option(32, "WARP hypernetwork width")
     hyper_depth: int = option(1, "WARP hypernetwork depth (0: linear theta_0)")
     transition: Literal["dense", "diagonal", "lowrank", "block", "continuous"] = option(
         "dense",

@@ -61,7 +61,7 @@ def load_dataset(config: RunConfig, split: str, n: int | None = None) -> systems
         if split not in ("train", "val"):
             raise ValueError(
                 f"a run trained on {config.data} has no {split!r} split (only train and val); "
-                "use `warp-phys reconstruct --input FILE` for new trajectories"
+                "give new trajectories with `--input FILE` (reconstruct, evaluate, params)"
             )
         chosen = dict(zip(("train", "val"), data_splits(config), strict=True))[split]
         return chosen if n is None else systems.subset(chosen, np.arange(min(n, len(chosen))))

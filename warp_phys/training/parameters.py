@@ -1,0 +1,80 @@
+"""The physical parameters a trained run identifies, per trajectory, next to the truth
+(`warp-phys params`)."""
+
+import numpy as np
+
+from .._identify import parameter_summary, parameter_units, true_parameters
+from .evaluation import read_input, warn_past_training_length
+from .run import Run, load_dataset
+
+
+def parameter_table(
+    run: Run,
+    *,
+    data=None,
+    split: str | None = None,
+    n: int | None = None,
+    context: int | None = None,
+) -> dict:
+    """What the run's prior identifies on each trajectory from its first `context` steps.
+
+    **Arguments:**
+
+    - `run`: a loaded `Run` whose WARP model has a physical prior (else `ValueError`).
+    - `data`: a data file (any format `systems.load` reads; channels matched to the run);
+      its `params/<name>` arrays are the truth. Default: the split below.
+    - `split`: the split to read without `data` (default: `test`, or `val` for a run
+      trained on a file); `n`: its first `n` trajectories.
+    - `context`: L (default: the run's), fewer than the trajectories' steps.
+
+    **Returns:** a JSON-able dict: `source`, `context`, `steps` (T), `units`
+    (`parameter -> unit`), `ids` (one per trajectory) and `parameters`: `component ->
+    {"value", "std", "range"[, "true"]}`, lists of N floats: the value read at the end of
+    the context, its standard deviation and max - min over the forecast of the remaining
+    T - L steps (see `parameter_summary`), and the true value where the data know it.
+    """
+    if not hasattr(run.model, "weight_trajectory"):
+        raise ValueError(
+            f"parameters are read from WARP's weight-space states; this run holds a "
+            f"{type(run.model).__name__}"
+        )
+    units = parameter_units(run.model.decoder)  # a ValueError for a decoder without physics
+    if data is not None:
+        dataset, y = read_input(run, data)
+        source = str(data)
+    else:
+        split = split or ("val" if run.config.data is not None else "test")
+        dataset = load_dataset(run.config, split, n)
+        y, source = dataset.y, split
+    context = run.config.context if context is None else context
+    warn_past_training_length(run.model, y.shape[1], f"the {source} data")
+    summary = parameter_summary(run.model, run.normalizer.apply(y), context)
+    truth = true_parameters(dataset)
+    parameters = {}
+    for name, stats in summary.items():
+        row = {k: np.asarray(v, float).tolist() for k, v in stats.items()}
+        if name in truth:
+            row["true"] = np.asarray(truth[name], float).tolist()
+        parameters[name] = row
+    ids = dataset.config.get("ids") if isinstance(dataset.config, dict) else None
+    return {
+        "source": source,
+        "context": int(context),
+        "steps": int(y.shape[1]),
+        "units": units,
+        "ids": [str(i) for i in (ids or range(len(y)))],
+        "parameters": parameters,
+    }
+
+
+def table_rows(table: dict) -> tuple[list[str], list[list]]:
+    """`parameter_table`'s result as a flat table: `(header, rows)`, one row per
+    trajectory: `trajectory`, then per component `NAME`, `NAME_std`, `NAME_range` and,
+    where known, `NAME_true`."""
+    header, columns = ["trajectory"], [table["ids"]]
+    for name, row in table["parameters"].items():
+        for key in ("value", "std", "range", "true"):
+            if key in row:
+                header.append(name if key == "value" else f"{name}_{key}")
+                columns.append(row[key])
+    return header, [list(r) for r in zip(*columns, strict=True)]
