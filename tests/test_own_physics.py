@@ -90,11 +90,16 @@ def test_import_path_errors_are_one_line_and_name_the_module(priors, spec, match
     assert "\n" not in str(info.value)
 
 
-def test_a_ready_built_prior_checks_its_size_and_refuses_options(priors):
+def test_a_ready_built_prior_checks_its_size_and_takes_the_run_settings(priors):
     with pytest.raises(ValueError, match="predicts 2 channels, but the data have 3"):
         wp.get_decoder("my_priors_test:decay", data_size=3)
-    with pytest.raises(ValueError, match="takes no options"):
-        wp.get_decoder("my_priors_test:decay", data_size=2, width=4)
+    # a function prior is rebuilt with the run's settings (normalisation included)
+    rebuilt = wp.make_decoder("my_priors_test:decay", 2, root_width=4, root_depth=1,
+                              data_scale=[2.0, 3.0], data_shift=[0.0, 1.0], seq_len=11)  # fmt: skip
+    assert (rebuilt.width, rebuilt.depth, rebuilt.dt) == (4, 1, 0.1)
+    assert (rebuilt.scale, rebuilt.shift) == ((2.0, 3.0), (0.0, 1.0))
+    with pytest.raises(ValueError, match="colour"):
+        wp.get_decoder("my_priors_test:decay", data_size=2, colour=4)
 
 
 @pytest.fixture(scope="module")

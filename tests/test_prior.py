@@ -118,7 +118,8 @@ def test_normalisation_is_invisible_to_a_physical_prior():
         np.testing.assert_allclose(plain[name](params, 0.0, jnp.asarray(x)), want, rtol=1e-4)
     # units="normalised": fn sees the data as they are (the old behaviour), scale ignored
     raw_units = decoder_from_function(duffing_step, parameters=DUFFING, data_size=2, dt=0.05,
-                                      units="normalised", scale=scale, shift=shift)  # fmt: skip
+                                      units="normalised", scale=scale, shift=shift,
+                                      readout="direct")  # fmt: skip
     z = jnp.asarray((x - shift) / scale)
     y = raw_units(raw_units.init_params(jax.random.PRNGKey(0)), 0.0, z)
     np.testing.assert_allclose(y, duffing_numpy(4.0, 0.5, 0.3, np.asarray(z), 0.05), rtol=1e-4)
@@ -171,7 +172,8 @@ def test_latent_readout_weights_train_through_warp():
 
 def test_a_user_prior_with_a_step_and_units():
     name = f"duffing_{uuid.uuid4().hex[:8]}"
-    prior = decoder_from_function(duffing_step, parameters=DUFFING, data_size=2, name=name)
+    prior = decoder_from_function(duffing_step, parameters=DUFFING, data_size=2, name=name,
+                                   readout="direct")
     assert prior.parameter_names == ("a", "b", "c") and prior.takes_dt and prior.dt is None
     assert prior.parameter_units == {"a": "1/s^2", "b": "1/(m^2 s^2)", "c": "1/s"}
     params = prior.init_params(jax.random.PRNGKey(0))
@@ -191,20 +193,23 @@ def test_a_user_prior_with_a_step_and_units():
     # the same parameters in the old form, and ParameterSpecs
     old = decoder_from_function(duffing_step, {"a": (), "b": (), "c": ()}, data_size=2, dt=0.1,
                                 transforms={"a": "softplus", "c": "softplus"},
-                                init={"a": 4.0, "b": 0.5, "c": 0.3})  # fmt: skip
+                                init={"a": 4.0, "b": 0.5, "c": 0.3}, readout="direct")  # fmt: skip
     specs = [ParameterSpec("a", (), "softplus", 4.0, "1/s^2"), ParameterSpec("b", init=0.5),
              ParameterSpec("c", (), "softplus", 0.3)]  # fmt: skip
-    typed = decoder_from_function(duffing_step, parameters=specs, data_size=2, dt=0.1)
+    typed = decoder_from_function(duffing_step, parameters=specs, data_size=2, dt=0.1,
+                                  readout="direct")
     for other in (old, typed):
         np.testing.assert_allclose(other(params, 0.0, jnp.asarray(x)),
                                    duffing_numpy(4.0, 0.5, 0.3, x, 0.1), rtol=1e-4)  # fmt: skip
     assert typed.parameter_units["a"] == "1/s^2"
     # a dt with a default value keeps it until a dt is given
     with_default = decoder_from_function(lambda p, tau, x, dt=0.25: x + dt * p["a"],
-                                         {"a": ()}, data_size=2, init={"a": 1.0})  # fmt: skip
+                                         {"a": ()}, data_size=2, init={"a": 1.0},
+                                         readout="direct")  # fmt: skip
     one = with_default.init_params(jax.random.PRNGKey(0))
     np.testing.assert_allclose(with_default(one, 0.0, jnp.zeros(2)), [0.25, 0.25])
-    given = decoder_from_function(with_default.fn, {"a": ()}, data_size=2, init={"a": 1.0}, dt=0.5)
+    given = decoder_from_function(with_default.fn, {"a": ()}, data_size=2, init={"a": 1.0}, dt=0.5,
+                                  readout="direct")
     np.testing.assert_allclose(given(one, 0.0, jnp.zeros(2)), [0.5, 0.5])
     formula = decoder_from_sympy("a*t + b", units_of={"a": "m/s"})
     assert formula.parameter_units == {"a": "m/s", "b": ""}

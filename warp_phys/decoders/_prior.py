@@ -63,6 +63,7 @@ class PhysicalPrior(AbstractDecoder):
     shift: tuple[float, ...] = eqx.field(static=True)
     dt: float | None = eqx.field(static=True)
     settings: ReadoutSettings = eqx.field(static=True)
+    readout_name: str = eqx.field(static=True)
     readout: AbstractReadout
 
     def __init__(
@@ -100,6 +101,7 @@ class PhysicalPrior(AbstractDecoder):
         self.scale, self.shift = scale, shift
         self.dt = None if dt is None else float(dt)
         self.settings = settings
+        self.readout_name = readout
         self.readout = make_readout(readout, self.parameters, settings)
 
     @property

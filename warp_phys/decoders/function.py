@@ -23,7 +23,6 @@ to the value `fn` sees; `init` is given in that constrained space.
         return jnp.sin(p["omega"] * tau + p["phase"])[None]
 """
 
-import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 
@@ -97,6 +96,22 @@ class FunctionDecoder(PhysicalPrior):
         self.takes_dt, self.dt_required = _takes_dt(fn)
         self.function_units = units
         self._check_output()
+
+    def rebuild(self, **settings) -> "FunctionDecoder":
+        """This prior with other `PhysicalPrior` settings (`readout`, `width`, `depth`,
+        `activation`, `input_prev`, `latent_size`, `init_scale`, `scale`, `shift`,
+        `dt`): what `make_decoder` passes when a run names the prior (registered or
+        by import path)."""
+        s = self.settings
+        current = dict(
+            readout=self.readout_name, width=s.width, depth=s.depth, activation=s.activation,
+            input_prev=s.input_prev, latent_size=s.latent_size, init_scale=s.init_scale,
+            scale=self.scale, shift=self.shift, dt=self.dt,
+        )
+        return FunctionDecoder(
+            self.fn, data_size=self.data_size, parameters=self.parameters, label=self.label,
+            units=self.function_units, **{**current, **settings},
+        )
 
     @property
     def params_spec(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -191,15 +206,18 @@ def decoder_from_function(
     - `data_size`: number of output channels; the output shape is checked now.
     - `units`: `"physical"` (WARP gives the data's `scale`/`shift` and maps `x_prev`
       and `y`) or `"normalised"` (fn sees the data as trained on).
-    - `readout`: `"direct"` (theta_t holds the raw parameters), `"latent"` or
-      `"weights"`; `options` its settings (`width`, `depth`, `activation`,
+    - `readout`: how theta_t gives the parameters (`benchmarks/readouts.py` measured
+      them): `"direct"` (default; theta_t holds the raw parameters:
+      population-level values), `"weights"` (theta_t are the weights of a small MLP
+      `[tau, x_prev] -> parameters`, which identifies each trajectory's values),
+      `"latent"` or `"latent_unit"`; `options` its settings (`width`, `depth`, `activation`,
       `input_prev`, `latent_size`) and `scale`, `shift`, `dt` (see `PhysicalPrior`).
     - `name`: also register the prior under this name (so `WARP(decoder=name)` and
       checkpoints can refer to it; WARP then passes `width`, `depth`, `dt` and, for
       physical units, `scale`/`shift`); `overwrite` as in `register_decoder`.
 
-    **Returns:** a `FunctionDecoder` (D_theta = total size of the parameters with the
-    default `"direct"` readout).
+    **Returns:** a `FunctionDecoder` (with `readout="direct"`, D_theta is the total size
+    of the parameters).
     """
     if fn is None:
         return lambda f: decoder_from_function(
@@ -209,25 +227,17 @@ def decoder_from_function(
         )
     if params is None and parameters is None:
         raise ValueError("decoder_from_function needs params (a dict name -> shape) or parameters")
-    build = functools.partial(
-        FunctionDecoder, fn, params, data_size=data_size, parameters=parameters,
-        transforms=transforms, init=init, init_scale=init_scale, label=name, units=units,
-        readout=readout, **options,
+    decoder = FunctionDecoder(
+        fn, params, data_size=data_size, parameters=parameters, transforms=transforms,
+        init=init, init_scale=init_scale, label=name, units=units, readout=readout, **options,
     )
-    decoder = build()
     if name is not None:
-        register_named(name, decoder, build, overwrite=overwrite)
+        register_named(name, decoder, overwrite=overwrite)
     return decoder
 
 
-def register_named(
-    name: str,
-    decoder: FunctionDecoder,
-    build: Callable[..., FunctionDecoder],
-    *,
-    overwrite: bool = False,
-) -> None:
-    """Register a ready-built prior under `name` (for its own data_size). `build(**settings)`
+def register_named(name: str, decoder: FunctionDecoder, *, overwrite: bool = False) -> None:
+    """Register a ready-built prior under `name` (for its own data_size). `decoder.rebuild`
     rebuilds it with the run's settings (`width`, `depth`, `dt`, `scale`, `shift`,
     `readout`, `latent_size`), which `make_decoder` passes as the factory declares."""
 
@@ -245,7 +255,7 @@ def register_named(
             latent_size=latent_size,
         )
         given = {k: v for k, v in given.items() if v is not None}
-        return build(**given) if given else decoder
+        return decoder.rebuild(**given) if given else decoder
 
     factory.takes_size, factory.needs_dt = True, True
     factory.units = decoder.function_units

@@ -17,7 +17,6 @@ float type; a number beyond its range is refused, never turned into inf or 0.
 """
 
 import dataclasses
-import functools
 import math
 import re
 from collections import Counter
@@ -122,13 +121,12 @@ def decoder_from_sympy(
     if unknown:
         raise ValueError(f"units_of names unknown parameter(s) {short(unknown)}")
     specs = [dataclasses.replace(s, unit=units_of.get(s.name, "")) for s in specs]
-    build = functools.partial(
-        FunctionDecoder, fn, data_size=data_size, parameters=specs, init_scale=init_scale,
-        label=label, units=units, readout=readout, **options,
+    decoder = FunctionDecoder(
+        fn, data_size=data_size, parameters=specs, init_scale=init_scale, label=label,
+        units=units, readout=readout, **options,
     )
-    decoder = build()
     if name is not None:
-        register_named(name, decoder, build, overwrite=overwrite)
+        register_named(name, decoder, overwrite=overwrite)
     return decoder
 
 
