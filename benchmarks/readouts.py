@@ -70,9 +70,6 @@ def identification(run, count: int) -> dict:
     trajectories."""
     ds, _ = wp.run_dataset(run, "val", count)
     mean, std = (np.asarray(v) for v in (run.normalizer.mean, run.normalizer.std))
-    read = getattr(wp, "parameter_trajectory", None)
-    if read is None:
-        from warp_phys.plotting import physical_parameter_trajectory as read
     xs = (np.asarray(ds.y) - mean) / std
     truth = [
         systems.get_system("msd").physical_parameters(
@@ -81,7 +78,7 @@ def identification(run, count: int) -> dict:
         for i in range(len(ds))
     ]
     out = {}
-    values = [read(run.model, x, context=CONTEXT) for x in xs]
+    values = [wp.parameter_trajectory(run.model, x, context=CONTEXT) for x in xs]
     for name in ("omega0", "zeta"):
         series = np.stack([np.asarray(v[name]) for v in values])  # (N, T)
         true = np.array([t[name] for t in truth])[:, None]

@@ -91,10 +91,7 @@ def identification(run, context: int, n: int | None = None) -> dict:
     trajectories."""
     import systems
     import warp_phys as wp
-    from warp_phys import plotting
-
-    # helper C moves the reader to the package top level; either place works
-    read = getattr(wp, "parameter_trajectory", None) or plotting.physical_parameter_trajectory
+    read = wp.parameter_trajectory
     test, system = wp.load_dataset(run.config, "test", n), systems.get_system(run.config.system)
     xs = np.asarray(run.normalizer.apply(test.y))
     rows = {name: [] for name in ("omega0", "zeta")}
