@@ -6,6 +6,8 @@ References: the closed-form damped oscillator (numpy) for the truth, and
 the minimiser is the same point).
 """
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,3 +129,55 @@ def test_errors_name_the_problem(model, contexts):
         wp.reconstruct(model, context, 3, refine=2, convention="reference")
     with pytest.raises(ValueError, match=r"\(L, 2\)"):
         wp.refine_parameters(model, context[:, :1])
+
+
+TINY_MSD = """
+system = "msd"
+[data]
+n_train = 8
+n_val = 4
+n_test = 3
+[model]
+decoder = "damped_oscillator"
+root_width = 4
+root_depth = 1
+hyper_width = 4
+[protocol]
+context = 20
+[optimisation]
+steps = 2
+val_every = 2
+batch_size = 4
+"""
+
+
+def test_cli_refine_flag():
+    from warp_phys import cli
+
+    for command in ("reconstruct", "evaluate"):
+        args = cli.build_parser().parse_args([command, "--run", "r", "--refine", "3"])
+        assert args.refine == 3
+    assert cli.build_parser().parse_args(["evaluate", "--run", "r"]).refine == 0
+
+
+@pytest.mark.slow
+def test_cli_refine_reaches_the_forecast(tmp_path, capsys):
+    """train -> reconstruct --refine -> evaluate --refine on a tiny MSD run (~50 s)."""
+    from warp_phys import cli
+
+    (tmp_path / "tiny.toml").write_text(TINY_MSD)
+    out = tmp_path / "run"
+    config = str(tmp_path / "tiny.toml")
+    assert cli.main(["train", "--config", config, "--out", str(out), "--quiet"]) == 0
+    assert cli.main(["reconstruct", "--run", str(out), "--refine", "2", "--horizon", "5"]) == 0
+    written = np.load(out / "reconstruction.npz")
+    run = wp.load_run(out)
+    y = run.normalizer.apply(jnp.asarray(written["context"]))
+    expected = run.normalizer.invert(wp.reconstruct(run.model, y, 5, refine=2))
+    np.testing.assert_allclose(written["prediction"], expected, rtol=1e-4, atol=1e-4)
+    plain = run.normalizer.invert(wp.reconstruct(run.model, y, 5))
+    assert not np.allclose(written["prediction"], plain)
+    assert cli.main(["evaluate", "--run", str(out), "--refine", "2"]) == 0
+    result = json.loads((out / "eval_test.json").read_text())
+    assert result["refine"] == 2 and np.isfinite(result["mse"])
+    capsys.readouterr()

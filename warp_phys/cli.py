@@ -68,7 +68,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     else:
         split = load_dataset(run.config, args.split, args.n)
         y, times, source, suffix = split.y, split.extras.get("t"), args.split, ".npz"
-    result = reconstruct_run(run, y, context=context, horizon=args.horizon, times=times)
+    result = reconstruct_run(
+        run, y, context=context, horizon=args.horizon, times=times, refine=args.refine
+    )
     out = args.out or f"{run.folder}/reconstruction{suffix}"
     out = write_reconstruction(
         result, out, dataset=dataset, channels=run.channels, input_path=args.input
@@ -83,7 +85,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     run = load_run(args.run, args.checkpoint)
-    result = evaluate_run(run, split=args.split, n=args.n, context=args.context)
+    result = evaluate_run(
+        run, split=args.split, n=args.n, context=args.context, refine=args.refine
+    )
     result["checkpoint"] = args.checkpoint
     result["model"] = type(run.model).__name__
     result["parameters"] = count_parameters(run.model)
@@ -170,6 +174,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=None, help="trajectories (default: n_test)")
     parser.add_argument(
         "--context", type=int, default=None, help="observed steps L (default: the run's)"
+    )
+    parser.add_argument(
+        "--refine", type=int, default=0, metavar="K",
+        help="fit a physical prior's parameters to each context by K Levenberg-Marquardt "
+        "steps from WARP's read-out, then forecast with the prior (default: 0, none)",
     )
 
 
