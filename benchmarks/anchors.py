@@ -38,7 +38,7 @@ from benchmarks._anchors_rows import load_data, oracle_rows, sindy_rows, warp_ro
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """Sizes of one benchmark run (`cpu`: about 20-30 min on 2 shared cores)."""
+    """Sizes of one benchmark run (`cpu`: about 50 min on 2 shared cores)."""
 
     systems: tuple[str, ...] = ("lotka_volterra", "msd", "msd_zero")  # LV first: LV prior
     noises: tuple[float, ...] = (0.0, 0.01, 0.05)
