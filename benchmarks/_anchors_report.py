@@ -18,6 +18,11 @@ COLORS = {"sindy": "tab:orange", "oracle_fit": "tab:green", "warp_phys": "tab:bl
 COLORS |= dict(zip(REFINED, ("tab:cyan", "tab:red"), strict=True), warp="tab:purple")
 # the compute each WARP-Phys row must save against the oracle fit (issues 10 and 21)
 SPEEDUP_TARGETS = {"warp_phys": 100, **{m: 10 for m in REFINED}}
+REFINED_NOTE = (
+    "; WARP-Phys + refine K is that same WARP-Phys with its prior's parameters refined on "
+    "each context by K Levenberg-Marquardt steps from its read-out, then run alone (its "
+    "compute includes the refinement). "
+)
 SYSTEM_LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV"}
 
 
@@ -41,7 +46,7 @@ def plot_system(rows: list[dict], system: str, path: Path) -> None:
     idx, (noises, contexts) = _index(rows), _axes(rows)
     mse = lambda *key: idx.get((system, *key), {}).get("mse", np.nan)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for method in METHODS:
+    for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
         style = dict(marker="o", color=COLORS[method])
         for noise, line in ((noises[0], "-"), (noises[-1], "--")):
             ys = [mse(method, noise, L) for L in contexts]
@@ -127,10 +132,11 @@ def markdown(result: dict) -> str:
         for n in noises
     ]
     conditions = [(0.0, contexts[-1]), (noises[-1], contexts[0])]
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     side = [
         [SYSTEM_LABELS[s], LABELS[m], *(_cost(idx.get((s, m, n, L))) for n, L in conditions)]
         for s in names
-        for m in METHODS
+        for m in methods
     ]
     train = sorted({(r["system"], r["method"]): r for r in rows if "train_seconds" in r}.items())
     blocks = [v for v in result.get("block_seconds", {}).values() if v is not None]
@@ -152,11 +158,9 @@ def markdown(result: dict) -> str:
         + (f"; {sum(blocks) / 60:.0f} min of wall-clock in all" if blocks else "")
         + "). Forecast MSE in raw units after the context against the clean trajectory, noise "
         "added to the context only; SINDy and the oracle fit see one context each, WARP and "
-        "WARP-Phys were trained once per system and take no gradient step at test time; "
-        "WARP-Phys + refine K is that same WARP-Phys with its prior's parameters refined on "
-        "each context by K Levenberg-Marquardt steps from its read-out, then run alone. "
-        "Compute = wall-clock of the batched reconstruction (with the refinement) / "
-        "trajectories, after compilation.",
+        "WARP-Phys were trained once per system and take no gradient step at test time"
+        + (REFINED_NOTE if any(m in REFINED for m in methods) else ". ")
+        + "Compute = wall-clock of the batched reconstruction / trajectories, after compilation.",
         "**Where each method wins** (lowest MSE; the runner-up's MSE in brackets):",
         table("system | noise | " + " | ".join(f"context {L}" for L in contexts), wins),
         table(
