@@ -1,7 +1,8 @@
-"""The four methods' rows of `benchmarks.anchors`, one (noise, context) condition each:
+"""The methods' rows of `benchmarks.anchors`, one (noise, context) condition each:
 SINDy and the oracle fit per trajectory (`benchmarks._fits`), WARP and WARP-Phys trained
-once per system (LV: an RK4 prior written for this benchmark), each scored against the
-clean test trajectories with a failed forecast clipped to a box (`_fits.bounded`)."""
+once per system (LV: an RK4 prior written for this benchmark), WARP-Phys + refine K (the
+same trained WARP-Phys, refined on each context), each scored against the clean test
+trajectories with a failed forecast clipped to a box (`_fits.bounded`)."""
 
 import itertools
 import time
@@ -177,24 +178,37 @@ def train_warp(system: str, method: str, data: dict, preset):
     return model, norm, time.perf_counter() - start, history
 
 
-def warp_rows(system: str, method: str, data: dict, preset, log) -> list[dict]:
-    """Trains `method` once on `system`, then forecasts every (noise, context)."""
-    model, norm, train_s, history = train_warp(system, method, data, preset)
+def warp_rows(
+    system: str, method: str, data: dict, preset, log, *, refine: int = 0, trained=None
+) -> list[dict]:
+    """Trains `method` once on `system`, then forecasts every (noise, context); with
+    `refine` K >= 1 (WARP-Phys only), each forecast first refines the prior's parameters
+    on the context by K Levenberg-Marquardt steps (row `warp_phys_refine<K>`).
+
+    `trained`: a dict caching `train_warp`'s result per (system, method), so that the
+    refined rows reuse the WARP-Phys model of the plain row instead of training again.
+    """
+    trained = {} if trained is None else trained
+    if (system, method) not in trained:
+        trained[(system, method)] = train_warp(system, method, data, preset)
+    model, norm, train_s, history = trained[(system, method)]
     T, compiled, compile_s = data["test"].shape[1], {}, {}
-    trained = dict(train_seconds=train_s, train_steps=history["step"][-1])
-    trained["parameters"] = wp.count_parameters(model)
+    info = dict(train_seconds=train_s, train_steps=history["step"][-1])
+    info["parameters"] = wp.count_parameters(model)
 
     def predict(noise, L, contexts):
         context = norm.apply(jnp.asarray(contexts))
         if L not in compiled:  # one compilation per context length, not timed
-            compiled[L] = eqx.filter_jit(lambda m, c, h=T - L: wp.reconstruct(m, c, h))
+            forecast = lambda m, c, h=T - L: wp.reconstruct(m, c, h, refine=refine or None)
+            compiled[L] = eqx.filter_jit(forecast)
             start = time.perf_counter()
             jax.block_until_ready(compiled[L](model, context))
             compile_s[L] = time.perf_counter() - start
         start = time.perf_counter()
         forecast = jax.block_until_ready(compiled[L](model, context))
         seconds = (time.perf_counter() - start) / len(forecast)
-        extra = dict(seconds_per_trajectory=seconds, compile_seconds=compile_s[L], **trained)
+        extra = dict(seconds_per_trajectory=seconds, compile_seconds=compile_s[L], **info)
         return np.asarray(norm.invert(forecast)), extra
 
-    return _rows(system, method, data, preset, log, predict)
+    name = f"{method}_refine{refine}" if refine else method
+    return _rows(system, name, data, preset, log, predict)

@@ -1,15 +1,18 @@
-"""Against what a physicist would use: SINDy and per-trajectory ODE fits (issue 10).
+"""Against what a physicist would use: SINDy and per-trajectory ODE fits (issues 10, 21).
 
-On the same test trajectories, contexts and noise, four reconstructions of the steps
-after an observed context, scored by the MSE (raw units, every step after the context)
-against the clean trajectory:
+On the same test trajectories, contexts and noise, reconstructions of the steps after an
+observed context, scored by the MSE (raw units, every step after the context) against the
+clean trajectory:
 
 - `sindy`: PySINDy fitted on each context alone, its threshold and differentiation
   chosen per condition on validation trajectories;
 - `oracle_fit`: the system's true ODE fitted to the context (the accuracy ceiling);
 - `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one RK4
   step of the LV equations) and with an MLP root, trained once per system for a fixed
-  wall-clock budget on inputs carrying the three noise levels (targets clean).
+  wall-clock budget on inputs carrying the three noise levels (targets clean);
+- `warp_phys_refine5`, `warp_phys_refine20`: the same WARP-Phys, its prior's parameters
+  refined on each context by 5 or 20 Levenberg-Marquardt steps from WARP's read-out
+  (`reconstruct(..., refine=K)`), then the prior run alone.
 
 Conditions: noise 0, 1 % and 5 % of each channel's std, added to the context only;
 contexts of 25, 50 and 100 steps; MSD, MSD-Zero and Lotka-Volterra. Compute per
@@ -29,13 +32,13 @@ from pathlib import Path
 from benchmarks import _anchors_report as report
 from benchmarks import _fits
 from benchmarks import _harness as harness
-from benchmarks._anchors_report import METHODS
+from benchmarks._anchors_report import METHODS, REFINE_STEPS
 from benchmarks._anchors_rows import load_data, oracle_rows, sindy_rows, warp_rows
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """Sizes of one benchmark run (`cpu`: about 20-30 min on 2 shared cores)."""
+    """Sizes of one benchmark run (`cpu`: about 50 min on 2 shared cores)."""
 
     systems: tuple[str, ...] = ("lotka_volterra", "msd", "msd_zero")  # LV first: LV prior
     noises: tuple[float, ...] = (0.0, 0.01, 0.05)
@@ -89,6 +92,20 @@ def _reusable(previous: dict | None, preset_name: str) -> dict:
     return {k: v for k, v in blocks.items() if len(v) == size and k not in failed}
 
 
+def _blocks() -> dict:
+    """`{method: rows(system, data, preset, log)}`; the WARP-Phys rows with and without
+    refinement share one trained model per system (a fresh cache per call)."""
+    trained: dict = {}
+    blocks = {"sindy": sindy_rows, "oracle_fit": oracle_rows}
+    for m in ("warp_phys", "warp"):
+        blocks[m] = lambda s, d, p, lg, m=m, c=trained: warp_rows(s, m, d, p, lg, trained=c)
+    for k in REFINE_STEPS:
+        blocks[f"warp_phys_refine{k}"] = lambda s, d, p, lg, k=k, c=trained: warp_rows(
+            s, "warp_phys", d, p, lg, refine=k, trained=c
+        )
+    return blocks
+
+
 def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=None) -> dict:
     """The rows of `methods` under a preset; **returns** the result dict of the JSON.
 
@@ -105,9 +122,7 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
         methods = tuple(m for m in methods if m != "sindy")
         notes.append("SINDy skipped: pysindy is not installed (pip install -e '.[bench]').")
     for system in preset.systems:
-        data = load_data(system, preset)
-        blocks = {"sindy": sindy_rows, "oracle_fit": oracle_rows}
-        blocks |= {m: lambda s, d, p, lg, m=m: warp_rows(s, m, d, p, lg) for m in METHODS[2:]}
+        data, blocks = load_data(system, preset), _blocks()
         for method in [m for m in blocks if m in methods]:
             name = f"{system}/{method}"
             if (system, method) in reuse:
@@ -133,7 +148,7 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
 
 
 def _log(row: dict) -> None:
-    what = f"{row['system']:>14} {row['method']:>10} noise {row['noise']:<5} context"
+    what = f"{row['system']:>14} {row['method']:>18} noise {row['noise']:<5} context"
     scores = f"mse {row['mse']:.4g} (median {row['median_mse']:.3g}, {row['failed']} failed)"
     print(
         f"{what} {row['context']:>3}: {scores}, {row['seconds_per_trajectory']:.3g} s/traj",

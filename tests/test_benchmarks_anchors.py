@@ -47,7 +47,10 @@ def test_sindy_forecast_recovers_a_linear_oscillator():
 
 def _rows():
     rows = []
+    seconds = {"oracle_fit": 1.0, "warp_phys_refine5": 0.05, "warp_phys_refine20": 0.2}
+    seconds = {m: seconds.get(m, 1e-3) for m in report.METHODS}
     mse = {"sindy": 5.0, "oracle_fit": 1e-4, "warp_phys": 2e-4, "warp": 1.0}
+    mse |= {"warp_phys_refine5": 2.5e-4, "warp_phys_refine20": 1e-4}
     for system in ("msd", "lotka_volterra"):
         for noise in (0.0, 0.05):
             for context in (25, 100):
@@ -62,7 +65,7 @@ def _rows():
                             mse=10.0 if noisy else value,
                             median_mse=value,
                             failed=0,
-                            seconds_per_trajectory=1.0 if method == "oracle_fit" else 1e-3,
+                            seconds_per_trajectory=seconds[method],
                             **(
                                 {"train_seconds": 9.0, "train_steps": 3}
                                 if method.startswith("warp")
@@ -75,11 +78,15 @@ def _rows():
 
 def test_targets_markdown_and_figure(tmp_path):
     rows = _rows()
-    found = {t["target"].split(":")[0]: t for t in report.targets(rows)}
-    first = found["MSD, noise 0, context 100"]
+    found = {t["target"].split(" MSE")[0].split(" below")[0]: t for t in report.targets(rows)}
+    first = found["MSD, noise 0, context 100: WARP-Phys"]
     assert first["met"] and first["mse_ratio"] == pytest.approx(2.0)
     assert first["speedup"] == pytest.approx(1000.0)
-    assert found["LV, noise 5 %, context 25"]["met"]  # 2e-4 < min(5, 10)
+    refined = found["MSD, noise 0, context 100: WARP-Phys + refine 5"]
+    assert refined["met"] and refined["speedup"] == pytest.approx(20.0)  # >= 10x asked
+    assert not found["MSD, noise 0, context 100: WARP-Phys + refine 20"]["met"]  # 5x only
+    assert found["LV, noise 5 %, context 25: WARP-Phys"]["met"]  # 2e-4 < min(5, 10)
+    assert found["LV, noise 5 %, context 25: WARP-Phys + refine 20"]["met"]
     result = {
         "rows": rows,
         "targets": report.targets(rows),
@@ -90,8 +97,9 @@ def test_targets_markdown_and_figure(tmp_path):
         "notes": ["a note"],
     }
     text = report.markdown(result)
-    assert "| MSD | 0% | oracle fit 0.0001 (0.0002) |" in text
+    assert "| MSD | 0% | oracle fit 0.0001 (0.0001) |" in text  # refine 20 is second
     assert "- met: MSD, noise 0, context 100" in text and "a note" in text
+    assert "| MSD | WARP-Phys + refine 20 | 0.0001 / 0.2 |" in text
     path = tmp_path / "fig" / "anchors_msd.png"
     report.plot_system(rows, "msd", path)
     assert path.stat().st_size > 10_000 and not list(path.parent.glob(".*"))
@@ -138,19 +146,22 @@ def _smoke(tmp_path, methods):
 
 
 def test_smoke_sindy_and_warp_phys(tmp_path):
-    """The smoke mode end to end with SINDy and WARP-Phys (SINDy only if installed)."""
+    """The smoke mode end to end with SINDy, WARP-Phys and WARP-Phys + refine 5 (one
+    training for both; SINDy only if installed)."""
     from importlib.util import find_spec
 
-    result = _smoke(tmp_path, ["sindy", "warp_phys"])
+    result = _smoke(tmp_path, ["sindy", "warp_phys", "warp_phys_refine5"])
     methods = {r["method"] for r in result["rows"]}
-    has_sindy = find_spec("pysindy") is not None
-    assert methods == ({"sindy", "warp_phys"} if has_sindy else {"warp_phys"})
+    phys = {"warp_phys", "warp_phys_refine5"}
+    assert methods == (phys | {"sindy"} if find_spec("pysindy") is not None else phys)
+    trainings = {r["train_seconds"] for r in result["rows"] if r["method"] in phys}
+    assert len(trainings) == 1  # the refined rows reuse the trained WARP-Phys
     assert not result["errors"]
     assert len(result["rows"]) == 2 * len(methods)  # smoke: 2 noise levels, 1 context
 
 
 @pytest.mark.slow
 def test_smoke_every_method(tmp_path):
-    result = _smoke(tmp_path, ["sindy", "oracle_fit", "warp_phys", "warp"])
+    result = _smoke(tmp_path, list(report.METHODS))
     assert not result["errors"]
     assert {r["method"] for r in result["rows"]} >= {"oracle_fit", "warp_phys", "warp"}

@@ -7,6 +7,7 @@ from ._identify import parameter_trajectory
 from ._interface import AbstractSequenceModel, register_model_class
 from ._kernel_rollout import kernel_rollout
 from ._model import WARP
+from ._refine import refine_parameters
 from ._rollout import rollout
 from ._transition import AbstractTransition, BlockTransition, DenseTransition, LowRankTransition
 from .baselines import GRU, LSTM, Transformer, count_parameters, hidden_size_for
@@ -95,6 +96,7 @@ __all__ = [
     "parameter_trajectory",
     "parse_decoder_spec",
     "reconstruct",
+    "refine_parameters",
     "register_decoder",
     "register_model_class",
     "rollout",

@@ -14,6 +14,7 @@ from ._conventions import Convention, check_horizon
 from ._interface import AbstractSequenceModel
 from ._kernel_rollout import default_stages, kernel_reconstruct, kernel_rollout, stage_bounds
 from ._model import WARP
+from ._refine import check_steps, refined_forecast
 from ._rollout import rollout, scan_reconstruct
 
 ArAlgorithm = Literal["auto", "kernel", "scan"]
@@ -115,6 +116,7 @@ def reconstruct(
     key: PRNGKeyArray | None = None,
     ar_algorithm: ArAlgorithm = "auto",
     ts: Float[Array, "*batch L+horizon"] | None = None,
+    refine: int | None = None,
 ):
     """Forecast `horizon` steps after an observed context, feeding predictions back.
 
@@ -136,10 +138,19 @@ def reconstruct(
     - `ts`: for a time-aware model on an irregular grid, the times of the context and of
       the steps to forecast, `(L + horizon,)` (batched: `(N, L + horizon)`); the
       forecast is made at those times (scan only, clean convention).
+    - `refine`: K >= 1 fits the physical prior's parameters to the context by K
+      Levenberg-Marquardt iterations, started from WARP's read-out, and forecasts with the
+      prior alone, its parameters fixed (`warp_phys._refine`; a WARP model with a
+      `PhysicalPrior` decoder, regular grid, clean convention). None or 0: no refinement.
 
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data)`
     (batched: `(N, horizon, data)`), or `(mean, std)` for probabilistic models.
     """
+    if refine is not None and check_steps(refine) > 0:
+        check_horizon(horizon)
+        if ts is not None or convention != "clean" or key is not None:
+            raise ValueError("refine works on a regular grid in the clean convention, without key")
+        return refined_forecast(model, context, horizon, steps=refine, mode=mode)
     if ts is None and _forecast_algorithm(model, context, horizon, ar_algorithm) == "kernel":
         return kernel_reconstruct(model, context, horizon, convention=convention, key=key)
     return scan_reconstruct(

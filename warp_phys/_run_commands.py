@@ -33,7 +33,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     else:
         split = load_dataset(run.config, args.split, args.n)
         y, times, source, suffix = split.y, split.extras.get("t"), args.split, ".npz"
-    result = reconstruct_run(run, y, context=context, horizon=args.horizon, times=times)
+    result = reconstruct_run(
+        run, y, context=context, horizon=args.horizon, times=times, refine=args.refine
+    )
     out = args.out or f"{run.folder}/reconstruction{suffix}"
     out = write_reconstruction(
         result, out, dataset=dataset, channels=run.channels, input_path=args.input
@@ -60,7 +62,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         data, split = None, _default_split(run, args.split)
         name = split
-    result = evaluate_run(run, split=split, n=args.n, context=args.context, data=data)
+    result = evaluate_run(
+        run, split=split, n=args.n, context=args.context, data=data, refine=args.refine
+    )
     if args.input:
         result["input"] = str(args.input)
     result["checkpoint"] = args.checkpoint
@@ -112,7 +116,9 @@ def _params_text(table: dict, fmt: str) -> str:
 def _cmd_params(args: argparse.Namespace) -> None:
     run = load_run(args.run, args.checkpoint)
     split = None if args.input else _default_split(run, args.split)
-    table = parameter_table(run, data=args.input, split=split, n=args.n, context=args.context)
+    table = parameter_table(
+        run, data=args.input, split=split, n=args.n, context=args.context, refine=args.refine
+    )
     fmt = args.format or ("json" if args.out and Path(args.out).suffix == ".json" else "csv")
     text = _params_text(table, fmt)
     if not args.out:
@@ -149,6 +155,14 @@ def _run_options(parser: argparse.ArgumentParser, splits: list[str], split_help:
         "'Your own data'), instead of a split",
     )
     parser.add_argument("--split", default=None, choices=splits, help=split_help)
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="K",
+        help="fit a physical prior's parameters to each context by K Levenberg-Marquardt "
+        "steps from WARP's read-out, then forecast with the prior (default: 0, none)",
+    )
 
 
 def add_run_commands(sub) -> None:

@@ -59,6 +59,7 @@ def evaluate_run(
     context: int | None = None,
     data=None,
     chunk: int = 256,
+    refine: int | None = None,
 ) -> dict:
     """The paper's metrics of a run on a split (spec section 4), in raw units.
 
@@ -74,10 +75,11 @@ def evaluate_run(
     - `data`: evaluate these trajectories instead (an array, `(inputs, targets)` or a
       `systems.Dataset`; one with its own time stamps is scored at them by a
       time-aware model).
+    - `refine`: K >= 1 fits a physical prior to each context first (`reconstruct`).
 
-    **Returns:** a JSON-able dict: `mse` (raw units, no 1/2), `mse_normalized`,
-    `nll` (probabilistic models), `mse_repeat_last` (the naive "repeat the last
-    observed value" forecast, for scale), and the protocol details.
+    **Returns:** a JSON-able dict: `mse` (raw units, no 1/2), `mse_normalized`, `nll`
+    (probabilistic models), `mse_repeat_last` (repeat the last observed value, for
+    scale) and the protocol details (`refine`: K, when given).
     """
     cfg = run.config
     context = cfg.context if context is None else context
@@ -95,6 +97,8 @@ def evaluate_run(
             f"{inputs.shape[1]} steps"
         )
     warn_past_training_length(run.model, inputs.shape[1], f"the {split} data")
+    if refine and protocol != "forecast":
+        raise ValueError(f"refine needs the 'forecast' protocol; this run's is {protocol!r}")
     prediction, start = _chunked(
         lambda x, ts: _predict(
             run.model,
@@ -105,6 +109,7 @@ def evaluate_run(
             mode=cfg.mode,
             ar_algorithm=cfg.ar_algorithm,
             ts=ts,
+            refine=refine,
         ),
         inputs,
         chunk,
@@ -118,6 +123,8 @@ def evaluate_run(
         "convention": cfg.convention,
         "scored_steps": [int(start), int(inputs.shape[1] - 1)],
     }
+    if refine:
+        result["refine"] = refine
     result.update(prediction_metrics(prediction, targets, start, run.normalizer))
     if protocol == "forecast":
         last = np.broadcast_to(inputs[:, start - 1 : start], targets[:, start:].shape)
@@ -126,7 +133,13 @@ def evaluate_run(
 
 
 def reconstruct_run(
-    run: Run, trajectories, *, context: int, horizon: int | None = None, times=None
+    run: Run,
+    trajectories,
+    *,
+    context: int,
+    horizon: int | None = None,
+    times=None,
+    refine: int | None = None,
 ) -> dict:
     """Forecast from the first `context` steps of raw-unit `trajectories`.
 
@@ -140,6 +153,8 @@ def reconstruct_run(
     - `times`: for a time-aware model (`transition="continuous"`), the time stamps
       `(N, T)` of irregularly sampled trajectories; the forecast is made at these times,
       continued past their end with the last interval.
+    - `refine`: K >= 1 refines a physical prior's parameters on each context before the
+      forecast (`reconstruct(..., refine=K)`).
 
     **Returns:** a dict of arrays: `prediction` `(N, horizon, d)` (raw units), `std`
     (probabilistic models), `context` `(N, L, d)`, `steps` (the predicted step indices),
@@ -183,6 +198,7 @@ def reconstruct_run(
         convention=run.config.convention,
         ar_algorithm=run.config.ar_algorithm,
         ts=ts,
+        refine=refine,
     )
     mean, std = out if isinstance(out, tuple) else (out, None)
     result = {

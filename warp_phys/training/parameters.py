@@ -4,6 +4,7 @@
 import numpy as np
 
 from .._identify import parameter_summary, parameter_units, true_parameters
+from .._refine import refine_parameters
 from .evaluation import read_input, warn_past_training_length
 from .run import Run, load_dataset
 
@@ -15,6 +16,7 @@ def parameter_table(
     split: str | None = None,
     n: int | None = None,
     context: int | None = None,
+    refine: int = 0,
 ) -> dict:
     """What the run's prior identifies on each trajectory from its first `context` steps.
 
@@ -26,11 +28,13 @@ def parameter_table(
     - `split`: the split to read without `data` (default: `test`, or `val` for a run
       trained on a file); `n`: its first `n` trajectories.
     - `context`: L (default: the run's), fewer than the trajectories' steps.
+    - `refine`: K > 0 also fits the parameters to each context by K Levenberg-Marquardt
+      steps from the read-out (`refine_parameters`), reported as `"refined"`.
 
     **Returns:** a JSON-able dict: `source`, `context`, `steps` (T), `units`
     (`parameter -> unit`), `ids` (one per trajectory) and `parameters`: `component ->
-    {"value", "std", "range"[, "true"]}`, lists of N floats: the value read at the end of
-    the context, its standard deviation and max - min over the forecast of the remaining
+    {"value", "std", "range"[, "refined", "true"]}`, lists of N floats: the value read at
+    the end of the context, its standard deviation and max - min over the forecast of the remaining
     T - L steps (see `parameter_summary`), and the true value where the data know it.
     """
     if not hasattr(run.model, "weight_trajectory"):
@@ -50,9 +54,15 @@ def parameter_table(
     warn_past_training_length(run.model, y.shape[1], f"the {source} data")
     summary = parameter_summary(run.model, run.normalizer.apply(y), context)
     truth = true_parameters(dataset)
+    refined = {}
+    if refine:
+        normalised = np.asarray(run.normalizer.apply(y))[:, :context]
+        refined = refine_parameters(run.model, normalised, steps=int(refine))
     parameters = {}
     for name, stats in summary.items():
         row = {k: np.asarray(v, float).tolist() for k, v in stats.items()}
+        if name in refined:
+            row["refined"] = np.asarray(refined[name], float).reshape(len(y)).tolist()
         if name in truth:
             row["true"] = np.asarray(truth[name], float).tolist()
         parameters[name] = row
@@ -73,7 +83,7 @@ def table_rows(table: dict) -> tuple[list[str], list[list]]:
     where known, `NAME_true`."""
     header, columns = ["trajectory"], [table["ids"]]
     for name, row in table["parameters"].items():
-        for key in ("value", "std", "range", "true"):
+        for key in ("value", "std", "range", "refined", "true"):
             if key in row:
                 header.append(name if key == "value" else f"{name}_{key}")
                 columns.append(row[key])

@@ -101,6 +101,7 @@ def predict(
     mode: str = "auto",
     ar_algorithm: ArAlgorithm = "auto",
     ts: Float[Array, "N T"] | None = None,
+    refine: int | None = None,
 ):
     """Predictions under an evaluation protocol, and the first step they predict.
 
@@ -115,6 +116,8 @@ def predict(
       forecast uses the kernelised recurrence when `ar_algorithm` says so or, with
       `"auto"`, when its cost model finds it cheaper for the N trajectories.
     - `ts`: the time stamps `(N, T)` of irregularly sampled inputs (time-aware models).
+    - `refine`: K refinement steps of a physical prior before the forecast (see
+      `reconstruct`; `"forecast"` only).
 
     **Returns:** `(prediction, start)`: the mean `(N, T - start, data_size)` (or a
     `(mean, std)` pair) predicting steps `start..T-1`, and `start` (a Python int).
@@ -142,6 +145,7 @@ def predict(
         convention=convention,
         ar_algorithm=ar_algorithm,
         ts=ts,
+        refine=refine,
     )
     return prediction, start
 
