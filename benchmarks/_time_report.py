@@ -29,7 +29,9 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
 
     def table(phase: str) -> dict:
         return {
-            system: {m: _final(r, cells["sweep"][system][m]) for m, r in row.items()}
+            system: {
+                m: _final(r, cells["sweep"].get(system, {}).get(m, {})) for m, r in row.items()
+            }
             for system, row in cells[phase].items()
         }
 
@@ -40,7 +42,13 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     command += f" --scale {args.scale:g}" if args.scale != 1 else ""
     command += " --smoke" if args.smoke else ""
     result = dict(device=harness.device(), date=harness.stamp(), command=command)
-    result.update(smoke=args.smoke, scale=args.scale, budgets=args.budgets, lrs=list(args.lrs))
+    result.update(
+        smoke=args.smoke,
+        scale=args.scale,
+        budgets=args.budgets,
+        lrs=list(args.lrs),
+        no_sweep=bool(getattr(args, "no_sweep", False)),
+    )
     result.update(
         wall_s=wall_s, cells_wall_s=round(sum(r.get("wall_seconds", 0) for r in records), 1)
     )
@@ -104,9 +112,14 @@ def markdown(result: dict) -> str:
     """The README block: the table of the final runs, the identification, the figure."""
     b = result["budgets"]
     lrs = ", ".join(f"{lr:g}" for lr in result["lrs"])
+    tuning = (
+        f"learning rates {lrs} for {b['sweep']:g} s each, the best on validation"
+        if not result.get("no_sweep")
+        else f"the same learning rate {result['lrs'][0]:g} for every model (no sweep)"
+    )
     intro = (
-        f"Every model at its cpu-preset size, tuned alike: learning rates {lrs} for "
-        f"{b['sweep']:g} s each, the best on validation, then one run of {b['final']:g} s "
+        f"Every model at its cpu-preset size, tuned alike: {tuning}, then one run of "
+        f"{b['final']:g} s "
         f"({b['headline']:g} s for the headline MSD pair) of training wall-clock. Measured "
         f"on {result['device']} on {result['date'][:10]} (`{result['command']}`, "
         f"{result['cells_wall_s'] / 3600:.1f} h of cells). Test MSE in raw units; best "

@@ -91,6 +91,7 @@ def identification(run, context: int, n: int | None = None) -> dict:
     trajectories."""
     import systems
     import warp_phys as wp
+
     read = wp.parameter_trajectory
     test, system = wp.load_dataset(run.config, "test", n), systems.get_system(run.config.system)
     xs = np.asarray(run.normalizer.apply(test.y))
@@ -181,8 +182,9 @@ def estimate_hours(args) -> float:
     """The run's length in hours when no cell is done yet: budgets plus `OVERHEAD_S`."""
     pairs = len(args.systems) * len(args.models)
     headline = len(headline_models(args))
-    cells = pairs * (len(args.lrs) + 1) + headline
-    budget = pairs * (len(args.lrs) * args.budgets["sweep"] + args.budgets["final"])
+    sweeps = 0 if args.no_sweep else len(args.lrs)
+    cells = pairs * (sweeps + 1) + headline
+    budget = pairs * (sweeps * args.budgets["sweep"] + args.budgets["final"])
     return (budget + headline * args.budgets["headline"] + cells * OVERHEAD_S) / 3600
 
 
@@ -197,11 +199,14 @@ def measure(args) -> dict:
     cells = {"sweep": {}, "final": {}, "headline": {}, "errors": []}
     for system in args.systems:
         for model in args.models:
-            sweep = {lr: run_cell(args, "sweep", system, model, lr) for lr in args.lrs}
-            cells["sweep"].setdefault(system, {})[model] = sweep
-            failed = [(lr, r["error"]) for lr, r in sweep.items() if "error" in r]
-            cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
-            lr, headline = best_lr(sweep), system == HEADLINE[0] and model in headline_models(args)
+            lr = args.lrs[0]  # --no-sweep: the first rate for every model
+            if not args.no_sweep:
+                sweep = {lr: run_cell(args, "sweep", system, model, lr) for lr in args.lrs}
+                cells["sweep"].setdefault(system, {})[model] = sweep
+                failed = [(lr, r["error"]) for lr, r in sweep.items() if "error" in r]
+                cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
+                lr = best_lr(sweep)
+            headline = system == HEADLINE[0] and model in headline_models(args)
             for phase in ("final", "headline") if headline else ("final",):
                 record = {"error": "every sweep run failed"}
                 record = record if lr is None else run_cell(args, phase, system, model, lr)
@@ -221,6 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
         what = f"training seconds of each {phase} run (default {seconds:g})"
         parser.add_argument(f"--{phase}-seconds", type=float, default=seconds, help=what)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="no sweep: every model at the first --lrs rate"
+    )
     parser.add_argument("--runs", type=Path, help="cell records and run folders")
     args = harness.parse(parser, argv)
     if args.worker:
