@@ -156,7 +156,8 @@ def markdown(r: dict) -> str:
     return (
         f"WARP-Phys on MSD, {r['steps']} steps each (batch 32, {r['n_train']} training "
         f"trajectories), scored on {r['n_val']} VALIDATION trajectories; errors are medians "
-        f"at the end of a {CONTEXT}-step context; {r['device']}, {r['date']}\n\n"
+        f"at the end of a {CONTEXT}-step context; s: training seconds on a shared machine "
+            f"(load 4-6); {r['device']}, {r['date']}\n\n"
         + harness.table(head, rows)
     )
 

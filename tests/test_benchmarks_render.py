@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import _harness as harness
-from benchmarks import anchors, devices, irregular, reconstruction, speed
+from benchmarks import anchors, devices, irregular, readouts, reconstruction, speed
 
 BLOCKS = {
     "reconstruction": reconstruction._markdown,
@@ -15,6 +15,7 @@ BLOCKS = {
     "speed": speed.markdown,
     "devices": devices.markdown,
     "irregular": irregular.markdown,
+    "readouts": readouts.markdown,
 }
 
 
