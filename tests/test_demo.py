@@ -23,12 +23,14 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "repeat last value" in out and str(tmp_path / "fig") in out
     for name in ["run/best.eqx", "run/last.eqx", "run/summary.json", "run/config.json",
-                 "fig/demo_reconstruction.png", "fig/demo_weights.png"]:  # fmt: skip
+                 "fig/demo_reconstruction.png", "fig/demo_weights.png",
+                 "fig/demo_physics.png"]:  # fmt: skip
         assert (tmp_path / name).stat().st_size > 0, name
     saved = json.loads((tmp_path / "fig/demo_summary.json").read_text())
     assert saved["train_steps"] == 3 and saved["horizon"] == 156
     assert np.isfinite(saved["test_mse_warp"]) and saved["test_mse_repeat_last"] > 0
-    assert summary == saved
+    assert summary == saved and saved["decoder"] == "damped_oscillator"
+    assert set(saved["identification_median_rel_err"]) == {"omega0", "zeta"}
     wp.load_model(tmp_path / "run/best.eqx")
     run = wp.load_run(tmp_path / "run")  # an ordinary run folder
     assert run.config.context == 100 and run.config.max_seconds == 150.0
@@ -36,7 +38,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "fig/weights.png"
     assert cli.main(["plot", "weights", "--run", str(tmp_path / "run"), "--out", str(out)]) == 0
     assert out.stat().st_size > 0
-    assert cli.main(["plot", "physics", "--run", str(tmp_path / "run")]) == 2  # MLP: no physics
+    out = tmp_path / "fig/physics.png"
+    assert cli.main(["plot", "physics", "--run", str(tmp_path / "run"), "--out", str(out)]) == 0
 
 
 def test_weight_groups_cover_theta_in_order():

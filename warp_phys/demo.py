@@ -1,10 +1,12 @@
-"""The main job (`make demo`): train WARP on a small MSD set and forecast from a context.
+"""The main job (`make demo`): train WARP-Phys on MSD and forecast from a context.
 
-Generates mass-spring-damper trajectories with diffrax, trains WARP with
-autoregressive teacher forcing on a wall-clock budget (an ordinary run folder, as
-`warp-phys train` writes it), reconstructs held-out test trajectories from their first
-`--context` steps and compares the forecast MSE (raw units) with the "repeat the last
-context value" baseline. Writes the run, the comparison and two figures.
+Generates mass-spring-damper trajectories with diffrax, trains WARP with the exact
+damped-oscillator root (`--decoder mlp` for the plain WARP) and autoregressive teacher
+forcing on a wall-clock budget, the learning-rate schedule sized to it (an ordinary run
+folder, as `warp-phys train` writes it), reconstructs held-out test trajectories from
+their first `--context` steps and compares the forecast MSE (raw units) with the
+"repeat the last context value" baseline. Writes the run, the comparison and the
+figures (the forecast, theta_t, and for a physical prior the parameters it reads).
 """
 
 import argparse
@@ -16,24 +18,31 @@ import numpy as np
 import systems
 from systems import atomic_write_json
 
-from .plotting import plot_reconstruction, plot_weights, save_figure
+from .decoders import PhysicalPrior
+from .plotting import plot_reconstruction, plot_run, plot_weights, save_figure
 from .training.config import RunConfig
 from .training.evaluation import evaluate_run, reconstruct_run
+from .training.parameters import parameter_table
 from .training.run import load_dataset, train_run
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warp-phys demo", description=__doc__.splitlines()[0])
     parser.add_argument("--system", default="msd", help="registered system (default: msd)")
-    parser.add_argument("--n-train", type=int, default=512)
-    parser.add_argument("--n-val", type=int, default=64)
+    parser.add_argument(
+        "--decoder", default="damped_oscillator", help="root decoder (default: damped_oscillator)"
+    )
+    parser.add_argument("--n-train", type=int, default=20480)
+    parser.add_argument("--n-val", type=int, default=256)
     parser.add_argument("--n-test", type=int, default=128)
     parser.add_argument("--context", type=int, default=100, help="observed steps L")
     parser.add_argument("--seconds", type=float, default=150.0, help="training budget (s)")
-    parser.add_argument("--steps", type=int, default=3000, help="maximum training steps")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--root-width", type=int, default=16)
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: what --seconds allows)"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--root-width", type=int, default=8)
     parser.add_argument("--root-depth", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/demo", help="run folder")
@@ -43,24 +52,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def demo_config(args: argparse.Namespace) -> RunConfig:
-    """The demo's run: WARP with an MLP root clipped to [-5, 5] normalised units (the
-    data span about +-3, so free-running rollouts of an untrained model stay finite)."""
+    """The demo's run: WARP-Phys with the damped oscillator started at the physics of the
+    centre of the system's parameter ranges, or WARP with an MLP root clipped to [-5, 5]
+    normalised units (the data span about +-3, so free rollouts stay finite)."""
+    options = {"final_activation": 5.0} if args.decoder == "mlp" else {"activation": "swish"}
+    if args.decoder == "damped_oscillator":
+        system = systems.get_system(args.system)
+        centre = {name: sum(bounds) / 2 for name, bounds in system.param_ranges.items()}
+        physics = system.physical_parameters(centre)
+        options.update({f"{n}_init": physics[n] for n in ("omega0", "zeta") if n in physics})
     return RunConfig(
         system=args.system,
         n_train=args.n_train,
         n_val=args.n_val,
         n_test=args.n_test,
         model="warp",
-        decoder="mlp",
+        decoder=args.decoder,
         root_width=args.root_width,
         root_depth=args.root_depth,
-        decoder_options={"final_activation": 5.0},
+        decoder_options=options,
         hyper_width=16,
         context=args.context,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
-        val_every=50,
+        val_every=100,
         max_seconds=args.seconds,
         seed=args.seed,
     )
@@ -81,12 +97,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--context must be in [1, {T - 1}], got {args.context}")
     print(
         f"{args.system}: {args.n_train} train / {args.n_val} val / {args.n_test} test "
-        f"trajectories; training WARP for up to {args.seconds:.0f} s"
+        f"trajectories; training WARP ({args.decoder} root) for {args.seconds:.0f} s"
     )
     run, history = train_run(config, out, overwrite=True, progress=not args.quiet)
     scores = evaluate_run(run, split="test", n=args.n_test)
     summary = {
         "system": args.system,
+        "decoder": args.decoder,
         "context": args.context,
         "horizon": T - args.context,
         "n_train": args.n_train,
@@ -97,6 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
         "test_mse_warp": scores["mse"],
         "test_mse_repeat_last": scores["mse_repeat_last"],
     }
+    physical = isinstance(run.model.decoder, PhysicalPrior)
+    if physical:
+        summary["identification_median_rel_err"] = _identification(run, args.n_test)
     paths = [atomic_write_json(figures / "demo_summary.json", summary)]
     paths += _figures(run, args, figures, summary["test_mse_warp"])
     warp_mse, baseline_mse = summary["test_mse_warp"], summary["test_mse_repeat_last"]
@@ -104,9 +124,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"\ntest MSE over steps {args.context}..{T - 1} ({args.n_test} held-out trajectories, "
         "raw units):"
     )
-    print(f"  WARP                    {warp_mse:10.4f}")
+    label = "WARP-Phys" if physical else "WARP"
+    print(f"  {label:<24}{warp_mse:10.4f}")
     print(f"  repeat last value       {baseline_mse:10.4f}")
-    print(f"  ratio                   {baseline_mse / warp_mse:10.1f}x lower with WARP")
+    print(f"  ratio                   {baseline_mse / warp_mse:10.1f}x lower with {label}")
+    for name, err in summary.get("identification_median_rel_err", {}).items():
+        print(f"  {name} read at the end of the context: median error {100 * err:.1f} %")
     print(f"\nrun folder:   {out}/ (config.json, best.eqx, last.eqx, summary.json)")
     print(f"WARP:         D_theta = {run.model.theta_size}, {history['step'][-1]} steps")
     print(f"figures:      {', '.join(str(p) for p in paths)}")
@@ -114,8 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
-    """The forecast of three held-out trajectories next to repeat-last, and theta_t
-    along the first one."""
+    """The forecast of three held-out trajectories next to repeat-last, theta_t along the
+    first one and, for a physical prior, the parameters read from it."""
     test = load_dataset(run.config, "test", 3)
     truth, L = np.asarray(test.y), args.context
     forecast = reconstruct_run(run, truth, context=L)["prediction"]
@@ -142,7 +165,23 @@ def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
     )
     paths.append(save_figure(fig, figures / "demo_weights.png"))
     plt.close(fig)
+    if isinstance(run.model.decoder, PhysicalPrior):
+        fig = plot_run("physics", run, index=0, forecast=True)
+        paths.append(save_figure(fig, figures / "demo_physics.png"))
+        plt.close(fig)
     return paths
+
+
+def _identification(run, n: int) -> dict[str, float]:
+    """Median relative error, over `n` test trajectories, of each physical parameter read
+    at the end of the context, where the data know the truth."""
+    table = parameter_table(run, split="test", n=n)
+    errors = {}
+    for name, row in table["parameters"].items():
+        if "true" in row:
+            value, true = np.asarray(row["value"]), np.asarray(row["true"])
+            errors[name] = float(np.median(np.abs(value - true) / np.abs(true)))
+    return errors
 
 
 if __name__ == "__main__":
