@@ -133,9 +133,9 @@ def test_flags_and_defaults_reach_the_groups():
 
 
 def test_the_compiled_step_is_cached_by_the_options():
-    first = compiled_step(wp.OptimizerOptions(lr=1e-3), None, wp.ObjectiveOptions())
-    again = compiled_step(wp.OptimizerOptions(lr=0.001), None, wp.ObjectiveOptions())
-    other = compiled_step(wp.OptimizerOptions(lr=2e-3), None, wp.ObjectiveOptions())
+    first = compiled_step(wp.OptimizerOptions(lr=1e-3), wp.ObjectiveOptions())
+    again = compiled_step(wp.OptimizerOptions(lr=0.001), wp.ObjectiveOptions())
+    other = compiled_step(wp.OptimizerOptions(lr=2e-3), wp.ObjectiveOptions())
     assert first is again and first is not other
 
 
