@@ -48,7 +48,8 @@ def test_every_field_is_a_flag_a_config_key_and_in_the_fingerprint(capsys):
         for name in group.flat():
             assert (name in stamp) == (name not in RESUMABLE), name
     assert set(RESUMABLE) == {
-        "steps", "max_seconds", "patience", "devices", "lr", "transition_lr"
+        "steps", "max_seconds", "patience", "devices", "lr", "transition_lr", "max_non_finite",
+        "steps_per_call",
     }
 
 

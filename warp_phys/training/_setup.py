@@ -76,7 +76,17 @@ def compiled_step(optimizer: OptimizerOptions, objective: ObjectiveOptions):
     return chain, steps
 
 
-DEFAULT_STEPS = 5000  # `train`'s length with neither steps nor max_seconds (~3 min on 2 cores)
+DEFAULT_STEPS = 5000  # a run's length with neither steps nor max_seconds (~3 min on 2 cores)
+STEPS_PER_CALL = 10  # steps fused in one jitted call (benchmarks/step_profile.py)
+MAX_NON_FINITE = 10  # non-finite steps in a row that stop a run
+
+
+def run_length(steps: int | None, max_seconds: float | None) -> int | None:
+    """The steps of a run: `steps`, else None (as many as `max_seconds` allows), else
+    `DEFAULT_STEPS` (no time budget either)."""
+    if steps is None and not max_seconds:
+        return DEFAULT_STEPS
+    return steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +152,7 @@ def prepare(
     **Returns:** `(setup, chain)`: the loop's `Setup` and the optax chain."""
     inputs, targets, times = training_arrays(model, data, times, objective)
     in_range("max_seconds", max_seconds, 0, math.inf, "[)")
-    if steps is None and (max_seconds is None or max_seconds == 0):
-        steps = DEFAULT_STEPS
+    steps = run_length(steps, max_seconds)
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         at_least(name, value, 1, none=name == "steps")
     for name, value in (("log_every", log_every), ("max_non_finite", max_non_finite)):

@@ -21,16 +21,13 @@ from tqdm.auto import tqdm
 
 from ._devices import replicate, to_default_device
 from ._lock import run_lock
-from ._setup import Setup, prepare
+from ._setup import MAX_NON_FINITE, STEPS_PER_CALL, Setup, prepare
 from ._state import TrainState, resume_state, save_last
 from .checkpoint import save_model
 from .metrics_log import MetricsLog
 from .optim import schedule_factor
 from .options import ObjectiveOptions, OptimizerOptions, ValidationOptions
 from .protocol import protocol_mse
-
-STEPS_PER_CALL = 10  # steps fused in one jitted call (benchmarks/step_profile.py)
-MAX_NON_FINITE = 10  # non-finite steps in a row that stop a run
 
 
 def train(
@@ -170,12 +167,14 @@ def _loop(setup: Setup, state: TrainState, log: MetricsLog, key, progress: bool)
         while stopped == "steps" and (setup.steps is None or state.step < setup.steps):
             first, count = state.step + 1, _call_length(setup, state.step)
             rows = np.stack([rows_of(n) for n in range(first, first + count)])
-            losses, applied = _take_steps(setup, state, rows, first, step_key)
+            losses, applied, factors = _take_steps(setup, state, rows, first, step_key)
             now = time.perf_counter()
             state.seconds = now - run_start
             speed = (first + count - 1 - done) * setup.batch_size / max(now - call_start, 1e-9)
-            for step, loss, ok in zip(range(first, first + count), losses, applied, strict=True):
-                _record(setup, state, history, log, step, float(loss), bool(ok), speed)
+            taken = zip(range(first, first + count), losses, applied, factors, strict=True)
+            for step, loss, ok, factor in taken:
+                rates = dict(lr=float(setup.optimizer.lr * factor), seq_per_s=round(speed, 1))
+                _record(setup, state, history, log, step, float(loss), bool(ok), rates)
             out_of_time = setup.max_seconds is not None and state.seconds >= setup.max_seconds
             validate = state.step % setup.validation.every == 0 or out_of_time
             if setup.val is not None and validate:
@@ -226,13 +225,14 @@ def _take_steps(setup: Setup, state: TrainState, rows: np.ndarray, first: int, k
     """Steps `first ..` on the minibatches `rows` `(K, batch)` in one call; `state`'s
     model and optimiser state move on to them (non-finite steps skipped; none after
     `max_non_finite` in a row). **Returns:** the losses and whether each step was
-    applied, `(K,)` NumPy arrays."""
+    applied and the learning-rate factors, `(K,)` NumPy arrays."""
     inputs, targets, times = (
         None if a is None else setup.place(a[rows])
         for a in (setup.inputs, setup.targets, setup.times)
     )
     numbers = np.arange(first, first + len(rows))
     progress = np.array([setup.progress(n, state.seconds) for n in numbers])
+    factors = schedule_factor(setup.optimizer, progress)
     model, opt_state, losses, applied = setup.train_steps(
         state.model,
         state.opt_state,
@@ -241,17 +241,18 @@ def _take_steps(setup: Setup, state: TrainState, rows: np.ndarray, first: int, k
         times,
         key,
         jnp.asarray(numbers, jnp.int32),
-        schedule_factor(setup.optimizer, progress),
+        factors,
         jnp.asarray(state.non_finite, jnp.int32),
         jnp.asarray(setup.max_non_finite, jnp.int32),
     )
     state.model, state.opt_state = model, opt_state
-    return np.asarray(losses), np.asarray(applied)
+    return np.asarray(losses), np.asarray(applied), np.asarray(factors)
 
 
-def _record(setup, state: TrainState, history, log, step: int, loss: float, ok: bool, speed):
-    """Account for one step taken (`ok`) or skipped: the history, the log row, and the
-    stop after `max_non_finite` skipped steps in a row."""
+def _record(setup, state: TrainState, history, log, step: int, loss: float, ok: bool, rates):
+    """Account for one step taken (`ok`) or skipped: the history, the log row (with
+    `rates`: the step's learning rate, the speed), and the stop after `max_non_finite`
+    skipped steps in a row."""
     state.step = step
     state.non_finite = 0 if ok else state.non_finite + 1
     state.skipped += not ok
@@ -260,8 +261,8 @@ def _record(setup, state: TrainState, history, log, step: int, loss: float, ok: 
     for name, value in (("step", step), ("loss", loss), ("seconds", state.seconds)):
         history[name].append(value)
     if step % setup.log_every == 0 or step == setup.steps or not ok:
-        rates = dict(seconds=round(state.seconds, 3), seq_per_s=round(speed, 1))
-        log.write(step=step, loss=loss, skipped=state.skipped, **rates)
+        seconds = round(state.seconds, 3)
+        log.write(step=step, loss=loss, skipped=state.skipped, seconds=seconds, **rates)
     if state.non_finite >= setup.max_non_finite:
         _stop_non_finite(setup, state, loss)
 

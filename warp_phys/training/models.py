@@ -27,7 +27,7 @@ class ModelOptions(Options):
 
     model: str = option("warp", "model kind", choices=MODEL_KINDS)
     decoder: str = option("mlp", "WARP root decoder: a registered name or 'sympy:FORMULA'")
-    root_width: int = option(16, "WARP root width (decoders with a width)")
+    root_width: int = option(8, "WARP root width (decoders with a width)")
     root_depth: int = option(2, "WARP root depth (decoders with a depth)")
     decoder_options: dict | None = option(
         None,

@@ -92,7 +92,7 @@ def schedule_factor(options: OptimizerOptions, progress):
         return jnp.ones_like(jnp.asarray(progress, jnp.float32))
     progress = jnp.clip(jnp.asarray(progress, jnp.float32), 0.0, 1.0)
     warmup = options.warmup
-    rise = jnp.minimum(1.0, (progress + 0.01 * warmup) / warmup) if warmup > 0 else 1.0
+    rise = 0.01 + 0.99 * jnp.minimum(1.0, progress / warmup) if warmup > 0 else 1.0
     decay = jnp.clip((progress - warmup) / (1.0 - warmup), 0.0, 1.0)
     cosine = COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + jnp.cos(jnp.pi * decay))
     return rise * cosine
