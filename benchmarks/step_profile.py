@@ -17,6 +17,7 @@ to validate.
 """
 
 import statistics
+import time
 
 import jax
 import numpy as np
@@ -38,9 +39,10 @@ def _setup(smoke: bool):
     return config, model, np.asarray(norm.apply(train.y)), np.asarray(norm.apply(val.y))
 
 
-def _call_seconds(config, model, data, per_call: int, steps: int, batch: int) -> list[float]:
-    """Seconds per step of each call of a `train` run but its first (the compiling one)."""
-    _, history = wp.train(
+def _run(config, model, data, per_call: int, steps: int, batch: int) -> tuple[float, float]:
+    """Wall and process CPU seconds per step of a `train` run of `steps` steps."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    wp.train(
         model,
         data,
         steps=steps,
@@ -51,37 +53,40 @@ def _call_seconds(config, model, data, per_call: int, steps: int, batch: int) ->
         key=jax.random.PRNGKey(1),
         progress=False,
     )
-    ends = np.asarray(history["seconds"])[per_call - 1 :: per_call]
-    return list(np.diff(ends) / per_call)
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
 def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
     config, model, data, val = _setup(smoke)
     batch = 4 if smoke else config.batch_size
     settings = [1, *fused]
-    steps = (max(settings) * 3) if smoke else steps
-    per_step = {k: [] for k in settings}
+    steps = (max(settings) * 2) if smoke else steps
     load_before = harness.load()
+    for k in settings:  # compile every setting first (its calls of k steps, and the rest)
+        _run(config, model, data, k, steps, batch)
+    walls, cpus = {k: [] for k in settings}, {k: [] for k in settings}
     for _ in range(rounds):
         for k in settings:
-            per_step[k] += _call_seconds(config, model, data, k, steps, batch)
+            wall, cpu = _run(config, model, data, k, steps, batch)
+            walls[k].append(wall)
+            cpus[k].append(cpu)
     context = min(config.context, val.shape[1] // 4) if smoke else config.context
     validation = harness.timed(
         lambda: float(wp.forecast_mse(model, val, context)), reps=3, warmup_s=float("inf")
     )
     D, T = model.theta_size, data.shape[1]
     gflops = harness.gemm_gflops(D, cols=batch)
-    floor_s = 3 * 2 * batch * T * D * D / (gflops * 1e9)
+    floor_ms = 1e3 * 3 * 2 * batch * T * D * D / (gflops * 1e9)
     rows = {}
-    for k, times in per_step.items():
-        ms = 1e3 * statistics.median(times)
-        rows[str(k)] = dict(steps_per_call=k, ms_per_step=ms, calls=len(times),
-                            over_floor=ms / (1e3 * floor_s))  # fmt: skip
-    base = rows["1"]["ms_per_step"]
+    for k in settings:
+        wall, cpu = (1e3 * statistics.median(x[k]) for x in (walls, cpus))
+        rows[str(k)] = dict(steps_per_call=k, ms_per_step=wall, cpu_ms_per_step=cpu,
+                            runs=len(walls[k]), over_floor=cpu / floor_ms)  # fmt: skip
     for row in rows.values():
-        row["speedup"] = base / row["ms_per_step"]
+        row["speedup"] = rows["1"]["ms_per_step"] / row["ms_per_step"]
+        row["cpu_speedup"] = rows["1"]["cpu_ms_per_step"] / row["cpu_ms_per_step"]
     out = dict(smoke=smoke, system="msd", model="warp_phys (cpu preset)", batch=batch, T=T)
-    out.update(D_theta=D, gemm_gflops=gflops, floor_ms=1e3 * floor_s, rows=rows)
+    out.update(D_theta=D, gemm_gflops=gflops, floor_ms=floor_ms, rows=rows)
     out.update(validation_s=validation["median_s"], val_trajectories=len(val))
     out.update(rounds=rounds, steps_per_run=steps, load_average=[load_before, harness.load()])
     return dict(out, device=harness.device(), date=harness.stamp())
@@ -91,7 +96,8 @@ def markdown(r: dict) -> str:
     fmt = harness.fmt
     rows = [
         (k["steps_per_call"], fmt(k["ms_per_step"], ".1f"), fmt(k["speedup"], ".2f"),
-         fmt(k["over_floor"], ".1f"), k["calls"])
+         fmt(k["cpu_ms_per_step"], ".1f"), fmt(k["cpu_speedup"], ".2f"),
+         fmt(k["over_floor"], ".1f"), k["runs"])
         for k in r["rows"].values()
     ]  # fmt: skip
     load = ", ".join(f"{x:.1f}" for x in r["load_average"])
@@ -99,9 +105,15 @@ def markdown(r: dict) -> str:
         f"Training step of {r['model']} on {r['system']}: batch {r['batch']}, T {r['T']}, "
         f"D_theta {r['D_theta']}, on {r['device']}; FLOP floor {r['floor_ms']:.1f} ms/step "
         f"(3 x 2 N T D^2 at {r['gemm_gflops']:.0f} GFLOP/s); validation of "
-        f"{r['val_trajectories']} trajectories {r['validation_s']:.2f} s; load average "
+        f"{r['val_trajectories']} trajectories {r['validation_s']:.2f} s; median of "
+        f"{r['rounds']} runs of {r['steps_per_run']} steps per setting (compiled before, "
+        f"settings alternated); CPU: process time, the less load-dependent; load average "
         f"{load} (before, after)\n\n"
-        + harness.table("steps per call | ms / step | speed-up | x floor | calls timed", rows)
+        + harness.table(
+            "steps per call | wall ms / step | speed-up | CPU ms / step | CPU speed-up | "
+            "CPU x floor | runs",
+            rows,
+        )
     )
 
 
@@ -111,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fused", type=int, nargs="+", default=[5, 10, 25],
                         help="steps per call to compare with 1")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="runs per setting, alternated")
-    parser.add_argument("--steps", type=int, default=200, help="steps per run")
+    parser.add_argument("--steps", type=int, default=150, help="steps per run")
     args = harness.parse(parser, argv)
     if args.render:
         return harness.finish(args, harness.read_json(args.render), markdown)
