@@ -3,14 +3,14 @@ with 1 and with K steps fused in one jitted call (`train`'s `steps_per_call`).
 
 The model and optimiser are the `cpu` preset's (`damped_oscillator` root 8x2, batch 32,
 T = 256, Adam with clipping, teacher forcing 0.25). Each setting trains through
-`warp_phys.train` (no validation), in rounds that alternate the settings so that a
-change of the shared machine's load falls on all of them alike; a call's time is the
-clock between two calls of the loop (its first call, which compiles, is left out), so
-the host work of the loop (minibatch gathering, logging) is counted. The FLOP floor is
-the recurrence's dense matrix products, 2 N T D^2 forward and about 3x that with the
-backward pass, at the float32 GEMM rate measured beside it. The free-running validation
-of the preset's 256 trajectories is timed too, as it sets how often a run can afford
-to validate.
+`warp_phys.train` (no validation; compiled by a first run), in rounds that alternate
+the settings so that a change of the shared machine's load falls on all of them alike;
+a run's wall and process CPU time per step count the loop's host work (minibatch
+gathering, logging) too. The CPU time is the steadier measure on a shared machine (the
+step runs single-threaded). The FLOP floor is the recurrence's dense matrix products,
+2 N T D^2 forward and about 3x that with the backward pass, at the float32 GEMM rate
+per CPU-second measured beside it. The free-running validation of 256 trajectories is
+timed too, as it sets how often a run can afford to validate.
 
     python -m benchmarks.step_profile            # writes benchmarks/results/step_profile.json
     python -m benchmarks.step_profile --render   # the table, from the committed JSON
@@ -56,6 +56,21 @@ def _run(config, model, data, per_call: int, steps: int, batch: int) -> tuple[fl
     return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
+def _gemm_cpu_gflops(D: int, cols: int, reps: int = 20) -> float:
+    """The float32 GEMM rate per CPU-second, (D x D) @ (D x `cols`) (the recurrence's
+    products of a whole batch, `cols` = N T, as one: the floor if nothing but them
+    ran), over `reps` calls after a compiling one; by process time, so that the floor
+    is on the same footing as the CPU time of a step on a loaded machine."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
+    x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
+    product = jax.jit(lambda a, x: a @ x)
+    jax.block_until_ready(product(a, x))
+    cpu = time.process_time()
+    for _ in range(reps):
+        jax.block_until_ready(product(a, x))
+    return 2.0 * D * D * cols * reps / (time.process_time() - cpu) / 1e9
+
+
 def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
     config, model, data, val = _setup(smoke)
     batch = 4 if smoke else config.batch_size
@@ -75,7 +90,7 @@ def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
         lambda: float(wp.forecast_mse(model, val, context)), reps=3, warmup_s=float("inf")
     )
     D, T = model.theta_size, data.shape[1]
-    gflops = harness.gemm_gflops(D, cols=batch)
+    gflops = _gemm_cpu_gflops(D, batch * T)
     floor_ms = 1e3 * 3 * 2 * batch * T * D * D / (gflops * 1e9)
     rows = {}
     for k in settings:
@@ -104,7 +119,7 @@ def markdown(r: dict) -> str:
     return (
         f"Training step of {r['model']} on {r['system']}: batch {r['batch']}, T {r['T']}, "
         f"D_theta {r['D_theta']}, on {r['device']}; FLOP floor {r['floor_ms']:.1f} ms/step "
-        f"(3 x 2 N T D^2 at {r['gemm_gflops']:.0f} GFLOP/s); validation of "
+        f"(3 x 2 N T D^2 at {r['gemm_gflops']:.0f} GFLOP per CPU-second); validation of "
         f"{r['val_trajectories']} trajectories {r['validation_s']:.2f} s; median of "
         f"{r['rounds']} runs of {r['steps_per_run']} steps per setting (compiled before, "
         f"settings alternated); CPU: process time, the less load-dependent; load average "
