@@ -165,9 +165,9 @@ def prepare(
     )
     optimizer = for_model(optimizer, model)
     chain, train_steps = compiled_step(optimizer, objective)
-    # the schedule's length: steps, or (None) the time budget, which may change on resume
-    cosine_steps = steps if optimizer.schedule == "cosine" else None
-    loop_items = dict(steps=cosine_steps, batch_size=batch_size, has_val=val is not None)
+    # the schedule follows the run's length (steps or time budget) from the next step
+    # when a resumed run changes it, as it follows a new learning rate
+    loop_items = dict(batch_size=batch_size, has_val=val is not None)
     stamp = fingerprint((optimizer, objective, validation), loop_items, key, inputs, targets, times)
     setup = Setup(
         inputs=inputs,
@@ -223,3 +223,18 @@ def validation_arrays(model, val_data, val_times, validation, inputs, targets, t
         raise ValueError(f"validation data must have {model.data_size} channels")
     context = validation.context or max(1, val[0].shape[1] // 4)
     return val, val_times, dataclasses.replace(validation, context=context)
+
+
+def shuffler(key, n: int, batch_size: int):
+    """`step -> rows`: minibatches drawn without replacement from a permutation of the
+    `n` trajectories per epoch, seeded by `key` (so a resumed run draws the same)."""
+    seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+    permutation = functools.lru_cache(maxsize=2)(
+        lambda epoch: np.random.default_rng([*seed, epoch]).permutation(n)
+    )
+
+    def rows_of(step: int) -> np.ndarray:
+        epoch, index = divmod(step - 1, n // batch_size)
+        return permutation(epoch)[index * batch_size : (index + 1) * batch_size]
+
+    return rows_of

@@ -155,3 +155,21 @@ def resume_state(
         skipped=meta["skipped_steps"],
         non_finite=meta["non_finite_in_a_row"],
     )
+
+
+def stop_non_finite(folder: Path | None, state: TrainState, stamp: dict, loss: float):
+    """Write the last good state (the one before the `state.non_finite` non-finite steps
+    in a row, which a resumed run takes again) and raise `FloatingPointError`."""
+    bad = state.non_finite
+    state.step, state.skipped, state.non_finite = state.step - bad, state.skipped - bad, 0
+    save_last(folder, state, stamp, "non-finite")
+    where = f"; the last good state is in {folder / 'last.eqx'}" if folder else ""
+    steps = f"step {state.step + 1}" if bad == 1 else f"steps {state.step + 1}-{state.step + bad}"
+    raise FloatingPointError(
+        f"training loss, gradient or parameters became non-finite (NaN, inf or beyond "
+        f"float32 range; loss {loss}) at {steps}; stopped with the model from step "
+        f"{state.step}{where} ({bad} non-finite step(s) in a row, each skipped, stop a run: "
+        f"max_non_finite). Lower the learning rate, check the data scale, or bound the "
+        "decoder's output (e.g. decoder_options={'final_activation': 5.0}) so free-running "
+        "rollouts stay finite"
+    )

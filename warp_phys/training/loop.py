@@ -9,7 +9,6 @@ and the checkpoints (`_state.save_last`, `best.eqx` in `_validate`).
 """
 
 import contextlib
-import functools
 import time
 
 import equinox as eqx
@@ -21,8 +20,8 @@ from tqdm.auto import tqdm
 
 from ._devices import replicate, to_default_device
 from ._lock import run_lock
-from ._setup import MAX_NON_FINITE, STEPS_PER_CALL, Setup, prepare
-from ._state import TrainState, resume_state, save_last
+from ._setup import MAX_NON_FINITE, STEPS_PER_CALL, Setup, prepare, shuffler
+from ._state import TrainState, resume_state, save_last, stop_non_finite
 from .checkpoint import save_model
 from .metrics_log import MetricsLog
 from .optim import schedule_factor
@@ -96,7 +95,8 @@ def train(
       run (unless the first stopped on its time budget, which adds a validation). Only
       `steps`, `max_seconds`, `patience`, `devices`, `progress`, `log_every`,
       `max_non_finite`, `steps_per_call` and the learning rates `lr`, `transition_lr`
-      may change (the optimiser state is kept; a new rate applies from the next step).
+      may change (the optimiser state is kept; a new rate applies from the next step,
+      and so does a new length, to which the cosine schedule is re-sized).
       A run that already reached `steps` or spent `max_seconds` is a `ValueError`. A
       `checkpoint_dir` is locked while `train` runs (see `run_lock`).
     - `key`: PRNG key of the shuffler, teacher-forcing coins and feedback noise.
@@ -156,7 +156,7 @@ def _loop(setup: Setup, state: TrainState, log: MetricsLog, key, progress: bool)
     checkpointing on the way; `state` ends at the last step (its best model kept).
     **Returns:** the history."""
     shuffle_key, step_key = jax.random.split(key)
-    rows_of = _shuffler(shuffle_key, len(setup.inputs), setup.batch_size)
+    rows_of = shuffler(shuffle_key, len(setup.inputs), setup.batch_size)
     history = {"step": [], "loss": [], "seconds": [], "val_step": [], "val_mse": [],
                "skipped": []}  # fmt: skip
     done, stopped, postfix = state.step, "steps", {}
@@ -206,21 +206,6 @@ def _call_length(setup: Setup, step: int) -> int:
     return count if setup.steps is None else min(count, setup.steps - step)
 
 
-def _shuffler(key, n: int, batch_size: int):
-    """`step -> rows`: minibatches drawn without replacement from a permutation of the
-    `n` trajectories per epoch, seeded by `key` (so a resumed run draws the same)."""
-    seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
-    permutation = functools.lru_cache(maxsize=2)(
-        lambda epoch: np.random.default_rng([*seed, epoch]).permutation(n)
-    )
-
-    def rows_of(step: int) -> np.ndarray:
-        epoch, index = divmod(step - 1, n // batch_size)
-        return permutation(epoch)[index * batch_size : (index + 1) * batch_size]
-
-    return rows_of
-
-
 def _take_steps(setup: Setup, state: TrainState, rows: np.ndarray, first: int, key):
     """Steps `first ..` on the minibatches `rows` `(K, batch)` in one call; `state`'s
     model and optimiser state move on to them (non-finite steps skipped; none after
@@ -264,7 +249,7 @@ def _record(setup, state: TrainState, history, log, step: int, loss: float, ok: 
         seconds = round(state.seconds, 3)
         log.write(step=step, loss=loss, skipped=state.skipped, seconds=seconds, **rates)
     if state.non_finite >= setup.max_non_finite:
-        _stop_non_finite(setup, state, loss)
+        stop_non_finite(setup.folder, state, setup.fingerprint, loss)
 
 
 def _validate(setup: Setup, state: TrainState, history: dict, log: MetricsLog) -> float:
@@ -295,21 +280,3 @@ def _validate(setup: Setup, state: TrainState, history: dict, log: MetricsLog) -
         state.bad += 1
     log.write(step=state.step, val_mse=value, best_val=state.best_val, best_step=state.best_step)
     return value
-
-
-def _stop_non_finite(setup: Setup, state: TrainState, loss: float):
-    """Write the last good state (the one before the non-finite steps in a row, which a
-    resumed run takes again) and raise `FloatingPointError`."""
-    bad = state.non_finite
-    state.step, state.skipped, state.non_finite = state.step - bad, state.skipped - bad, 0
-    save_last(setup.folder, state, setup.fingerprint, "non-finite")
-    where = f"; the last good state is in {setup.folder / 'last.eqx'}" if setup.folder else ""
-    steps = f"step {state.step + 1}" if bad == 1 else f"steps {state.step + 1}-{state.step + bad}"
-    raise FloatingPointError(
-        f"training loss, gradient or parameters became non-finite (NaN, inf or beyond "
-        f"float32 range; loss {loss}) at {steps}; stopped with the model from step "
-        f"{state.step}{where} ({bad} non-finite step(s) in a row, each skipped, stop a run: "
-        f"max_non_finite). Lower the learning rate, check the data scale, or bound the "
-        "decoder's output (e.g. decoder_options={'final_activation': 5.0}) so free-running "
-        "rollouts stay finite"
-    )
