@@ -157,8 +157,8 @@ def _loop(setup: Setup, state: TrainState, log: MetricsLog, key, progress: bool)
     **Returns:** the history."""
     shuffle_key, step_key = jax.random.split(key)
     rows_of = shuffler(shuffle_key, len(setup.inputs), setup.batch_size)
-    history = {"step": [], "loss": [], "seconds": [], "val_step": [], "val_mse": [],
-               "skipped": []}  # fmt: skip
+    names = ("step", "loss", "seconds", "val_step", "val_mse", "skipped")
+    history = {name: [] for name in names}
     done, stopped, postfix = state.step, "steps", {}
     call_start = time.perf_counter()
     run_start = call_start - state.seconds  # the run's clock, over resumes
