@@ -48,7 +48,8 @@ def test_every_field_is_a_flag_a_config_key_and_in_the_fingerprint(capsys):
         for name in group.flat():
             assert (name in stamp) == (name not in RESUMABLE), name
     assert set(RESUMABLE) == {
-        "steps", "max_seconds", "patience", "devices", "lr", "transition_lr"
+        "steps", "max_seconds", "patience", "devices", "lr", "transition_lr", "max_non_finite",
+        "steps_per_call",
     }
 
 
@@ -77,7 +78,7 @@ def test_a_new_field_is_a_flag_and_in_the_fingerprint(monkeypatch):
         (lambda: wp.ValidationOptions(patience=0), "option patience must be >= 1 or None"),
         (lambda: wp.ValidationOptions(protocol="x"), "option eval_protocol must be one of"),
         (lambda: wp.RunConfig(model="rnn"), "option model must be one of warp, gru, lstm"),
-        (lambda: wp.RunConfig(steps=0), "option steps must be >= 1, got 0"),
+        (lambda: wp.RunConfig(steps=0), "option steps must be >= 1 or None, got 0"),
     ],
 )
 def test_invalid_values_are_one_line_errors_naming_the_option(build, message):
@@ -100,13 +101,16 @@ def test_flat_round_trip(tmp_path):
     assert list(flat) == wp.RunConfig.option_names()
     assert wp.RunConfig.from_dict(json.loads(json.dumps(flat))) == config
     assert (config.lr, config.optimizer, config.val_every) == (3e-3, "adamw", 7)
-    assert config.optimizer_options == wp.OptimizerOptions(name="adamw", lr=3e-3)
+    assert config.optimizer_options == wp.OptimizerOptions(
+        name="adamw", lr=3e-3, schedule="cosine", warmup=0.01
+    )  # RunConfig's defaults: those of the CPU-minute probe
     assert config.validation_options.protocol == "full" and config.decoder_options == {"a": 1}
     changed = config.replace(lr=1e-2, patience=3)
     assert changed.optimizer_options.lr == 1e-2 and changed.validation_options.patience == 3
     assert changed.replace(lr=3e-3, patience=None) == config
     grouped = wp.RunConfig(optimizer_options=wp.OptimizerOptions(name="adamw", lr=3e-3))
-    assert grouped.to_dict() == dict(wp.RunConfig().to_dict(), optimizer="adamw", lr=3e-3)
+    expected = dict(optimizer="adamw", lr=3e-3, schedule="constant", warmup=0.0)
+    assert grouped.to_dict() == dict(wp.RunConfig().to_dict(), **expected)
     # sections (the old names or the group names) and flat files read the same
     sectioned = '[optimisation]\nlr = 3e-3\n[validation_options]\nval_every = 7\n'
     (tmp_path / "a.toml").write_text(sectioned + '[model]\ndecoder_options = { a = 1 }\n')
@@ -133,9 +137,9 @@ def test_flags_and_defaults_reach_the_groups():
 
 
 def test_the_compiled_step_is_cached_by_the_options():
-    first = compiled_step(wp.OptimizerOptions(lr=1e-3), None, wp.ObjectiveOptions())
-    again = compiled_step(wp.OptimizerOptions(lr=0.001), None, wp.ObjectiveOptions())
-    other = compiled_step(wp.OptimizerOptions(lr=2e-3), None, wp.ObjectiveOptions())
+    first = compiled_step(wp.OptimizerOptions(lr=1e-3), wp.ObjectiveOptions())
+    again = compiled_step(wp.OptimizerOptions(lr=0.001), wp.ObjectiveOptions())
+    other = compiled_step(wp.OptimizerOptions(lr=2e-3), wp.ObjectiveOptions())
     assert first is again and first is not other
 
 

@@ -493,7 +493,7 @@ def test_plot_command_regenerates_the_configured_data(runs, data, monkeypatch, t
              data=False)  # fmt: skip
     assert calls == [("msd", 2, "test", 0)] and out.stat().st_size > 1000
     _, size = wp.run_dataset(wp.load_run(runs / "mlp"), split="val", count=5)
-    assert calls[-1] == ("msd", 5, "val", 0) and size == 64  # RunConfig's n_val
+    assert calls[-1] == ("msd", 5, "val", 0) and size == wp.RunConfig().n_val
 
 
 def test_plot_command_needs_a_complete_run_folder(runs, tmp_path):

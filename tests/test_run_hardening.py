@@ -108,7 +108,7 @@ def test_a_step_to_non_finite_weights_is_not_saved_as_good(tmp_path):
                     key=jax.random.PRNGKey(0))  # fmt: skip
     optimizer = wp.OptimizerOptions(name="adabelief", lr=3.4e38)
     with pytest.raises(FloatingPointError, match="at step 1; stopped with the model from step 0"):
-        wp.train(start, data, steps=3, batch_size=4, optimizer=optimizer,
+        wp.train(start, data, steps=3, batch_size=4, optimizer=optimizer, max_non_finite=1,
                  checkpoint_dir=tmp_path, key=jax.random.PRNGKey(0), progress=False)  # fmt: skip
     saved = wp.load_model(tmp_path / "last.eqx")
     for a, b in zip(leaves(start), leaves(saved), strict=True):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import warp_phys as wp
-from warp_phys.training.checkpoint import MAGIC, checkpoint_digest
+from warp_phys.training.checkpoint import MAGIC, checkpoint_digest, read_header
+from warp_phys.training.metrics_log import read_metrics
 
 T = 40
 
@@ -155,10 +156,50 @@ def test_wrong_channel_count_is_refused():
         )
 
 
-def test_diverging_training_stops_with_a_clear_error(data):
+def test_diverging_training_stops_with_a_clear_error(data, tmp_path):
+    """Every step is non-finite: the run stops after max_non_finite of them in a row,
+    with the (finite) state before them in last.eqx."""
     model = tiny_model()
     model = eqx.tree_at(lambda m: m.A, model, 50.0 * model.A)  # explodes along the sequence
-    with pytest.raises(FloatingPointError, match="step 1"):
-        wp.train(
-            model, data[0] * 1e30, steps=3, batch_size=4, key=jax.random.PRNGKey(0), progress=False
-        )
+    with pytest.raises(FloatingPointError, match="steps 1-3; stopped with the model from step 0"):
+        wp.train(model, data[0] * 1e30, steps=5, batch_size=4, max_non_finite=3,
+                 checkpoint_dir=tmp_path, key=jax.random.PRNGKey(0), progress=False)  # fmt: skip
+    saved = wp.load_model(tmp_path / "last.eqx")
+    for a, b in zip(params(model), params(saved), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert read_header(tmp_path / "last.eqx")[0]["metadata"]["step"] == 0
+
+
+def params(model) -> list:
+    return jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+
+
+def _poisoned(data):
+    """The training set with trajectory 0 scaled to overflow the loss: one minibatch
+    per epoch (of 4) is non-finite."""
+    poisoned = data[0].copy()
+    poisoned[0] *= 1e30
+    return poisoned
+
+
+def _fit(data, steps, folder=None):
+    return wp.train(tiny_model(), _poisoned(data), steps=steps, batch_size=8,
+                    optimizer=wp.OptimizerOptions(lr=3e-3), checkpoint_dir=folder,
+                    key=jax.random.PRNGKey(0), progress=False)  # fmt: skip
+
+
+def test_a_non_finite_step_is_skipped_and_training_goes_on(data, tmp_path):
+    model, history = _fit(data, 12, tmp_path)
+    bad = [s for s, loss in zip(history["step"], history["loss"], strict=True)
+           if not np.isfinite(loss)]  # fmt: skip
+    assert history["skipped"] == bad and len(bad) == 3  # one minibatch per epoch
+    assert history["stopped"] == "steps" and history["step"][-1] == 12
+    assert all(np.all(np.isfinite(p)) for p in params(model))
+    assert read_metrics(tmp_path / "metrics.jsonl")[-1]["skipped"] == 3
+    # a skipped step leaves the model as it was: the run stopped there equals the run
+    # stopped just before it
+    first = next(s for s in bad if s > 1)
+    before, _ = _fit(data, first - 1)
+    at, _ = _fit(data, first)
+    for a, b in zip(params(before), params(at), strict=True):
+        np.testing.assert_array_equal(a, b)

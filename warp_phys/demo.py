@@ -52,15 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def demo_config(args: argparse.Namespace) -> RunConfig:
-    """The demo's run: WARP-Phys with the damped oscillator started at the physics of the
-    centre of the system's parameter ranges, or WARP with an MLP root clipped to [-5, 5]
-    normalised units (the data span about +-3, so free rollouts stay finite)."""
+    """The demo's run: WARP-Phys with the damped oscillator (started, as every run, at the
+    physics of the centre of the system's parameter ranges), or WARP with an MLP root
+    clipped to [-5, 5] normalised units (the data span about +-3, so free rollouts stay
+    finite)."""
     options = {"final_activation": 5.0} if args.decoder == "mlp" else {"activation": "swish"}
-    if args.decoder == "damped_oscillator":
-        system = systems.get_system(args.system)
-        centre = {name: sum(bounds) / 2 for name, bounds in system.param_ranges.items()}
-        physics = system.physical_parameters(centre)
-        options.update({f"{n}_init": physics[n] for n in ("omega0", "zeta") if n in physics})
     return RunConfig(
         system=args.system,
         n_train=args.n_train,

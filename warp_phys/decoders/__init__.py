@@ -10,6 +10,7 @@ is accepted).
 
 from ._base import (
     AbstractDecoder,
+    decoder_keywords,
     get_decoder,
     list_decoders,
     make_decoder,
@@ -45,6 +46,7 @@ __all__ = [
     "damped_transition",
     "decoder_from_function",
     "decoder_from_sympy",
+    "decoder_keywords",
     "get_decoder",
     "get_transform",
     "inverse_transform",

@@ -213,6 +213,13 @@ def make_decoder(
     return get_decoder(spec, data_size=data_size, **{**given, **options})
 
 
+def decoder_keywords(spec: str) -> set[str] | None:
+    """The keyword options the decoder `spec` takes (None when it takes any, or when
+    `spec` names no registered decoder or prefix)."""
+    factory = _factory(spec)
+    return None if factory is None else _keyword_names(factory)
+
+
 def _factory(spec):
     """The registered factory, spec-prefix handler or imported factory that builds `spec`."""
     if is_import_path(spec, _SPEC_PREFIXES):

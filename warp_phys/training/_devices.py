@@ -72,10 +72,14 @@ def replicate(tree, mesh: Mesh):
     return eqx.combine(arrays, static)
 
 
-def shard_batch(mesh: Mesh, array: Shaped[np.ndarray, "batch ..."]) -> Shaped[Array, "batch ..."]:
-    """`array` `(batch, ...)` split along its first axis over the devices of `mesh`
-    (`batch / n` rows each; `batch` must be a multiple of the mesh size)."""
-    return jax.device_put(array, NamedSharding(mesh, PartitionSpec(BATCH_AXIS)))
+def shard_batch(
+    mesh: Mesh, array: Shaped[np.ndarray, "..."], axis: int = 0
+) -> Shaped[Array, "..."]:
+    """`array` split along its batch `axis` (e.g. `(batch, ...)`, or `(steps, batch,
+    ...)` with `axis=1`) over the devices of `mesh` (`batch / n` rows each; `batch`
+    must be a multiple of the mesh size)."""
+    spec = PartitionSpec(*[None] * axis, BATCH_AXIS)
+    return jax.device_put(array, NamedSharding(mesh, spec))
 
 
 def to_default_device(tree):

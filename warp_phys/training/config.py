@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
+from ._setup import DEFAULT_STEPS, MAX_NON_FINITE, STEPS_PER_CALL
 from .models import ModelOptions
 from .options import (
     ObjectiveOptions,
@@ -41,9 +42,13 @@ class DataOptions(Options):
     val_fraction: float = option(
         0.2, "share of --data trajectories held out for validation (seeded by data_seed)"
     )
-    n_train: int = option(512, "training trajectories of --system")
-    n_val: int = option(64, "validation trajectories of --system (model selection)")
-    n_test: int = option(128, "test trajectories of --system (evaluate's default)")
+    n_train: int = option(
+        20480,
+        "training trajectories of --system (fresh ones are cheap: MSD makes 20480 in ~4 s; "
+        "the probe of accuracy per CPU-minute in NOTES.md trained on 20480)",
+    )
+    n_val: int = option(256, "validation trajectories of --system (model selection)")
+    n_test: int = option(512, "test trajectories of --system (evaluate's default)")
     data_seed: int | None = option(None, "seed of the data sets (default: --seed)")
     normalize: bool = option(
         True, "standardise channels with training-split statistics (metrics stay in raw units)"
@@ -63,9 +68,30 @@ class DataOptions(Options):
 class LoopOptions(Options):
     """The length and placement of a run's training loop, and its seed."""
 
-    steps: int = option(1000, "optimiser steps", resumable=True)
-    batch_size: int = option(32, "sequences per step")
-    max_seconds: float | None = option(None, "wall-clock training budget", resumable=True)
+    steps: int | None = option(
+        None,
+        "optimiser steps (default: as many as --max-seconds allows, the learning-rate "
+        f"schedule sized to that time; {DEFAULT_STEPS} without --max-seconds)",
+        resumable=True,
+    )
+    batch_size: int = option(
+        32, "sequences per step (the probe: batch 64 gains nothing per CPU-second)"
+    )
+    max_seconds: float | None = option(
+        None, "wall-clock training budget of the run, over resumes", resumable=True
+    )
+    max_non_finite: int = option(
+        MAX_NON_FINITE,
+        "a step whose loss, gradient or update is NaN/inf is skipped; this many in a row "
+        "stop the run (the last good state in last.eqx)",
+        resumable=True,
+    )
+    steps_per_call: int = option(
+        STEPS_PER_CALL,
+        "training steps fused in one jitted call (a lax.scan; 10 saved ~5 percent of CPU "
+        "time on 2 cores: benchmarks/step_profile.py); validation, checkpoints between calls",
+        resumable=True,
+    )
     devices: int | Literal["auto"] = option(
         1,
         "data-parallel training over N local devices (auto: all of them); the batch size "
@@ -75,20 +101,28 @@ class LoopOptions(Options):
     seed: int = option(0, "seed of the model, shuffler and teacher forcing")
 
     def check(self) -> None:
-        at_least("steps", self.steps, 1)
+        at_least("steps", self.steps, 1, none=True)
+        at_least("max_non_finite", self.max_non_finite, 1)
+        at_least("steps_per_call", self.steps_per_call, 1)
         at_least("batch_size", self.batch_size, 1)
         in_range("max_seconds", self.max_seconds, 0, math.inf, "[)")
         if self.devices != "auto" and self.devices < 1:
             raise ValueError(f"option devices must be >= 1 or 'auto', got {self.devices}")
 
 
-# RunConfig's groups and their defaults (validation: 100 observed steps, "auto" protocol)
+# RunConfig's groups and their defaults: those of the probe of accuracy per CPU-minute
+# on MSD (NOTES.md; README "Training"): Adam 3e-3 with global-norm clipping at 1 and a
+# cosine schedule over the run (its steps, or its time budget), batch 32, root 8x2,
+# 20480 fresh training trajectories, teacher forcing 0.25, 100 observed steps (with the
+# "auto" protocol) for validation; a validation every VAL_EVERY steps costs a few % of
+# the training time (benchmarks/step_profile.py).
+VAL_EVERY = 100
 GROUPS: dict[str, Options] = {
     "data_options": DataOptions(),
     "model_options": ModelOptions(),
     "objective_options": ObjectiveOptions(),
-    "optimizer_options": OptimizerOptions(),
-    "validation_options": ValidationOptions(context=100, protocol="auto"),
+    "optimizer_options": OptimizerOptions(lr=3e-3, schedule="cosine", warmup=0.01),
+    "validation_options": ValidationOptions(context=100, protocol="auto", every=VAL_EVERY),
     "loop_options": LoopOptions(),
 }
 # flat option name -> (group, field)

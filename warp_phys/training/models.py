@@ -10,10 +10,14 @@ import math
 from typing import Literal
 
 import equinox as eqx
+import numpy as np
+
+import systems
 
 from .._interface import AbstractSequenceModel
 from .._model import WARP
 from ..baselines import BASELINES, count_parameters, hidden_size_for
+from ..decoders import decoder_keywords
 from .data import Normalizer
 from .options import Options, in_range, option
 
@@ -31,7 +35,7 @@ class ModelOptions(Options):
         "WARP root decoder: a registered name, 'sympy:FORMULA' or an import path "
         "'package.module:attribute' of your own prior",
     )
-    root_width: int = option(16, "WARP root width (decoders with a width)")
+    root_width: int = option(8, "WARP root width (decoders with a width)")
     root_depth: int = option(2, "WARP root depth (decoders with a depth)")
     decoder_options: dict | None = option(
         None,
@@ -66,8 +70,25 @@ class ModelOptions(Options):
             object.__setattr__(self, "decoder_options", {})
 
 
+def centre_physics(config) -> dict[str, float]:
+    """`<name>_init` options at the physics of the centre of the system's parameter
+    ranges, for a decoder that takes them (the damped oscillator's `omega0_init`,
+    `zeta_init`): the prior starts at the population's centre, not at generic values."""
+    if config.system is None:
+        return {}
+    system = systems.get_system(config.system)
+    ranges = getattr(system, "param_ranges", None) or {}
+    physics = system.physical_parameters({n: sum(r) / 2 for n, r in ranges.items()})
+    accepted = decoder_keywords(config.decoder) or set()
+    return {
+        f"{n}_init": float(v)
+        for n, v in physics.items()
+        if f"{n}_init" in accepted and np.size(v) == 1
+    }
+
+
 def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=None) -> WARP:
-    options = dict(config.decoder_options)
+    options = {**centre_physics(config), **config.decoder_options}
     if config.decoder == "mlp" and config.normalize:
         options.setdefault("final_activation", 5.0)  # keeps early free rollouts finite
     if config.loss == "nll":

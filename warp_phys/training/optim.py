@@ -1,10 +1,19 @@
 """The optimiser: gradient clipping, Adam / AdamW / AdaBelief with A's own learning rate,
-and a constant, cosine or reduce-on-plateau schedule, as one optax chain."""
+and a constant, warmup-cosine or reduce-on-plateau schedule, as one optax chain.
+
+The warmup-cosine schedule is a factor of the learning rate read from the run's
+progress in [0, 1] (`schedule_factor`): `make_optimizer` feeds it the step count over
+the run's length; `train` computes it on the host, from the step or from the wall-clock
+time over a `max_seconds` budget, and scales the chain's updates by it inside the
+jitted step (every optimiser here applies its rate last, so this is exactly the
+scheduled rate, and a new value costs no recompilation).
+"""
 
 import dataclasses
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import optax
 
 from .options import OptimizerOptions
@@ -51,7 +60,8 @@ def make_optimizer(
           <= `clip_value`), `"elementwise"` (clip each entry to [-clip_value,
           clip_value]; the reference used 1e-7, spec section 8.6, which makes AdaBelief
           a sign-SGD) or `"none"`.
-        - `schedule`: `"constant"`, `"cosine"` (decay to 1 % over `steps`) or
+        - `schedule`: `"constant"`, `"cosine"` (a linear warmup over the first
+          `warmup` of the run, then a cosine decay to 1 % at its end) or
           `"plateau"` (multiply the step by `plateau_factor` when the training loss
           stalls for `plateau_patience` checks of `plateau_accumulation` losses each;
           rtol 1e-4, min scale 0.01). With `"plateau"`, `update` needs the loss as
@@ -63,7 +73,29 @@ def make_optimizer(
     options = options or OptimizerOptions()
     if options.schedule == "cosine" and not steps:
         raise ValueError("the cosine schedule needs the number of training steps")
-    return optax_chain(for_model(options, model), steps if options.schedule == "cosine" else None)
+    chain = optax_chain(for_model(options, model))
+    if options.schedule != "cosine":
+        return chain
+    factor = optax.scale_by_schedule(lambda count: schedule_factor(options, count / steps))
+    return optax.chain(chain, factor)
+
+
+COSINE_FLOOR = 0.01  # the cosine schedule's last rate, as a share of the first
+
+
+def schedule_factor(options: OptimizerOptions, progress):
+    """The learning rate's factor at `progress` (a share of the run in [0, 1], a float
+    or a scalar array): 1 but for the cosine schedule, which rises linearly over the
+    first `options.warmup` of the run (from 1 / 100 of it) and then decays as a cosine
+    to `COSINE_FLOOR` at progress 1 (and stays there)."""
+    if options.schedule != "cosine":
+        return jnp.ones_like(jnp.asarray(progress, jnp.float32))
+    progress = jnp.clip(jnp.asarray(progress, jnp.float32), 0.0, 1.0)
+    warmup = options.warmup
+    rise = 0.01 + 0.99 * jnp.minimum(1.0, progress / warmup) if warmup > 0 else 1.0
+    decay = jnp.clip((progress - warmup) / (1.0 - warmup), 0.0, 1.0)
+    cosine = COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + jnp.cos(jnp.pi * decay))
+    return rise * cosine
 
 
 def _labels(params):
@@ -79,21 +111,15 @@ def _labels(params):
     return labels
 
 
-def optax_chain(
-    options: OptimizerOptions, steps: int | None
-) -> optax.GradientTransformationExtraArgs:
-    """`make_optimizer` for options whose `transition_lr` is resolved (`for_model`), with
-    no model, so that it can be cached; `steps`: the cosine schedule's length."""
-
-    def rate(lr):
-        if options.schedule == "cosine":
-            return optax.cosine_decay_schedule(lr, decay_steps=steps, alpha=0.01)
-        return lr
+def optax_chain(options: OptimizerOptions) -> optax.GradientTransformationExtraArgs:
+    """`make_optimizer` without the cosine schedule's factor (`schedule_factor`, which
+    `train` applies itself), for options whose `transition_lr` is resolved
+    (`for_model`), with no model, so that it can be cached."""
 
     def base(lr):
         if options.name == "adamw":
-            return optax.adamw(rate(lr), weight_decay=options.weight_decay)
-        return getattr(optax, options.name)(rate(lr))
+            return optax.adamw(lr, weight_decay=options.weight_decay)
+        return getattr(optax, options.name)(lr)
 
     parts = []
     if options.clip == "global_norm":

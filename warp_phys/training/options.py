@@ -148,8 +148,12 @@ class OptimizerOptions(Options):
     clip: Literal["global_norm", "elementwise", "none"] = option("global_norm", "gradient clipping")
     clip_value: float = option(1.0, "clipping threshold")
     schedule: Literal["constant", "cosine", "plateau"] = option(
-        "constant", "learning-rate schedule"
+        "constant",
+        "learning-rate schedule: cosine decays to lr / 100 at the end of the run (its "
+        "steps, or its --max-seconds when no --steps is given: then sized in wall-clock "
+        "time)",
     )
+    warmup: float = option(0.0, "cosine schedule: share of the run with a linear warmup")
     plateau_factor: float = option(0.5, "plateau schedule: step factor when the loss stalls")
     plateau_patience: int = option(20, "plateau schedule: stalled checks before reducing")
     plateau_accumulation: int = option(50, "plateau schedule: losses averaged per check")
@@ -159,6 +163,7 @@ class OptimizerOptions(Options):
             in_range(name, getattr(self, name), 0, math.inf, "()")
         in_range("weight_decay", self.weight_decay, 0, math.inf, "[)")
         in_range("plateau_factor", self.plateau_factor, 0, 1, "()")
+        in_range("warmup", self.warmup, 0, 1, "[)")
         at_least("plateau_patience", self.plateau_patience, 1)
         at_least("plateau_accumulation", self.plateau_accumulation, 1)
 

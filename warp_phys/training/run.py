@@ -25,6 +25,7 @@ from ..baselines import count_parameters
 from ._devices import resolve_devices
 from ._lock import run_lock
 from ._run_files import check_model_config, read_json, write_start
+from ._setup import run_length
 from ._state import resume_metadata
 from .checkpoint import load_model
 from .config import RESUMABLE, RunConfig
@@ -144,8 +145,7 @@ def train_run(
     with run_lock(out):
         if (out / "config.json").exists() and not (resume or overwrite):
             raise ValueError(
-                f"{out} already holds a run; pass resume to continue it or overwrite to "
-                "replace it"
+                f"{out} already holds a run; pass resume to continue it or overwrite to replace it"
             )
         if resume:
             _check_resume(out, config)
@@ -173,6 +173,8 @@ def train_run(
             times=grid_times(train_set, model, "training data"),
             val_times=grid_times(val_set, model, "validation data"),
             max_seconds=config.max_seconds,
+            max_non_finite=config.max_non_finite,
+            steps_per_call=config.steps_per_call,
             devices=config.devices,
             checkpoint_dir=out,
             resume=resume,
@@ -192,6 +194,7 @@ def _summary(model, history: dict, seconds: float, shape) -> dict:
         "parameters": count_parameters(model),
         "steps_done": history["step"][-1] if history["step"] else None,
         "stopped": history["stopped"],
+        "skipped_steps": history["skipped"],
         "best_val_mse_normalized": min(history["val_mse"], default=None),
         "train_seconds": seconds,
         "data_shape": list(shape),
@@ -204,7 +207,9 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     if not (out / "last.eqx").is_file():
         raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
     _check_resumable(load_run(out, "last").config, config, out)
-    resume_metadata(out / "last.eqx", config.steps)
+    resume_metadata(
+        out / "last.eqx", run_length(config.steps, config.max_seconds), config.max_seconds
+    )
 
 
 def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
