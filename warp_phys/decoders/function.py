@@ -212,8 +212,8 @@ def decoder_from_function(
     - `readout`: how theta_t gives the parameters (`benchmarks/readouts.py` measured
       them): `"weights"` (default; theta_t are the weights of a small MLP
       `[tau, x_prev] -> parameters`, which identifies each trajectory's values),
-      `"direct"` (theta_t holds the raw parameters: population-level values, the
-      recurrence rarely tells trajectories apart through them), `"latent"` or
+      `"direct"` (theta_t holds the raw parameters: population-level values; on MSD
+      it learned the population mean), `"latent"` or
       `"latent_unit"`; `options` its settings (`width`, `depth`, `activation`,
       `input_prev`, `latent_size`) and `scale`, `shift`, `dt` (see `PhysicalPrior`).
     - `name`: also register the prior under this name (so `WARP(decoder=name)` and
