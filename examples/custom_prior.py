@@ -36,10 +36,11 @@ def main(argv=None):
     # 1. data with known parameters (params/alpha, params/beta, params/delta)
     np.savez(out / "duffing.npz", **simulate(args.n, 80, seed=0))
     np.savez(out / "duffing_test.npz", **simulate(32, 80, seed=1))
-    # 2. train with the prior named by import path; its physics is in raw units
+    # 2. train with the prior named by import path (it computes in the data's units; the
+    #    run normalises the data and maps them back for the prior)
     config = wp.RunConfig(
-        data=str(out / "duffing.npz"), decoder="duffing_prior:duffing", normalize=False,
-        context=20, steps=args.steps, batch_size=16, lr=3e-3, val_every=100,
+        data=str(out / "duffing.npz"), decoder="duffing_prior:duffing", context=20,
+        steps=args.steps, batch_size=16, lr=3e-3, val_every=100,
     )  # fmt: skip
     run, _ = wp.train_run(config, out / "run", overwrite=True, progress=False)
     # 3. forecast the test trajectories from 20 observed steps

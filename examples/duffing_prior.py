@@ -2,9 +2,11 @@
 
     x'' = -delta x' - alpha x - beta x^3,   state (position x, velocity v),
 
-as WARP's root network. theta_t holds (alpha, beta, delta); the prior advances the
-previous observation by one RK4 step of DT seconds. Use it by import path, with this
-folder on PYTHONPATH:
+as WARP's root network. The prior reads (alpha, beta, delta) from theta_t through the
+default "weights" readout (theta_t are the weights of a small MLP [tau, x_prev] ->
+parameters, which identifies each trajectory's values) and advances the previous
+observation by one RK4 step of DT seconds, in the data's own units (WARP maps normalised
+data back to them). Use it by import path, with this folder on PYTHONPATH:
 
     PYTHONPATH=examples warp-phys train --data duffing.npz --decoder duffing_prior:duffing ...
 

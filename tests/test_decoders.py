@@ -72,7 +72,8 @@ def hand_written(p, tau, x):
 
 def test_sympy_decoder_matches_hand_written_jax():
     decoder = decoder_from_sympy(
-        FORMULAS, params=["A", "gamma", "omega", "phi", "B"], transforms={"gamma": "softplus"}
+        FORMULAS, params=["A", "gamma", "omega", "phi", "B"], transforms={"gamma": "softplus"},
+        readout="direct",  # theta_t = the raw parameters, compared with the hand-written fn
     )
     assert decoder.data_size == 2 and decoder.theta_size == 5
     rng = np.random.default_rng(0)
@@ -115,7 +116,7 @@ def test_every_whitelisted_function_compiles_to_jax():
         + np.arccos(0.1 * a) + np.arctan(a) + np.arcsinh(a) + np.arccosh(3 + a**2)
         + np.arctanh(0.1 * a) + np.arctan2(1, a)
     )
-    decoder = decoder_from_sympy(formula, params=["a"])
+    decoder = decoder_from_sympy(formula, params=["a"], readout="direct")
     got = decoder({"a": jnp.asarray(a)}, jnp.asarray(0.0), jnp.zeros(1))
     np.testing.assert_allclose(got, [want], rtol=1e-5)
 
@@ -123,16 +124,17 @@ def test_every_whitelisted_function_compiles_to_jax():
 def test_sympy_inputs_time_and_expression_objects():
     # x0, x1 are the channels of x_prev; a sympy expression works like the string.
     s, k = sympy.symbols("s k")
-    from_expr = decoder_from_sympy([s * k, -k], time="s", params=["k"])
-    from_string = parse_decoder_spec("sympy: k*t ; -k + 0*x1", data_size=2)
+    # readout="direct": theta_t holds the parameter values given below
+    from_expr = decoder_from_sympy([s * k, -k], time="s", params=["k"], readout="direct")
+    from_string = parse_decoder_spec("sympy: k*t ; -k + 0*x1", data_size=2, readout="direct")
     assert from_string.params_spec == (("k", ()),)
     p = {"k": jnp.asarray(1.5)}
     np.testing.assert_allclose(from_expr(p, 0.5, jnp.zeros(2)), [0.75, -1.5])
     np.testing.assert_allclose(from_string(p, 0.5, jnp.zeros(2)), [0.75, -1.5])
-    prev = decoder_from_sympy("x0 + c*x1; x1")
+    prev = decoder_from_sympy("x0 + c*x1; x1", readout="direct")
     assert prev.params_spec == (("c", ()),)
     np.testing.assert_allclose(prev(p | {"c": 2.0}, 0.0, jnp.asarray([1.0, 3.0])), [7.0, 3.0])
-    renamed = decoder_from_sympy(["q - c*v", "v"], inputs=["q", "v"])
+    renamed = decoder_from_sympy(["q - c*v", "v"], inputs=["q", "v"], readout="direct")
     np.testing.assert_allclose(renamed({"c": 2.0}, 0.0, jnp.asarray([1.0, 3.0])), [-5.0, 3.0])
     with pytest.raises(ValueError, match="channel 3"):
         parse_decoder_spec("sympy: x3*c; c", data_size=2)
@@ -148,6 +150,7 @@ def test_transforms_and_init_in_constrained_space():
         params=["A", "omega", "p"],
         transforms={"omega": "softplus", "p": ("bounded", -2.0, 3.0)},
         init={"omega": 6.0, "A": 0.5, "p": 2.5},
+        readout="direct",  # theta_0 = the raw initial values, exactly
     )
     raw = decoder.init_params(jax.random.PRNGKey(0))
     values = decoder.constrain(raw)
@@ -370,8 +373,10 @@ def test_spec_and_named_priors_survive_a_checkpoint(tmp_path):
 
 
 def test_decoder_from_function_decorator_and_shape_check():
+    # readout="direct": theta_t holds omega and phase themselves
     @decoder_from_function(params={"omega": (), "phase": (2,)}, data_size=2,
-                           transforms={"omega": "softplus"}, init={"omega": 3.0})
+                           transforms={"omega": "softplus"}, init={"omega": 3.0},
+                           readout="direct")
     def wave(p, tau, x_prev):
         return jnp.sin(p["omega"] * tau + p["phase"])
 
@@ -385,7 +390,8 @@ def test_decoder_from_function_decorator_and_shape_check():
         decoder_from_function(lambda p, tau, x: p["missing"], {"a": ()}, data_size=1)
     with pytest.raises(ValueError, match="unknown parameter"):
         decoder_from_function(wave.fn, {"omega": ()}, data_size=2, transforms={"phase": "exp"})
-    scalar = decoder_from_function(lambda p, tau, x: p["a"] * tau, {"a": ()}, data_size=1)
+    scalar = decoder_from_function(lambda p, tau, x: p["a"] * tau, {"a": ()}, data_size=1,
+                                   readout="direct")
     assert scalar({"a": jnp.asarray(2.0)}, 0.5, jnp.zeros(1)).shape == (1,)
     with pytest.raises(ValueError, match="must return a float array"):
         decoder_from_function(lambda p, tau, x: p["a"] * tau, {"a": ()}, data_size=2)
@@ -419,9 +425,14 @@ def test_registry_errors():
         parse_decoder_spec("python:print(1)", data_size=1)
     with pytest.raises(ValueError, match="non-empty"):
         parse_decoder_spec("  ", data_size=1)
-    # root_width sizes a formula's readout (unused by "direct"); an unknown option fails
-    # with the decoder's own error
-    assert wp.WARP(1, decoder="sympy:a*t", root_width=8, key=jax.random.PRNGKey(0)).theta_size == 1
+    # root_width sizes a formula's default "weights" readout, the MLP [tau, x0] -> 8 -> 8 -> a
+    # (unused by "direct"); an unknown option fails with the decoder's own error
+    key = jax.random.PRNGKey(0)
+    mlp_size = (2 * 8 + 8) + (8 * 8 + 8) + (8 + 1)
+    assert wp.WARP(1, decoder="sympy:a*t", root_width=8, key=key).theta_size == mlp_size
+    direct = wp.WARP(1, decoder="sympy:a*t", root_width=8, decoder_options={"readout": "direct"},
+                     key=key)
+    assert direct.theta_size == 1
     with pytest.raises(ValueError, match=r"does not accept option\(s\) \['colour'\]"):
         wp.WARP(1, decoder="sympy:a*t", decoder_options={"colour": 8}, key=jax.random.PRNGKey(0))
 
@@ -443,10 +454,14 @@ def test_make_decoder_passes_only_what_each_decoder_declares():
     # decoders without a width, a step or physical units never see those settings
     assert make_decoder("sinusoid_phase", 2, **run).theta_size == 2
     assert make_decoder("hybrid", 2, physics="sinusoid_phase", **run).width == 4
-    assert make_decoder("sympy:a*sin(w*t); b*x0", 2, **run).theta_size == 3
+    # user priors read their parameters with the run's width and depth: the default
+    # "weights" readout is the MLP [tau, x0, x1] -> 4 -> raw parameters
+    assert make_decoder("sympy:a*sin(w*t); b*x0", 2, **run).theta_size == (3 * 4 + 4) + (4 * 3 + 3)
+    assert make_decoder("sympy:a*sin(w*t); b*x0", 2, **run, readout="direct").theta_size == 3
     name = unique("plain")
     decoder_from_function(lambda p, tau, x: p["a"] * x, {"a": ()}, data_size=2, name=name)
-    assert make_decoder(name, 2, **run).theta_size == 1
+    assert make_decoder(name, 2, **run).theta_size == (3 * 4 + 4) + (4 * 1 + 1)
+    assert make_decoder(name, 2, **run, readout="direct").theta_size == 1
     with pytest.raises(ValueError, match=r"does not accept option\(s\) \['colour'\]"):
         make_decoder("mlp", 2, colour="red", **run)
     with pytest.raises(ValueError, match="unknown decoder 'nope'"):

@@ -39,6 +39,8 @@ def error_of(build) -> str:
 
 
 def evaluate(decoder, a=1.0, b=0.5, t=0.25, x0=0.75):
+    """The formula at the parameter values `a`, `b`: theta_t holds them (readout "direct")."""
+    decoder = decoder.rebuild(readout="direct")
     params = {n: jnp.float32(v) for n, v in (("a", a), ("b", b)) if n in dict(decoder.params_spec)}
     return np.asarray(decoder(params, jnp.float32(t), jnp.full(decoder.data_size, x0, jnp.float32)))
 

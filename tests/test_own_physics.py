@@ -68,11 +68,13 @@ def test_a_decoder_by_import_path(priors):
     wp.make_decoder("my_priors_test:physical_factory", 2, data_scale=[2.0, 3.0], data_shift=[0, 1])
     assert my_priors_test.physical_factory.seen["scale"] == [2.0, 3.0]
     # formulas keep their prefix, registered names keep working
-    assert wp.get_decoder("sympy:A*sin(t)", data_size=1).theta_size == 1
+    assert wp.get_decoder("sympy:A*sin(t)", data_size=1).params_spec == (("A", ()),)
     assert wp.get_decoder("mlp", data_size=1, width=2, depth=1).data_size == 1
     model = wp.WARP(2, decoder="my_priors_test:decay", hyper_width=2, seq_len=8,
                     key=jax.random.PRNGKey(0))  # fmt: skip
-    assert model.config["decoder"] == "my_priors_test:decay" and model.theta_size == 3
+    assert model.config["decoder"] == "my_priors_test:decay"
+    assert model.decoder.fn is my_priors_test.decay.fn
+    assert model.decoder.params_spec == (("a", ()), ("b", (2,)))
 
 
 @pytest.mark.parametrize(

@@ -42,11 +42,11 @@ def duffing_files(tmp_path_factory):
 
 def test_a_user_prior_end_to_end_from_the_command_line(duffing_files):
     cwd = duffing_files
-    tiny = ["--no-normalize", "--context", 8, "--hyper-width", 4, "--batch-size", 4,
+    tiny = ["--context", 8, "--hyper-width", 4, "--batch-size", 4,
             "--val-every", 2, "--quiet"]  # fmt: skip
     out = warp_phys("train", "--data", "train.npz", "--decoder", "duffing_prior:duffing",
                     "--steps", 2, *tiny, "--out", "run", cwd=cwd)  # fmt: skip
-    assert "(raw units)" in out
+    assert "(normalised units)" in out  # as in the README: the prior maps them back itself
     config = json.loads((cwd / "run/config.json").read_text())
     assert config["decoder"] == "duffing_prior:duffing"
     # a fresh process rebuilds the model by importing the prior again

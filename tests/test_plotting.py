@@ -305,6 +305,7 @@ def test_physical_parameters_of_the_decoders():
         "prior": decoder_from_function(
             lambda q, t, xp: q["w"] * jnp.sin(t) + 0 * xp, {"w": (2,)}, data_size=2,
             transforms={"w": "exp"}, init={"w": [2.0, 3.0]},
+            readout="direct",  # theta_0 holds the initial values exactly
         ),
         "hybrid": HybridDecoder(2, physics="damped_oscillator", width=4, depth=1),
         "analytic": DampedOscillatorDecoder(parametrization="direct", mode="analytic",

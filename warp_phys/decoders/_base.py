@@ -247,7 +247,7 @@ def parse_decoder_spec(spec: str, *, data_size: int, **options) -> AbstractDecod
     previous observation `x_prev`, `pi` and `E` are constants, FUNCTION is one of the
     whitelisted functions (exp, log, sin, cos, tan, sinh, cosh, tanh, sqrt, abs, atan,
     atan2, ...; see `warp_phys.decoders.symbolic.FUNCTIONS`), and every other name is a
-    learned scalar parameter (a slice of theta_t). Formulas are parsed by a whitelist
+    learned scalar parameter (read from theta_t by the readout). Formulas are parsed by a whitelist
     parser and never evaluated as Python. Example: `"sympy:A*exp(-gamma*t)*cos(omega*t + phi)"`.
 
     **Arguments:**

@@ -6,8 +6,9 @@ the oscillator; a, b, c of a user's prior) and writes the physics in physical un
 
     theta_t --readout--> raw --transforms--> physical --forward--> prediction
 
-- the readout (`readout=`: `"latent"`, `"direct"`, `"weights"`; see `_readout.py`) maps
-  theta_t to raw values, `raw_parameters`;
+- the readout (`readout=`: `"weights"` by default, which identifies each trajectory's
+  values; `"direct"`, population-level; `"latent"`, `"latent_unit"`; see `_readout.py`)
+  maps theta_t to raw values, `raw_parameters`;
 - `constrain` applies each parameter's transform, `physical_parameters` does both: the
   values the physics uses, in the prior's units, which plots and reports read;
 - `predict` maps the previous observation from data units to physical units, runs
@@ -46,7 +47,9 @@ class PhysicalPrior(AbstractDecoder):
 
     - `data_size`: channels of one observation.
     - `parameters`: the `ParameterSpec`s of the named physical parameters, in order.
-    - `readout`: `"latent"`, `"direct"` or `"weights"` (see `list_readouts()`).
+    - `readout`: `"weights"` (default: theta_t are the weights of an MLP `[tau, x_prev]
+      -> raw`, identifying), `"direct"` (theta_t is the raw vector: population-level
+      values), `"latent"` or `"latent_unit"` (see `list_readouts()`).
     - `width`, `depth`, `activation`, `input_prev`, `latent_size`, `init_scale`: the
       readout's settings (see `ReadoutSettings`).
     - `scale`, `shift`: the data normalisation per channel, `data = (physical - shift) /
@@ -71,7 +74,7 @@ class PhysicalPrior(AbstractDecoder):
         data_size: int,
         parameters: Sequence[ParameterSpec],
         *,
-        readout: str = "direct",
+        readout: str = "weights",
         width: int = 16,
         depth: int = 2,
         activation: str = "swish",

@@ -44,10 +44,12 @@ class FunctionDecoder(PhysicalPrior):
 
     Build it with `decoder_from_function` (or `decoder_from_sympy`); the arguments are
     those of `decoder_from_function` plus `label` (its name in messages) and the
-    `PhysicalPrior` settings (`readout="direct"` by default, `width`, `depth`,
+    `PhysicalPrior` settings (`readout="weights"` by default, `width`, `depth`,
     `activation`, `input_prev`, `latent_size`, `scale`, `shift`, `dt`). With
-    `readout="direct"`, theta_t holds the raw (unconstrained) parameters and `constrain`
-    maps them to the values `fn` receives.
+    `"weights"`, theta_t are the weights of a small MLP `[tau, x_prev] -> raw parameters`
+    (each trajectory's values); with `"direct"`, theta_t holds the raw (unconstrained)
+    parameters themselves (population-level values). `constrain` maps the raw values
+    to those `fn` receives.
     """
 
     fn: Callable = eqx.field(static=True)
@@ -68,7 +70,7 @@ class FunctionDecoder(PhysicalPrior):
         init_scale: float = 0.1,
         label: str | None = None,
         units: str = "physical",
-        readout: str = "direct",
+        readout: str = "weights",
         scale: Sequence[float] | None = None,
         shift: Sequence[float] | None = None,
         dt: float | None = None,
@@ -183,7 +185,7 @@ def decoder_from_function(
     init: Mapping | None = None,
     init_scale: float = 0.1,
     units: str = "physical",
-    readout: str = "direct",
+    readout: str = "weights",
     name: str | None = None,
     overwrite: bool = False,
     **options,
@@ -199,7 +201,8 @@ def decoder_from_function(
     - `params`: dict `name -> shape` (`()` for a scalar) of the physical parameters,
       with `transforms` (dict `name -> transform`: `"softplus"`, `"exp"`, `"sigmoid"`,
       `"tanh"`, `("bounded", lo, hi)`) and `init` (dict `name -> initial value` in the
-      constrained space; others start at raw `init_scale * N(0, 1)` in `"direct"`).
+      constrained space; `"direct"` starts the others at raw `init_scale * N(0, 1)`,
+      the other readouts at raw 0 plus their MLP's initial output).
     - `parameters`: instead of those three, `name -> {"shape", "transform", "init",
       "unit"}` (each optional) or a list of `ParameterSpec`; `unit` is a free string
       such as `"rad/s"` (`decoder.parameter_units`).
@@ -207,17 +210,18 @@ def decoder_from_function(
     - `units`: `"physical"` (WARP gives the data's `scale`/`shift` and maps `x_prev`
       and `y`) or `"normalised"` (fn sees the data as trained on).
     - `readout`: how theta_t gives the parameters (`benchmarks/readouts.py` measured
-      them): `"direct"` (default; theta_t holds the raw parameters:
-      population-level values), `"weights"` (theta_t are the weights of a small MLP
+      them): `"weights"` (default; theta_t are the weights of a small MLP
       `[tau, x_prev] -> parameters`, which identifies each trajectory's values),
-      `"latent"` or `"latent_unit"`; `options` its settings (`width`, `depth`, `activation`,
+      `"direct"` (theta_t holds the raw parameters: population-level values; on MSD
+      it learned the population mean), `"latent"` or
+      `"latent_unit"`; `options` its settings (`width`, `depth`, `activation`,
       `input_prev`, `latent_size`) and `scale`, `shift`, `dt` (see `PhysicalPrior`).
     - `name`: also register the prior under this name (so `WARP(decoder=name)` and
       checkpoints can refer to it; WARP then passes `width`, `depth`, `dt` and, for
       physical units, `scale`/`shift`); `overwrite` as in `register_decoder`.
 
-    **Returns:** a `FunctionDecoder` (with `readout="direct"`, D_theta is the total size
-    of the parameters).
+    **Returns:** a `FunctionDecoder` (D_theta is the size of the readout's MLP with
+    `"weights"`, the total size of the parameters with `"direct"`).
     """
     if fn is None:
         return lambda f: decoder_from_function(

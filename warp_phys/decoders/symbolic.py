@@ -8,7 +8,8 @@ Strings are parsed by the whitelist parser of `warp_phys.decoders._formula` (nev
 `sympify`, which evaluates Python); sympy expressions built in Python are accepted as
 they are. The expression is compiled to JAX with `sympy.lambdify(..., modules="jax")`
 and wrapped in a `FunctionDecoder`, so transforms and initial values work exactly as in
-`decoder_from_function`. Every parameter is a scalar (one entry of theta_t).
+`decoder_from_function`. Every parameter is a scalar, read from theta_t by the readout
+(`"weights"` by default; `readout="direct"`: one entry of theta_t each, population-level).
 
 A whole input, all channels together, is bounded: at most `MAX_LENGTH` characters of
 formulas, `MAX_CHANNELS` channels, `MAX_NODES` nodes, nested at most `MAX_DEPTH` deep
@@ -65,7 +66,7 @@ def decoder_from_sympy(
     init_scale: float = 0.1,
     units_of: Mapping[str, str] | None = None,
     units: str = "physical",
-    readout: str = "direct",
+    readout: str = "weights",
     name: str | None = None,
     overwrite: bool = False,
     **options,
@@ -77,7 +78,7 @@ def decoder_from_sympy(
     - `expr`: a formula string, a sympy expression, or a list of them (one per output
       channel). A string may also hold several formulas separated by `;`.
     - `time`: the name of the time symbol, bound to tau (normalised time, a scalar).
-    - `params`: names of the learned scalar parameters, in theta order. `None`: every
+    - `params`: names of the learned scalar parameters, in declaration order. `None`: every
       free symbol that is not `time` or an input, sorted by name. When given, a string
       formula may only use these names, `time` and the inputs.
     - `inputs`: names bound to the channels of `x_prev`, in order (`inputs[i]` is
@@ -91,7 +92,8 @@ def decoder_from_sympy(
       `decoder_from_function`; the formula is in physical units by default.
     - `name`: also register the decoder under this name.
 
-    **Returns:** a `FunctionDecoder` with D_theta = number of parameters. Raises
+    **Returns:** a `FunctionDecoder` (D_theta = number of parameters with
+    `readout="direct"`, the readout MLP's size with the default `"weights"`). Raises
     `ValueError` for rejected formulas (naming the offending token and position),
     unknown or missing symbols, or a wrong number of formulas.
     """
