@@ -133,10 +133,11 @@ def _cmd_params(args: argparse.Namespace) -> None:
     for name, row in table["parameters"].items():
         unit = table["units"].get(name.split("[")[0]) or ""
         line = f"  {name}: median {np.median(row['value']):.4g}{' ' + unit if unit else ''}"
-        if "true" in row:
-            value, true = np.asarray(row["value"]), np.asarray(row["true"])
-            error = np.abs(value - true) / np.maximum(np.abs(true), 1e-12)
-            line += f", median error {100 * np.median(error):.1f}% from the truth"
+        for key, what in (("value", "read"), ("refined", "refined")):
+            if "true" in row and key in row:
+                value, true = np.asarray(row[key]), np.asarray(row["true"])
+                error = np.abs(value - true) / np.maximum(np.abs(true), 1e-12)
+                line += f", {what}: median error {100 * np.median(error):.2g}% from the truth"
         print(line)
 
 
