@@ -7,7 +7,15 @@ import json
 import pytest
 
 from benchmarks import _harness as harness
-from benchmarks import anchors, devices, irregular, readouts, reconstruction, speed
+from benchmarks import (
+    anchors,
+    devices,
+    irregular,
+    readouts,
+    reconstruction,
+    speed,
+    time_to_accuracy,
+)
 
 BLOCKS = {
     "reconstruction": reconstruction._markdown,
@@ -16,6 +24,7 @@ BLOCKS = {
     "devices": devices.markdown,
     "irregular": irregular.markdown,
     "readouts": readouts.markdown,
+    "time_to_accuracy": time_to_accuracy.markdown,
 }
 
 
