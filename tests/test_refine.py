@@ -157,7 +157,37 @@ def test_cli_refine_flag():
     for command in ("reconstruct", "evaluate"):
         args = cli.build_parser().parse_args([command, "--run", "r", "--refine", "3"])
         assert args.refine == 3
-    assert cli.build_parser().parse_args(["evaluate", "--run", "r"]).refine == 0
+    for command in ("reconstruct", "evaluate", "params"):
+        assert cli.build_parser().parse_args([command, "--run", "r"]).refine == "auto"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["evaluate", "--run", "r", "--refine", "-1"])
+
+
+def test_auto_refines_a_physical_prior_only_where_refinement_applies(model):
+    from warp_phys._refine import DEFAULT_REFINE_STEPS, resolve_refine
+
+    assert resolve_refine(model, "auto") == DEFAULT_REFINE_STEPS > 0
+    assert resolve_refine(model, "auto", convention="reference") == 0
+    assert resolve_refine(model, "auto", regular=False) == 0
+    assert resolve_refine(model, 3) == 3 and resolve_refine(model, None) == 0
+    mlp = wp.WARP(2, decoder="mlp", root_width=4, root_depth=1, seq_len=T,
+                  key=jax.random.PRNGKey(3))  # fmt: skip
+    assert resolve_refine(mlp, "auto") == 0
+
+
+def test_evaluate_run_reports_the_refined_and_the_read_out_forecast(model, contexts, tmp_path):
+    """`refine="auto"` scores the refined forecast and keeps the read-out's MSE beside it;
+    both against forecasts made here with `reconstruct`."""
+    config = wp.RunConfig(system="msd", context=L)
+    run = wp.Run(tmp_path, config, model, wp.Normalizer.identity(2))
+    scores = wp.evaluate_run(run, data=contexts, refine="auto")
+    target = contexts[:, L:]
+    refined = wp.reconstruct(model, contexts[:, :L], T - L, refine=scores["refine"])
+    plain = wp.reconstruct(model, contexts[:, :L], T - L)
+    assert scores["mse"] == pytest.approx(float(np.mean((refined - target) ** 2)), rel=1e-4)
+    assert scores["mse_readout"] == pytest.approx(float(np.mean((plain - target) ** 2)), rel=1e-4)
+    assert scores["mse"] < scores["mse_readout"] / 10  # the read-out starts from omega0 11
+    assert "refine" not in wp.evaluate_run(run, data=contexts, refine=0)
 
 
 @pytest.mark.slow

@@ -13,9 +13,11 @@ import numpy as np
 
 from systems import atomic_write_bytes, atomic_write_json
 
+from ._refine import DEFAULT_REFINE_STEPS, check_steps
 from .baselines import count_parameters
-from .training.evaluation import evaluate_run, read_input, reconstruct_run, write_reconstruction
+from .training.evaluation import evaluate_run, read_input, reconstruct_run
 from .training.parameters import parameter_table, table_rows
+from .training.reconstruction_files import write_reconstruction
 from .training.run import load_dataset, load_run
 
 SPLITS = ["train", "val", "test", "ood"]
@@ -42,6 +44,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     )
     n, horizon = result["prediction"].shape[:2]
     line = f"reconstructed {n} trajectories of {source}: context {context}, horizon {horizon}"
+    if result.get("refine"):
+        line += f", refined by {result['refine']} Levenberg-Marquardt steps"
     if "mse" in result:
         line += f", MSE {result['mse']:.6g} (raw units, {result['target'].shape[1]} steps)"
     print(line)
@@ -77,15 +81,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     }
     atomic_write_json(out, finite_only)
     first, last = result["scored_steps"]
+    refined = f", prior refined by {result['refine']} steps" if "refine" in result else ""
     print(
         f"{result['model']} ({result['parameters']:,} parameters, {args.checkpoint} "
         f"checkpoint) on {result['n']} {args.input or split} trajectories: "
         f"{result['protocol']} protocol, {result['convention']} convention, steps "
-        f"{first}..{last} scored"
+        f"{first}..{last} scored{refined}"
     )
     rows = {
         "mse": "MSE (raw units)",
         "mse_normalized": "MSE (normalised units)" if run.config.normalize else None,
+        "mse_readout": "MSE of the read-out alone",
         "nll": "Gaussian NLL (raw units)",
         "mse_repeat_last": "MSE of repeat-last-value",
         "mse_finite": "MSE without diverged ones",
@@ -158,12 +164,23 @@ def _run_options(parser: argparse.ArgumentParser, splits: list[str], split_help:
     parser.add_argument("--split", default=None, choices=splits, help=split_help)
     parser.add_argument(
         "--refine",
-        type=int,
-        default=0,
+        type=_refine_steps,
+        default="auto",
         metavar="K",
         help="fit a physical prior's parameters to each context by K Levenberg-Marquardt "
-        "steps from WARP's read-out, then forecast with the prior (default: 0, none)",
+        f"steps from WARP's read-out, then forecast with the prior; 0: none (default: auto, "
+        f"{DEFAULT_REFINE_STEPS} for a physical prior on a regular grid, else 0)",
     )
+
+
+def _refine_steps(text: str) -> int | str:
+    """`--refine`: `auto` or a non-negative int."""
+    if text == "auto":
+        return text
+    try:
+        return check_steps(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or K >= 0, got {text!r}") from None
 
 
 def add_run_commands(sub) -> None:

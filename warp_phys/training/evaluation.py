@@ -1,17 +1,14 @@
 """Evaluating and reconstructing with a trained run, in raw units."""
 
-import io
 import warnings
-from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from systems import atomic_write_bytes
-
 from .._forecast import reconstruct
+from .._refine import resolve_refine
 from .data import as_pairs, check_finite, grid_times, match_channels
 from .losses import mse
 from .protocol import predict, prediction_metrics
@@ -59,7 +56,7 @@ def evaluate_run(
     context: int | None = None,
     data=None,
     chunk: int = 256,
-    refine: int | None = None,
+    refine: int | str | None = None,
 ) -> dict:
     """The paper's metrics of a run on a split (spec section 4), in raw units.
 
@@ -75,11 +72,14 @@ def evaluate_run(
     - `data`: evaluate these trajectories instead (an array, `(inputs, targets)` or a
       `systems.Dataset`; one with its own time stamps is scored at them by a
       time-aware model).
-    - `refine`: K >= 1 fits a physical prior to each context first (`reconstruct`).
+    - `refine`: K >= 1 fits a physical prior to each context first (`reconstruct`);
+      `"auto"`: `DEFAULT_REFINE_STEPS` where that applies (a physical prior, forecast
+      protocol, clean convention, regular grid), else none.
 
     **Returns:** a JSON-able dict: `mse` (raw units, no 1/2), `mse_normalized`, `nll`
     (probabilistic models), `mse_repeat_last` (repeat the last observed value, for
-    scale) and the protocol details (`refine`: K, when given).
+    scale) and the protocol details; with refinement also `refine` (K) and `mse_readout`,
+    the MSE of the forecast from WARP's read-out alone.
     """
     cfg = run.config
     context = cfg.context if context is None else context
@@ -97,13 +97,38 @@ def evaluate_run(
             f"{inputs.shape[1]} steps"
         )
     warn_past_training_length(run.model, inputs.shape[1], f"the {split} data")
+    if refine == "auto" and protocol != "forecast":
+        refine = 0
+    refine = resolve_refine(run.model, refine, convention=cfg.convention, regular=times is None)
     if refine and protocol != "forecast":
         raise ValueError(f"refine needs the 'forecast' protocol; this run's is {protocol!r}")
+    score = lambda k: _scores(run, inputs, targets, times, context=context, chunk=chunk, refine=k)
+    metrics, start = score(refine)
+    result = {
+        "split": split,
+        "n": int(inputs.shape[0]),
+        "protocol": protocol,
+        "context": context if protocol == "forecast" else None,
+        "convention": cfg.convention,
+        "scored_steps": [int(start), int(inputs.shape[1] - 1)],
+    }
+    if refine:
+        result.update(refine=refine, mse_readout=score(0)[0]["mse"])
+    result.update(metrics)
+    if protocol == "forecast":
+        last = np.broadcast_to(inputs[:, start - 1 : start], targets[:, start:].shape)
+        result["mse_repeat_last"] = float(mse(last, targets[:, start:]))
+    return result
+
+
+def _scores(run: Run, inputs, targets, times, *, context: int, chunk: int, refine: int):
+    """`(prediction_metrics, first scored step)` of the run's protocol on raw `inputs`."""
+    cfg = run.config
     prediction, start = _chunked(
         lambda x, ts: _predict(
             run.model,
             run.normalizer.apply(x),
-            protocol=protocol,
+            protocol=run.eval_protocol,
             context=context,
             convention=cfg.convention,
             mode=cfg.mode,
@@ -115,21 +140,7 @@ def evaluate_run(
         chunk,
         times,
     )
-    result = {
-        "split": split,
-        "n": int(inputs.shape[0]),
-        "protocol": protocol,
-        "context": context if protocol == "forecast" else None,
-        "convention": cfg.convention,
-        "scored_steps": [int(start), int(inputs.shape[1] - 1)],
-    }
-    if refine:
-        result["refine"] = refine
-    result.update(prediction_metrics(prediction, targets, start, run.normalizer))
-    if protocol == "forecast":
-        last = np.broadcast_to(inputs[:, start - 1 : start], targets[:, start:].shape)
-        result["mse_repeat_last"] = float(mse(last, targets[:, start:]))
-    return result
+    return prediction_metrics(prediction, targets, start, run.normalizer), start
 
 
 def reconstruct_run(
@@ -139,7 +150,7 @@ def reconstruct_run(
     context: int,
     horizon: int | None = None,
     times=None,
-    refine: int | None = None,
+    refine: int | str | None = None,
 ) -> dict:
     """Forecast from the first `context` steps of raw-unit `trajectories`.
 
@@ -154,7 +165,7 @@ def reconstruct_run(
       `(N, T)` of irregularly sampled trajectories; the forecast is made at these times,
       continued past their end with the last interval.
     - `refine`: K >= 1 refines a physical prior's parameters on each context before the
-      forecast (`reconstruct(..., refine=K)`).
+      forecast (`reconstruct(..., refine=K)`); `"auto"`: as in `evaluate_run`.
 
     **Returns:** a dict of arrays: `prediction` `(N, horizon, d)` (raw units), `std`
     (probabilistic models), `context` `(N, L, d)`, `steps` (the predicted step indices),
@@ -190,6 +201,7 @@ def reconstruct_run(
     ts = grid_times(y, run.model, "trajectories", times)
     if ts is not None:
         ts = _extended_times(ts, context + int(horizon))
+    refine = resolve_refine(run.model, refine, convention=run.config.convention, regular=ts is None)
     out = _reconstruct(
         run.model,
         run.normalizer.apply(jnp.asarray(y[:, :context])),
@@ -209,6 +221,8 @@ def reconstruct_run(
     if std is not None:
         result["std"] = np.asarray(std * run.normalizer.std)
     scored = min(available, horizon)
+    if refine:
+        result["refine"] = refine
     if scored > 0:
         result["target"] = y[:, context : context + scored]
         result["mse"] = float(mse(result["prediction"][:, :scored], result["target"]))
@@ -232,68 +246,3 @@ def _extended_times(t: np.ndarray, length: int) -> np.ndarray:
     dt = t[:, -1:] - t[:, -2:-1] if T > 1 else np.ones((len(t), 1), t.dtype)
     steps = np.arange(length)
     return np.where(steps < T, t[:, np.minimum(steps, T - 1)], t[:, -1:] + (steps - (T - 1)) * dt)
-
-
-def _predicted_times(dataset, steps: np.ndarray) -> np.ndarray:
-    """`(N, H)` times of the predicted steps: the input's, continued past its end with
-    its last time step."""
-    import systems
-
-    t = np.asarray(systems.trajectory_times(dataset), np.float64)
-    return _extended_times(t, int(steps[-1]) + 1)[:, steps]
-
-
-def write_reconstruction(result: dict, out, *, dataset=None, channels=None, input_path=None):
-    """Write `reconstruct_run`'s `result` to `out` in the format of its suffix: `.npz`
-    (every array of `result`, plus `t` and `channels` with a `dataset`), `.npy` (the
-    prediction `(N, H, d)`), `.csv` (the input's layout: `trajectory` column for several
-    trajectories, its time column carried over (or `step`), the channels and, for
-    probabilistic models, `<channel>_std`), or no suffix for a folder input: one CSV per
-    trajectory. Refuses to overwrite `input_path`.
-
-    **Returns:** the path written."""
-    import systems
-
-    out = Path(out)
-    if input_path is not None and out.resolve() == Path(input_path).resolve():
-        raise ValueError(f"refusing to overwrite the input {input_path}; choose another --out")
-    pred = result["prediction"]
-    meta = dataset.config if dataset is not None else {}
-    names = list(channels or meta.get("channels") or [f"x{i}" for i in range(pred.shape[-1])])
-    times = None if dataset is None else _predicted_times(dataset, result["steps"])
-    suffix = out.suffix.lower()
-    if suffix == ".npz":
-        extra = {} if times is None else {"t": times, "channels": np.array(names)}
-        buffer = io.BytesIO()
-        np.savez(buffer, **result, **extra)
-        return atomic_write_bytes(out, buffer.getvalue())
-    if suffix == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, pred)
-        return atomic_write_bytes(out, buffer.getvalue())
-    values, columns = pred, names
-    if "std" in result:
-        values = np.concatenate([pred, result["std"]], axis=-1)
-        columns = names + [f"{c}_std" for c in names]
-    time_column = meta.get("time_column") or "step"
-    if times is None or meta.get("time_column") is None:
-        times = np.broadcast_to(result["steps"], pred.shape[:2])
-    ids = meta.get("ids") or [str(i) for i in range(len(pred))]
-    common = dict(channels=columns, time_column=time_column)
-    if suffix == ".csv":
-        long = len(pred) > 1 or meta.get("format") == "csv-long"
-        return systems.save_csv(out, values, times=times, ids=ids, long=long, **common)
-    if suffix or meta.get("format") != "csv-folder":
-        raise ValueError(f"--out must end in .npz, .npy or .csv (or name a folder), got {out}")
-    inside = (out.resolve(), *out.resolve().parents)
-    if input_path is not None and Path(input_path).resolve() in inside:
-        raise ValueError(f"refusing to write into the input folder {input_path}")
-    for i, name in enumerate(ids):
-        systems.save_csv(
-            out / f"{name.replace('/', '_')}.csv",
-            values[i : i + 1],
-            times=times[i : i + 1],
-            long=False,
-            **common,
-        )
-    return out

@@ -4,7 +4,7 @@
 import numpy as np
 
 from .._identify import parameter_summary, parameter_units, true_parameters
-from .._refine import refine_parameters
+from .._refine import refine_parameters, resolve_refine
 from .evaluation import read_input, warn_past_training_length
 from .run import Run, load_dataset
 
@@ -16,7 +16,7 @@ def parameter_table(
     split: str | None = None,
     n: int | None = None,
     context: int | None = None,
-    refine: int = 0,
+    refine: int | str = 0,
 ) -> dict:
     """What the run's prior identifies on each trajectory from its first `context` steps.
 
@@ -29,7 +29,8 @@ def parameter_table(
       trained on a file); `n`: its first `n` trajectories.
     - `context`: L (default: the run's), fewer than the trajectories' steps.
     - `refine`: K > 0 also fits the parameters to each context by K Levenberg-Marquardt
-      steps from the read-out (`refine_parameters`), reported as `"refined"`.
+      steps from the read-out (`refine_parameters`), reported as `"refined"`; `"auto"`:
+      `DEFAULT_REFINE_STEPS` on a regular grid in the clean convention, else none.
 
     **Returns:** a JSON-able dict: `source`, `context`, `steps` (T), `units`
     (`parameter -> unit`), `ids` (one per trajectory) and `parameters`: `component ->
@@ -55,6 +56,8 @@ def parameter_table(
     summary = parameter_summary(run.model, run.normalizer.apply(y), context)
     truth = true_parameters(dataset)
     refined = {}
+    regular = getattr(dataset, "extras", {}).get("t") is None
+    refine = resolve_refine(run.model, refine, convention=run.config.convention, regular=regular)
     if refine:
         normalised = np.asarray(run.normalizer.apply(y))[:, :context]
         refined = refine_parameters(run.model, normalised, steps=int(refine))
