@@ -12,7 +12,7 @@ LABELS = dict(warp_phys="WARP-Phys", warp="WARP", gru="GRU", lstm="LSTM", transf
 SYSTEM_LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "sine": "SINE"}
 # what the JSON keeps of a final run's record
 FINAL_KEYS = ("test_mse", "train_seconds", "steps", "lr", "budget_s", "best_val_mse", "stopped")
-FINAL_KEYS += ("test_diverged", "repeat_last_mse", "params", "curve")
+FINAL_KEYS += ("test_diverged", "repeat_last_mse", "params", "curve", "test_mse_refined", "refine")
 
 
 def _final(record: dict, sweep: dict) -> dict:
@@ -84,6 +84,10 @@ def _rows(result: dict) -> list[str]:
                 cells += [f"{c['train_seconds']:.0f}", c["steps"], harness.fmt(c["best_val_mse"])]
                 cells += [harness.fmt(c["test_mse"]), _ratio(best, c["test_mse"])]
                 rows.append(cells)
+                if "test_mse_refined" in c:  # the same model, its prior refined per context
+                    refined = c["test_mse_refined"]
+                    rows.append(cells[:1] + [f"{name} + refine {c['refine']}"] + cells[2:6])
+                    rows[-1] += [harness.fmt(refined), _ratio(best, refined)]
     return rows
 
 
@@ -94,11 +98,12 @@ def _identification(result: dict) -> str:
     parts = []
     for name, label in (("omega0", "omega_0"), ("zeta", "zeta")):
         end, std = ident[f"{name}_median_rel_err"], ident[f"{name}_forecast_rel_std"]
-        worst = ident[f"{name}_forecast_max_rel_err"]
+        refined = ident.get(f"{name}_refined_median_rel_err")
         parts.append(
-            f"- {label}: median relative error {100 * end:.3g} % at the end of the context; "
-            f"over the forecast a relative spread (std) of {100 * std:.3g} % and a largest "
-            f"error of {100 * worst:.3g} % (medians over trajectories)"
+            f"- {label}: median relative error {100 * end:.3g} % at the end of the context, "
+            f"over the forecast a relative spread (std) of {100 * std:.3g} % (medians over "
+            "trajectories)"
+            + ("" if refined is None else f"; refined on the context: {100 * refined:.2g} %")
         )
     head = (
         f"Identification by the WARP-Phys MSD run, parameters read from theta at the end "

@@ -6,9 +6,11 @@ same tuning effort.
 Per (system, model): a learning-rate sweep (`--lrs`, `--sweep-seconds` of training each)
 scored on the VALIDATION split; the best rate then trains for `--final-seconds` (and, for
 the headline MSD pair WARP-Phys / WARP, once more for `--headline-seconds`). Only these
-final runs are scored on the test split (raw units), and the WARP-Phys MSD run also for
-the physical parameters it reads from theta at the end of the 100-step context (median
-relative error against the truth) and their spread over the forecast. Budgets are
+final runs are scored on the test split (raw units); WARP-Phys twice, from its read-out
+and with its prior refined on each context (`evaluate_run(refine="auto")`, the CLI's
+default), and on MSD also for the physical parameters it reads from theta at the end of
+the 100-step context (median relative error against the truth, read and refined) and
+their spread over the forecast. Budgets are
 training wall-clock from the first step, its compilation included
 (`RunConfig.max_seconds`, no step count); `--scale` multiplies all of them. Each (phase,
 system, model, lr) cell runs in its own process and writes its record to `--runs`
@@ -82,36 +84,49 @@ def curve(folder: Path) -> dict:
     return dict(curve=curve, steps=done, train_seconds=round(at(done), 2))
 
 
-def identification(run, context: int, n: int | None = None) -> dict:
-    """How well the WARP-Phys `run` identifies omega_0 and zeta on the test split
-    (`n` trajectories, default all): relative errors `|p - p_true| / p_true` of the
-    parameters read from theta_{L-1} (the state at the end of the `context` of L
-    observed steps, which predicts x_L), and over the free-running states theta_L..:
-    their relative standard deviation and largest relative error. Medians over the
-    trajectories."""
-    import systems
+def identification(run, context: int) -> dict:
+    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split
+    (`wp.parameter_table`): medians over trajectories of the relative error
+    `|p - p_true| / p_true` of the value read from theta at the end of the `context`, of
+    its relative spread (std / p_true) over the forecast, and of the relative error after
+    refinement on the context (`refine="auto"`)."""
     import warp_phys as wp
 
-    read = wp.parameter_trajectory
-    test, system = wp.load_dataset(run.config, "test", n), systems.get_system(run.config.system)
-    xs = np.asarray(run.normalizer.apply(test.y))
-    rows = {name: [] for name in ("omega0", "zeta")}
-    for i in range(len(xs)):
-        values = read(run.model, xs[i], context=context)
-        truth = system.physical_parameters({k: v[i] for k, v in test.params.items()})
-        for name, out in rows.items():
-            series, true = np.asarray(values[name]).reshape(len(xs[i]), -1)[:, 0], truth[name]
-            error = np.abs(series - true) / abs(true)
-            out.append(
-                (error[context - 1], np.std(series[context:]) / abs(true), error[context:].max())
-            )
-    result = dict(n=len(xs), context=context)
-    for name, out in rows.items():
-        end, spread, largest = np.median(np.asarray(out), axis=0)
-        result[f"{name}_median_rel_err"] = float(end)
-        result[f"{name}_forecast_rel_std"] = float(spread)
-        result[f"{name}_forecast_max_rel_err"] = float(largest)
+    table = wp.parameter_table(run, split="test", context=context, refine="auto")
+    result = dict(n=len(table["ids"]), context=context)
+    for name in ("omega0", "zeta"):
+        row = {k: np.asarray(v) for k, v in table["parameters"][name].items()}
+        relative = lambda v, row=row: np.median(np.abs(v - row["true"]) / np.abs(row["true"]))
+        result[f"{name}_median_rel_err"] = float(relative(row["value"]))
+        result[f"{name}_forecast_rel_std"] = float(np.median(row["std"] / np.abs(row["true"])))
+        if "refined" in row:
+            result[f"{name}_refined_median_rel_err"] = float(relative(row["refined"]))
     return result
+
+
+def score(record: dict, folder: Path, spec: dict) -> dict:
+    """`record` with the test scores of the best model in `folder`: the forecast MSE
+    (raw units) of the read-out (`test_mse`) and, for a physical prior, after refinement
+    on each context (`test_mse_refined`, `refine`: K), and for WARP-Phys on MSD the
+    identification."""
+    import warp_phys as wp
+
+    run = wp.load_run(folder, "best")
+    metrics = wp.evaluate_run(run, split="test", n=run.config.n_test, refine="auto")
+    record = dict(record, test_mse=metrics.get("mse_readout", metrics["mse"]))
+    if "refine" in metrics:
+        record.update(test_mse_refined=metrics["mse"], refine=metrics["refine"])
+    record.update(repeat_last_mse=metrics.get("mse_repeat_last"))
+    record.update(test_diverged=metrics["diverged"], params=wp.count_parameters(run.model))
+    if spec["model"] == "warp_phys" and spec["system"] == "msd":
+        record["identification"] = identification(run, run.config.context)
+    return record
+
+
+def rescore_cell(spec: dict) -> dict:
+    """Worker: `score` a finished cell again (a record from before refinement existed)."""
+    record = harness.read_json(Path(spec["folder"] + ".json"))
+    return score(record, Path(spec["folder"]), spec)
 
 
 def train_cell(spec: dict) -> dict:
@@ -135,16 +150,11 @@ def train_cell(spec: dict) -> dict:
     finite = [v for v in record["curve"]["val_mse"] if v is not None]
     record["best_val_mse"] = min(finite, default=None)
     if spec["phase"] != "sweep":
-        run = wp.load_run(folder, "best")
-        metrics = wp.evaluate_run(run, split="test", n=run.config.n_test)
-        record.update(test_mse=metrics["mse"], repeat_last_mse=metrics.get("mse_repeat_last"))
-        record.update(test_diverged=metrics["diverged"], params=wp.count_parameters(run.model))
-        if spec["model"] == "warp_phys" and spec["system"] == "msd":
-            record["identification"] = identification(run, run.config.context)
+        record = score(record, folder, spec)
     return dict(record, wall_seconds=round(time.perf_counter() - start, 1))
 
 
-WORKERS = {"cell": train_cell}
+WORKERS = {"cell": train_cell, "rescore": rescore_cell}
 
 
 def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, lr: float) -> Path:
@@ -158,12 +168,16 @@ def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
     in this one for a smoke run) and written, unless the worker failed."""
     seconds = args.budgets[phase]
     path = cell_path(args.runs, phase, seconds, system, model, lr)
-    if path.is_file():
-        return harness.read_json(path)
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
     spec.update(smoke=args.smoke, folder=str(path.with_suffix("")))
+    kind = "cell"
+    if path.is_file():
+        record = harness.read_json(path)
+        if model != "warp_phys" or phase == "sweep" or "test_mse_refined" in record:
+            return record
+        kind = "rescore"  # a WARP-Phys cell measured before refinement was scored
     workers = WORKERS if args.smoke else None
-    record = harness.run_worker("time_to_accuracy", "cell", spec, workers=workers)
+    record = harness.run_worker("time_to_accuracy", kind, spec, workers=workers)
     if "error" not in record:
         harness.write_json(path, record)
     best = record.get("test_mse", record.get("best_val_mse"))

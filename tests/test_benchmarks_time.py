@@ -3,6 +3,7 @@ kept and skipped on a rerun, the JSON it writes and what `--render` makes of it 
 stand-in worker, fast), the curve read from a metrics log, and a real smoke run (slow)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +28,8 @@ def _fake_worker(calls: list):
             test = {"warp_phys": 0.01, "gru": 0.5}[spec["model"]] * (1 + spec["lr"])
             record.update(test_mse=test, test_diverged=0, repeat_last_mse=40.0, params=100)
             if spec["model"] == "warp_phys":
-                keys = ("median_rel_err", "forecast_rel_std", "forecast_max_rel_err")
+                record.update(test_mse_refined=test / 1000, refine=20)
+                keys = ("median_rel_err", "forecast_rel_std", "refined_median_rel_err")
                 ident = {f"{p}_{k}": 0.05 for p in ("omega0", "zeta") for k in keys}
                 record["identification"] = dict(ident, n=8, context=100)
         return record
@@ -65,9 +67,37 @@ def test_cells_choose_on_validation_resume_and_render(tmp_path, monkeypatch, cap
     assert "| MSD | WARP-Phys | 0.001 |" in text and "| MSD | WARP-Phys (headline) |" in text
     ratio = row["gru"]["test_mse"] / row["warp_phys"]["test_mse"]
     assert f"| {ratio:.3g}x |" in text and "| 1x |" in text
-    assert "median relative error 5 %" in text
+    assert "median relative error 5 %" in text and "refined on the context: 5 %" in text
+    refined = row["gru"]["test_mse"] / row["warp_phys"]["test_mse_refined"]
+    assert "| MSD | WARP-Phys + refine 20 | 0.001 |" in text and f"| {refined:.3g}x |" in text
     for png in (figure, tmp_path / "r.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_warp_phys_cell_from_before_refinement_is_rescored_once(tmp_path, monkeypatch):
+    calls, rescored = [], []
+    monkeypatch.setitem(bench.WORKERS, "cell", _fake_worker(calls))
+    argv = [*SMOKE, "--no-sweep", "--lrs", "1e-3", "--runs", str(tmp_path)]
+    argv += ["--out", str(tmp_path / "t.json")]
+    first = bench.main(argv)
+    old = bench.cell_path(tmp_path, "final", 1.0, "msd", "warp_phys", 1e-3)
+    record = harness.read_json(old)
+    del record["test_mse_refined"], record["refine"]
+    harness.write_json(old, record)
+
+    def rescore(spec):
+        rescored.append(spec["folder"])
+        record = harness.read_json(Path(spec["folder"] + ".json"))
+        return dict(record, test_mse_refined=1e-9, refine=20)
+
+    monkeypatch.setitem(bench.WORKERS, "rescore", rescore)
+    calls.clear()
+    again = bench.main(argv)
+    assert calls == [] and rescored == [str(old.with_suffix(""))]
+    assert again["results"]["msd"]["warp_phys"]["test_mse_refined"] == 1e-9
+    assert again["results"]["msd"]["gru"] == first["results"]["msd"]["gru"]
+    bench.main(argv)
+    assert len(rescored) == 1  # written back: not rescored twice
 
 
 def test_a_failed_sweep_is_retried_and_its_pair_reported(tmp_path, monkeypatch):
