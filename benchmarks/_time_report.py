@@ -41,6 +41,10 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     command = "python -m benchmarks.time_to_accuracy"
     command += f" --scale {args.scale:g}" if args.scale != 1 else ""
     command += " --smoke" if args.smoke else ""
+    command += " --no-sweep" if getattr(args, "no_sweep", False) else ""
+    command += " --lrs " + " ".join(f"{lr:g}" for lr in args.lrs)
+    for phase, seconds in args.budgets.items():
+        command += f" --{phase}-seconds {seconds / args.scale:g}" if not args.smoke else ""
     result = dict(device=harness.device(), date=harness.stamp(), command=command)
     result.update(
         smoke=args.smoke,

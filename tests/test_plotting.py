@@ -506,3 +506,26 @@ def test_plot_command_needs_a_complete_run_folder(runs, tmp_path):
     (old / "summary.json").write_text(json.dumps({"system": "msd", "context": 60}))
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         plot_cli(["reconstruction", "--run", str(old)])
+
+
+def test_refined_parameters_and_forecast_are_drawn_beside_the_read_out(runs):
+    """`refine=K`: the physics plot adds the parameters `refine_parameters` fits to the
+    context as a constant over the forecast; the reconstruction draws the refined forecast
+    and the read-out's own."""
+    run = wp.load_run(runs / "phys")
+    ds, _ = wp.run_dataset(run, data=runs / "msd.npz")
+    fig = plot_run("physics", run, data=runs / "msd.npz", index=1, refine=3)
+    context = run.normalizer.apply(ds.y[1, :CONTEXT])
+    fitted = wp.refine_parameters(run.model, context, steps=3)
+    for ax, name in zip(fig.axes, ("omega0", "zeta"), strict=True):
+        line = next(li for li in ax.lines if li.get_label().startswith("refined on the first"))
+        assert len(line.get_xdata()) == ds.y.shape[1] - CONTEXT
+        np.testing.assert_allclose(line.get_ydata(), float(fitted[name]), rtol=1e-5)
+    plt.close(fig)
+    fig = plot_run("reconstruction", run, data=runs / "msd.npz", index=[0], refine=3)
+    labels = {line.get_label() for line in fig.axes[0].lines}
+    assert {"forecast, prior refined (3 steps)", "read-out alone"} <= labels
+    plt.close(fig)
+    fig = plot_run("physics", run, data=runs / "msd.npz", index=1)  # the library: no refine
+    assert not any("refined" in li.get_label() for ax in fig.axes for li in ax.lines)
+    plt.close(fig)

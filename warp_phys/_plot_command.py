@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib
 
+from ._run_commands import refine_steps
 from .plotting import FORMATS, KINDS, plot_run, save_figure
 from .training.run import Run, load_run
 
@@ -42,6 +43,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         forecast=args.forecast,
         feed=args.feed,
         gd_steps=args.gd_steps,
+        refine=args.refine,
     )
     out = Path(args.out) if args.out else default_output(run, args.kind, args.index, args.format)
     if not out.suffix:
@@ -105,6 +107,14 @@ def add_plot_command(subparsers) -> argparse.ArgumentParser:
         help="trajectory: gradient-descent iterations (0: none)",
     )
     plot.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    plot.add_argument(
+        "--refine",
+        type=refine_steps,
+        default="auto",
+        metavar="K",
+        help="reconstruction, physics: also fit a physical prior to the context by K "
+        "Levenberg-Marquardt steps; 0: none (default: auto, as in evaluate)",
+    )
     plot.add_argument("--out", default=None, help="output file (default RUN/figures/KIND_I.FMT)")
     plot.add_argument(
         "--format",

@@ -164,7 +164,7 @@ def _run_options(parser: argparse.ArgumentParser, splits: list[str], split_help:
     parser.add_argument("--split", default=None, choices=splits, help=split_help)
     parser.add_argument(
         "--refine",
-        type=_refine_steps,
+        type=refine_steps,
         default="auto",
         metavar="K",
         help="fit a physical prior's parameters to each context by K Levenberg-Marquardt "
@@ -173,7 +173,7 @@ def _run_options(parser: argparse.ArgumentParser, splits: list[str], split_help:
     )
 
 
-def _refine_steps(text: str) -> int | str:
+def refine_steps(text: str) -> int | str:
     """`--refine`: `auto` or a non-negative int."""
     if text == "auto":
         return text

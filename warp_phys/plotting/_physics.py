@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .._identify import parameter_trajectory, parameter_units, scalar_components
+from .._refine import refine_parameters
 from ._common import shade_context, time_axis, time_label, to_model_units
 
 # symbols of the built-in priors' parameters, for the axis labels
@@ -30,6 +31,8 @@ def plot_physics(
     context: int | None = None,
     title: str | None = None,
     time_unit: str | None = "a.u.",
+    refine: int = 0,
+    fit_context: int | None = None,
 ) -> Figure:
     """Physical parameters read from theta_t over time, with the true values.
 
@@ -47,6 +50,9 @@ def plot_physics(
       parameter `p` matches `p[i]` keys.
     - `context`: `None` (every x_t observed) or L (free-running after L steps, shaded).
     - `time_unit`: unit of `t`.
+    - `refine`: K >= 1 also draws the parameters fitted to the first `fit_context` steps
+      (default: `context`) by K Levenberg-Marquardt steps (`refine_parameters`), as a
+      constant over the steps after them.
 
     **Returns:** a `Figure` with one axis per scalar physical parameter (vector
     parameters give one per component), sharing the time axis.
@@ -65,6 +71,7 @@ def plot_physics(
         for label, series in scalar_components(values, lead=1).items()
     ]
     truth = dict(truth or {})
+    refined, fit_context = _refined(model, y, normalizer, refine, fit_context or context)
     fig, axes = plt.subplots(
         len(components), 1, figsize=(8, 1.2 + 2.1 * len(components)), sharex=True, squeeze=False
     )
@@ -80,6 +87,10 @@ def plot_physics(
             ax.axhline(true, color="k", lw=1.2, ls="--", label=f"true value {true:.4g}")
             error = abs(np.median(series[late]) - true) / max(abs(true), 1e-12)
             summary += f" ({100 * error:.1f}% from the truth)"
+        if label in refined:
+            value = float(refined[label])
+            what = f"refined on the first {fit_context} steps ({refine} LM steps): {value:.4g}"
+            ax.plot(t[fit_context:], np.full(T - fit_context, value), color="C1", label=what)
         ax.set_title(summary, fontsize=10)
         ax.set_ylabel(_label(label, base, units))
         ax.legend(fontsize=8, loc="best")
@@ -87,3 +98,14 @@ def plot_physics(
     fig.suptitle(title or "Physical parameters read from the weight-space state")
     fig.tight_layout()
     return fig
+
+
+def _refined(model, y, normalizer, refine: int, fit_context: int | None):
+    """`({component: value}, fit_context)` of the parameters refined on `y[:fit_context]`
+    (`{}` for `refine` 0)."""
+    if not refine:
+        return {}, fit_context
+    if fit_context is None or not 1 < fit_context <= len(y):
+        raise ValueError(f"refine needs a context of 2..{len(y)} steps, got {fit_context}")
+    values = refine_parameters(model, to_model_units(y[:fit_context], normalizer), steps=refine)
+    return scalar_components(values, lead=0), fit_context

@@ -25,6 +25,7 @@ def plot_reconstruction(
     label: str = "WARP forecast",
     trajectory_labels: list[str] | None = None,
     time_unit: str | None = "a.u.",
+    others: dict | None = None,
 ) -> Figure:
     """Ground truth, observed context (shaded) and forecast for a few trajectories.
 
@@ -39,6 +40,7 @@ def plot_reconstruction(
     - `baseline`: a second forecast, e.g. "repeat the last value", drawn dotted.
     - `label`: legend entry of the forecast; `trajectory_labels`: row labels.
     - `time_unit`: unit of `t` for the x label.
+    - `others`: more forecasts `{legend entry: (N, T - context, d)}`, drawn thin.
 
     **Returns:** a `Figure` with an `N x d` grid of axes.
     """
@@ -67,6 +69,8 @@ def plot_reconstruction(
                 s = np.asarray(std)[i, :, c]
                 band = (prediction[i, :, c] - 2 * s, prediction[i, :, c] + 2 * s)
                 ax.fill_between(tf, *band, color="C3", alpha=0.2, label="±2 std")
+            for k, (name, other) in enumerate((others or {}).items()):
+                ax.plot(tf, np.asarray(other)[i, :, c], color=f"C{k + 4}", lw=0.9, label=name)
             if baseline is not None:
                 ax.plot(
                     tf,
@@ -109,6 +113,7 @@ def plot_forecast(
     convention: str = "clean",
     title: str | None = None,
     time_unit: str | None = "a.u.",
+    refine: int = 0,
 ) -> Figure:
     """Forecast trajectories with `model` from their first `context` steps and plot them.
 
@@ -125,6 +130,8 @@ def plot_forecast(
     - `baseline`: also draw "repeat the last observed value".
     - `convention`: the rollout's index convention, `"clean"` or `"reference"` (see
       `warp_phys.reconstruct`; use the one the model was trained with).
+    - `refine`: K >= 1 forecasts with a physical prior refined on each context
+      (`reconstruct(..., refine=K)`) and draws the read-out's own forecast beside it.
 
     **Returns:** a `Figure` (see `plot_reconstruction`); a probabilistic model gets its
     +-2 std band.
@@ -143,7 +150,12 @@ def plot_forecast(
     if own_times:
         t = np.asarray(t)[indices]
     ts = t if own_times and getattr(model, "time_aware", False) else None
-    out = _reconstruct(model, context_data, T - context, convention=convention, ts=ts)
+    forecast = lambda k: _reconstruct(
+        model, context_data, T - context, convention=convention, ts=ts, refine=k
+    )
+    out, others = forecast(refine), {}
+    if refine:
+        others["read-out alone"] = np.asarray(to_data_units(forecast(0), normalizer))
     std = None
     if isinstance(out, tuple):
         out, std = out
@@ -163,4 +175,6 @@ def plot_forecast(
         title=title or f"Forecast after {context} observed steps (MSE {mse:.3g}, data units)",
         trajectory_labels=[f"trajectory {i}" for i in indices],
         time_unit=time_unit if t is not None else None,
+        label=f"forecast, prior refined ({refine} steps)" if refine else "WARP forecast",
+        others=others,
     )

@@ -9,6 +9,7 @@ physical parameters) comes from the system the data set was drawn from
 
 
 from .._identify import source_system, state_trajectory, true_parameters
+from .._refine import resolve_refine
 from ..training.run import run_dataset
 from ._belief import plot_belief
 from ._common import check_index, to_model_units
@@ -32,6 +33,7 @@ def plot_run(
     forecast: bool = False,
     feed: str = "data",
     gd_steps: int = 256,
+    refine: int | str = 0,
 ):
     """Draw the figure `kind` (one of `KINDS`) of a loaded run.
 
@@ -47,6 +49,8 @@ def plot_run(
     - `forecast`: for the state plots, let theta_t run free after the context (default:
       every step observed).
     - `feed`: see `belief_matrix`; `gd_steps`: see `plot_trajectory`.
+    - `refine`: for `reconstruction` and `physics`, K >= 1 also fits a physical prior
+      to the context by K Levenberg-Marquardt steps (`"auto"`: as `evaluate_run`).
 
     **Returns:** a matplotlib `Figure`. Bad requests are `ValueError`s.
     """
@@ -60,6 +64,8 @@ def plot_run(
     model = run.model
     names, time_unit = _data_facts(ds)
     who = _describe(model)
+    regular = ds.extras.get("t") is None or not getattr(model, "time_aware", False)
+    refine = resolve_refine(model, refine, convention=run.config.convention, regular=regular)
     if kind == "reconstruction":
         times = ds.extras.get("t", ds.t)  # an irregular grid: each trajectory's times (N, T)
         return plot_forecast(
@@ -73,6 +79,7 @@ def plot_run(
             convention=run.config.convention,
             time_unit=time_unit,
             title=f"{who} on {ds.name} ({ds.split}): forecast after {L} observed steps",
+            refine=refine,
         )
     if kind == "transition":
         return plot_transition(
@@ -82,15 +89,18 @@ def plot_run(
         )
     state_context = L if forecast else None
     facts = (names, time_unit, who)
-    return _state_figure(kind, run, ds, indices[0], state_context, L, facts, feed, gd_steps)
+    options = (feed, gd_steps, refine)
+    return _state_figure(kind, run, ds, indices[0], state_context, L, facts, options)
 
 
-def _state_figure(kind, run, ds, i, state_context, L, facts, feed, gd_steps):
+def _state_figure(kind, run, ds, i, state_context, L, facts, options):
     """The figures of the states theta_t along trajectory `i` (weights, belief,
     trajectory, physics); `state_context`: None (every step observed) or L; `facts`:
-    `(channel names, time unit, model description)`."""
+    `(channel names, time unit, model description)`; `options`: `(feed, gd_steps,
+    refine)`."""
     model, norm = run.model, run.normalizer
     names, time_unit, who = facts
+    feed, gd_steps, refine = options
     y, t, tag = ds.y[i], ds.t, f"{ds.name} {ds.split} trajectory {i}, {who}"
     own_times = ds.extras.get("t")  # an irregular grid: each trajectory's times (N, T)
     if own_times is not None:
@@ -137,6 +147,8 @@ def _state_figure(kind, run, ds, i, state_context, L, facts, feed, gd_steps):
         truth=truth,
         time_unit=time_unit,
         title=r"Physical parameters read from $\theta_t$ along " + tag,
+        refine=refine,
+        fit_context=L,
     )
 
 
