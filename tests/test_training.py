@@ -1,6 +1,8 @@
 """Training lowers the loss; checkpoints round-trip exactly and fail loudly."""
 
+import dataclasses
 import json
+import math
 
 import equinox as eqx
 import jax
@@ -203,3 +205,55 @@ def test_a_non_finite_step_is_skipped_and_training_goes_on(data, tmp_path):
     at, _ = _fit(data, first)
     for a, b in zip(params(before), params(at), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _failing_from(first_bad: int, last_bad: float, factors: list):
+    """`prepare` whose compiled steps report steps `first_bad..last_bad` as non-finite
+    (state unchanged, as the real ones do) and record every learning-rate factor."""
+    from warp_phys.training import loop
+
+    real_prepare = loop.prepare
+
+    def prepare(*args, **kwargs):
+        setup, chain = real_prepare(*args, **kwargs)
+        real_steps = setup.train_steps
+
+        def steps(model, opt_state, inputs, targets, ts, key, numbers, factors_, bad, limit):
+            factors.append(float(factors_[0]))
+            if first_bad <= int(numbers[0]) <= last_bad:
+                return model, opt_state, jnp.full(1, jnp.nan), jnp.zeros(1, bool)
+            return real_steps(model, opt_state, inputs, targets, ts, key, numbers, factors_,
+                              bad, limit)  # fmt: skip
+
+        return dataclasses.replace(setup, train_steps=steps), chain
+
+    return prepare
+
+
+def test_a_run_of_non_finite_steps_goes_back_to_the_best_model_at_half_the_rate(
+    data, tmp_path, monkeypatch
+):
+    """Steps 5-7 overflow: after the third (max_non_finite 3) the run continues from its
+    best validated model with half the learning rate; a run that keeps overflowing stops
+    with `FloatingPointError` once MAX_RESCUES rescues are spent."""
+    from warp_phys.training import _state, loop
+
+    train, val = data
+    factors = []
+    monkeypatch.setattr(loop, "prepare", _failing_from(5, 7, factors))
+    options = dict(steps=12, batch_size=8, max_non_finite=3, key=jax.random.PRNGKey(0),
+                   optimizer=wp.OptimizerOptions(lr=1e-3, schedule="constant"),
+                   validation=wp.ValidationOptions(every=2, context=10),
+                   progress=False)  # fmt: skip
+    model, history = wp.train(tiny_model(), train, val_data=val, checkpoint_dir=tmp_path, **options)
+    assert history["rescues"] == [7] and history["stopped"] == "steps" and history["step"][-1] == 12
+    assert factors[:7] == [1.0] * 7 and factors[7:] == [_state.RESCUE_LR_FACTOR] * 5
+    rescue = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "rescue" in r]
+    assert rescue == [{"step": 7, "rescue": 1, "back_to_step": rescue[0]["back_to_step"]}]
+    assert rescue[0]["back_to_step"] in (2, 4)  # the best of the validations before step 5
+    assert read_header(tmp_path / "last.eqx")[0]["metadata"]["rescues"] == 1
+    assert all(np.all(np.isfinite(p)) for p in params(model))
+
+    monkeypatch.setattr(loop, "prepare", _failing_from(5, math.inf, []))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        wp.train(tiny_model(), train, val_data=val, **dict(options, steps=40))

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from ._devices import batch_mesh, resolve_devices, shard_batch
+from ._devices import batch_mesh, replicate, resolve_devices, shard_batch
 from ._state import fingerprint
 from .data import as_pairs, grid_times
 from .optim import for_model, optax_chain
@@ -111,6 +111,12 @@ class Setup:
     fingerprint: dict
     train_steps: object
     mesh: Mesh | None  # the devices of data-parallel training (None: one device)
+    chain: object  # the optax chain (a rescue starts its state afresh)
+
+    def fresh_opt_state(self, model):
+        """The optimiser state of a new run at `model` (on the mesh's devices)."""
+        opt_state = self.chain.init(eqx.filter(model, eqx.is_inexact_array))
+        return opt_state if self.mesh is None else replicate(opt_state, self.mesh)
 
     def place(self, batch: np.ndarray):
         """Minibatches `(K, batch, ...)` on the device (split over the mesh's devices)."""
@@ -188,6 +194,7 @@ def prepare(
         fingerprint=stamp,
         train_steps=train_steps,
         mesh=batch_mesh(n_devices) if n_devices > 1 else None,
+        chain=chain,
     )
     return setup, chain
 

@@ -24,7 +24,9 @@ class TrainState:
     the best model, its validation score and step, and the validations since then
     without improvement (`bad`); the training time so far (`seconds`, over resumes:
     the time budget and a time-sized schedule read it), the steps skipped as
-    non-finite (`skipped`) and how many of the last steps were (`non_finite`)."""
+    non-finite (`skipped`), how many of the last steps were (`non_finite`) and how often
+    the run went back to its best model after `max_non_finite` of them (`rescues`; each
+    halves the learning rate from then on)."""
 
     model: eqx.Module
     opt_state: object
@@ -36,6 +38,7 @@ class TrainState:
     seconds: float = 0.0
     skipped: int = 0
     non_finite: int = 0
+    rescues: int = 0
 
 
 def fingerprint(options: tuple[Options, ...], loop: dict, key, inputs, targets, times) -> dict:
@@ -65,6 +68,7 @@ def save_last(folder: Path | None, state: TrainState, stamp: dict, stopped: str 
         "seconds": state.seconds,
         "skipped_steps": state.skipped,
         "non_finite_in_a_row": state.non_finite,
+        "rescues": state.rescues,
         "train_options": stamp,
     }
     save_model(folder / "last.eqx", state.model, metadata=metadata, train_state=state.opt_state)
@@ -84,6 +88,7 @@ _LATER_FIELDS = {
     "seconds": ((int, float), "a non-negative number", 0.0),
     "skipped_steps": ((int,), "a non-negative integer", 0),
     "non_finite_in_a_row": ((int,), "a non-negative integer", 0),
+    "rescues": ((int,), "a non-negative integer", 0),
 }
 
 
@@ -154,6 +159,7 @@ def resume_state(
         seconds=float(meta["seconds"]),
         skipped=meta["skipped_steps"],
         non_finite=meta["non_finite_in_a_row"],
+        rescues=meta["rescues"],
     )
 
 
@@ -173,3 +179,25 @@ def stop_non_finite(folder: Path | None, state: TrainState, stamp: dict, loss: f
         "decoder's output (e.g. decoder_options={'final_activation': 5.0}) so free-running "
         "rollouts stay finite"
     )
+
+
+# after max_non_finite non-finite steps in a row: back to the best model, lr x this
+RESCUE_LR_FACTOR = 0.5
+MAX_RESCUES = 3
+
+
+def rescue(state: TrainState, fresh_opt_state, history: dict, log) -> bool:
+    """After `max_non_finite` skipped steps in a row the model sits where most minibatches
+    overflow: go back to the best validated model with a fresh optimiser state
+    (`fresh_opt_state(model)`) and the learning rate times `RESCUE_LR_FACTOR` from then
+    on, at most `MAX_RESCUES` times; the step is kept in `history["rescues"]` and in the
+    metrics `log`. **Returns:** whether it did (False: no validated model yet, or no
+    rescue left)."""
+    if state.best_step is None or state.rescues >= MAX_RESCUES:
+        return False
+    state.model, state.non_finite = state.best_model, 0
+    state.opt_state = fresh_opt_state(state.model)
+    state.rescues += 1
+    history["rescues"].append(state.step)
+    log.write(step=state.step, rescue=state.rescues, back_to_step=state.best_step)
+    return True

@@ -1,7 +1,7 @@
 """The training loop, shared by WARP and the baselines: an optax chain, a jitted function
 of K steps, minibatches from a seeded shuffler, a learning-rate schedule sized in steps
 or in wall-clock time, validation, best-checkpoint keeping, early stopping, a progress
-bar, skipping of non-finite steps and exact resumption.
+bar, skipping of non-finite steps (and rescues from a run of them) and exact resumption.
 
 `train` reads as setup (`_setup.prepare`: the arrays, the options resolved, the
 compiled steps; `_state.resume_state`), the loop (`_loop`, `_take_steps`, `_validate`)
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ._devices import replicate, to_default_device
 from ._lock import run_lock
 from ._setup import MAX_NON_FINITE, STEPS_PER_CALL, Setup, prepare, shuffler
-from ._state import TrainState, resume_state, save_last, stop_non_finite
+from ._state import RESCUE_LR_FACTOR, TrainState, rescue, resume_state, save_last, stop_non_finite
 from .checkpoint import save_model
 from .metrics_log import MetricsLog
 from .optim import schedule_factor
@@ -79,8 +79,10 @@ def train(
       resumes (compilation included).
     - `max_non_finite`: a step whose loss, gradient or updated parameters are NaN/inf
       is skipped (model and optimiser state stay as they were; `history["skipped"]`
-      and the `skipped` count of `metrics.jsonl` record it); this many in a row stop
-      the run with `FloatingPointError`.
+      and the `skipped` count of `metrics.jsonl` record it); after this many in a row the
+      run goes back to its best validated model with a fresh optimiser state and half the
+      learning rate from then on (a rescue, `MAX_RESCUES` at most; `history["rescues"]`),
+      or, without a validated model or a rescue left, stops with `FloatingPointError`.
     - `steps_per_call`: steps fused in one jitted call (a `lax.scan`: fewer host round
       trips). Logging is per step; validation, checkpoints, the time check and the
       time-sized schedule's progress happen between calls, which end at every
@@ -104,10 +106,11 @@ def train(
     **Returns:** `(model, history)`: the best validated model (the last one without
     `val_data`) and a dict of lists `step`, `loss`, `seconds` (the run's training time
     at the end of the call that took the step), `val_step`, `val_mse`, `skipped` (the
-    steps skipped as non-finite), plus `stopped` (`"steps"`, `"early_stopping"` or
+    steps skipped as non-finite), `rescues` (the steps after which a rescue went back to
+    the best model), plus `stopped` (`"steps"`, `"early_stopping"` or
     `"time"`). Raises `FloatingPointError` after `max_non_finite` non-finite steps in
-    a row (`last.eqx` then holds the state before them, as step number the last one
-    before them).
+    a row that no rescue takes (`last.eqx` then holds the state before them, as step
+    number the last one before them).
     """
     setup, chain = prepare(
         model,
@@ -157,7 +160,7 @@ def _loop(setup: Setup, state: TrainState, log: MetricsLog, key, progress: bool)
     **Returns:** the history."""
     shuffle_key, step_key = jax.random.split(key)
     rows_of = shuffler(shuffle_key, len(setup.inputs), setup.batch_size)
-    names = ("step", "loss", "seconds", "val_step", "val_mse", "skipped")
+    names = ("step", "loss", "seconds", "val_step", "val_mse", "skipped", "rescues")
     history = {name: [] for name in names}
     done, stopped, postfix = state.step, "steps", {}
     call_start = time.perf_counter()
@@ -217,7 +220,7 @@ def _take_steps(setup: Setup, state: TrainState, rows: np.ndarray, first: int, k
     )
     numbers = np.arange(first, first + len(rows))
     progress = np.array([setup.progress(n, state.seconds) for n in numbers])
-    factors = schedule_factor(setup.optimizer, progress)
+    factors = schedule_factor(setup.optimizer, progress) * RESCUE_LR_FACTOR**state.rescues
     model, opt_state, losses, applied = setup.train_steps(
         state.model,
         state.opt_state,
@@ -248,7 +251,8 @@ def _record(setup, state: TrainState, history, log, step: int, loss: float, ok: 
     if step % setup.log_every == 0 or step == setup.steps or not ok:
         seconds = round(state.seconds, 3)
         log.write(step=step, loss=loss, skipped=state.skipped, seconds=seconds, **rates)
-    if state.non_finite >= setup.max_non_finite:
+    rescued = lambda: rescue(state, setup.fresh_opt_state, history, log)
+    if state.non_finite >= setup.max_non_finite and not rescued():
         stop_non_finite(setup.folder, state, setup.fingerprint, loss)
 
 

@@ -195,6 +195,7 @@ def _summary(model, history: dict, seconds: float, shape) -> dict:
         "steps_done": history["step"][-1] if history["step"] else None,
         "stopped": history["stopped"],
         "skipped_steps": history["skipped"],
+        "rescues": history["rescues"],
         "best_val_mse_normalized": min(history["val_mse"], default=None),
         "train_seconds": seconds,
         "data_shape": list(shape),
