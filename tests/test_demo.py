@@ -31,6 +31,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert np.isfinite(saved["test_mse_warp"]) and saved["test_mse_repeat_last"] > 0
     assert summary == saved and saved["decoder"] == "damped_oscillator"
     assert set(saved["identification_median_rel_err"]) == {"omega0", "zeta"}
+    assert set(saved["identification_refined_median_rel_err"]) == {"omega0", "zeta"}
+    assert saved["refine"] == 20 and np.isfinite(saved["test_mse_refined"])
+    assert "refined (20 steps)" in out
     wp.load_model(tmp_path / "run/best.eqx")
     run = wp.load_run(tmp_path / "run")  # an ordinary run folder
     assert run.config.context == 100 and run.config.max_seconds == 150.0

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"trajectories; training WARP ({args.decoder} root) for {args.seconds:.0f} s"
     )
     run, history = train_run(config, out, overwrite=True, progress=not args.quiet)
-    scores = evaluate_run(run, split="test", n=args.n_test)
+    scores = evaluate_run(run, split="test", n=args.n_test, refine="auto")
     summary = {
         "system": args.system,
         "decoder": args.decoder,
@@ -107,12 +107,16 @@ def main(argv: list[str] | None = None) -> dict:
         "theta_size": run.model.theta_size,
         "train_steps": history["step"][-1],
         "train_seconds": round(history["seconds"][-1], 1),
-        "test_mse_warp": scores["mse"],
+        "test_mse_warp": scores.get("mse_readout", scores["mse"]),
         "test_mse_repeat_last": scores["mse_repeat_last"],
     }
+    if "refine" in scores:
+        summary.update(refine=scores["refine"], test_mse_refined=scores["mse"])
     physical = isinstance(run.model.decoder, PhysicalPrior)
     if physical:
-        summary["identification_median_rel_err"] = _identification(run, args.n_test)
+        read, refined = _identification(run, args.n_test)
+        summary["identification_median_rel_err"] = read
+        summary["identification_refined_median_rel_err"] = refined
     paths = [atomic_write_json(figures / "demo_summary.json", summary)]
     paths += _figures(run, args, figures, summary["test_mse_warp"])
     warp_mse, baseline_mse = summary["test_mse_warp"], summary["test_mse_repeat_last"]
@@ -121,11 +125,16 @@ def main(argv: list[str] | None = None) -> dict:
         "raw units):"
     )
     label = "WARP-Phys" if physical else "WARP"
-    print(f"  {label:<24}{warp_mse:10.4f}")
-    print(f"  repeat last value       {baseline_mse:10.4f}")
+    print(f"  {label + ' (read-out)' if physical else label:<24}{warp_mse:10.4g}")
+    if "refine" in summary:
+        refined = f"refined ({summary['refine']} steps)"
+        print(f"  {refined:<24}{summary['test_mse_refined']:10.4g}")
+    print(f"  repeat last value       {baseline_mse:10.4g}")
     print(f"  ratio                   {baseline_mse / warp_mse:10.1f}x lower with {label}")
     for name, err in summary.get("identification_median_rel_err", {}).items():
-        print(f"  {name} read at the end of the context: median error {100 * err:.1f} %")
+        fitted = summary["identification_refined_median_rel_err"].get(name)
+        line = f"  {name} read at the end of the context: median error {100 * err:.2g} %"
+        print(line + ("" if fitted is None else f", refined: {100 * fitted:.2g} %"))
     print(f"\nrun folder:   {out}/ (config.json, best.eqx, last.eqx, summary.json)")
     print(f"WARP:         D_theta = {run.model.theta_size}, {history['step'][-1]} steps")
     print(f"figures:      {', '.join(str(p) for p in paths)}")
@@ -137,7 +146,12 @@ def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
     first one and, for a physical prior, the parameters read from it."""
     test = load_dataset(run.config, "test", 3)
     truth, L = np.asarray(test.y), args.context
-    forecast = reconstruct_run(run, truth, context=L)["prediction"]
+    forecast = reconstruct_run(run, truth, context=L, refine="auto")
+    others = {}
+    if forecast.get("refine"):
+        others["read-out alone"] = reconstruct_run(run, truth, context=L)["prediction"]
+    label = f"forecast, prior refined ({forecast['refine']} steps)" if others else "WARP forecast"
+    forecast = forecast["prediction"]
     repeat_last = np.broadcast_to(truth[:, L - 1 : L], forecast.shape)
     fig = plot_reconstruction(
         test.t,
@@ -145,6 +159,8 @@ def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
         forecast,
         L,
         baseline=repeat_last,
+        others=others,
+        label=label,
         channel_names=channel_names(args.system, truth.shape[2]),
         title=f"WARP on held-out {args.system.upper()} trajectories "
         f"(context {L} steps, test MSE {warp_mse:.3g})",
@@ -162,21 +178,23 @@ def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
     paths.append(save_figure(fig, figures / "demo_weights.png"))
     plt.close(fig)
     if isinstance(run.model.decoder, PhysicalPrior):
-        fig = plot_run("physics", run, index=0, forecast=True)
+        fig = plot_run("physics", run, index=0, forecast=True, refine="auto")
         paths.append(save_figure(fig, figures / "demo_physics.png"))
         plt.close(fig)
     return paths
 
 
-def _identification(run, n: int) -> dict[str, float]:
+def _identification(run, n: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median relative error, over `n` test trajectories, of each physical parameter read
-    at the end of the context, where the data know the truth."""
-    table = parameter_table(run, split="test", n=n)
-    errors = {}
+    at the end of the context and refined on it, where the data know the truth."""
+    table = parameter_table(run, split="test", n=n, refine="auto")
+    errors = ({}, {})
     for name, row in table["parameters"].items():
-        if "true" in row:
-            value, true = np.asarray(row["value"]), np.asarray(row["true"])
-            errors[name] = float(np.median(np.abs(value - true) / np.abs(true)))
+        true = np.asarray(row.get("true", np.nan))
+        for out, key in zip(errors, ("value", "refined"), strict=True):
+            if "true" in row and key in row:
+                error = np.abs(np.asarray(row[key]) - true) / np.abs(true)
+                out[name] = float(np.median(error))
     return errors
 
 
