@@ -258,6 +258,11 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
     return args
 
 
+def report(args, measure, markdown, draw=None) -> dict:
+    """`finish` with the `--render` JSON, or else with what `measure()` returns."""
+    return finish(args, read_json(args.render) if args.render else measure(), markdown, draw)
+
+
 def finish(args, result: dict, markdown, draw=None) -> dict:
     """Write a measured `result` to `--out`, draw the figure (`draw(result)`), print the
     Markdown block and splice it into the README unless this is a smoke result or
