@@ -100,8 +100,7 @@ def _cells(args, seeds) -> list[tuple]:
 
 def _summary(args, records: dict, seeds) -> dict:
     """The result JSON from the per-run records. `--transitions` changes only the
-    committed JSON's `transitions` key; a table run keeps the rows other benchmarks
-    merged in (anchors: sindy, oracle_fit) and the transitions."""
+    committed JSON's `transitions` key; a table run keeps the transitions."""
     previous = harness.read_json(args.out) if args.out.is_file() else {}
     if args.transitions and previous:
         summary = previous
@@ -109,9 +108,6 @@ def _summary(args, records: dict, seeds) -> dict:
         summary = summarise(records, args.preset, seeds, smoke=args.smoke)
         naive = {s: repeat_last(args.preset, s) for s in summary["results"]}
         summary["repeat_last"] = {} if args.smoke else naive
-        for system, row in summary["results"].items():
-            merged = previous.get("results", {}).get(system, {}).items()
-            row.update({k: v for k, v in merged if k not in presets.MODELS})
         if "transitions" in previous:
             summary["transitions"] = previous["transitions"]
     for system, kinds in summarise_transitions(records, summary["results"], seeds).items():
