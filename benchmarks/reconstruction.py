@@ -32,6 +32,13 @@ __all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
 RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN
 
 
+def cell_config(preset: str, system: str, model: str, seed: int, kind: str) -> wp.RunConfig:
+    """A table cell's config, or (`kind` not dense) the `warp` cell's with another A."""
+    if kind == "dense":
+        return run_config(preset, system, model, seed)
+    return transition_config(preset, system, kind, seed)
+
+
 def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
     """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, WARP
     with another `transition` for the structured-transition rows, with `RunConfig`
@@ -39,9 +46,7 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     (and OOD) MSE in table units. A forecast that diverged (NaN / inf) on some
     trajectories leaves the MSE non-finite; their count is kept as `{split}_diverged`
     and the MSE over the others as `{split}_finite`."""
-    kind = overrides.pop("transition", "dense")
-    config = transition_config(preset, system, kind, seed)
-    config = config if kind != "dense" else run_config(preset, system, model, seed)
+    config = cell_config(preset, system, model, seed, overrides.pop("transition", "dense"))
     run, _ = wp.train_run(config.replace(**overrides), out, overwrite=True, progress=False)
     summary, unit = harness.read_json(out / "summary.json"), presets.UNITS[system]
     record = dict(params=int(summary["parameters"]), steps=summary["steps_done"])
@@ -77,16 +82,9 @@ def _cells(args, seeds) -> list[tuple]:
     """`(record key, system, model, seed, transition, run folder)` of every run asked for."""
 
     def cell(system, model, seed, kind="dense"):
-        name = model if kind == "dense" else f"warp_{kind}"
-        key = f"{system}/{model if kind == 'dense' else 'warp:' + kind}/{seed}"
-        return (
-            key,
-            system,
-            model,
-            seed,
-            kind,
-            args.runs / args.preset / system / name / f"seed{seed}",
-        )
+        name, key = (model, model) if kind == "dense" else (f"warp_{kind}", f"warp:{kind}")
+        folder = args.runs / args.preset / system / name / f"seed{seed}"
+        return f"{system}/{key}/{seed}", system, model, seed, kind, folder
 
     cells = []
     for s in args.systems:
@@ -149,8 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _, system, model, seed, kind, _ in cells:
             if seed != seeds[0]:
                 continue
-            config = transition_config(args.preset, system, kind, seed)
-            config = config if kind != "dense" else run_config(args.preset, system, model, seed)
+            config = cell_config(args.preset, system, model, seed, kind)
             count = wp.count_parameters(abstract_model(config))
             print(f"{system}/{model if kind == 'dense' else kind}: {count} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")
