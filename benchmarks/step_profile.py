@@ -48,21 +48,6 @@ def _run(config, model, data, per_call: int, steps: int, batch: int) -> tuple[fl
     return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
-def _gemm_cpu_gflops(D: int, cols: int, reps: int = 20) -> float:
-    """The float32 GEMM rate per CPU-second, (D x D) @ (D x `cols`) (the recurrence's
-    products of a whole batch, `cols` = N T, as one: the floor if nothing but them
-    ran), over `reps` calls after a compiling one; by process time, so that the floor
-    is on the same footing as the CPU time of a step on a loaded machine."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
-    x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
-    product = jax.jit(lambda a, x: a @ x)
-    jax.block_until_ready(product(a, x))
-    cpu = time.process_time()
-    for _ in range(reps):
-        jax.block_until_ready(product(a, x))
-    return 2.0 * D * D * cols * reps / (time.process_time() - cpu) / 1e9
-
-
 def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
     config, model, data, val = _setup(smoke)
     batch = 4 if smoke else config.batch_size
@@ -82,7 +67,9 @@ def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
         lambda: float(wp.forecast_mse(model, val, context)), reps=3, warmup_s=float("inf")
     )
     D, T = model.theta_size, data.shape[1]
-    gflops = _gemm_cpu_gflops(D, batch * T)
+    # the recurrence's products of a whole batch as one (cols = N T): the floor if nothing
+    # but them ran, by process time like the step's CPU time on a loaded machine
+    gflops = harness.gemm_gflops(D, batch * T, reps=20, cpu=True)
     floor_ms = 1e3 * 3 * 2 * batch * T * D * D / (gflops * 1e9)
     rows = {}
     for k in settings:
