@@ -3,7 +3,8 @@
 - `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
   `--no-readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
   draws the figure, prints the Markdown and splices it into the README between
-  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run).
+  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run); `report`
+  does so from the `--render` JSON or a fresh measurement.
 - `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
   crash or a timeout comes back as `{"error": ...}`), with the load average beside it.
 - `timed` / `time_training_step`: the one timing policy; `gemm_gflops`.
