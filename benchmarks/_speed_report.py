@@ -231,9 +231,9 @@ def plot(result: dict, path: Path) -> None:
     if structured:
         label = "dense A stops fitting (16 D^2 bytes)"
         memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
-        memory.set_ylim(0.1, None)
         title += " (structured: open markers)"
     memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB", title=title)
+    memory.set_ylim(0.1 if structured else None, None)
     memory.legend(fontsize=6)
     if msd := result["paper_msd"]:
         colors = ["C0" if r["algorithm"] == "scan" else "C1" for r in msd]
