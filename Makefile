@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-devices bench-irregular bench-time
+.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-time
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,20 +38,12 @@ bench-anchors: $(VENV)/.installed
 bench-speed: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.speed
 
-# 1 vs 2 devices (2 forced CPU host devices): agreement and overhead (~1 min)
-bench-devices: $(VENV)/.installed
-	$(BIN)/python -m benchmarks.devices
-
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
-
-# irregular vs regular time grids, time-aware vs plain WARP (~20 min on 2 cores)
-bench-irregular: $(VENV)/.installed
-	$(BIN)/python -m benchmarks.irregular
 
 # time to accuracy: equal budget and lr sweep per model, resumable (~2.8 h on 2 cores;
 # TIME_SCALE=0.2 shrinks every budget: ~1 h)

@@ -1,4 +1,4 @@
-"""Figures, targets, README block and the reconstruction.json merge of `benchmarks.anchors`."""
+"""Figures, targets and README block of `benchmarks.anchors`."""
 
 from pathlib import Path
 
@@ -174,38 +174,3 @@ def markdown(result: dict) -> str:
         " ".join(f"![{s}](figures/anchors_{s}.png)" for s in names),
     ]
     return "\n\n".join(parts)
-
-
-def merge_into_reconstruction(anchors: dict, path: Path) -> bool:
-    """Adds `sindy` and `oracle_fit` under each MSD / MSD-Zero row of the reconstruction
-    table JSON (`results[system][method]`), from the noise-free context-100 rows.
-
-    Values use that file's units (`units[system]`) and its `mean` key, with the
-    anchors' `n_test`, compute per trajectory and a `source` note. LV is left out: the
-    table's LV row is the repeat-copy task under full teacher forcing, not a forecast.
-    Runs only when `path` exists and its table is complete.
-
-    **Returns:** whether the file was updated.
-    """
-    table_json = harness.read_json(path) if Path(path).is_file() else {}
-    if not table_json.get("complete") or table_json.get("smoke"):
-        return False
-    idx, source = (
-        _index(anchors["rows"]),
-        "benchmarks/anchors.py (noise 0, context 100; its own test draw)",
-    )
-    for system in ("msd", "msd_zero"):
-        row, unit = (
-            table_json.get("results", {}).get(system),
-            table_json.get("units", {}).get(system, 1.0),
-        )
-        for method in ("sindy", "oracle_fit"):
-            r = idx.get((system, method, 0.0, 100))
-            if row is not None and r is not None:
-                cell = dict(mean=r["mse"] / unit, std=None, paper=None, failed=r["failed"])
-                cell.update(
-                    seconds_per_trajectory=r["seconds_per_trajectory"], n_test=anchors["n_test"]
-                )
-                row[method] = dict(cell, source=source)
-    harness.write_json(path, table_json)
-    return True

@@ -62,19 +62,16 @@ def _rows(system: str, method: str, data: dict, preset, log, predict) -> list[di
         for L in preset.contexts:
             forecast, extra = predict(noise, L, observed[:, :L])
             scores = _scores(forecast, data["test"][:, L:], data["bound"])
-            rows.append(
-                dict(system=system, method=method, noise=noise, context=L, **scores, **extra)
-            )
+            row = dict(system=system, method=method, noise=noise, context=L)
+            rows.append(dict(row, **scores, **extra))
             log(rows[-1])
     return rows
 
 
 def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
     """SINDy per (noise, context); its threshold and differentiation picked on val."""
-    T, grid = (
-        data["test"].shape[1],
-        list(itertools.product(preset.thresholds, preset.differentiation)),
-    )
+    T = data["test"].shape[1]
+    grid = list(itertools.product(preset.thresholds, preset.differentiation))
 
     def predict(noise, L, contexts):
         val = _observed(data, "val", noise)[:, :L]
@@ -92,12 +89,10 @@ def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
 def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
     """The true-ODE least-squares fit per (noise, context), all test trajectories at once."""
     T, model = data["test"].shape[1], systems.get_system(EQUATIONS.get(system, system))
-    fit = (data["std"], preset.restarts, max(preset.contexts), preset.lm_steps)
+    fit = (data["t"], data["std"], preset.restarts, max(preset.contexts), preset.lm_steps)
 
     def predict(noise, L, contexts):
-        forecast, seconds, compile_s = _fits.oracle_forecast(
-            model, contexts, data["t"], T - L, *fit
-        )
+        forecast, seconds, compile_s = _fits.oracle_forecast(model, contexts, T - L, *fit)
         extra = dict(compile_seconds=compile_s, restarts=preset.restarts)
         return forecast, dict(seconds_per_trajectory=seconds / len(forecast), **extra)
 
@@ -110,10 +105,8 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
     units from the previous (normalised) state, with (a, b, d, g) > 0 read from theta_t
     (initialised at the centre of the training ranges); states clipped to `[0, top]`."""
     mean, std, top = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32), float(top)
-    ranges, names = (
-        systems.get_system("lotka_volterra").param_ranges,
-        ("alpha", "beta", "delta", "gamma"),
-    )
+    ranges = systems.get_system("lotka_volterra").param_ranges
+    names = ("alpha", "beta", "delta", "gamma")
 
     def field(p, z):
         prey, pred = z[0], z[1]
@@ -170,11 +163,9 @@ def train_warp(system: str, method: str, data: dict, preset):
     options["objective"] = wp.ObjectiveOptions(forcing_prob=0.25)
     options["validation"] = wp.ValidationOptions(context=context, every=preset.val_every)
     options["val_data"] = (norm.apply(val_inputs), norm.apply(val))
-    start = time.perf_counter()
-    train = (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y)))
-    model, history = wp.train(
-        model, train, max_seconds=preset.train_seconds, progress=False, **options
-    )
+    options.update(max_seconds=preset.train_seconds, progress=False)
+    start, train = time.perf_counter(), (np.asarray(norm.apply(inputs)), np.asarray(norm.apply(y)))
+    model, history = wp.train(model, train, **options)
     return model, norm, time.perf_counter() - start, history
 
 

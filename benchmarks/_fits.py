@@ -182,13 +182,11 @@ def restart_inits(system, n_restarts: int, seed: int = 0) -> np.ndarray:
     return np.log(np.vstack([(low + high) / 2, draws])).astype(np.float32)
 
 
-def oracle_forecast(
-    system, contexts, t, horizon: int, scale, restarts: int, max_context: int, lm_steps=80
-):
-    """`OracleFit` of `system`'s equations on contexts `(N, L, D)` (padded to
-    `max_context` and masked), with `restarts` starts from its training box and at most
-    `lm_steps` Levenberg-Marquardt steps each; `scale` `(D,)` weighs the channels of the
-    residual.
+def oracle_forecast(system, contexts, horizon, t, scale, restarts, max_context, lm_steps=80):
+    """`OracleFit` of `system`'s equations on contexts `(N, L, D)` of trajectories at
+    times `t` (padded to `max_context` and masked), with `restarts` starts from its
+    training box and at most `lm_steps` Levenberg-Marquardt steps each; `scale` `(D,)`
+    weighs the channels of the residual.
 
     **Returns:** `(forecast (N, horizon, D) (unclipped), seconds of fit + forecast for
     the batch (compiled beforehand), compile seconds)`.

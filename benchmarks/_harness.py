@@ -3,7 +3,8 @@
 - `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
   `--no-readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
   draws the figure, prints the Markdown and splices it into the README between
-  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run).
+  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run); `report`
+  does so from the `--render` JSON or a fresh measurement.
 - `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
   crash or a timeout comes back as `{"error": ...}`), with the load average beside it.
 - `timed` / `time_training_step`: the one timing policy; `gemm_gflops`.
@@ -76,16 +77,22 @@ def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0
     return dict(out, warmup=warmup, first_call_s=walls[0])
 
 
-def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
-    """The float32 GEMM rate now, (D x D) @ (D x `cols`), best of `reps` calls after a
-    compiling one, in GFLOP/s: the load changes it, so it is measured beside a row."""
+def gemm_gflops(D: int, cols: int = 64, reps: int = 5, cpu: bool = False) -> float:
+    """The float32 GEMM rate now, (D x D) @ (D x `cols`), in GFLOP/s after a compiling
+    call: the best of `reps` calls by wall time (the load changes it, so it is measured
+    beside a row), or with `cpu` their total by process time (GFLOP per CPU-second)."""
     import jax
 
     a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
     x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
     product = jax.jit(lambda a, x: a @ x)
-    jax.block_until_ready(product(a, x))
     call = lambda: jax.block_until_ready(product(a, x))
+    call()
+    if cpu:
+        start = time.process_time()
+        for _ in range(reps):
+            call()
+        return 2.0 * D * D * cols * reps / (time.process_time() - start) / 1e9
     best = min(timed(call, reps=1, warmup_s=0)["median_s"] for _ in range(reps))
     return 2.0 * D * D * cols / best / 1e9
 
@@ -256,6 +263,11 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
     if "figure" in args and args.figure is None:
         args.figure = tmp / f"{name}_smoke.png" if args.smoke else FIGURES / f"{name}.png"
     return args
+
+
+def report(args, measure, markdown, draw=None) -> dict:
+    """`finish` with the `--render` JSON, or else with what `measure()` returns."""
+    return finish(args, read_json(args.render) if args.render else measure(), markdown, draw)
 
 
 def finish(args, result: dict, markdown, draw=None) -> dict:

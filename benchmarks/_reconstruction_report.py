@@ -62,8 +62,7 @@ def _tables(res: dict) -> tuple[str, str]:
         row, cells, ood_cells = res.get(system, {}), [], []
         for m in NAMES:
             if m not in presets.models_for(system):
-                cells.append("✗")
-                ood_cells.append("✗")
+                cells, ood_cells = cells + ["✗"], ood_cells + ["✗"]
                 continue
             paper = presets.PAPER[system][m]
             cells.append(_cell(row.get(m)) + ("" if paper is None else f" ({paper:g})"))
@@ -102,14 +101,10 @@ def markdown(summary: dict, command: str) -> str:
         f"capped at {c.max_seconds:.0f} s), {summary['device']}, {summary['date']}"
         + (f", {wall / 60:.0f} min of wall clock in all" if wall else "")
         + f"; command `{command}`.",
-        *(
-            [
-                f"**Partial results**: {len(missing)} runs did not finish ({', '.join(missing[:6])}"
-                f"{', ...' if len(missing) > 6 else ''})."
-            ]
-            if not summary["complete"]
-            else []
-        ),
+        *[
+            f"**Partial results**: {len(missing)} runs did not finish ({', '.join(missing[:6])}"
+            f"{', ...' if len(missing) > 6 else ''})."
+        ][: not summary["complete"]],
         test,
         "Out-of-distribution test split (parameters outside the training ranges):",
         ood,

@@ -8,9 +8,6 @@ from benchmarks import _harness as harness
 from benchmarks._harness import fmt, table
 from benchmarks._speed_workers import DATA_SIZE, MODES
 
-KIND_COLORS = ("C2", "C4", "C5", "C6", "C8", "C9")  # not C0/C1/red: taken in the memory panel
-KIND_MARKERS = ("^", "v", "s", "D", "P", "X")
-
 
 def _kind(row: dict) -> str:
     return f"lowrank (r = {row.get('rank')})" if row["kind"] == "lowrank" else row["kind"]
@@ -20,6 +17,10 @@ def _loads(result: dict) -> list[float]:
     """The load averages recorded beside the rows' workers."""
     runs = [r.get(m) or {} for r in result["rows"] for m in MODES]
     return [x for run in runs for x in run.get("load_average", [])]
+
+
+def _percent(x) -> str:
+    return fmt(x and 100 * x, ".0f")
 
 
 def targets(rows: list[dict]) -> dict:
@@ -42,19 +43,16 @@ def targets(rows: list[dict]) -> dict:
     return out
 
 
-def _step_row(row: dict) -> str:
-    par, seq = row["parallel_s"], row["sequential_s"]
-    frac, fwd = row.get("recurrence_fraction"), row.get("recurrence_forward_fraction")
-    gemms = [g for m in MODES for g in (row.get(m) or {}).get("gemm_gflops", [])]
+def _step_row(r: dict) -> list:
+    par, seq, flops = r["parallel_s"], r["sequential_s"], r["flops"]
+    gemms = [g for m in MODES for g in (r.get(m) or {}).get("gemm_gflops", [])]
     speedup = f"{seq / par:.2f}x" if par and seq else "-"
-    gemm = statistics.median(gemms) if gemms else None
-    return (
-        f"{row['T']} | {row['D_theta']} | {fmt(par)} | {fmt(seq)} | {speedup} "
-        f"| {row['flops']['sequential'] / row['flops']['parallel']:.2f}x "
-        f"| {fmt(row['recurrence_gflops'], '.1f')} | {fmt(frac and 100 * frac, '.0f')} "
-        f"| {fmt(fwd and 100 * fwd, '.0f')} | {fmt(gemm, '.0f')} "
-        f"| {row.get('parallel_reps') or '-'}/{row.get('sequential_reps') or '-'}"
-    )
+    model = f"{flops['sequential'] / flops['parallel']:.2f}x"
+    fractions = [_percent(r.get(f"recurrence_{k}fraction")) for k in ("", "forward_")]
+    gemm = fmt(statistics.median(gemms) if gemms else None, ".0f")
+    reps = f"{r.get('parallel_reps') or '-'}/{r.get('sequential_reps') or '-'}"
+    times = [fmt(par), fmt(seq), speedup, model, fmt(r["recurrence_gflops"], ".1f")]
+    return [r["T"], r["D_theta"], *times, *fractions, gemm, reps]
 
 
 def _paper_row(x: dict) -> str:
@@ -96,15 +94,12 @@ def markdown(result: dict) -> str:
     ]
     if not result.get("complete", True):
         parts.insert(1, "**Incomplete**: some configurations were not run; the rows say why.")
-    if result["paper_msd"]:
+    if msd := result["paper_msd"]:
         src = result["paper_msd_source"]
         parts += [
             f"**Paper MSD configuration** (D_theta 4898, T 256, autoregressive, teacher forcing "
             f"0.25; from `{src['source']}`, measured {src['measured']}):",
-            table(
-                "batch | algorithm | s per step | peak RSS GB | reps",
-                map(_paper_row, result["paper_msd"]),
-            ),
+            table("batch | algorithm | s per step | peak RSS GB | reps", map(_paper_row, msd)),
         ]
     inf = result["inference"]
     if "error" not in inf:
@@ -135,26 +130,23 @@ def markdown(result: dict) -> str:
     return "\n\n".join(parts + _structured_markdown(result))
 
 
-def _sizes(x: dict) -> str:
-    return f"{_kind(x)} | {x['root'][0]} x {x['root'][1]} | {x['D_theta']:,} | {x['A_entries']:,}"
+def _sizes(x: dict) -> list:
+    root = f"{x['root'][0]} x {x['root'][1]}"
+    return [_kind(x), root, f"{x['D_theta']:,}", f"{x['A_entries']:,}"]
 
 
-def _memory_row(x: dict) -> str:
+def _memory_row(x: dict) -> list:
     note = x.get("error", "")
     if x["kind"] == "block":
         note = f"{x['blocks']} blocks, largest {x['largest_block']}" + (note and f"; {note}")
-    return (
-        f"{_sizes(x)} | {x['A_state_gb']:.3g} | {fmt(x.get('peak_rss_gb'), '.2f')} "
-        f"| {fmt(x.get('step_s'))} | {note}"
-    )
+    times = [f"{x['A_state_gb']:.3g}", fmt(x.get("peak_rss_gb"), ".2f"), fmt(x.get("step_s"))]
+    return [*_sizes(x), *times, note]
 
 
-def _kind_row(x: dict) -> str:
-    picked, times = x.get("preferred_mode"), [fmt(x.get(f"{m}_s")) for m in MODES]
-    times = [
-        f"**{t}**" if m == picked and t != "-" else t for m, t in zip(MODES, times, strict=True)
-    ]
-    return f"{_sizes(x)} | {' | '.join(times)} | {picked or '-'}"
+def _kind_row(x: dict) -> list:
+    picked, times = x.get("preferred_mode"), {m: fmt(x.get(f"{m}_s")) for m in MODES}
+    times = [f"**{t}**" if m == picked and t != "-" else t for m, t in times.items()]
+    return [*_sizes(x), *times, picked or "-"]
 
 
 def _structured_markdown(result: dict) -> list[str]:
@@ -188,6 +180,13 @@ def _structured_markdown(result: dict) -> list[str]:
     return parts
 
 
+def _curve(ax, rows, x, y, style, scale=1.0, **kw):
+    """Plot `y` against `x` over the `rows` that have both (nothing when none has)."""
+    pts = [(r[x], scale * r[y]) for r in rows if r.get(x) and r.get(y)]
+    if pts:
+        ax.plot(*zip(*pts, strict=True), style, **kw)
+
+
 def plot(result: dict, path: Path) -> None:
     """Four panels: step time vs T, recurrence FLOP/s vs T, memory vs D_theta (dense and
     structured), the paper-MSD rows."""
@@ -202,57 +201,41 @@ def plot(result: dict, path: Path) -> None:
     T_axis = dict(xscale="log", xlim=(lengths[0] / 1.5, lengths[-1] * 1.5), xlabel="T")
     fig, ((steps, rate), (memory, paper)) = plt.subplots(2, 2, figsize=(11, 8))
     for D in Ds:
+        at = [r for r in rows if r["D_theta"] == D]
         for mode, style in (("parallel", "o-"), ("sequential", "s--")):
-            pts = [(r["T"], r[f"{mode}_s"]) for r in rows if r["D_theta"] == D and r[f"{mode}_s"]]
-            if pts:
-                steps.plot(*zip(*pts, strict=True), style, label=f"{mode}, D={D}")
+            _curve(steps, at, "T", f"{mode}_s", style, label=f"{mode}, D={D}")
+        label = f"sequential recurrence, D={D}"
+        _curve(rate, at, "T", "recurrence_fraction", "o-", 100, label=label)
     steps.set(**T_axis, ylabel="s per training step", title=f"training step, batch {mem['batch']}")
     if steps.lines:
         steps.set_yscale("log")
         steps.legend(fontsize=8)
-    for D in Ds:
-        pts = [
-            (r["T"], 100 * r["recurrence_fraction"])
-            for r in rows
-            if r["D_theta"] == D and r.get("recurrence_fraction")
-        ]
-        if pts:
-            rate.plot(*zip(*pts, strict=True), "o-", label=f"sequential recurrence, D={D}")
     rate.axhline(100, color="k", ls=":", label="dense GEMM timed beside the row")
     rate.axhline(60, color="grey", ls=":", label="60 % target")
     title = "recurrence FLOP/s (whole training step) / GEMM"
     rate.set(**T_axis, ylabel="% of the GEMM rate", ylim=(0, None), title=title)
     rate.legend(fontsize=8)
-    pts = [(r["D_theta"], r["peak_rss_gb"]) for r in mem["rows"] if r.get("peak_rss_gb")]
-    if pts:
-        label = "peak RSS (measured)"
-        label = f"dense: {label}, T {mem['T']}, batch {mem['batch']}" if structured else label
-        memory.plot(*zip(*pts, strict=True), "o-", label=label)
+    label = "peak RSS (measured)"
+    label = f"dense: {label}, T {mem['T']}, batch {mem['batch']}" if structured else label
+    _curve(memory, mem["rows"], "D_theta", "peak_rss_gb", "o-", label=label)
     grid = [10 ** (2 + k / 8) for k in range(29)]  # D_theta from 100 to ~300k
     label = "A + grad + Adam moments, 16 D^2 bytes (computed)"
     memory.plot(grid, [16 * D * D / 2**30 for D in grid], "--", color="C1", label=label)
     memory.axhline(mem["machine_gb"], color="r", ls=":", label="machine memory")
     for k, kind in enumerate(dict.fromkeys(r["kind"] for r in structured)):
-        pts = [
-            (r["D_theta"], r["peak_rss_gb"])
-            for r in structured
-            if r["kind"] == kind and r.get("peak_rss_gb")
-        ]
-        if pts:
-            label = f"{kind}: peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
-            style = dict(color=KIND_COLORS[k % 6], ms=6, mfc="none", label=label)
-            memory.plot(*zip(*pts, strict=True), KIND_MARKERS[k % 6] + ":", **style)
+        at = [r for r in structured if r["kind"] == kind]
+        label = f"{kind}: peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
+        style = dict(color=f"C{(2, 4, 5, 6, 8, 9)[k % 6]}", ms=6, mfc="none", label=label)
+        _curve(memory, at, "D_theta", "peak_rss_gb", "^vsDPX"[k % 6] + ":", **style)
     title = f"memory, T {mem['T']}, batch {mem['batch']}"
     if structured:
         label = "dense A stops fitting (16 D^2 bytes)"
         memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
         title += " (structured: open markers)"
     memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB", title=title)
-    if structured:
-        memory.set_ylim(0.1, None)
+    memory.set_ylim(0.1 if structured else None, None)
     memory.legend(fontsize=6)
-    msd = result["paper_msd"]
-    if msd:
+    if msd := result["paper_msd"]:
         colors = ["C0" if r["algorithm"] == "scan" else "C1" for r in msd]
         paper.bar(range(len(msd)), [r["step_s"] for r in msd], color=colors)
         ticks = [f"{r['algorithm']}\nbatch {r['batch']}" for r in msd]

@@ -1,7 +1,9 @@
 """The speed benchmark's measurements, each run in its own process by
 `harness.run_worker` (`python -m benchmarks.speed --worker KIND SPEC`), and its plan:
-the configurations, and the size, FLOP and memory models behind them."""
+the configurations, and the size, FLOP and memory models behind them. `paper_step`
+times the paper's MSD configuration (`python -m benchmarks.speed --paper`)."""
 
+import math
 import os
 import resource
 from pathlib import Path
@@ -118,11 +120,50 @@ def inference(spec: dict) -> dict:
     return dict(out, trajectories_per_s=batch / timing["median_s"], peak_rss_gb=rss_gb())
 
 
+def paper_step(spec: dict) -> dict:
+    """The training step of the paper's MSD configuration (root 1-48-48-48-2 without
+    x_prev, D_theta 4898, hypernetwork 128x2, T 256; smoke: tiny) by the `algorithm`
+    "scan" or "kernel": autoregressive, teacher forcing 0.25, AdaBelief with global-norm
+    clipping, A's step lr / D_theta (warp_phys's default: larger makes A^255 explode)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import warp_phys as wp
+
+    T, (width, depth, hyper) = (16, (8, 1, 8)) if spec["smoke"] else (256, (48, 3, 128))
+    sizes = dict(root_width=width, root_depth=depth, hyper_width=hyper, hyper_depth=2, seq_len=T)
+    options = {"input_prev": False, "final_activation": 38.0}
+    model = wp.WARP(2, decoder_options=options, **sizes, key=jax.random.PRNGKey(0))
+    rollout = wp.kernel_rollout if spec["algorithm"] == "kernel" else wp.rollout
+
+    def loss(model, xs, key):
+        def one(xs, key):
+            pred = rollout(model, xs, wp.teacher_forcing_mask(key, T, 0.25))
+            return 0.5 * jnp.mean((pred - xs[1:]) ** 2)
+
+        return jnp.mean(jax.vmap(one)(xs, jax.random.split(key, xs.shape[0])))
+
+    labels = lambda p: eqx.tree_at(lambda m: m.A, jax.tree.map(lambda _: "other", p), "A")
+    groups = {"other": optax.adabelief(1e-4), "A": optax.adabelief(1e-4 / model.theta_size)}
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.multi_transform(groups, labels))
+    data = harness.oscillations(jax.random.PRNGKey(1), spec["batch"], T)
+    rate = lambda: harness.gemm_gflops(model.theta_size, cols=1024, reps=3)
+    gemm, policy = [rate()], dict(reps=spec["reps"], warmup_s=math.inf if spec["warmup"] else 0)
+    timing = harness.time_training_step(model, loss, optimizer, data, **policy)
+    out = dict(batch=spec["batch"], algorithm=spec["algorithm"], step_s=timing["median_s"])
+    out |= {k: timing[k] for k in ("steps_s", "cpu_s", "compile_s", "final_loss")}
+    out.update(warmup_steps=timing["warmup"], gemm_gflops=[*gemm, rate()], peak_rss_gb=rss_gb())
+    return dict(out, theta_size=model.theta_size, seq_len=T)
+
+
 def gemm(spec: dict) -> dict:
     return {"D": spec["D"], "cols": 64, "gflops": harness.gemm_gflops(spec["D"], reps=9)}
 
 
-WORKERS = {"warp_step": warp_step, "gru_step": gru_step, "inference": inference, "gemm": gemm}
+WORKERS = dict(warp_step=warp_step, gru_step=gru_step, inference=inference, gemm=gemm)
+WORKERS["paper_step"] = paper_step
 
 
 # -------------------------------------------------------------------- the plan

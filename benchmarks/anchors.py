@@ -77,12 +77,9 @@ NOTES = [
 def _reusable(previous: dict | None, preset_name: str) -> dict:
     """`{(system, method): rows}` of the finished blocks of an earlier run of the same
     preset and settings (see `--reuse`)."""
-    preset = PRESETS[preset_name]
+    preset, previous = PRESETS[preset_name], previous or {}
     settings = json.loads(json.dumps(dataclasses.asdict(preset)))  # tuples as lists
-    if not previous or (previous.get("preset"), previous.get("settings")) != (
-        preset_name,
-        settings,
-    ):
+    if (previous.get("preset"), previous.get("settings")) != (preset_name, settings):
         return {}
     failed = {tuple(e.split(":")[0].split("/")) for e in previous.get("errors", [])}
     blocks: dict = {}
@@ -96,14 +93,10 @@ def _blocks() -> dict:
     """`{method: rows(system, data, preset, log)}`; the WARP-Phys rows with and without
     refinement share one trained model per system (a fresh cache per call)."""
     trained: dict = {}
-    blocks = {"sindy": sindy_rows, "oracle_fit": oracle_rows}
-    for m in ("warp_phys", "warp"):
-        blocks[m] = lambda s, d, p, lg, m=m, c=trained: warp_rows(s, m, d, p, lg, trained=c)
-    for k in REFINE_STEPS:
-        blocks[f"warp_phys_refine{k}"] = lambda s, d, p, lg, k=k, c=trained: warp_rows(
-            s, "warp_phys", d, p, lg, refine=k, trained=c
-        )
-    return blocks
+    warp = lambda m, k=0: lambda *a: warp_rows(*a[:1], m, *a[1:], refine=k, trained=trained)
+    blocks = dict(sindy=sindy_rows, oracle_fit=oracle_rows, warp_phys=warp("warp_phys"))
+    blocks["warp"] = warp("warp")
+    return blocks | {f"warp_phys_refine{k}": warp("warp_phys", k) for k in REFINE_STEPS}
 
 
 def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=None) -> dict:
@@ -147,22 +140,18 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
     return dict(result, targets=report.targets(rows), notes=notes + NOTES)
 
 
-def _log(row: dict) -> None:
-    what = f"{row['system']:>14} {row['method']:>18} noise {row['noise']:<5} context"
-    scores = f"mse {row['mse']:.4g} (median {row['median_mse']:.3g}, {row['failed']} failed)"
-    print(
-        f"{what} {row['context']:>3}: {scores}, {row['seconds_per_trajectory']:.3g} s/traj",
-        flush=True,
-    )
+def _log(r: dict) -> None:
+    what = f"{r['system']:>14} {r['method']:>18} noise {r['noise']:<5} context {r['context']:>3}"
+    scores = f"mse {r['mse']:.4g} (median {r['median_mse']:.3g}, {r['failed']} failed)"
+    print(f"{what}: {scores}, {r['seconds_per_trajectory']:.3g} s/traj", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the benchmark, writes the JSON and figures, splices the README block and
-    merges into `results/reconstruction.json` when that table is complete."""
+    """Runs the benchmark, writes the JSON and figures, splices the README block."""
     parser = harness.parser("anchors", __doc__)
     what = "figure folder (default figures/; smoke: the temp folder)"
     parser.add_argument("--figures", type=Path, default=None, help=what)
-    what = "run only these methods (no README, no merge)"
+    what = "run only these methods (no README)"
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help=what)
     what = "keep the finished (system, method) blocks of the JSON at --out (same settings)"
     parser.add_argument("--reuse", action="store_true", help=what)
@@ -180,11 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     save = lambda partial: harness.write_json(args.out, partial)
     preset, methods = "smoke" if args.smoke else "cpu", tuple(args.methods)
     result = run(preset, log=_log, checkpoint=save, methods=methods, previous=previous)
-    harness.finish(args, result, report.markdown, draw)
-    if not (args.smoke or args.no_readme):
-        merged = report.merge_into_reconstruction(result, harness.RESULTS / "reconstruction.json")
-        print("merged into reconstruction.json" if merged else "reconstruction.json not merged")
-    return result
+    return harness.finish(args, result, report.markdown, draw)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-import systems
 import warp_phys as wp
 from benchmarks import _harness as harness
 
@@ -29,68 +28,38 @@ CELLS = {  # name: decoder options on top of the preset's
     "direct": {"readout": "direct"},
 }
 CONTEXT = 100
+PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
+
+
+SETTINGS = dict(system="msd", n_test=16, context=CONTEXT, forcing_prob=0.25, normalize=True)
+SETTINGS.update(eval_protocol="forecast", model="warp", decoder="damped_oscillator")
+SETTINGS.update(root_depth=2, hyper_width=16, optimizer="adam", lr=3e-3, clip="global_norm")
+SETTINGS.update(clip_value=1.0, schedule="cosine", batch_size=32, val_every=250, seed=0)
 
 
 def config(options: dict, steps: int, n_train: int, n_val: int) -> wp.RunConfig:
     """One cell's run; the oscillator starts at the physics of the centre of MSD's ranges,
     as every run does (`build_model`)."""
-    width = options.get("width", 8)
-    options = {"activation": "swish", **{k: v for k, v in options.items() if k != "width"}}
-    return wp.RunConfig(
-        system="msd",
-        n_train=n_train,
-        n_val=n_val,
-        n_test=16,
-        context=CONTEXT,
-        forcing_prob=0.25,
-        eval_protocol="forecast",
-        normalize=True,
-        model="warp",
-        decoder="damped_oscillator",
-        root_width=width,
-        root_depth=2,
-        hyper_width=16,
-        decoder_options=options,
-        optimizer="adam",
-        lr=3e-3,
-        clip="global_norm",
-        clip_value=1.0,
-        schedule="cosine",
-        steps=steps,
-        batch_size=32,
-        val_every=250,
-        seed=0,
-    )
+    options = {"activation": "swish", **options}
+    width = options.pop("width", 8)
+    sizes = dict(n_train=n_train, n_val=n_val, steps=steps, root_width=width)
+    return wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
 
 
 def identification(run, count: int) -> dict:
-    """Forecast MSE (raw) and identified parameters on the first `count` validation
-    trajectories."""
-    ds, _ = wp.run_dataset(run, "val", count)
-    mean, std = (np.asarray(v) for v in (run.normalizer.mean, run.normalizer.std))
-    xs = (np.asarray(ds.y) - mean) / std
-    truth = [
-        systems.get_system("msd").physical_parameters(
-            {n: float(ds.params[n][i]) for n in ds.params}
-        )
-        for i in range(len(ds))
-    ]
+    """Forecast MSE (raw) and identified parameters (`parameter_table`: read at the end
+    of the context, spread over the forecast) on the first `count` validation trajectories."""
+    table = wp.parameter_table(run, split="val", n=count, context=CONTEXT)["parameters"]
     out = {}
-    values = [wp.parameter_trajectory(run.model, x, context=CONTEXT) for x in xs]
     for name in ("omega0", "zeta"):
-        series = np.stack([np.asarray(v[name]) for v in values])  # (N, T)
-        true = np.array([t[name] for t in truth])[:, None]
-        out[f"{name}_median_rel_err"] = float(
-            np.median(np.abs(series[:, CONTEXT - 1] - true[:, 0]) / true[:, 0])
-        )
-        out[f"{name}_forecast_rel_std"] = float(
-            np.median(series[:, CONTEXT:].std(axis=1) / true[:, 0])
-        )
-        out[f"{name}_corr"] = float(np.corrcoef(series[:, CONTEXT - 1], true[:, 0])[0, 1])
-    pred = (
-        np.asarray(wp.reconstruct(run.model, xs[:, :CONTEXT], xs.shape[1] - CONTEXT)) * std + mean
-    )
-    out["val_forecast_mse"] = float(np.mean((pred - np.asarray(ds.y)[:, CONTEXT:]) ** 2))
+        value, spread, true = (np.asarray(table[name][k]) for k in ("value", "std", "true"))
+        out[f"{name}_median_rel_err"] = float(np.median(np.abs(value - true) / true))
+        out[f"{name}_forecast_rel_std"] = float(np.median(spread / true))
+        out[f"{name}_corr"] = float(np.corrcoef(value, true)[0, 1])
+    ds, _ = wp.run_dataset(run, "val", count)
+    xs = run.normalizer.apply(ds.y)
+    pred = run.normalizer.invert(wp.reconstruct(run.model, xs[:, :CONTEXT], xs.shape[1] - CONTEXT))
+    out["val_forecast_mse"] = float(np.mean((np.asarray(pred) - ds.y[:, CONTEXT:]) ** 2))
     return out
 
 
@@ -107,22 +76,15 @@ WORKERS = {"cell": cell}
 
 
 def measure(args) -> dict:
-    cells = {}
+    cells, folder = {}, Path("runs/bench_readouts") / ("smoke" if args.smoke else f"{args.steps}")
     for name, options in CELLS.items():
-        folder = Path("runs/bench_readouts") / ("smoke" if args.smoke else f"{args.steps}")
         done = folder / (name.replace(" ", "_").replace(",", "") + ".json")
         if done.exists() and not args.smoke:
             cells[name] = harness.read_json(done)
             continue
-        spec = dict(
-            options=options,
-            steps=args.steps,
-            n_train=args.n_train,
-            n_val=args.n_val,
-            folder=str(done.with_suffix("")),
-        )
-        if args.smoke:
-            spec.update(steps=4, n_train=64, n_val=4)
+        spec = dict(options=options, steps=args.steps, n_train=args.n_train, n_val=args.n_val)
+        spec.update(dict(steps=4, n_train=64, n_val=4) if args.smoke else {})
+        spec["folder"] = str(done.with_suffix(""))
         result = harness.checked(harness.run_worker("readouts", "cell", spec), name)
         cells[name] = dict(result, options=options)
         if not args.smoke:
@@ -133,20 +95,12 @@ def measure(args) -> dict:
 
 
 def markdown(r: dict) -> str:
-    rows = []
-    for name, c in r["cells"].items():
-        rows.append(
-            (
-                name,
-                c["theta_size"],
-                f"{c['seconds']:.0f}",
-                harness.fmt(c["val_forecast_mse"]),
-                f"{100 * c['omega0_median_rel_err']:.1f}",
-                f"{100 * c['zeta_median_rel_err']:.0f}",
-                f"{100 * c['omega0_forecast_rel_std']:.1f}",
-                f"{c['omega0_corr']:.2f}",
-            )
-        )
+    rows = [
+        (name, c["theta_size"], f"{c['seconds']:.0f}", harness.fmt(c["val_forecast_mse"]))
+        + tuple(f"{100 * c[k]:.{n}f}" for k, n in PERCENT)
+        + (f"{c['omega0_corr']:.2f}",)
+        for name, c in r["cells"].items()
+    ]
     head = (
         "readout | D_theta | s | val forecast MSE (raw) | omega0 err % | zeta err % | "
         "omega0 spread over forecast % | corr(omega0, truth)"
@@ -155,8 +109,7 @@ def markdown(r: dict) -> str:
         f"WARP-Phys on MSD, {r['steps']} steps each (batch 32, {r['n_train']} training "
         f"trajectories), scored on {r['n_val']} VALIDATION trajectories; errors are medians "
         f"at the end of a {CONTEXT}-step context; s: training seconds on a shared machine "
-            f"(load 4-6); {r['device']}, {r['date']}\n\n"
-        + harness.table(head, rows)
+        f"(load 4-6); {r['device']}, {r['date']}\n\n" + harness.table(head, rows)
     )
 
 
@@ -169,9 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = harness.parse(parser, argv)
     if args.worker:
         return harness.serve(WORKERS, args.worker)
-    if args.render:
-        return harness.finish(args, harness.read_json(args.render), markdown)
-    return harness.finish(args, measure(args), markdown)
+    return harness.report(args, lambda: measure(args), markdown)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,13 @@ __all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
 RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN
 
 
+def cell_config(preset: str, system: str, model: str, seed: int, kind: str) -> wp.RunConfig:
+    """A table cell's config, or (`kind` not dense) the `warp` cell's with another A."""
+    if kind == "dense":
+        return run_config(preset, system, model, seed)
+    return transition_config(preset, system, kind, seed)
+
+
 def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
     """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, WARP
     with another `transition` for the structured-transition rows, with `RunConfig`
@@ -39,9 +46,7 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     (and OOD) MSE in table units. A forecast that diverged (NaN / inf) on some
     trajectories leaves the MSE non-finite; their count is kept as `{split}_diverged`
     and the MSE over the others as `{split}_finite`."""
-    kind = overrides.pop("transition", "dense")
-    config = transition_config(preset, system, kind, seed)
-    config = config if kind != "dense" else run_config(preset, system, model, seed)
+    config = cell_config(preset, system, model, seed, overrides.pop("transition", "dense"))
     run, _ = wp.train_run(config.replace(**overrides), out, overwrite=True, progress=False)
     summary, unit = harness.read_json(out / "summary.json"), presets.UNITS[system]
     record = dict(params=int(summary["parameters"]), steps=summary["steps_done"])
@@ -77,16 +82,9 @@ def _cells(args, seeds) -> list[tuple]:
     """`(record key, system, model, seed, transition, run folder)` of every run asked for."""
 
     def cell(system, model, seed, kind="dense"):
-        name = model if kind == "dense" else f"warp_{kind}"
-        key = f"{system}/{model if kind == 'dense' else 'warp:' + kind}/{seed}"
-        return (
-            key,
-            system,
-            model,
-            seed,
-            kind,
-            args.runs / args.preset / system / name / f"seed{seed}",
-        )
+        name, key = (model, model) if kind == "dense" else (f"warp_{kind}", f"warp:{kind}")
+        folder = args.runs / args.preset / system / name / f"seed{seed}"
+        return f"{system}/{key}/{seed}", system, model, seed, kind, folder
 
     cells = []
     for s in args.systems:
@@ -100,8 +98,7 @@ def _cells(args, seeds) -> list[tuple]:
 
 def _summary(args, records: dict, seeds) -> dict:
     """The result JSON from the per-run records. `--transitions` changes only the
-    committed JSON's `transitions` key; a table run keeps the rows other benchmarks
-    merged in (anchors: sindy, oracle_fit) and the transitions."""
+    committed JSON's `transitions` key; a table run keeps the transitions."""
     previous = harness.read_json(args.out) if args.out.is_file() else {}
     if args.transitions and previous:
         summary = previous
@@ -109,9 +106,6 @@ def _summary(args, records: dict, seeds) -> dict:
         summary = summarise(records, args.preset, seeds, smoke=args.smoke)
         naive = {s: repeat_last(args.preset, s) for s in summary["results"]}
         summary["repeat_last"] = {} if args.smoke else naive
-        for system, row in summary["results"].items():
-            merged = previous.get("results", {}).get(system, {}).items()
-            row.update({k: v for k, v in merged if k not in presets.MODELS})
         if "transitions" in previous:
             summary["transitions"] = previous["transitions"]
     for system, kinds in summarise_transitions(records, summary["results"], seeds).items():
@@ -153,8 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _, system, model, seed, kind, _ in cells:
             if seed != seeds[0]:
                 continue
-            config = transition_config(args.preset, system, kind, seed)
-            config = config if kind != "dense" else run_config(args.preset, system, model, seed)
+            config = cell_config(args.preset, system, model, seed, kind)
             count = wp.count_parameters(abstract_model(config))
             print(f"{system}/{model if kind == 'dense' else kind}: {count} parameters")
         print(f"{len(cells)} configs of preset {args.preset} build")

@@ -6,19 +6,19 @@ Each configuration runs in its own worker process, so that its peak RSS is its o
 4960, with the recurrence's FLOP/s against a GEMM timed beside each row; inference with
 the demo's trained model; a GRU of equal parameter count; peak memory vs D_theta, dense
 and per structured transition kind up to D_theta ~100k; the step per kind at D_theta ~5k.
-The paper-MSD rows are copied from `results/paper_speed.json`. A configuration estimated
-to need over 70 % of the available memory is skipped with the reason recorded. About 30
-minutes on 2 idle CPU cores; `--smoke` runs tiny sizes in this process.
+The paper-MSD rows (scan vs kernel rollout, batch 64 and 1024) are measured by `--paper`
+into `results/paper_speed.json` and copied from there. A configuration estimated to need
+over 70 % of the available memory is skipped with the reason recorded. About 30 minutes
+on 2 idle CPU cores (`--paper`: about 20 more); `--smoke` runs tiny sizes in this process.
 
     python -m benchmarks.speed            # results/speed.json, figures/speed.png, README
+    python -m benchmarks.speed --paper    # results/paper_speed.json only
     python -m benchmarks.speed --render   # figure and README block from the JSON
 """
 
 import json
 import statistics
-import subprocess
 import time
-from datetime import UTC, datetime
 
 from benchmarks import _harness as harness
 from benchmarks import _speed_workers as work
@@ -30,6 +30,7 @@ NOTE = (
     "Absolute times depend on the machine's load (the load average beside each configuration "
     "is in the JSON): compare within a row; each row's GEMM rate was measured beside it."
 )
+PAPER = harness.RESULTS / "paper_speed.json"
 
 
 class Bench:
@@ -66,20 +67,18 @@ class Bench:
     def save(self, complete: bool = False) -> dict:
         """The JSON result of what was measured so far, written to `--out`."""
         cfg, sp, machine_gb = self.cfg, self.cfg["structured"]["speed"], work.total_gb()
-        rows, paper = sorted(self.rows, key=lambda r: (r["D_theta"], r["T"])), paper_msd()
+        rows = sorted(self.rows, key=lambda r: (r["D_theta"], r["T"]))
         memory = dict(T=cfg["memory_length"], batch=self.N, mode="sequential")
         memory.update(machine_gb=machine_gb, dense_A_limit_D=int((machine_gb * 2**30 / 16) ** 0.5))
-        memory.update(structured=self.structured, rows=self.memory)
         command = "python -m benchmarks.speed" + " --smoke" * self.args.smoke
-        date = datetime.now(UTC).isoformat(timespec="seconds")
-        result = dict(device=harness.device(), date=date, command=command, smoke=self.args.smoke)
-        result.update(complete=complete, budget=BUDGET, note=NOTE, hyper_width=self.r)
-        result.update(matmul_gflops=self.gemm["gflops"], matmul_D=self.gemm["D"])
-        result.update(rows=rows, targets=targets(rows), warp_vs_gru=self.gru)
-        transitions = dict(T=sp["T"], batch=sp["batch"], rows=self.transitions)
-        result.update(gru_length=cfg["gru_length"], memory=memory, transitions=transitions)
-        result.update(inference=self.inference, paper_msd=paper.pop("rows"), paper_msd_source=paper)
-        result["wall_s"] = time.perf_counter() - self.started
+        result = dict(device=harness.device(), date=harness.stamp(), command=command)
+        result.update(smoke=self.args.smoke, complete=complete, budget=BUDGET, note=NOTE)
+        result.update(hyper_width=self.r, matmul_gflops=self.gemm["gflops"])
+        result.update(matmul_D=self.gemm["D"], rows=rows, targets=targets(rows))
+        result.update(warp_vs_gru=self.gru, gru_length=cfg["gru_length"], inference=self.inference)
+        result["memory"] = dict(memory, structured=self.structured, rows=self.memory)
+        result["transitions"] = dict(T=sp["T"], batch=sp["batch"], rows=self.transitions)
+        result.update(paper_msd_rows(), wall_s=time.perf_counter() - self.started)
         harness.write_json(self.args.out, result)
         return result
 
@@ -93,6 +92,11 @@ def too_big(need_gb: float) -> str | None:
     return None
 
 
+def measured(res: dict, reason=None) -> str | None:
+    """Why a worker's result `res` has no timing (skipped or failed), if it has none."""
+    return reason or ("error" in res and f"failed: {res['error']}") or None
+
+
 def row(bench: Bench, D: int, root, T: int) -> dict:
     """Both modes of one (T, D_theta) configuration, each in its own worker."""
     N = bench.N
@@ -100,21 +104,19 @@ def row(bench: Bench, D: int, root, T: int) -> dict:
     out.update(recurrence_gflops=None, flops=work.flop_model(T, D, N, bench.r), skipped=[])
     for mode in work.MODES:
         reason = too_big(work.memory_estimate_gb(T, D, N, bench.r, mode))
-        if reason is None:
-            forward = mode == "sequential" and T == bench.cfg["gru_length"]
-            res = out[mode] = bench.step(root, T, N, mode, forward=forward)
-            reason = "error" in res and f"failed: {res['error']}"
-        if reason:
+        forward = mode == "sequential" and T == bench.cfg["gru_length"]
+        res = {} if reason else bench.step(root, T, N, mode, forward=forward)
+        if reason := measured(res, reason):
             out["skipped"].append(f"{mode} {reason}")
         else:
-            out[f"{mode}_s"], out[f"{mode}_reps"] = res["median_s"], res["reps"]
+            out[mode], out[f"{mode}_s"], out[f"{mode}_reps"] = res, res["median_s"], res["reps"]
     if out["sequential_s"]:
-        seq = out["sequential"]
+        seq, flops = out["sequential"], 2.0 * N * (T - 1) * D * D
         gemm = statistics.mean(seq["gemm_gflops"])
         out["recurrence_gflops"] = out["flops"]["sequential"] / out["sequential_s"] / 1e9
         out["recurrence_fraction"] = out["recurrence_gflops"] / gemm
         if "forward_s" in seq:
-            out["recurrence_forward_gflops"] = 2.0 * N * (T - 1) * D * D / seq["forward_s"] / 1e9
+            out["recurrence_forward_gflops"] = flops / seq["forward_s"] / 1e9
             out["recurrence_forward_fraction"] = out["recurrence_forward_gflops"] / gemm
     return out
 
@@ -126,8 +128,6 @@ def warp_vs_gru(bench: Bench, D: int) -> dict:
     params = (match.get("sequential") or match.get("parallel") or {}).get("params")
     entry = dict(D_theta=D, T=T, batch=bench.N, params=params)
     entry.update(warp_parallel_s=match["parallel_s"], warp_sequential_s=match["sequential_s"])
-    if not params:
-        return entry
     res = bench.worker("gru_step", dict(bench.base, params=params, T=T, batch=bench.N))
     if "error" in res:
         return dict(entry, gru_error=res["error"])
@@ -154,11 +154,10 @@ def structured_memory_row(bench: Bench, entry: dict) -> dict:
     need = work.memory_estimate_gb(T, D, N, bench.r, "sequential", entry["A_entries"])
     reason = too_big(need)
     res = {} if reason else bench.step(entry["root"], T, N, "sequential", kind, entry.get("rank"))
-    out = dict(entry, estimate_gb=need)
-    if reason or "error" in res:
-        return dict(out, error=reason or f"failed: {res['error']}")
+    if reason := measured(res, reason):
+        return dict(entry, estimate_gb=need, error=reason)
     keys = ("peak_rss_gb", "rss_start_gb", "reps", "compile_s", "load_average")
-    return out | {k: res[k] for k in keys} | {"step_s": res["median_s"]}
+    return dict(entry, estimate_gb=need) | {k: res[k] for k in keys} | {"step_s": res["median_s"]}
 
 
 def transition_speed(bench: Bench, kind: str) -> dict:
@@ -171,9 +170,9 @@ def transition_speed(bench: Bench, kind: str) -> dict:
     entry.update({"rank": sp["rank"]} if kind == "lowrank" else {})
     if kind == "dense":  # a dense step at this size takes minutes: the rows have it
         ref = next(r for r in bench.rows if (r["T"], r["D_theta"]) == (T, D))
-        source = "the rows of this run (same T, D_theta, batch)"
         runs = [ref.get(m) or {} for m in work.MODES]
         preferred = next((run["preferred_mode"] for run in runs if "preferred_mode" in run), None)
+        source = "the rows of this run (same T, D_theta, batch)"
         entry.update(source=source, preferred_mode=preferred)
         return entry | {f"{m}_s": ref[f"{m}_s"] for m in work.MODES}
     for mode in work.MODES:
@@ -187,22 +186,32 @@ def transition_speed(bench: Bench, kind: str) -> dict:
     return entry
 
 
-def paper_msd() -> dict:
-    """The paper-MSD rows of `paper_speed.json` and where they come from."""
-    path = harness.RESULTS / "paper_speed.json"
-    if not path.exists():
-        return {"rows": [], "source": None, "note": f"{path} not found"}
-    paper = harness.read_json(path)
-    keys = ("batch", "algorithm", "step_s", "peak_rss_gb", "cpu_s", "theta_size", "feature_size")
-    keys += ("seq_len", "steps_s", "gemm_gflops")
+def paper_msd_rows() -> dict:
+    """`paper_msd` (the rows of `results/paper_speed.json`) and `paper_msd_source`."""
+    if not PAPER.exists():
+        return dict(paper_msd=[], paper_msd_source={"source": None, "note": f"{PAPER} not found"})
+    paper, keys = harness.read_json(PAPER), ("batch", "algorithm", "step_s", "peak_rss_gb")
+    keys += ("cpu_s", "theta_size", "feature_size", "seq_len", "steps_s", "gemm_gflops")
     rows = [{k: r[k] for k in keys if k in r} for r in paper["paper_msd"]]
-    git = ["git", "log", "-1", "--format=%cI", "--", str(path)]
-    if "date" not in paper:  # older results have none of their own: their last commit's
-        paper["date"] = subprocess.run(git, capture_output=True, text=True, cwd=harness.ROOT).stdout
-    source = str(path.relative_to(harness.ROOT))
     rows = [dict(r, reps=len(r["steps_s"])) for r in rows]
-    info = dict(source=source, measured=paper["date"].strip(), device=paper.get("device"))
-    return dict(info, rows=rows, smoke=paper.get("smoke", False))
+    source = dict(source=str(PAPER.relative_to(harness.ROOT)), measured=paper["date"])
+    return dict(paper_msd=rows, paper_msd_source=dict(source, device=paper["device"]))
+
+
+def paper(args) -> dict:
+    """`--paper`: the paper-MSD step, scan and kernel, at each batch, into paper_speed.json
+    (from batch 512 on one timed step without warm-up: a step takes minutes)."""
+    rows = []
+    for batch in [3] if args.smoke else [64, 1024]:
+        for algorithm in ("scan", "kernel"):
+            spec = dict(batch=batch, algorithm=algorithm, smoke=args.smoke)
+            spec.update(reps=1, warmup=0) if batch >= 512 else spec.update(reps=args.reps, warmup=1)
+            res = harness.run_worker("speed", "paper_step", spec)
+            rows.append(harness.checked(res, f"paper step ({batch}, {algorithm})"))
+            print(f"batch {batch}, {algorithm}: {rows[-1]['step_s']:.3g} s per step", flush=True)
+    result = dict(device=harness.device(), date=harness.stamp(), smoke=args.smoke, paper_msd=rows)
+    harness.write_json(args.out.with_name("paper_speed" + "_smoke" * args.smoke + ".json"), result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -211,13 +220,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=3, help="timed steps at most")
     what = "stop timing a configuration once this many seconds were spent"
     parser.add_argument("--rep-budget", type=float, default=60.0, help=what)
+    parser.add_argument("--paper", action="store_true", help="only the paper-MSD rows")
     args = harness.parse(parser, argv)
     if args.worker:
         return harness.serve(work.WORKERS, args.worker)
-
-    def draw(result):
-        plot(result, args.figure)
-
+    if args.paper:
+        return paper(args)
+    draw = lambda result: plot(result, args.figure)
     if args.render:
         return harness.finish(args, harness.read_json(args.render), markdown, draw)
     bench = Bench(args)

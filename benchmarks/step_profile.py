@@ -41,34 +41,11 @@ def _setup(smoke: bool):
 
 def _run(config, model, data, per_call: int, steps: int, batch: int) -> tuple[float, float]:
     """Wall and process CPU seconds per step of a `train` run of `steps` steps."""
+    options = dict(optimizer=config.optimizer_options, objective=config.objective_options)
+    options.update(steps=steps, batch_size=batch, steps_per_call=per_call, progress=False)
     wall, cpu = time.perf_counter(), time.process_time()
-    wp.train(
-        model,
-        data,
-        steps=steps,
-        batch_size=batch,
-        optimizer=config.optimizer_options,
-        objective=config.objective_options,
-        steps_per_call=per_call,
-        key=jax.random.PRNGKey(1),
-        progress=False,
-    )
+    wp.train(model, data, key=jax.random.PRNGKey(1), **options)
     return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
-
-
-def _gemm_cpu_gflops(D: int, cols: int, reps: int = 20) -> float:
-    """The float32 GEMM rate per CPU-second, (D x D) @ (D x `cols`) (the recurrence's
-    products of a whole batch, `cols` = N T, as one: the floor if nothing but them
-    ran), over `reps` calls after a compiling one; by process time, so that the floor
-    is on the same footing as the CPU time of a step on a loaded machine."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
-    x = jax.random.normal(jax.random.PRNGKey(1), (D, cols))
-    product = jax.jit(lambda a, x: a @ x)
-    jax.block_until_ready(product(a, x))
-    cpu = time.process_time()
-    for _ in range(reps):
-        jax.block_until_ready(product(a, x))
-    return 2.0 * D * D * cols * reps / (time.process_time() - cpu) / 1e9
 
 
 def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
@@ -90,13 +67,15 @@ def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
         lambda: float(wp.forecast_mse(model, val, context)), reps=3, warmup_s=float("inf")
     )
     D, T = model.theta_size, data.shape[1]
-    gflops = _gemm_cpu_gflops(D, batch * T)
+    # the recurrence's products of a whole batch as one (cols = N T): the floor if nothing
+    # but them ran, by process time like the step's CPU time on a loaded machine
+    gflops = harness.gemm_gflops(D, batch * T, reps=20, cpu=True)
     floor_ms = 1e3 * 3 * 2 * batch * T * D * D / (gflops * 1e9)
     rows = {}
     for k in settings:
         wall, cpu = (1e3 * statistics.median(x[k]) for x in (walls, cpus))
-        rows[str(k)] = dict(steps_per_call=k, ms_per_step=wall, cpu_ms_per_step=cpu,
-                            runs=len(walls[k]), over_floor=cpu / floor_ms)  # fmt: skip
+        row = dict(steps_per_call=k, ms_per_step=wall, cpu_ms_per_step=cpu, runs=len(walls[k]))
+        rows[str(k)] = dict(row, over_floor=cpu / floor_ms)
     for row in rows.values():
         row["speedup"] = rows["1"]["ms_per_step"] / row["ms_per_step"]
         row["cpu_speedup"] = rows["1"]["cpu_ms_per_step"] / row["cpu_ms_per_step"]
@@ -108,13 +87,12 @@ def measure(fused: list[int], rounds: int, steps: int, smoke: bool) -> dict:
 
 
 def markdown(r: dict) -> str:
-    fmt = harness.fmt
+    keys = (("ms_per_step", ".1f"), ("speedup", ".2f"), ("cpu_ms_per_step", ".1f"))
+    keys += (("cpu_speedup", ".2f"), ("over_floor", ".1f"))
     rows = [
-        (k["steps_per_call"], fmt(k["ms_per_step"], ".1f"), fmt(k["speedup"], ".2f"),
-         fmt(k["cpu_ms_per_step"], ".1f"), fmt(k["cpu_speedup"], ".2f"),
-         fmt(k["over_floor"], ".1f"), k["runs"])
+        (k["steps_per_call"], *(harness.fmt(k[key], spec) for key, spec in keys), k["runs"])
         for k in r["rows"].values()
-    ]  # fmt: skip
+    ]
     load = ", ".join(f"{x:.1f}" for x in r["load_average"])
     return (
         f"Training step of {r['model']} on {r['system']}: batch {r['batch']}, T {r['T']}, "
@@ -135,14 +113,13 @@ def markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark (or `--render`s), prints the table, writes the JSON; returns it."""
     parser = harness.parser("step_profile", __doc__)
-    parser.add_argument("--fused", type=int, nargs="+", default=[5, 10, 25],
-                        help="steps per call to compare with 1")  # fmt: skip
+    what = "steps per call to compare with 1"
+    parser.add_argument("--fused", type=int, nargs="+", default=[5, 10, 25], help=what)
     parser.add_argument("--rounds", type=int, default=3, help="runs per setting, alternated")
     parser.add_argument("--steps", type=int, default=150, help="steps per run")
     args = harness.parse(parser, argv)
-    if args.render:
-        return harness.finish(args, harness.read_json(args.render), markdown)
-    return harness.finish(args, measure(args.fused, args.rounds, args.steps, args.smoke), markdown)
+    measured = lambda: measure(args.fused, args.rounds, args.steps, args.smoke)
+    return harness.report(args, measured, markdown)
 
 
 if __name__ == "__main__":

@@ -105,22 +105,6 @@ def test_targets_markdown_and_figure(tmp_path):
     assert path.stat().st_size > 10_000 and not list(path.parent.glob(".*"))
 
 
-def test_merge_into_reconstruction_only_when_complete(tmp_path):
-    anchors = {"rows": _rows(), "n_test": 4}
-    path = tmp_path / "reconstruction.json"
-    assert not report.merge_into_reconstruction(anchors, path)  # missing
-    table = {"complete": False, "units": {"msd": 1e-2}, "results": {"msd": {"warp": {"mean": 1.0}}}}
-    path.write_text(json.dumps(table))
-    assert not report.merge_into_reconstruction(anchors, path)  # incomplete
-    table["complete"] = True
-    path.write_text(json.dumps(table))
-    assert report.merge_into_reconstruction(anchors, path)
-    merged = json.loads(path.read_text())["results"]["msd"]
-    assert merged["warp"] == {"mean": 1.0}
-    assert merged["oracle_fit"]["mean"] == pytest.approx(1e-4 / 1e-2)
-    assert merged["sindy"]["n_test"] == 4 and "lotka_volterra" not in merged
-
-
 def _smoke(tmp_path, methods):
     from benchmarks import anchors
 

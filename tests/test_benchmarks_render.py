@@ -7,22 +7,12 @@ import json
 import pytest
 
 from benchmarks import _harness as harness
-from benchmarks import (
-    anchors,
-    devices,
-    irregular,
-    readouts,
-    reconstruction,
-    speed,
-    time_to_accuracy,
-)
+from benchmarks import anchors, readouts, reconstruction, speed, time_to_accuracy
 
 BLOCKS = {
     "reconstruction": reconstruction._markdown,
     "anchors": anchors.report.markdown,
     "speed": speed.markdown,
-    "devices": devices.markdown,
-    "irregular": irregular.markdown,
     "readouts": readouts.markdown,
     "time_to_accuracy": time_to_accuracy.markdown,
 }
@@ -34,15 +24,6 @@ def test_committed_json_renders_the_readme_block(name):
     (block,) = harness.block_pattern(name).findall(readme)
     result = harness.read_json(harness.RESULTS / f"{name}.json")
     assert BLOCKS[name](result).strip() == block
-
-
-def test_render_without_a_block_prints_the_table(capsys):
-    from benchmarks import generation, paper_speed
-
-    generation.main(["--render"])
-    paper_speed.main(["--render"])
-    out = capsys.readouterr().out
-    assert "| systems.generate (diffrax Tsit5, vmap) |" in out and "| 1024 | kernel |" in out
 
 
 def test_splice_replaces_one_block_atomically(tmp_path):
@@ -71,16 +52,6 @@ def test_timed_policy():
 
 
 def test_worker_failure_comes_back_as_an_error():
-    result = harness.run_worker("devices", "no_such_worker", {})
+    result = harness.run_worker("speed", "no_such_worker", {})
     assert "error" in result and "KeyError" in result["error"]
     assert json.dumps(result)  # recorded in a result JSON as it is
-
-
-@pytest.mark.slow  # a worker process with two forced host devices trains twice (~10 s)
-def test_devices_smoke(tmp_path):
-    out = tmp_path / "devices.json"
-    result = devices.main(["--smoke", "--out", str(out)])
-    assert harness.read_json(out) == json.loads(json.dumps(result))
-    assert result["jax_devices"] == devices.FORCED_DEVICES and set(result["runs"]) == {"1", "2"}
-    assert result["max_abs_param_diff"] <= 1e-4 * max(result["max_abs_param"], 1.0)
-    assert "| 2 |" in devices.markdown(result)

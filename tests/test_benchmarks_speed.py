@@ -132,3 +132,16 @@ def test_theta_sizes_and_flop_model():
     # at T = 1024, D ~ 5k, batch 64, r = 32 the parallel form is not cheaper in FLOPs
     assert 0.5 < flops["sequential"] / flops["parallel"] < 2
     assert work.flop_model(4096, 982, 64, 32)["convolution"] == "fft"
+
+
+def test_paper_rows_smoke(tmp_path):
+    """`--paper`: each configuration in its own worker process; scan and kernel train the
+    same model from the same keys, so their losses agree to float32 rounding."""
+    result = speed.main(["--paper", "--smoke", "--reps", "1", "--out", str(tmp_path / "s.json")])
+    assert json.loads((tmp_path / "paper_speed_smoke.json").read_text()) == result
+    assert [row["algorithm"] for row in result["paper_msd"]] == ["scan", "kernel"]
+    for row in result["paper_msd"]:
+        assert row["batch"] == 3 and row["warmup_steps"] == 1 and row["step_s"] > 0
+        assert row["peak_rss_gb"] > 0 and len(row["load_average"]) == 2
+    scan, kernel = (row["final_loss"] for row in result["paper_msd"])
+    assert kernel == pytest.approx(scan, rel=1e-4)

@@ -4,10 +4,7 @@ Data sets are tiny (N = 32, padded to one compiled shape of 64) and shared per m
 each system's solve compiles once.
 """
 
-import importlib.util
 import json
-import math
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -306,16 +303,3 @@ def test_cache_regenerates_when_config_changes(tmp_path):
     with pytest.warns(UserWarning, match="regenerating"):
         fixed = systems.generate_cached("msd", N, k=(5.0, 6.0), **kw)
     np.testing.assert_array_equal(fixed.y, changed.y)
-
-
-# --------------------------------------------------------------------------- benchmark
-def test_generation_benchmark_smoke(tmp_path):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "generation.py"
-    spec = importlib.util.spec_from_file_location("generation_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "generation.json"
-    module.main(["--smoke", "--out", str(out)])
-    result = json.loads(out.read_text())
-    assert result["smoke"] and result["diffrax_s"] > 0 and result["scipy_extrapolated_s"] > 0
-    assert math.isfinite(result["ratio"])
