@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> dict:
         summary["identification_median_rel_err"] = read
         summary["identification_refined_median_rel_err"] = refined
     paths = [atomic_write_json(figures / "demo_summary.json", summary)]
-    paths += _figures(run, args, figures, summary["test_mse_warp"])
+    mse = f"test MSE {summary['test_mse_warp']:.3g}"
+    if "refine" in summary:
+        mse += f" read-out, {summary['test_mse_refined']:.2g} refined"
+    paths += _figures(run, args, figures, mse)
     warp_mse, baseline_mse = summary["test_mse_warp"], summary["test_mse_repeat_last"]
     print(
         f"\ntest MSE over steps {args.context}..{T - 1} ({args.n_test} held-out trajectories, "
@@ -141,9 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
-    """The forecast of three held-out trajectories next to repeat-last, theta_t along the
-    first one and, for a physical prior, the parameters read from it."""
+def _figures(run, args, figures: Path, mse: str) -> list[Path]:
+    """The forecast of three held-out trajectories next to repeat-last (`mse`: the test
+    MSE for the title), theta_t along the first one and, for a physical prior, the
+    parameters read from it and refined on the context."""
     test = load_dataset(run.config, "test", 3)
     truth, L = np.asarray(test.y), args.context
     forecast = reconstruct_run(run, truth, context=L, refine="auto")
@@ -163,7 +167,7 @@ def _figures(run, args, figures: Path, warp_mse: float) -> list[Path]:
         label=label,
         channel_names=channel_names(args.system, truth.shape[2]),
         title=f"WARP on held-out {args.system.upper()} trajectories "
-        f"(context {L} steps, test MSE {warp_mse:.3g})",
+        f"(context {L} steps, {mse})",
     )
     paths = [save_figure(fig, figures / "demo_reconstruction.png")]
     plt.close(fig)
