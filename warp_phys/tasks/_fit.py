@@ -4,6 +4,7 @@ own learning rate, clipping, a cosine schedule), a jitted step on any loss of
 `save_model` (so `load_model` and `warp-phys` read it like any run's checkpoint)."""
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,8 +44,9 @@ def fit(
       and at the end; None keeps the last model.
     - `checkpoint_dir`: write the best model to `best.eqx` there (with `metadata`).
 
-    **Returns:** `(model, history)`: the best model and `{"loss": [...], "val_step":
-    [...], "val": [...]}`. A step with a non-finite loss or gradient is skipped.
+    **Returns:** `(model, history)`: the best model and `{"loss": [...], "seconds":
+    [...] (wall clock after each step, validation and compilation included),
+    "val_step": [...], "val": [...]}`. A step with a non-finite loss or gradient is skipped.
     """
     optimizer = make_optimizer(model, OptimizerOptions(lr=lr, schedule="cosine"), steps=steps)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
@@ -60,12 +62,14 @@ def fit(
         opt_state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_state, opt_state)
         return new_model, opt_state, value
 
-    history = {"loss": [], "val_step": [], "val": []}
+    history = {"loss": [], "seconds": [], "val_step": [], "val": []}
     best, best_model = math.inf, model
+    start = time.perf_counter()
     for n in range(1, steps + 1):
         k = jax.random.fold_in(key, n)
         model, opt_state, value = step(model, opt_state, sample(k), k)
         history["loss"].append(float(value))
+        history["seconds"].append(time.perf_counter() - start)
         if validate is not None and (n % every == 0 or n == steps):
             score = float(validate(model))
             history["val_step"].append(n)

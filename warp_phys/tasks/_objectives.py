@@ -64,8 +64,9 @@ def masked_reconstruction_loss(
 
     def one(x, k):
         coin, pick = jax.random.split(k)
-        prediction = mean_of(ar_rollout(model, x, teacher_forcing_mask(coin, T, forcing_prob),
-                                        batch_size=N))
+        prediction = mean_of(
+            ar_rollout(model, x, teacher_forcing_mask(coin, T, forcing_prob), batch_size=N)
+        )
         scored = jax.random.choice(pick, T - 1, (steps,), replace=False)
         return jnp.mean((prediction[scored] - x[1:][scored]) ** 2)
 

@@ -24,8 +24,12 @@ from . import _objectives as obj
 from ._data import icl_batch, least_squares_errors, load_digits, load_uea
 from ._fit import fit
 
-TASK_METRICS = {"basic_motions": "accuracy", "japanese_vowels": "accuracy", "digits": "mse",
-                "icl": "mse"}
+TASK_METRICS = {
+    "basic_motions": "accuracy",
+    "japanese_vowels": "accuracy",
+    "digits": "mse",
+    "icl": "mse",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +56,16 @@ class TaskOptions(Options):
     icl_noise: float = option(0.2, "icl: std of the noise on y")
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "root_width", "val_every", "context", "loss_steps",
-                     "icl_dim", "icl_pairs"):
+        for name in (
+            "steps",
+            "batch_size",
+            "root_width",
+            "val_every",
+            "context",
+            "loss_steps",
+            "icl_dim",
+            "icl_pairs",
+        ):
             at_least(name, getattr(self, name), 1)
         at_least("root_depth", self.root_depth, 0)
         in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")
@@ -82,8 +94,7 @@ def build_task_model(
     extra = dict(output_size=out_size)
     if options.model == "transformer":
         extra["max_len"] = seq_len + 1
-    size = hidden_size_for(options.model, params=count_parameters(warp), data_size=in_size,
-                           **extra)
+    size = hidden_size_for(options.model, params=count_parameters(warp), data_size=in_size, **extra)
     size_arg = "d_model" if options.model == "transformer" else "hidden_size"
     return BASELINES[options.model](in_size, **{size_arg: size}, **extra, key=key)
 
@@ -102,13 +113,20 @@ def _minibatches(split: tuple, batch_size: int):
 def _classify(options: TaskOptions, key, checkpoint_dir):
     data = load_uea(options.task)
     xs, _, _ = data["train"]
-    model = build_task_model(options, xs.shape[2], len(data["classes"]), xs.shape[1],
-                             input_prev=False, key=key)
+    model = build_task_model(
+        options, xs.shape[2], len(data["classes"]), xs.shape[1], input_prev=False, key=key
+    )
     model, history = fit(
-        model, obj.classification_loss, _minibatches(data["train"], options.batch_size),
-        steps=options.steps, key=key, lr=options.lr, every=options.val_every,
+        model,
+        obj.classification_loss,
+        _minibatches(data["train"], options.batch_size),
+        steps=options.steps,
+        key=key,
+        lr=options.lr,
+        every=options.val_every,
         validate=lambda m: 1.0 - obj.accuracy(m, data["val"]),
-        checkpoint_dir=checkpoint_dir, metadata={"task": options.task},
+        checkpoint_dir=checkpoint_dir,
+        metadata={"task": options.task},
     )
     return model, history, {"accuracy": obj.accuracy(model, data["test"])}
 
@@ -123,20 +141,31 @@ def _complete(options: TaskOptions, key, checkpoint_dir):
         )
 
     def val_mse(model):
-        return float(jnp.mean((obj.completion(model, val, options.context)
-                               - val[:, options.context:]) ** 2))
+        return float(
+            jnp.mean((obj.completion(model, val, options.context) - val[:, options.context :]) ** 2)
+        )
 
     model = build_task_model(options, 1, 1, train.shape[1], input_prev=True, key=key)
     model, history = fit(
-        model, loss, _minibatches((train,), options.batch_size), steps=options.steps, key=key,
-        lr=options.lr, validate=val_mse, every=options.val_every,
-        checkpoint_dir=checkpoint_dir, metadata={"task": "digits"},
+        model,
+        loss,
+        _minibatches((train,), options.batch_size),
+        steps=options.steps,
+        key=key,
+        lr=options.lr,
+        validate=val_mse,
+        every=options.val_every,
+        checkpoint_dir=checkpoint_dir,
+        metadata={"task": "digits"},
     )
     sigma = float(np.sqrt(val_mse(model)))  # the BPD's std, fitted on validation
     prediction = obj.completion(model, test, options.context)
-    target = test[:, options.context:]
-    result = {"mse": float(jnp.mean((prediction - target) ** 2)),
-              "bpd": obj.bits_per_dim(prediction, target, sigma), "sigma": sigma}
+    target = test[:, options.context :]
+    result = {
+        "mse": float(jnp.mean((prediction - target) ** 2)),
+        "bpd": obj.bits_per_dim(prediction, target, sigma),
+        "sigma": sigma,
+    }
     return model, history, {**result, "completions": np.asarray(prediction[:8, :, 0])}
 
 
@@ -147,10 +176,16 @@ def _icl(options: TaskOptions, key, checkpoint_dir):
     test = icl_batch(jax.random.PRNGKey(20_000 + options.seed), 1024, **draw)
     model = build_task_model(options, dim + 1, dim + 1, pairs, input_prev=True, key=key)
     model, history = fit(
-        model, obj.icl_loss, lambda k: icl_batch(k, options.batch_size, **draw),
-        steps=options.steps, key=key, lr=options.lr, every=options.val_every,
+        model,
+        obj.icl_loss,
+        lambda k: icl_batch(k, options.batch_size, **draw),
+        steps=options.steps,
+        key=key,
+        lr=options.lr,
+        every=options.val_every,
         validate=lambda m: float(obj.icl_loss(m, val)),
-        checkpoint_dir=checkpoint_dir, metadata={"task": "icl"},
+        checkpoint_dir=checkpoint_dir,
+        metadata={"task": "icl"},
     )
     errors, reference = obj.icl_errors(model, *test), least_squares_errors(*test)
     at = min(2 * dim, pairs - 1)  # the target's context size: twice the input dimension
@@ -174,7 +209,11 @@ def run_task(options: TaskOptions | None = None, *, checkpoint_dir=None, **flat)
     """
     options = options or TaskOptions(**flat)
     key = jax.random.PRNGKey(options.seed)
-    run = {"basic_motions": _classify, "japanese_vowels": _classify, "digits": _complete,
-           "icl": _icl}[options.task]
+    run = {
+        "basic_motions": _classify,
+        "japanese_vowels": _classify,
+        "digits": _complete,
+        "icl": _icl,
+    }[options.task]
     model, history, result = run(options, key, checkpoint_dir)
     return model, history, {"metric": TASK_METRICS[options.task], **result}
