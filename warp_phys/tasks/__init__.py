@@ -6,6 +6,7 @@ from ._fit import fit
 from ._objectives import (
     accuracy,
     bits_per_dim,
+    class_logits,
     classification_loss,
     icl_errors,
     icl_loss,
@@ -19,6 +20,7 @@ __all__ = [
     "TaskOptions",
     "accuracy",
     "bits_per_dim",
+    "class_logits",
     "build_task_model",
     "classification_loss",
     "fit",
