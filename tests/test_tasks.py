@@ -122,15 +122,14 @@ def _example(name: str):
         sys.path.remove(str(EXAMPLES))
 
 
+@pytest.mark.slow  # three tiny trainings, ~1 min on 2 loaded cores
 def test_examples_run_with_tiny_settings(tmp_path):
     pytest.importorskip("aeon")
     pytest.importorskip("sklearn")
     accuracy = _example("classify_basic_motions").main(["--steps", "2", "--width", "4"])
     assert 0 <= accuracy <= 1
     out = tmp_path / "digits.png"
-    result = _example("complete_digits").main(
-        ["--model", "gru", "--steps", "2", "--out", str(out)]
-    )
+    result = _example("complete_digits").main(["--model", "gru", "--steps", "2", "--out", str(out)])
     assert result["completions"].shape == (8, 32) and out.exists()
     result = _example("icl_regression").main(["--steps", "2", "--pairs", "5"])
     assert len(result["curve"]) == 5

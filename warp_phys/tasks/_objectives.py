@@ -10,6 +10,7 @@ Transformer) through its teacher-forced `__call__`.
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,18 +38,25 @@ def class_logits(model, xs: Float[Array, "T data"], length: Int[Array, ""]):
     return step_outputs(model, xs)[length - 1]
 
 
+def _batch_logits(model, xs, lengths) -> Float[Array, "N classes"]:
+    return jax.vmap(lambda x, n: class_logits(model, x, n))(xs, lengths)
+
+
+_jitted_logits = eqx.filter_jit(_batch_logits)
+
+
 def classification_loss(model, batch, key=None) -> Float[Array, ""]:
     """Mean cross-entropy of the last-step logits; `batch` is `(xs (N, T, C), lengths
     (N,), labels (N,))`. `key` is not used (the loss is deterministic)."""
     xs, lengths, labels = batch
-    logits = jax.vmap(lambda x, n: class_logits(model, x, n))(xs, lengths)
+    logits = _batch_logits(model, xs, lengths)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
 def accuracy(model, batch) -> float:
     """Share of `batch` (as `classification_loss`'s) whose argmax logit is the label."""
     xs, lengths, labels = (jnp.asarray(a) for a in batch)
-    logits = jax.vmap(lambda x, n: class_logits(model, x, n))(xs, lengths)
+    logits = _jitted_logits(model, xs, lengths)
     return float(jnp.mean(jnp.argmax(logits, -1) == labels))
 
 
@@ -73,6 +81,7 @@ def masked_reconstruction_loss(
     return jnp.mean(jax.vmap(one)(xs, jax.random.split(key, N)))
 
 
+@eqx.filter_jit
 def completion(model, xs: Float[Array, "N T d"], context: int) -> Float[Array, "N H d"]:
     """The forecast of steps `context..T-1` from the first `context` steps."""
     prediction, _ = predict(model, jnp.asarray(xs), protocol="forecast", context=context)
@@ -98,6 +107,9 @@ def icl_predictions(model, tokens: Float[Array, "N P token"]) -> Float[Array, "N
     return jax.vmap(lambda x: step_outputs(model, x)[:, -1])(tokens)
 
 
+_jitted_icl = eqx.filter_jit(icl_predictions)
+
+
 def icl_loss(model, batch, key=None) -> Float[Array, ""]:
     """MSE of `icl_predictions` over all positions; `batch` is `(tokens, ys)`."""
     tokens, ys = batch
@@ -106,4 +118,5 @@ def icl_loss(model, batch, key=None) -> Float[Array, ""]:
 
 def icl_errors(model, tokens, ys) -> np.ndarray:
     """MSE `(pairs,)` of the prediction of y_i after i context pairs."""
-    return np.asarray(jnp.mean((icl_predictions(model, tokens) - ys) ** 2, axis=0))
+    predictions = _jitted_icl(model, tokens)
+    return np.asarray(jnp.mean((predictions - ys) ** 2, axis=0))

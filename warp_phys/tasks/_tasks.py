@@ -183,7 +183,7 @@ def _icl(options: TaskOptions, key, checkpoint_dir):
         key=key,
         lr=options.lr,
         every=options.val_every,
-        validate=lambda m: float(obj.icl_loss(m, val)),
+        validate=lambda m: float(np.mean(obj.icl_errors(m, *val))),
         checkpoint_dir=checkpoint_dir,
         metadata={"task": "icl"},
     )
