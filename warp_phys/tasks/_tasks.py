@@ -51,9 +51,9 @@ class TaskOptions(Options):
     context: int = option(32, "digits: observed pixels before the completion")
     loss_steps: int = option(32, "digits: random steps scored per sequence")
     forcing_prob: float = option(0.15, "digits: teacher-forcing probability")
-    icl_dim: int = option(4, "icl: input dimension")
-    icl_pairs: int = option(16, "icl: (x, y) pairs per sequence")
-    icl_noise: float = option(0.2, "icl: std of the noise on y")
+    icl_dim: int = option(2, "icl: input dimension")
+    icl_pairs: int = option(12, "icl: (x, y) pairs per sequence")
+    icl_noise: float = option(0.1, "icl: std of the noise on y")
 
     def check(self) -> None:
         for name in (
