@@ -25,7 +25,7 @@ TASKS = {  # task: its options (the same for every model)
     "basic_motions": dict(steps=150, batch_size=16, root_width=32, val_every=25),
     "japanese_vowels": dict(steps=300, batch_size=32, root_width=32, val_every=50),
     "digits": dict(steps=300, batch_size=32, root_width=16, root_depth=2, val_every=50),
-    "icl": dict(steps=500, batch_size=64, root_width=24, val_every=100),
+    "icl": dict(steps=1000, batch_size=64, root_width=24, val_every=100),
 }
 SMOKE = dict(steps=2, batch_size=4, root_width=4, root_depth=1, val_every=1)
 SEEDS = (0, 1, 2)

@@ -41,7 +41,7 @@ def fit(
     - `lr`: the learning rate (WARP's A gets `lr / D_theta`, as in `train`), with a
       cosine decay over `steps`.
     - `validate`: `validate(model) -> float`, lower is better, run every `every` steps
-      and at the end; None keeps the last model.
+      and at the end; the last model is kept without it (or when no score is finite).
     - `checkpoint_dir`: write the best model to `best.eqx` there (with `metadata`).
 
     **Returns:** `(model, history)`: the best model and `{"loss": [...], "seconds":
@@ -63,7 +63,7 @@ def fit(
         return new_model, opt_state, value
 
     history = {"loss": [], "seconds": [], "val_step": [], "val": []}
-    best, best_model = math.inf, model
+    best, best_model = math.inf, None
     start = time.perf_counter()
     for n in range(1, steps + 1):
         k = jax.random.fold_in(key, n)
@@ -74,11 +74,12 @@ def fit(
             score = float(validate(model))
             history["val_step"].append(n)
             history["val"].append(score)
-            if score < best or not math.isfinite(best):
+            if score < best:  # a NaN score never wins
                 best, best_model = score, model
-    result = best_model if validate is not None else model
+    result = model if best_model is None else best_model
     if checkpoint_dir is not None:
         folder = Path(checkpoint_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        save_model(folder / "best.eqx", result, metadata={**(metadata or {}), "val": best})
+        score = best if math.isfinite(best) else None
+        save_model(folder / "best.eqx", result, metadata={**(metadata or {}), "val": score})
     return result, history

@@ -61,11 +61,18 @@ def accuracy(model, batch) -> float:
 
 
 def masked_reconstruction_loss(
-    model, batch, key: PRNGKeyArray, *, forcing_prob: float = 0.15, loss_steps: int = 32
+    model,
+    batch,
+    key: PRNGKeyArray,
+    *,
+    forcing_prob: float = 0.15,
+    loss_steps: int = 32,
+    context: int = 1,
 ) -> Float[Array, ""]:
-    """MSE of an autoregressive rollout (each input observed with probability
-    `forcing_prob`, else the fed-back prediction) on `loss_steps` random predicted
-    steps per sequence. `batch` is `(xs (N, T, d),)`."""
+    """MSE of an autoregressive rollout (the first `context` inputs observed, then each
+    with probability `forcing_prob`, else the fed-back prediction: the completion's
+    protocol) on `loss_steps` random predicted steps per sequence. `batch` is
+    `(xs (N, T, d),)`."""
     (xs,) = batch
     N, T, _ = xs.shape
     steps = min(loss_steps, T - 1)
@@ -73,7 +80,7 @@ def masked_reconstruction_loss(
     def one(x, k):
         coin, pick = jax.random.split(k)
         prediction = mean_of(
-            ar_rollout(model, x, teacher_forcing_mask(coin, T, forcing_prob), batch_size=N)
+            ar_rollout(model, x, teacher_forcing_mask(coin, T, forcing_prob, context), batch_size=N)
         )
         scored = jax.random.choice(pick, T - 1, (steps,), replace=False)
         return jnp.mean((prediction[scored] - x[1:][scored]) ** 2)

@@ -75,17 +75,18 @@ class TaskOptions(Options):
 
 
 def build_task_model(
-    options: TaskOptions, in_size: int, out_size: int, seq_len: int, *, input_prev: bool, key
+    options: TaskOptions, in_size: int, out_size: int, seq_len: int, *, key, **decoder_options
 ):
     """WARP (an MLP root of `root_width` x `root_depth`, `seq_len + 1` steps so the
     output after the last step is decoded at tau = 1) or a baseline of the same
-    parameter count, reading `in_size` channels and predicting `out_size`."""
+    parameter count, reading `in_size` channels and predicting `out_size`;
+    `decoder_options` go to WARP's root (e.g. `input_prev`, `final_activation`)."""
     warp = WARP(
         in_size,
         output_size=None if out_size == in_size else out_size,
         root_width=options.root_width,
         root_depth=options.root_depth,
-        decoder_options={"input_prev": input_prev},
+        decoder_options=decoder_options,
         seq_len=seq_len + 1,
         key=key,
     )
@@ -137,7 +138,12 @@ def _complete(options: TaskOptions, key, checkpoint_dir):
 
     def loss(model, batch, k):
         return obj.masked_reconstruction_loss(
-            model, batch, k, forcing_prob=options.forcing_prob, loss_steps=options.loss_steps
+            model,
+            batch,
+            k,
+            forcing_prob=options.forcing_prob,
+            loss_steps=options.loss_steps,
+            context=options.context,
         )
 
     def val_mse(model):
@@ -145,7 +151,10 @@ def _complete(options: TaskOptions, key, checkpoint_dir):
             jnp.mean((obj.completion(model, val, options.context) - val[:, options.context :]) ** 2)
         )
 
-    model = build_task_model(options, 1, 1, train.shape[1], input_prev=True, key=key)
+    # the spec's MNIST root ends in tanh: it keeps early free-running rollouts finite
+    model = build_task_model(
+        options, 1, 1, train.shape[1], input_prev=True, final_activation="tanh", key=key
+    )
     model, history = fit(
         model,
         loss,
