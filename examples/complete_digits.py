@@ -29,7 +29,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     _, _, result = run_task(
         task="digits", model=args.model, steps=args.steps, root_width=args.width, root_depth=2,
-        context=32, loss_steps=32, forcing_prob=0.15, val_every=50,
+        context=32, loss_steps=32, forcing_prob=0.15, val_every=50, transition_lr=1e-3,
     )  # fmt: skip
     print(f"{args.model}: test MSE {result['mse']:.4f}, {result['bpd']:.2f} bits per pixel "
           f"(uniform over the 17 grey levels: 4.09)")  # fmt: skip

@@ -25,7 +25,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     model, _, result = run_task(
         task="icl", model=args.model, steps=args.steps, batch_size=64, root_width=24,
-        icl_dim=args.dim, icl_pairs=args.pairs, icl_noise=0.1, val_every=100,
+        icl_dim=args.dim, icl_pairs=args.pairs, icl_noise=0.1, val_every=100, transition_lr=1e-3,
     )  # fmt: skip
     print("pairs read:   " + " ".join(f"{i:6d}" for i in range(args.pairs)))
     print("model MSE:    " + " ".join(f"{e:6.3f}" for e in result["curve"]))

@@ -26,6 +26,7 @@ def fit(
     steps: int,
     key,
     lr: float = 1e-3,
+    transition_lr: float | None = None,
     validate: Callable | None = None,
     every: int = 50,
     checkpoint_dir=None,
@@ -38,8 +39,8 @@ def fit(
     - `loss`: `loss(model, batch, key) -> scalar`.
     - `sample`: `sample(key) -> batch`, the minibatch of a step (step n gets
       `fold_in(key, n)`; so does its loss).
-    - `lr`: the learning rate (WARP's A gets `lr / D_theta`, as in `train`), with a
-      cosine decay over `steps`.
+    - `lr`, `transition_lr`: the learning rates of the parameters and of WARP's A
+      (default `lr / D_theta`, as in `train`), with a cosine decay over `steps`.
     - `validate`: `validate(model) -> float`, lower is better, run every `every` steps
       and at the end; the last model is kept without it (or when no score is finite).
     - `checkpoint_dir`: write the best model to `best.eqx` there (with `metadata`).
@@ -48,7 +49,8 @@ def fit(
     [...] (wall clock after each step, validation and compilation included),
     "val_step": [...], "val": [...]}`. A step with a non-finite loss or gradient is skipped.
     """
-    optimizer = make_optimizer(model, OptimizerOptions(lr=lr, schedule="cosine"), steps=steps)
+    options = OptimizerOptions(lr=lr, transition_lr=transition_lr, schedule="cosine")
+    optimizer = make_optimizer(model, options, steps=steps)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     grad = eqx.filter_value_and_grad(loss)
 

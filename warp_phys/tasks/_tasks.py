@@ -43,7 +43,8 @@ class TaskOptions(Options):
     model: Literal["warp", "gru", "lstm", "transformer"] = option("warp", "model")
     steps: int = option(300, "optimiser steps")
     batch_size: int = option(32, "sequences per step")
-    lr: float = option(3e-3, "learning rate (WARP's A: lr / D_theta)")
+    lr: float = option(3e-3, "learning rate")
+    transition_lr: float | None = option(None, "learning rate of WARP's A (None: lr / D_theta)")
     root_width: int = option(32, "WARP root width")
     root_depth: int = option(1, "WARP root hidden layers")
     val_every: int = option(50, "validate every N steps (error rate / MSE on validation)")
@@ -69,6 +70,7 @@ class TaskOptions(Options):
             at_least(name, getattr(self, name), 1)
         at_least("root_depth", self.root_depth, 0)
         in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")
+        in_range("transition_lr", self.transition_lr, 0, float("inf"), "()")
         in_range("icl_noise", self.icl_noise, 0, float("inf"), "[)")
         if self.task == "digits" and self.context >= 64:
             raise ValueError(f"option context must be < 64 pixels, got {self.context}")
@@ -124,6 +126,7 @@ def _classify(options: TaskOptions, key, checkpoint_dir):
         steps=options.steps,
         key=key,
         lr=options.lr,
+        transition_lr=options.transition_lr,
         every=options.val_every,
         validate=lambda m: 1.0 - obj.accuracy(m, data["val"]),
         checkpoint_dir=checkpoint_dir,
@@ -162,6 +165,7 @@ def _complete(options: TaskOptions, key, checkpoint_dir):
         steps=options.steps,
         key=key,
         lr=options.lr,
+        transition_lr=options.transition_lr,
         validate=val_mse,
         every=options.val_every,
         checkpoint_dir=checkpoint_dir,
@@ -191,6 +195,7 @@ def _icl(options: TaskOptions, key, checkpoint_dir):
         steps=options.steps,
         key=key,
         lr=options.lr,
+        transition_lr=options.transition_lr,
         every=options.val_every,
         validate=lambda m: float(np.mean(obj.icl_errors(m, *val))),
         checkpoint_dir=checkpoint_dir,
