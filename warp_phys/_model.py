@@ -75,7 +75,8 @@ class WARP(AbstractSequenceModel):
       pass (default 1: `ts` counts steps); only for `transition="continuous"`.
     - `output_size`: channels the root predicts, when they differ from the input's
       (e.g. the class logits of `warp_phys.tasks`; default `data_size`). The root then
-      cannot read the previous observation (`decoder_options={"input_prev": False}`).
+      cannot read the previous observation (`decoder_options={"input_prev": False}`),
+      and the model is for teacher-forced use (a rollout feeds predictions back in).
     - `key`: a JAX PRNG key.
     """
 
