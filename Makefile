@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-time
+.PHONY: demo test install install-dev figures clean bench-speed bench-table bench-anchors bench-time bench-tasks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,9 @@ clean:
 TIME_SCALE ?= 1
 bench-time: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.time_to_accuracy --scale $(TIME_SCALE)
+
+# classification, digit completion, in-context regression: WARP vs GRU/LSTM/Transformer
+# (needs the tasks extra: aeon, scikit-learn; <= 20 min on 2 cores)
+bench-tasks: $(VENV)/.installed
+	$(BIN)/python -c "import aeon, sklearn" 2>/dev/null || $(BIN)/pip install --quiet -e '.[tasks]'
+	$(BIN)/python -m benchmarks.tasks

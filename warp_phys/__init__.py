@@ -30,6 +30,7 @@ from .decoders import (
     parse_decoder_spec,
     register_decoder,
 )
+from .tasks import TaskOptions, run_task
 from .training.checkpoint import load_model, save_model
 from .training.config import RunConfig
 from .training.data import Normalizer
@@ -70,6 +71,8 @@ __all__ = [
     "OptimizerOptions",
     "ValidationOptions",
     "run_dataset",
+    "run_task",
+    "TaskOptions",
     "reconstruct_run",
     "train_run",
     "AbstractDecoder",

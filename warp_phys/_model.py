@@ -73,6 +73,10 @@ class WARP(AbstractSequenceModel):
     - `transition_rank`: r of `"lowrank"` (default 8); only for that kind.
     - `time_step`: the nominal sampling interval, in the units of the `ts` you will
       pass (default 1: `ts` counts steps); only for `transition="continuous"`.
+    - `output_size`: channels the root predicts, when they differ from the input's
+      (e.g. the class logits of `warp_phys.tasks`; default `data_size`). The root then
+      cannot read the previous observation (`decoder_options={"input_prev": False}`),
+      and the model is for teacher-forced use (a rollout feeds predictions back in).
     - `key`: a JAX PRNG key.
     """
 
@@ -101,9 +105,11 @@ class WARP(AbstractSequenceModel):
         time_step: float | None = None,
         data_scale: list[float] | None = None,
         data_shift: list[float] | None = None,
+        output_size: int | None = None,
         key: PRNGKeyArray,
     ):
         _check_arguments(data_size, seq_len, transition, transition_rank, time_step)
+        out_size = int(data_size if output_size is None else output_size)
         options = dict(decoder_options or {})
         data_scale, data_shift = _floats(data_scale), _floats(data_shift)
         if isinstance(decoder, AbstractDecoder):
@@ -114,12 +120,18 @@ class WARP(AbstractSequenceModel):
         else:
             decoder_name = decoder
             decoder = make_decoder(
-                decoder, data_size, seq_len=seq_len, root_width=root_width,
+                decoder, out_size, seq_len=seq_len, root_width=root_width,
                 root_depth=root_depth, data_scale=data_scale, data_shift=data_shift, **options,
             )
-        if decoder.data_size != data_size:
+        if decoder.data_size != out_size:
             raise ValueError(
-                f"decoder predicts {decoder.data_size} channels but data_size is {data_size}"
+                f"decoder predicts {decoder.data_size} channels but the model's output has "
+                f"{out_size}"
+            )
+        if out_size != data_size and getattr(decoder, "input_prev", False):
+            raise ValueError(
+                "output_size != data_size needs a root that does not read the previous "
+                'observation: decoder_options={"input_prev": False}'
             )
         root_key, hyper_key = jax.random.split(key)
         theta_init = decoder.flat_init(root_key)
@@ -152,6 +164,8 @@ class WARP(AbstractSequenceModel):
             config["transition_rank"] = self.transition.rank
         if time_step is not None:
             config["time_step"] = self.time_step
+        if output_size is not None:
+            config["output_size"] = out_size
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property

@@ -8,6 +8,7 @@ library functions it calls.
     warp-phys evaluate --run runs/NAME [--split test|ood | --input FILE]
     warp-phys params --run runs/NAME [--input FILE] [--format csv|json] [--out FILE]
     warp-phys data --from FILE.csv --out FILE.npz
+    warp-phys task --task basic_motions|japanese_vowels|digits|icl --model warp [--out DIR]
 """
 
 import argparse
@@ -21,6 +22,7 @@ import systems
 
 from ._plot_command import add_plot_command
 from ._run_commands import add_run_commands
+from ._task_command import add_task_command
 from ._train_flags import add_option_flags, config_from_args
 from .decoders import list_decoders
 from .training.models import MODEL_KINDS
@@ -162,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=_cmd_list)
 
     add_plot_command(sub)
+    add_task_command(sub)
     return parser
 
 
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
             args.func(args)
-    except (ValueError, OSError, FloatingPointError, TypeError) as err:
+    except (ValueError, OSError, FloatingPointError, TypeError, ImportError) as err:
         # OSError: a missing, unreadable or unwritable path, a file where a folder
         # belongs, a run folder locked by another process
         message = " ".join(str(err).split()) or type(err).__name__  # always one line

@@ -34,6 +34,7 @@ class HeadBaseline(AbstractSequenceModel):
 
     head: eqx.AbstractVar[eqx.nn.Linear]
     data_size: int = eqx.field(static=True)
+    output_size: int = eqx.field(static=True)  # channels predicted (default data_size)
     is_probabilistic: bool = eqx.field(static=True)
     std_lower_bound: float = eqx.field(static=True)
     config_json: str = eqx.field(static=True)
@@ -53,10 +54,14 @@ class HeadBaseline(AbstractSequenceModel):
     def decode(self, state, t, u: Float[Array, " data"]):
         """The linear head on the state's features (`t` and `u` are not used)."""
         raw = self.head(self._features(state))
-        return head_output(raw, self.data_size, self.is_probabilistic, self.std_lower_bound)
+        return head_output(raw, self.output_size, self.is_probabilistic, self.std_lower_bound)
 
 
-def config_json(**config) -> str:
+def config_json(output_size=None, **config) -> str:
+    """The constructor arguments as JSON (`output_size` only when it was given, so the
+    configs of earlier checkpoints stay as they were)."""
+    if output_size is not None:
+        config["output_size"] = int(output_size)
     return json.dumps(config, sort_keys=True)
 
 

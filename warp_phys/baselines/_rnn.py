@@ -33,6 +33,7 @@ class _RecurrentBaseline(HeadBaseline):
         hidden_size: int = 64,
         probabilistic: bool = False,
         std_lower_bound: float = 1e-4,
+        output_size: int | None = None,
         key: PRNGKeyArray,
     ):
         if int(data_size) < 1 or int(hidden_size) < 1:
@@ -41,7 +42,8 @@ class _RecurrentBaseline(HeadBaseline):
             )
         cell_key, head_key = jax.random.split(key)
         self.cell = self.cell_class(data_size, hidden_size, key=cell_key)
-        out = 2 * data_size if probabilistic else data_size
+        self.output_size = int(data_size if output_size is None else output_size)
+        out = 2 * self.output_size if probabilistic else self.output_size
         self.head = eqx.nn.Linear(hidden_size, out, key=head_key)
         self.data_size = int(data_size)
         self.hidden_size = int(hidden_size)
@@ -52,6 +54,7 @@ class _RecurrentBaseline(HeadBaseline):
             hidden_size=self.hidden_size,
             probabilistic=self.is_probabilistic,
             std_lower_bound=self.std_lower_bound,
+            output_size=output_size,
         )
 
     def _features(self, state) -> Float[Array, " hidden"]:
@@ -82,7 +85,8 @@ class GRU(_RecurrentBaseline):
 
     **Arguments:** `data_size`; `hidden_size` (see `hidden_size_for` to match a
     parameter budget); `probabilistic` (predict `(mean, std)`, for the Gaussian NLL);
-    `std_lower_bound`; `key`.
+    `std_lower_bound`; `output_size` (channels predicted, default `data_size`, e.g.
+    class logits); `key`.
     """
 
     cell_class: ClassVar[type] = eqx.nn.GRUCell

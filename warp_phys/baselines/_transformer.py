@@ -91,7 +91,7 @@ class Transformer(HeadBaseline):
     - `positions`: `"learned"` or `"sinusoidal"`.
     - `max_len`: the most inputs one sequence may feed (the cache size; use the
       training sequence length).
-    - `probabilistic`, `std_lower_bound`: as for `GRU`.
+    - `probabilistic`, `std_lower_bound`, `output_size`: as for `GRU`.
     - `key`: a JAX PRNG key.
     """
 
@@ -116,6 +116,7 @@ class Transformer(HeadBaseline):
         max_len: int = 256,
         probabilistic: bool = False,
         std_lower_bound: float = 1e-4,
+        output_size: int | None = None,
         key: PRNGKeyArray,
     ):
         if d_model < 1 or heads < 1 or d_model % heads:
@@ -134,7 +135,8 @@ class Transformer(HeadBaseline):
         )
         self.blocks = tuple(_Block(d_model, heads, mlp_width, key=k) for k in keys[3:])
         self.norm = eqx.nn.LayerNorm(d_model)
-        out = 2 * data_size if probabilistic else data_size
+        self.output_size = int(data_size if output_size is None else output_size)
+        out = 2 * self.output_size if probabilistic else self.output_size
         self.head = eqx.nn.Linear(d_model, out, key=keys[2])
         self.data_size, self.d_model, self.positions = int(data_size), int(d_model), positions
         self.max_len = int(max_len)
@@ -149,6 +151,7 @@ class Transformer(HeadBaseline):
             max_len=self.max_len,
             probabilistic=self.is_probabilistic,
             std_lower_bound=self.std_lower_bound,
+            output_size=output_size,
         )
 
     @property

@@ -1,0 +1,135 @@
+"""The tasks beyond forecasting (`warp_phys.tasks`): WARP's and the baselines'
+`output_size`, the data, the objectives against independent references, a training
+run through `fit`, the `warp-phys task` command, and the examples with tiny settings."""
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import warp_phys as wp
+from warp_phys.cli import main as cli
+from warp_phys.tasks import (
+    TaskOptions,
+    bits_per_dim,
+    class_logits,
+    icl_batch,
+    least_squares_errors,
+    masked_reconstruction_loss,
+    step_outputs,
+)
+from warp_phys.tasks._data import optional
+
+KEY = jax.random.PRNGKey(0)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def classifiers():
+    """WARP and each baseline reading 3 channels and predicting 2 logits."""
+    warp = wp.WARP(3, output_size=2, root_width=4, root_depth=1, seq_len=8,
+                   decoder_options={"input_prev": False}, key=KEY)  # fmt: skip
+    return {
+        "warp": warp,
+        "gru": wp.GRU(3, hidden_size=5, output_size=2, key=KEY),
+        "lstm": wp.LSTM(3, hidden_size=5, output_size=2, key=KEY),
+        "transformer": wp.Transformer(3, d_model=4, output_size=2, max_len=8, key=KEY),
+    }
+
+
+def test_output_size_changes_only_the_prediction(classifiers, tmp_path):
+    xs = jax.random.normal(KEY, (7, 3))
+    for name, model in classifiers.items():
+        assert model(xs).shape == (6, 2), name
+        path = wp.save_model(tmp_path / f"{name}.eqx", model)
+        assert np.allclose(wp.load_model(path)(xs), model(xs)), name
+    assert "output_size" not in wp.GRU(3, key=KEY).config  # old configs stay as they were
+    with pytest.raises(ValueError, match="input_prev"):
+        wp.WARP(3, output_size=2, root_width=4, key=KEY)
+
+
+def test_logits_read_each_sequence_at_its_own_last_step(classifiers):
+    """Padding after a sequence's end never changes its logits (causal models)."""
+    xs = jax.random.normal(KEY, (7, 3))
+    padded = xs.at[4:].set(100.0)
+    for name, model in classifiers.items():
+        direct = step_outputs(model, xs[:4])[-1]
+        assert np.allclose(class_logits(model, padded, jnp.int32(4)), direct, atol=1e-5), name
+
+
+def test_icl_tokens_and_least_squares():
+    tokens, ys = icl_batch(KEY, 5, 6, 2, noise=0.0)
+    assert tokens.shape == (5, 6, 3) and ys.shape == (5, 6)
+    assert np.allclose(tokens[:, 1:, -1], ys[:, :-1]) and np.all(tokens[:, 0, -1] == 0)
+    errors = least_squares_errors(tokens, ys)
+    assert errors[0] > 0.01 and np.all(errors[3:] < 1e-10)  # exact from dim + 1 pairs
+
+
+def test_masked_loss_with_every_step_observed_is_the_teacher_forced_mse(classifiers):
+    model = wp.GRU(1, hidden_size=4, key=KEY)
+    xs = jax.random.uniform(KEY, (3, 9, 1))
+    full = masked_reconstruction_loss(model, (xs,), KEY, forcing_prob=1.0, loss_steps=8)
+    reference = jnp.mean((jax.vmap(model)(xs) - xs[:, 1:]) ** 2)
+    assert np.isclose(full, reference, rtol=1e-5)
+    part = masked_reconstruction_loss(model, (xs,), KEY, forcing_prob=1.0, loss_steps=2)
+    assert not np.isclose(part, reference)
+
+
+def test_bits_per_dim_matches_scipy():
+    target = np.array([0.0, 0.5, 1.0, 0.25])
+    mean = np.array([0.1, 0.45, 0.8, 0.3])
+    sigma, half = 0.2, 0.5 / 16
+    mass = [
+        norm.cdf((t + half - m) / sigma) if t == 0 else
+        1 - norm.cdf((t - half - m) / sigma) if t == 1 else
+        norm.cdf((t + half - m) / sigma) - norm.cdf((t - half - m) / sigma)
+        for t, m in zip(target, mean, strict=True)
+    ]  # fmt: skip
+    assert np.isclose(bits_per_dim(mean, target, sigma), -np.mean(np.log2(mass)), rtol=1e-4)
+
+
+def test_options_and_a_missing_extra_are_one_line_errors(monkeypatch):
+    with pytest.raises(ValueError, match="option steps must be >= 1"):
+        TaskOptions(steps=0)
+    with pytest.raises(ValueError, match="option task must be one of"):
+        TaskOptions(task="mnist")
+    with pytest.raises(ImportError, match=r"pip install 'warp-phys\[tasks\]'"):
+        optional("warp_phys_no_such_module")
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if not installed
+    assert cli(["task", "--task", "digits", "--steps", "1"]) == 2
+
+
+def test_task_command_trains_tests_and_writes_a_checkpoint(tmp_path, capsys):
+    tiny = ["--steps", "3", "--batch-size", "4", "--root-width", "4", "--val-every", "2",
+            "--icl-dim", "2", "--icl-pairs", "5"]  # fmt: skip
+    assert cli(["task", "--task", "icl", "--model", "warp", *tiny, "--out", str(tmp_path)]) == 0
+    assert "warp on icl: test mse" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["result"]["metric"] == "mse" and len(saved["result"]["curve"]) == 5
+    assert isinstance(wp.load_model(tmp_path / "best.eqx"), wp.WARP)
+
+
+def _example(name: str):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+@pytest.mark.slow  # three tiny trainings, ~1 min on 2 loaded cores
+def test_examples_run_with_tiny_settings(tmp_path):
+    pytest.importorskip("aeon")
+    pytest.importorskip("sklearn")
+    accuracy = _example("classify_basic_motions").main(["--steps", "2", "--width", "4"])
+    assert 0 <= accuracy <= 1
+    out = tmp_path / "digits.png"
+    result = _example("complete_digits").main(["--model", "gru", "--steps", "2", "--out", str(out)])
+    assert result["completions"].shape == (8, 32) and out.exists()
+    result = _example("icl_regression").main(["--steps", "2", "--pairs", "5"])
+    assert len(result["curve"]) == 5
