@@ -22,6 +22,7 @@ interrupted run continues where it stopped.
     python -m benchmarks.time_to_accuracy --render      # README block and figure from the JSON
 """
 
+import json
 import math
 import tempfile
 import time
@@ -163,15 +164,26 @@ def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, l
     return runs / f"{phase}_{seconds:g}s" / system / model / f"lr{lr:g}.json"
 
 
+def stale(folder: Path, spec: dict) -> bool:
+    """Whether the run in `folder` was trained with another config than `spec`'s is now
+    (the preset changed since): its cell is then trained again. A cell without its run
+    folder is kept."""
+    stored = folder / "config.json"
+    if not stored.is_file():
+        return False
+    return harness.read_json(stored) != json.loads(json.dumps(cell_config(spec).to_dict()))
+
+
 def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
-    """The record of one cell: read when it exists, else trained (in a worker process;
-    in this one for a smoke run) and written, unless the worker failed."""
+    """The record of one cell: read when it exists (and is not `stale`), else trained (in
+    a worker process; in this one for a smoke run) and written, unless the worker
+    failed."""
     seconds = args.budgets[phase]
     path = cell_path(args.runs, phase, seconds, system, model, lr)
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
     spec.update(smoke=args.smoke, folder=str(path.with_suffix("")))
     kind = "cell"
-    if path.is_file():
+    if path.is_file() and not stale(path.with_suffix(""), spec):
         record = harness.read_json(path)
         if model != "warp_phys" or phase == "sweep" or "test_mse_refined" in record:
             return record

@@ -100,6 +100,26 @@ def test_a_warp_phys_cell_from_before_refinement_is_rescored_once(tmp_path, monk
     assert len(rescored) == 1  # written back: not rescored twice
 
 
+def test_a_cell_trained_with_another_preset_is_trained_again(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setitem(bench.WORKERS, "cell", _fake_worker(calls))
+    argv = [*SMOKE, "--models", "gru", "--no-sweep", "--lrs", "1e-3", "--runs", str(tmp_path)]
+    argv += ["--out", str(tmp_path / "t.json")]
+    bench.main(argv)
+    spec = dict(phase="final", system="msd", model="gru", lr=1e-3, seconds=1.0, smoke=True)
+    folder = bench.cell_path(tmp_path, "final", 1.0, "msd", "gru", 1e-3).with_suffix("")
+    config = bench.cell_config(spec).to_dict()
+    harness.write_json(folder / "config.json", config)  # as train_run writes it
+    assert not bench.stale(folder, spec)
+    calls.clear()
+    bench.main(argv)
+    assert calls == []
+    harness.write_json(folder / "config.json", dict(config, n_train=config["n_train"] + 1))
+    assert bench.stale(folder, spec)
+    bench.main(argv)
+    assert [(c["phase"], c["model"]) for c in calls] == [("final", "gru")]
+
+
 def test_a_failed_sweep_is_retried_and_its_pair_reported(tmp_path, monkeypatch):
     monkeypatch.setitem(bench.WORKERS, "cell", lambda spec: {"error": "killed"})
     argv = [*SMOKE, "--models", "gru", "--lrs", "1e-3", "--runs", str(tmp_path)]
