@@ -12,6 +12,8 @@ from benchmarks._presets import SYSTEMS, TRANSITION_KINDS, TRANSITION_SYSTEMS, r
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
 NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WARP"}
 NAMES["warp_phys"] = "WARP-Phys"  # the keys in the paper's column order
+REFINED = "warp_phys_refined"  # WARP-Phys's runs, the prior refined on each context
+NAMES[REFINED] = "WARP-Phys, refined"
 
 
 def _sequences(preset: str, system: str) -> int:
@@ -36,8 +38,8 @@ def _cell(r: dict | None, prefix: str = "", missing: str = "not run") -> str:
     mean, std = r.get(f"{prefix}{finite}mean"), r.get(f"{prefix}{finite}std")
     if mean is None:
         return "n/a"
-    digits = 2 if abs(mean) < 100 else 0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" + " †" * bool(finite)
+    spec = ".1e" if 0 < abs(mean) < 0.01 else (".2f" if abs(mean) < 100 else ".0f")
+    return f"{mean:{spec}} ± {std:{spec}}" + " †" * bool(finite)
 
 
 def _diverged_note(res: dict) -> list[str]:
@@ -61,10 +63,10 @@ def _tables(res: dict) -> tuple[str, str]:
     for system in SYSTEMS:
         row, cells, ood_cells = res.get(system, {}), [], []
         for m in NAMES:
-            if m not in presets.models_for(system):
+            if m not in presets.models_for(system) and m not in row:
                 cells, ood_cells = cells + ["✗"], ood_cells + ["✗"]
                 continue
-            paper = presets.PAPER[system][m]
+            paper = presets.PAPER[system].get(m)
             cells.append(_cell(row.get(m)) + ("" if paper is None else f" ({paper:g})"))
             ood_cells.append(_cell(row.get(m), "ood_", "n/a"))
         test.append([LABELS[system], *cells])
@@ -76,7 +78,7 @@ def _tables(res: dict) -> tuple[str, str]:
 def markdown(summary: dict, command: str) -> str:
     """The README block: test table, OOD table, sizes and budgets, targets, transitions."""
     res, preset = summary["results"], summary["preset"]
-    cells = [(s, [row[m] for m in NAMES if m in row]) for s, row in res.items()]
+    cells = [(s, [row[m] for m in NAMES if m in row and m != REFINED]) for s, row in res.items()]
     params = ", ".join(LABELS[s] + " " + "/".join(str(r["params"]) for r in rs) for s, rs in cells)
     steps = "; ".join(
         LABELS[s] + " " + "/".join(f"{r['steps']:.0f}" for r in rs) for s, rs in cells
@@ -174,6 +176,10 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
                 ood = [json_number(r.get("ood")) for r in runs]
                 cell = dict(paper=presets.PAPER[system][model], seeds=done, per_seed_ood=ood)
                 row[model] = seed_cell(runs) | cell
+            if runs and all("test_refined" in r for r in runs):
+                refined = [dict(r, test=r["test_refined"], ood=r.get("ood_refined")) for r in runs]
+                ood = [json_number(r.get("ood_refined")) for r in runs]
+                row[REFINED] = seed_cell(refined) | dict(cell, paper=None, per_seed_ood=ood)
         if row:
             results[system] = row
     # the table's runs one after another (data, training and evaluation); None for

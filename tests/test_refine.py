@@ -169,6 +169,9 @@ def test_auto_refines_a_physical_prior_only_where_refinement_applies(model):
     assert resolve_refine(model, "auto") == DEFAULT_REFINE_STEPS > 0
     assert resolve_refine(model, "auto", convention="reference") == 0
     assert resolve_refine(model, "auto", regular=False) == 0
+    # omega0, zeta and the 2-channel initial state: 4 unknowns, a context must observe more
+    assert resolve_refine(model, "auto", context=2) == 0
+    assert resolve_refine(model, "auto", context=3) == DEFAULT_REFINE_STEPS
     assert resolve_refine(model, 3) == 3 and resolve_refine(model, None) == 0
     mlp = wp.WARP(2, decoder="mlp", root_width=4, root_depth=1, seq_len=T,
                   key=jax.random.PRNGKey(3))  # fmt: skip

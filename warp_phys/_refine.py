@@ -57,14 +57,21 @@ def physical_prior_of(model) -> PhysicalPrior:
     return decoder
 
 
-def resolve_refine(model, refine, *, convention: str = "clean", regular: bool = True) -> int:
+def resolve_refine(
+    model, refine, *, convention: str = "clean", regular: bool = True, context: int | None = None
+) -> int:
     """K for a refine request: an int as given (None: 0); `"auto"`: `DEFAULT_REFINE_STEPS`
-    where refinement applies (a `PhysicalPrior` decoder, clean convention, regular grid),
-    else 0."""
+    where refinement applies (a `PhysicalPrior` decoder, clean convention, regular grid,
+    and a `context` of L steps that observes more numbers, L x data, than the fit has
+    unknowns: the parameters and the initial state), else 0."""
     if refine != "auto":
         return 0 if refine is None else check_steps(refine)
-    applies = isinstance(getattr(model, "decoder", None), PhysicalPrior)
-    return DEFAULT_REFINE_STEPS if applies and convention == "clean" and regular else 0
+    prior = getattr(model, "decoder", None)
+    if not isinstance(prior, PhysicalPrior) or convention != "clean" or not regular:
+        return 0
+    unknowns = sum(spec.size for spec in prior.parameters) + prior.data_size
+    observed = None if context is None else context * prior.data_size
+    return DEFAULT_REFINE_STEPS if observed is None or observed > unknowns else 0
 
 
 def check_steps(steps) -> int:

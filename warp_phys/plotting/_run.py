@@ -65,7 +65,8 @@ def plot_run(
     names, time_unit = _data_facts(ds)
     who = _describe(model)
     regular = ds.extras.get("t") is None or not getattr(model, "time_aware", False)
-    refine = resolve_refine(model, refine, convention=run.config.convention, regular=regular)
+    convention = run.config.convention
+    refine = resolve_refine(model, refine, convention=convention, regular=regular, context=L)
     if kind == "reconstruction":
         times = ds.extras.get("t", ds.t)  # an irregular grid: each trajectory's times (N, T)
         return plot_forecast(

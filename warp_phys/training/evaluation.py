@@ -99,7 +99,9 @@ def evaluate_run(
     warn_past_training_length(run.model, inputs.shape[1], f"the {split} data")
     if refine == "auto" and protocol != "forecast":
         refine = 0
-    refine = resolve_refine(run.model, refine, convention=cfg.convention, regular=times is None)
+    refine = resolve_refine(
+        run.model, refine, convention=cfg.convention, regular=times is None, context=context
+    )
     if refine and protocol != "forecast":
         raise ValueError(f"refine needs the 'forecast' protocol; this run's is {protocol!r}")
     score = lambda k: _scores(run, inputs, targets, times, context=context, chunk=chunk, refine=k)
@@ -201,7 +203,10 @@ def reconstruct_run(
     ts = grid_times(y, run.model, "trajectories", times)
     if ts is not None:
         ts = _extended_times(ts, context + int(horizon))
-    refine = resolve_refine(run.model, refine, convention=run.config.convention, regular=ts is None)
+    convention = run.config.convention
+    refine = resolve_refine(
+        run.model, refine, convention=convention, regular=ts is None, context=context
+    )
     out = _reconstruct(
         run.model,
         run.normalizer.apply(jnp.asarray(y[:, :context])),

@@ -57,7 +57,10 @@ def parameter_table(
     truth = true_parameters(dataset)
     refined = {}
     regular = getattr(dataset, "extras", {}).get("t") is None
-    refine = resolve_refine(run.model, refine, convention=run.config.convention, regular=regular)
+    convention = run.config.convention
+    refine = resolve_refine(
+        run.model, refine, convention=convention, regular=regular, context=context
+    )
     if refine:
         normalised = np.asarray(run.normalizer.apply(y))[:, :context]
         refined = refine_parameters(run.model, normalised, steps=int(refine))
