@@ -157,7 +157,8 @@ def markdown(r: dict) -> str:
         f"Digits: forecast of pixels 33-64 from the first 32 (values in [0, 1]); BPD: "
         f"discretised Gaussian over the 17 grey levels with sigma the validation RMSE "
         f"(uniform: 4.09). {r['train_seconds'] / 60:.0f} min of training on {r['device']}, "
-        f"load {r['load']:.1f}, {r['date']}.\n\n" + harness.table(head, rows)
+        f"load {r['load']:.1f}, {r['date']}.\n\n" + harness.table(head, rows) + "\n\n"
+        + " ".join(f"![{task}](figures/tasks_{task}.png)" for task in r["results"])
     )
 
 
