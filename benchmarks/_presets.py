@@ -5,17 +5,18 @@ Both presets follow WARP_SPEC section 4 (clean convention): autoregressive train
 teacher forcing 0.25 (LV: full teacher forcing), the best model on the validation split
 kept, the test MSE in raw units; the data are the same for every seed (`data_seed = 0`).
 
-- `cpu` (2 CPU cores): `CPU_STEPS` optimiser steps (MSD raised from 200 after seed-0
-  validation curves showed WARP-Phys still improving), each run's training capped at
-  `CPU_MAX_SECONDS`, WARP root MLP 8-8 (D_theta 122), WARP-Phys the `damped_oscillator`
-  (initialised at the centre of the training ranges) or `sinusoid` (SINE) root.
+- `cpu` (2 CPU cores): the `warp-phys train` defaults (root MLP 8x2, hypernetwork width
+  32, 20,480 training / 256 validation trajectories, batch 32, Adam 3e-3 cosine, clip 1,
+  validation every 100 steps; SINE: its 10 trajectories, batch 10) for `CPU_STEPS`
+  optimiser steps, each run capped at `CPU_MAX_SECONDS`; WARP-Phys the
+  `damped_oscillator` (started at the physics of the centre of the training ranges, as
+  `warp-phys train` does) or `sinusoid` (SINE) root.
 - `paper`: the spec's sizes (root 48x3, 20480 MSD trajectories, batch 1024, AdaBelief
   1e-5, the spec's epochs as steps), meant for an accelerator.
 """
 
 import math
 
-import systems
 from warp_phys import RunConfig
 
 SYSTEMS = ("msd", "msd_zero", "sine", "lotka_volterra")
@@ -46,8 +47,8 @@ SYSTEM_NAMES = {"lotka_volterra": "lotka_volterra_repeat"}
 
 # (n_train, n_val, n_test) per preset and row
 SIZES = {
-    "cpu": {"msd": (1024, 64, 512), "msd_zero": (1024, 64, 512), "sine": (10, 1000, 1000),
-            "lotka_volterra": (1024, 128, 512)},
+    "cpu": {"msd": (20480, 256, 512), "msd_zero": (20480, 256, 512), "sine": (10, 1000, 1000),
+            "lotka_volterra": (20480, 256, 512)},
     "paper": {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048), "sine": (10, 1000, 1000),
               "lotka_volterra": (15000, 1500, 3000)},
 }  # fmt: skip
@@ -87,14 +88,6 @@ def _system_options(preset: str, system: str) -> dict:
     return dict(options, context=100, normalize=preset == "cpu")
 
 
-def _oscillator_init(system: str) -> dict:
-    """omega_0 and zeta of the damped-oscillator root at initialisation: those of the
-    centre of the system's TRAINING parameter ranges (k, m, c)."""
-    ranges = systems.get_system(system).param_ranges
-    k, m, c = (sum(ranges[p]) / 2 for p in ("k", "m", "c"))
-    return {"omega0_init": math.sqrt(k / m), "zeta_init": c / (2 * math.sqrt(k * m))}
-
-
 def _model_options(preset: str, system: str, model: str) -> dict:
     """The model of a cell: WARP-MLP, WARP-Phys, or a baseline matched to the WARP-MLP's
     parameter count (the paper's GRU / LSTM have sizes of their own)."""
@@ -102,7 +95,7 @@ def _model_options(preset: str, system: str, model: str) -> dict:
     if paper and model in ("gru", "lstm"):
         hidden = 2280 if system == "sine" else {"gru": 2850, "lstm": 2450}[model]
         return dict(model=model, hidden_size=hidden, batch_size=380)
-    root = dict(root_width=8, root_depth=2, hyper_width=16, hyper_depth=1)
+    root = dict(root_width=8, root_depth=2, hyper_width=32, hyper_depth=1)
     if paper:
         root = dict(root_width=48, root_depth=3, hyper_width=1633, hyper_depth=2)
     if model in ("gru", "lstm", "transformer"):
@@ -114,8 +107,6 @@ def _model_options(preset: str, system: str, model: str) -> dict:
         decoder = "sinusoid" if system == "sine" else "damped_oscillator"
         if paper:
             root["hyper_width"] = 128
-        elif system != "sine":
-            options.update(_oscillator_init(system))
     elif system == "lotka_volterra":
         options["final_activation"] = "tanh"  # targets in [-1, 1]
     elif paper and system != "sine":
@@ -143,7 +134,7 @@ def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
     options.update(OPTIMISERS[preset], seed=seed, data_seed=0)
     if preset == "cpu":
         batch, steps = 10 if system == "sine" else 32, CPU_STEPS[system]
-        options.update(val_every=100 if system == "sine" else 25)
+        options.update(val_every=100)
     else:
         batch = min(options.pop("batch_size", 1024), options["n_train"])
         steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)

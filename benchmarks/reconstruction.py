@@ -43,7 +43,8 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, WARP
     with another `transition` for the structured-transition rows, with `RunConfig`
     `overrides`; the record stored per run: size, training time and steps, and the test
-    (and OOD) MSE in table units. A forecast that diverged (NaN / inf) on some
+    (and OOD) MSE in table units, for a physical prior also refined on each context
+    (`{split}_refined`). A forecast that diverged (NaN / inf) on some
     trajectories leaves the MSE non-finite; their count is kept as `{split}_diverged`
     and the MSE over the others as `{split}_finite`."""
     config = cell_config(preset, system, model, seed, overrides.pop("transition", "dense"))
@@ -53,8 +54,11 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     keys = ("train_seconds", "stopped", "best_val_mse_normalized")
     record |= {k: summary[k] for k in keys}
     for split in ("test",) if system == "sine" else ("test", "ood"):  # SINE: no OOD ranges
-        metrics = wp.evaluate_run(run, split=split, n=run.config.n_test)
-        record[split] = metrics["mse"] / unit
+        # a physical prior: also refined on each context, as `warp-phys evaluate` does
+        metrics = wp.evaluate_run(run, split=split, n=run.config.n_test, refine="auto")
+        record[split] = metrics.get("mse_readout", metrics["mse"]) / unit
+        if "refine" in metrics:
+            record[f"{split}_refined"] = metrics["mse"] / unit
         if metrics["diverged"]:
             record[f"{split}_diverged"] = metrics["diverged"]
             record[f"{split}_finite"] = metrics.get("mse_finite", np.nan) / unit

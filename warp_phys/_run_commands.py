@@ -169,7 +169,8 @@ def _run_options(parser: argparse.ArgumentParser, splits: list[str], split_help:
         metavar="K",
         help="fit a physical prior's parameters to each context by K Levenberg-Marquardt "
         f"steps from WARP's read-out, then forecast with the prior; 0: none (default: auto, "
-        f"{DEFAULT_REFINE_STEPS} for a physical prior on a regular grid, else 0)",
+        f"{DEFAULT_REFINE_STEPS} for a physical prior on a regular grid and a context "
+        "longer than the fit's unknowns, else 0)",
     )
 
 

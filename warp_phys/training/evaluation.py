@@ -73,8 +73,9 @@ def evaluate_run(
       `systems.Dataset`; one with its own time stamps is scored at them by a
       time-aware model).
     - `refine`: K >= 1 fits a physical prior to each context first (`reconstruct`);
-      `"auto"`: `DEFAULT_REFINE_STEPS` where that applies (a physical prior, forecast
-      protocol, clean convention, regular grid), else none.
+      `"auto"`: `DEFAULT_REFINE_STEPS` where that applies (a physical prior, the forecast
+      protocol and what `resolve_refine` asks: clean convention, regular grid, a context
+      with more numbers than the fit's unknowns), else none.
 
     **Returns:** a JSON-able dict: `mse` (raw units, no 1/2), `mse_normalized`, `nll`
     (probabilistic models), `mse_repeat_last` (repeat the last observed value, for
