@@ -53,7 +53,7 @@ def identification(run, count: int) -> dict:
     out = {}
     for name in ("omega0", "zeta"):
         value, spread, true = (np.asarray(table[name][k]) for k in ("value", "std", "true"))
-        out[f"{name}_median_rel_err"] = float(np.median(np.abs(value - true) / true))
+        out[f"{name}_median_rel_err"] = wp.median_relative_error(table[name])
         out[f"{name}_forecast_rel_std"] = float(np.median(spread / true))
         out[f"{name}_corr"] = float(np.corrcoef(value, true)[0, 1])
     ds, _ = wp.run_dataset(run, "val", count)

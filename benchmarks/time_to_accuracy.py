@@ -96,12 +96,12 @@ def identification(run, context: int) -> dict:
     table = wp.parameter_table(run, split="test", context=context, refine="auto")
     result = dict(n=len(table["ids"]), context=context)
     for name in ("omega0", "zeta"):
-        row = {k: np.asarray(v) for k, v in table["parameters"][name].items()}
-        relative = lambda v, row=row: np.median(np.abs(v - row["true"]) / np.abs(row["true"]))
-        result[f"{name}_median_rel_err"] = float(relative(row["value"]))
-        result[f"{name}_forecast_rel_std"] = float(np.median(row["std"] / np.abs(row["true"])))
+        row = table["parameters"][name]
+        result[f"{name}_median_rel_err"] = wp.median_relative_error(row)
+        spread = np.asarray(row["std"]) / np.abs(np.asarray(row["true"]))
+        result[f"{name}_forecast_rel_std"] = float(np.median(spread))
         if "refined" in row:
-            result[f"{name}_refined_median_rel_err"] = float(relative(row["refined"]))
+            result[f"{name}_refined_median_rel_err"] = wp.median_relative_error(row, "refined")
     return result
 
 

@@ -214,3 +214,11 @@ def test_params_table_as_csv_rows():
     assert header == ["trajectory", "k", "k_std", "k_range", "k_true", "v[0]", "v[0]_std",
                       "v[0]_range"]  # fmt: skip
     assert rows[1] == ["b", 2.0, 0.2, 0.4, 2.5, 4.0, 0.0, 0.0]
+
+
+def test_median_relative_error_of_a_table_row():
+    row = {"value": [1.1, 2.0, 2.7], "refined": [1.0, 2.02, 3.0], "true": [1.0, 2.0, 3.0]}
+    assert wp.median_relative_error(row) == pytest.approx(0.1)  # errors 0.1, 0, 0.1
+    assert wp.median_relative_error(row, "refined") == pytest.approx(0.0)  # 0, 0.01, 0
+    assert wp.median_relative_error({"value": [1.0]}) is None  # no truth
+    assert wp.median_relative_error(row, "missing") is None

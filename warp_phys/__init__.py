@@ -40,7 +40,7 @@ from .training.losses import gaussian_nll, mse
 from .training.models import build_model
 from .training.optim import make_optimizer
 from .training.options import ObjectiveOptions, OptimizerOptions, ValidationOptions
-from .training.parameters import parameter_table
+from .training.parameters import median_relative_error, parameter_table
 from .training.protocol import forecast_mse
 from .training.run import Run, load_dataset, load_run, run_dataset, train_run
 
@@ -95,6 +95,7 @@ __all__ = [
     "load_model",
     "make_decoder",
     "mse",
+    "median_relative_error",
     "parameter_table",
     "parameter_trajectory",
     "parse_decoder_spec",

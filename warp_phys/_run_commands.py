@@ -16,7 +16,7 @@ from systems import atomic_write_bytes, atomic_write_json
 from ._refine import DEFAULT_REFINE_STEPS, check_steps
 from .baselines import count_parameters
 from .training.evaluation import evaluate_run, read_input, reconstruct_run
-from .training.parameters import parameter_table, table_rows
+from .training.parameters import median_relative_error, parameter_table, table_rows
 from .training.reconstruction_files import write_reconstruction
 from .training.run import load_dataset, load_run
 
@@ -140,10 +140,9 @@ def _cmd_params(args: argparse.Namespace) -> None:
         unit = table["units"].get(name.split("[")[0]) or ""
         line = f"  {name}: median {np.median(row['value']):.4g}{' ' + unit if unit else ''}"
         for key, what in (("value", "read"), ("refined", "refined")):
-            if "true" in row and key in row:
-                value, true = np.asarray(row[key]), np.asarray(row["true"])
-                error = np.abs(value - true) / np.maximum(np.abs(true), 1e-12)
-                line += f", {what}: median error {100 * np.median(error):.2g}% from the truth"
+            error = median_relative_error(row, key)
+            if error is not None:
+                line += f", {what}: median error {100 * error:.2g}% from the truth"
         print(line)
 
 

@@ -22,7 +22,7 @@ from .decoders import PhysicalPrior
 from .plotting import plot_reconstruction, plot_run, plot_weights, save_figure
 from .training.config import RunConfig
 from .training.evaluation import evaluate_run, reconstruct_run
-from .training.parameters import parameter_table
+from .training.parameters import median_relative_error, parameter_table
 from .training.run import load_dataset, train_run
 
 
@@ -192,14 +192,11 @@ def _identification(run, n: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median relative error, over `n` test trajectories, of each physical parameter read
     at the end of the context and refined on it, where the data know the truth."""
     table = parameter_table(run, split="test", n=n, refine="auto")
-    errors = ({}, {})
-    for name, row in table["parameters"].items():
-        true = np.asarray(row.get("true", np.nan))
-        for out, key in zip(errors, ("value", "refined"), strict=True):
-            if "true" in row and key in row:
-                error = np.abs(np.asarray(row[key]) - true) / np.abs(true)
-                out[name] = float(np.median(error))
-    return errors
+    rows = table["parameters"].items()
+    return tuple(
+        {n: e for n, row in rows if (e := median_relative_error(row, key)) is not None}
+        for key in ("value", "refined")
+    )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,16 @@ def parameter_table(
     }
 
 
+def median_relative_error(row: dict, key: str = "value") -> float | None:
+    """Median over trajectories of `|row[key] - true| / |true|` for one component of
+    `parameter_table`'s `parameters` (`key`: `"value"`, read, or `"refined"`); None where
+    the row lacks `key` or the truth. A zero truth counts as 1e-12."""
+    if key not in row or "true" not in row:
+        return None
+    value, true = np.asarray(row[key], float), np.asarray(row["true"], float)
+    return float(np.median(np.abs(value - true) / np.maximum(np.abs(true), 1e-12)))
+
+
 def table_rows(table: dict) -> tuple[list[str], list[list]]:
     """`parameter_table`'s result as a flat table: `(header, rows)`, one row per
     trajectory: `trajectory`, then per component `NAME`, `NAME_std`, `NAME_range` and,
