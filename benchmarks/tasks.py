@@ -3,11 +3,12 @@ linear regression, WARP against GRU, LSTM and the Transformer at equal budget.
 
 Every cell is one `warp_phys.tasks.run_task`: the same optimiser steps, batch, Adam with
 a cosine decay, input embedding and parameter count (the baselines are sized to WARP's,
-`hidden_size_for`) for every model. The same tuning for every model on digits and ICL:
-two learning rates each (`TUNED`), the one with the lower validation score averaged over
-the seeds kept. The model kept is the best on a validation split carved from the
-training split, scored once on test; 3 seeds. Cells run one after the other in this
-process and are kept under `runs/bench_tasks/`, so a rerun skips the finished ones.
+`hidden_size_for`) for every model. `--tune` gives every model two settings per task
+(`TUNED`: with or without the embedding, or two learning rates) and keeps the one with
+the lower validation score averaged over the seeds (twice the cost). The model kept is
+the best on a validation split carved from the training split, scored once on test;
+3 seeds. Cells run one after the other in this process and are kept under
+`runs/bench_tasks/`, so a rerun skips the finished ones.
 Needs the tasks extra (`pip install 'warp-phys[tasks]'`: aeon, scikit-learn).
 
     python -m benchmarks.tasks            # ~20 min on 2 cores (make bench-tasks)
@@ -25,20 +26,19 @@ MODELS = ("warp", "gru", "lstm", "transformer")
 # task: its options, the same for every model (WARP's A and root shape the baselines
 # through its parameter count only). Classification, ICL: every model reads a per-step
 # MLP embedding, WARP its running sum; digits: WARP's A starts as random rotations.
+# fmt: off
 TASKS = {
     "basic_motions": dict(steps=150, batch_size=16, root_width=32, val_every=25, embed=16),
     "japanese_vowels": dict(steps=300, batch_size=32, root_width=32, val_every=50, embed=16),
-    "digits": dict(
-        steps=300, root_width=16, root_depth=2, val_every=50, transition_init="rotation",
-        transition_lr=1e-4,
-    ),
-    "icl": dict(
-        steps=2000, batch_size=64, root_width=24, root_depth=2, val_every=200, embed=16,
-        embed_window=2, embed_raw=True, transition="diagonal",
-    ),
+    "digits": dict(steps=300, root_width=16, root_depth=2, val_every=50,
+                   transition_init="rotation", transition_lr=1e-4),
+    "icl": dict(steps=2000, batch_size=64, root_width=24, root_depth=2, val_every=200,
+                embed=16, embed_window=2, embed_raw=True, transition="diagonal"),
 }
-# each model's candidates per tuned task (the same for all), chosen on mean validation
-TUNED = {"digits": ({}, {"lr": 1e-3}), "icl": ({}, {"lr": 1e-3})}
+# each model's candidates with --tune (the same for all), chosen on mean validation
+TUNED = {"basic_motions": ({}, {"embed": 0}), "japanese_vowels": ({}, {"embed": 0}),
+         "digits": ({}, {"lr": 1e-3}), "icl": ({}, {"lr": 1e-3})}
+# fmt: on
 SMOKE = dict(steps=2, batch_size=4, root_width=4, root_depth=1, val_every=1)
 SEEDS = (0, 1, 2)
 
@@ -78,11 +78,12 @@ def measure(args) -> dict:
 
     for task in tasks:
         for model in MODELS:
-            trials = [[run(task, model, s, c) for s in seeds] for c in TUNED.get(task, ({},))]
+            settings = TUNED.get(task, ({},)) if args.tune else ({},)
+            trials = [[run(task, model, s, c) for s in seeds] for c in settings]
             scores = [np.mean([np.inf if r["best_val"] is None else r["best_val"] for r in t])
                       for t in trials]  # fmt: skip
-            runs = trials[int(np.argmin(scores))]
-            chosen[f"{task}/{model}"] = runs[0]["options"]
+            best = int(np.argmin(scores))
+            runs, chosen[f"{task}/{model}"] = trials[best], settings[best]
             for seed, result in zip(seeds, runs, strict=True):
                 cells[f"{task}/{model}/{seed}"] = result
                 metric = result["metric"]
@@ -90,6 +91,7 @@ def measure(args) -> dict:
     return dict(
         summarise(cells, tasks, seeds),
         chosen=chosen,
+        tuned=args.tune,
         smoke=args.smoke,
         device=harness.device(),
         date=harness.stamp(),
@@ -107,13 +109,9 @@ def summarise(cells: dict, tasks, seeds) -> dict:
             runs = [cells[f"{task}/{model}/{s}"] for s in seeds]
             metric = runs[0]["metric"]
             values = [r[metric] for r in runs]
-            row = dict(
-                metric=metric,
-                mean=float(np.mean(values)),
-                std=float(np.std(values)),
-                values=values,
-                seconds=float(np.mean([r["seconds"] for r in runs])),
-            )
+            mean, std, seconds_each = np.mean(values), np.std(values), [r["seconds"] for r in runs]
+            row = dict(metric=metric, mean=float(mean), std=float(std), values=values,
+                       seconds=float(np.mean(seconds_each)))  # fmt: skip
             seconds += sum(r["seconds"] for r in runs)
             if task == "digits":
                 row["bpd"] = float(np.mean([r["bpd"] for r in runs]))
@@ -126,14 +124,8 @@ def summarise(cells: dict, tasks, seeds) -> dict:
         if curves_task:
             curves[task] = curves_task
     options = {task: TASKS[task] for task in tasks}
-    return dict(
-        results=results,
-        curves=curves,
-        completions=completions,
-        options=options,
-        seeds=len(seeds),
-        train_seconds=seconds,
-    )
+    return dict(results=results, curves=curves, completions=completions, options=options,
+                seeds=len(seeds), train_seconds=seconds)  # fmt: skip
 
 
 def markdown(r: dict) -> str:
@@ -151,31 +143,28 @@ def markdown(r: dict) -> str:
             rows.append(("digits", "BPD", *[harness.fmt(m["bpd"]) for m in models.values()], ""))
     head = "task | metric | " + " | ".join(MODELS) + " | steps"
     icl = r["results"].get("icl", {}).get("warp")
+    ls = icl and harness.fmt(icl["least_squares"])
     note = (
-        f" ICL: MSE of y after {icl['pairs']} context pairs (least squares: "
-        f"{harness.fmt(icl['least_squares'])})."
-        if icl
-        else ""
+        f" ICL: MSE of y after {icl['pairs']} context pairs (least squares: {ls})." if icl else ""
     )
     return (
         f"Test metrics, mean ± std over {r['seeds']} seeds; every model gets the same steps, "
-        f"batch and parameter count, and is selected on validation.{note}{_chosen(r)} "
+        f"batch, input and parameter count, and is selected on validation.{note}{_chosen(r)} "
         f"Digits: forecast of pixels 33-64 from the first 32 (values in [0, 1]); BPD: "
         f"discretised Gaussian over the 17 grey levels with sigma the validation RMSE "
         f"(uniform: 4.09). {r['train_seconds'] / 60:.0f} min of training on {r['device']}, "
         f"load {r['load']:.1f}, {r['date']}.\n\n" + harness.table(head, rows) + "\n\n"
         + " ".join(f"![{task}](figures/tasks_{task}.png)" for task in r["results"])
-    )
+    )  # fmt: skip
 
 
 def _chosen(r: dict) -> str:
-    """The learning rates chosen on validation where a model had two (`TUNED`)."""
+    """The settings chosen on validation with `--tune` ("as above": the task's own)."""
     picks = [
-        f"{key.replace('/', ' ')} {options.get('lr', TaskOptions.lr):g}"
-        for key, options in r.get("chosen", {}).items()
-        if key.split("/")[0] in TUNED
+        f"{key.replace('/', ' ')} {' '.join(f'{k} {v:g}' for k, v in c.items()) or 'as above'}"
+        for key, c in r.get("chosen", {}).items()
     ]
-    return f" Learning rate chosen on validation: {', '.join(picks)}." if picks else ""
+    return f" Chosen on validation: {', '.join(picks)}." if r.get("tuned") else ""
 
 
 def draw(r: dict, figure: Path) -> None:
@@ -235,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = harness.parser("tasks", __doc__, figure=True)
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: all four")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), choices=[1, 2, 3])
+    parser.add_argument("--tune", action="store_true", help="two settings per model (TUNED)")
     args = harness.parse(parser, argv)
     result = harness.read_json(args.render) if args.render else measure(args)
     return harness.finish(args, result, markdown, lambda r: draw(r, args.figure))

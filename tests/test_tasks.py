@@ -18,8 +18,8 @@ from warp_phys.cli import main as cli
 from warp_phys.tasks import (
     Embedded,
     TaskOptions,
-    build_task_model,
     bits_per_dim,
+    build_task_model,
     class_logits,
     icl_batch,
     least_squares_errors,

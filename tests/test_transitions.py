@@ -167,13 +167,22 @@ def test_checkpoint_round_trip(model, tmp_path):
 )
 def test_training_lowers_the_loss(kind):
     model = wp.WARP(
-        1, root_width=6, root_depth=1, hyper_width=4, seq_len=24, transition=kind,
+        1,
+        root_width=6,
+        root_depth=1,
+        hyper_width=4,
+        seq_len=24,
+        transition=kind,
         key=jax.random.PRNGKey(0),
     )
     trained, history = wp.train(
-        model, _sines(16, 0).astype(np.float32), steps=40, batch_size=8,
+        model,
+        _sines(16, 0).astype(np.float32),
+        steps=40,
+        batch_size=8,
         optimizer=wp.OptimizerOptions(lr=1e-2),
-        objective=wp.ObjectiveOptions(kind="teacher_forced"), key=jax.random.PRNGKey(1),
+        objective=wp.ObjectiveOptions(kind="teacher_forced"),
+        key=jax.random.PRNGKey(1),
         progress=False,
     )
     loss = np.asarray(history["loss"])
@@ -200,7 +209,12 @@ def _largest_intermediate(jaxpr) -> int:
 @pytest.mark.parametrize("kind", ["lowrank", pytest.param("diagonal", marks=pytest.mark.slow)])
 def test_a_hundred_thousand_weights_without_a_dense_matrix(kind):
     model = wp.WARP(
-        1, root_width=320, root_depth=2, hyper_width=4, seq_len=8, transition=kind,
+        1,
+        root_width=320,
+        root_depth=2,
+        hyper_width=4,
+        seq_len=8,
+        transition=kind,
         key=jax.random.PRNGKey(0),
     )
     D = model.theta_size

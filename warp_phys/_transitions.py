@@ -42,8 +42,8 @@ def rotation_matrix(size: int, key: PRNGKeyArray, dtype=jnp.float32) -> Float[Ar
     angles = jax.random.uniform(key, (pairs,), dtype, minval=0.0, maxval=math.pi)
     cos, sin = jnp.cos(angles), jnp.sin(angles)
     i = 2 * jnp.arange(pairs)
-    eye = jnp.eye(size, dtype=dtype)
-    return eye.at[i, i].set(cos).at[i, i + 1].set(-sin).at[i + 1, i].set(sin).at[i + 1, i + 1].set(cos)
+    A = jnp.eye(size, dtype=dtype).at[i, i].set(cos).at[i + 1, i + 1].set(cos)
+    return A.at[i, i + 1].set(-sin).at[i + 1, i].set(sin)
 
 
 def make_transition(

@@ -74,7 +74,7 @@ class Embedded(eqx.Module):
         if model is None:
             cls = registered_class(model_class) if model_class else None
             if cls is None:
-                raise ValueError(f"Embedded needs a model or a registered class, not {model_class!r}")
+                raise ValueError(f"Embedded needs a model or a model class, not {model_class!r}")
             model = cls(**(model_config or {}), key=model_key)
         stream = features + (data_size if raw else 0)
         if model.data_size != stream:

@@ -92,7 +92,7 @@ class TaskOptions(Options):
         if self.task == "digits" and self.context >= 64:
             raise ValueError(f"option context must be < 64 pixels, got {self.context}")
         if self.task == "digits" and self.embed:
-            raise ValueError("option embed is for classification and icl (a rollout feeds back raw pixels)")
+            raise ValueError("option embed is for classification and icl, not digits")
         if self.transition_init != "identity" and self.transition != "dense":
             raise ValueError("option transition_init applies to transition dense only")
 
