@@ -53,9 +53,9 @@ def _scores(forecast: np.ndarray, target: np.ndarray, bound: np.ndarray) -> dict
     return {"mse": mse, "median_mse": median, "failed": int(failed.sum())}
 
 
-def _rows(system: str, method: str, data: dict, preset, log, predict) -> list[dict]:
-    """One row per (noise, context): `predict(noise, L, contexts (N, L, D))` returns the
-    raw forecast of the rest of each test trajectory and the row's other keys."""
+def _rows(system: str, method: str, data: dict, preset, predict) -> list[dict]:
+    """One row per (noise, context), each printed: `predict(noise, L, contexts (N, L, D))`
+    returns the raw forecast of the rest of each test trajectory and the row's other keys."""
     rows = []
     for noise in preset.noises:
         observed = _observed(data, "test", noise)
@@ -63,12 +63,14 @@ def _rows(system: str, method: str, data: dict, preset, log, predict) -> list[di
             forecast, extra = predict(noise, L, observed[:, :L])
             scores = _scores(forecast, data["test"][:, L:], data["bound"])
             row = dict(system=system, method=method, noise=noise, context=L)
-            rows.append(dict(row, **scores, **extra))
-            log(rows[-1])
+            rows.append(r := dict(row, **scores, **extra))
+            what = f"{system:>14} {method:>18} noise {noise:<5} context {L:>3}: mse {r['mse']:.4g}"
+            what += f" (median {r['median_mse']:.3g}, {r['failed']} failed)"
+            print(f"{what}, {r['seconds_per_trajectory']:.3g} s/traj", flush=True)
     return rows
 
 
-def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
+def sindy_rows(system: str, data: dict, preset) -> list[dict]:
     """SINDy per (noise, context); its threshold and differentiation picked on val."""
     T = data["test"].shape[1]
     grid = list(itertools.product(preset.thresholds, preset.differentiation))
@@ -83,10 +85,10 @@ def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
         extra = dict(threshold=th, differentiation=d, val_mse=min(val_mse))
         return forecast, dict(seconds_per_trajectory=seconds, **extra)
 
-    return _rows(system, "sindy", data, preset, log, predict)
+    return _rows(system, "sindy", data, preset, predict)
 
 
-def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
+def oracle_rows(system: str, data: dict, preset) -> list[dict]:
     """The true-ODE least-squares fit per (noise, context), all test trajectories at once."""
     T, model = data["test"].shape[1], systems.get_system(EQUATIONS.get(system, system))
     fit = (data["t"], data["std"], preset.restarts, max(preset.contexts), preset.lm_steps)
@@ -96,7 +98,7 @@ def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
         extra = dict(compile_seconds=compile_s, restarts=preset.restarts)
         return forecast, dict(seconds_per_trajectory=seconds / len(forecast), **extra)
 
-    return _rows(system, "oracle_fit", data, preset, log, predict)
+    return _rows(system, "oracle_fit", data, preset, predict)
 
 
 # ----------------------------------------------------------------------------- WARP
@@ -170,7 +172,7 @@ def train_warp(system: str, method: str, data: dict, preset):
 
 
 def warp_rows(
-    system: str, method: str, data: dict, preset, log, *, refine: int = 0, trained=None
+    system: str, method: str, data: dict, preset, *, refine: int = 0, trained=None
 ) -> list[dict]:
     """Trains `method` once on `system`, then forecasts every (noise, context); with
     `refine` K >= 1 (WARP-Phys only), each forecast first refines the prior's parameters
@@ -202,4 +204,4 @@ def warp_rows(
         return np.asarray(norm.invert(forecast)), extra
 
     name = f"{method}_refine{refine}" if refine else method
-    return _rows(system, name, data, preset, log, predict)
+    return _rows(system, name, data, preset, predict)
