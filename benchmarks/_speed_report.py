@@ -62,7 +62,7 @@ def _paper_row(x: dict) -> str:
 
 def markdown(result: dict) -> str:
     """The README block."""
-    mem, target, r = result["memory"], result["targets"], result["hyper_width"]
+    mem, target, r, N = result["memory"], result["targets"], result["hyper_width"], result["batch"]
     loads = _loads(result)
     load = loads and f"median {statistics.median(loads):.1f}, max {max(loads):.1f}"
     skipped = [
@@ -76,7 +76,7 @@ def markdown(result: dict) -> str:
         + (f" Load average during the rows: {load}." if load else ""),
         f"Dense float32 GEMM (D x D) @ (D x 64) at D = {result['matmul_D']}: "
         f"**{result['matmul_gflops']:.0f} GFLOP/s**.",
-        f"**Training step** (teacher-forced, forward + backward + Adam; batch {mem['batch']}, "
+        f"**Training step** (teacher-forced, forward + backward + Adam; batch {N}, "
         f"data_size {DATA_SIZE}, hypernetwork width r = {r}; s per step, median of `reps`):",
         table(
             "T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
@@ -87,7 +87,7 @@ def markdown(result: dict) -> str:
         *skipped,
         "FLOP model (`_speed_workers.flop_model`, dense A): the parallel form's per-batch "
         "precompute of A^k [W | b | B] alone costs (r + 1 + d) / N = "
-        f"{(r + 1 + DATA_SIZE) / mem['batch']:.2f} of the scan, and a 5x gain needs N >= 5 "
+        f"{(r + 1 + DATA_SIZE) / N:.2f} of the scan, and a 5x gain needs N >= 5 "
         "(r + 1 + d) and T d << D_theta, or a structured A. Targets: parallel >= 5x faster at "
         f"T 1024, D_theta ~5k: **{target['parallel_5x']}**; sequential recurrence >= 60 % of "
         f"GEMM FLOP/s at D_theta ~5k: **{target['recurrence_60pct']}**.",
@@ -113,16 +113,9 @@ def markdown(result: dict) -> str:
         f"| {fmt(x['warp_sequential_s'])} | {x.get('gru_hidden', '-')} | {fmt(x.get('gru_s'))}"
         for x in result["warp_vs_gru"]
     )
-    memory = (
-        f"{x['D_theta']} | {fmt(x.get('peak_rss_gb'), '.2f')} | {x['dense_state_gb']:.3f}"
-        for x in mem["rows"]
-    )
     parts += [
         f"**WARP vs GRU of equal parameter count** (T {result['gru_length']}, s per step):",
         table("D_theta | params | WARP parallel s | WARP sequential s | GRU hidden | GRU s", gru),
-        f"**Peak memory vs D_theta** (sequential training step, T {mem['T']}, batch "
-        f"{mem['batch']}; peak RSS of the worker process):",
-        table("D_theta | peak RSS GB | dense A training state GB (16 D^2 bytes)", memory),
         "A dense A's training state (A, gradient, two Adam moments: 16 D^2 bytes) alone stops "
         f"fitting this {mem['machine_gb']:.0f} GB machine at D_theta ~ "
         f"{mem['dense_A_limit_D']:,} (computed, not measured).",
@@ -152,32 +145,27 @@ def _kind_row(x: dict) -> list:
 def _structured_markdown(result: dict) -> list[str]:
     """The structured-transition tables (issue 9): memory per kind vs D_theta and the
     training step per kind at D_theta ~5k."""
-    rows, steps, parts = result["memory"].get("structured") or [], result.get("transitions"), []
-    if rows:
-        parts += [
-            f"**Structured transitions: memory vs D_theta** (sequential training step, T "
-            f"{rows[0]['T']}, batch {rows[0]['batch']}: small, so that A's training state "
-            "dominates; A state = A's entries x 16 bytes; block, whose A is sum_b D_b^2 over "
-            "the root's parameter tensors, runs on roots of many 32 x 32 layers):",
-            table(
-                "kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
-                "| step s | ",
-                map(_memory_row, rows),
-            ),
-        ]
-    if steps and steps.get("rows"):
-        notes = [f"{_kind(x)}: {'; '.join(x['skipped'])}." for x in steps["rows"] if x["skipped"]]
-        parts += [
-            f"**Training step per transition kind** (T {steps['T']}, batch {steps['batch']}; s "
-            "per step, median; the mode WARP's `auto` picks in bold; dense from the rows above, "
-            "block on a root of many small layers):",
-            table(
-                "kind | root | D_theta | A entries | parallel s | sequential s | auto picks",
-                map(_kind_row, steps["rows"]),
-            ),
-            *([" ".join(notes)] if notes else []),
-        ]
-    return parts
+    rows, steps = result["memory"]["structured"], result["transitions"]
+    notes = [f"{_kind(x)}: {'; '.join(x['skipped'])}." for x in steps["rows"] if x["skipped"]]
+    return [
+        f"**Structured transitions: memory vs D_theta** (sequential training step, T "
+        f"{rows[0]['T']}, batch {rows[0]['batch']}: small, so that A's training state "
+        "dominates; A state = A's entries x 16 bytes; block, whose A is sum_b D_b^2 over "
+        "the root's parameter tensors, runs on roots of many 32 x 32 layers):",
+        table(
+            "kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
+            "| step s | ",
+            map(_memory_row, rows),
+        ),
+        f"**Training step per transition kind** (T {steps['T']}, batch {steps['batch']}; s "
+        "per step, median; the mode WARP's `auto` picks in bold; dense from the rows above, "
+        "block on a root of many small layers):",
+        table(
+            "kind | root | D_theta | A entries | parallel s | sequential s | auto picks",
+            map(_kind_row, steps["rows"]),
+        ),
+        *([" ".join(notes)] if notes else []),
+    ]
 
 
 def _curve(ax, rows, x, y, style, scale=1.0, **kw):
@@ -188,25 +176,24 @@ def _curve(ax, rows, x, y, style, scale=1.0, **kw):
 
 
 def plot(result: dict, path: Path) -> None:
-    """Four panels: step time vs T, recurrence FLOP/s vs T, memory vs D_theta (dense and
-    structured), the paper-MSD rows."""
+    """Four panels: step time vs T, recurrence FLOP/s vs T, memory vs D_theta per
+    transition kind, the paper-MSD rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, mem = result["rows"], result["memory"]
-    structured, Ds = mem.get("structured") or [], sorted({r["D_theta"] for r in rows})
+    rows, mem, N = result["rows"], result["memory"], result["batch"]
     lengths = sorted({r["T"] for r in rows}) or [1, 2]
     T_axis = dict(xscale="log", xlim=(lengths[0] / 1.5, lengths[-1] * 1.5), xlabel="T")
     fig, ((steps, rate), (memory, paper)) = plt.subplots(2, 2, figsize=(11, 8))
-    for D in Ds:
+    for D in sorted({r["D_theta"] for r in rows}):
         at = [r for r in rows if r["D_theta"] == D]
         for mode, style in (("parallel", "o-"), ("sequential", "s--")):
             _curve(steps, at, "T", f"{mode}_s", style, label=f"{mode}, D={D}")
         label = f"sequential recurrence, D={D}"
         _curve(rate, at, "T", "recurrence_fraction", "o-", 100, label=label)
-    steps.set(**T_axis, ylabel="s per training step", title=f"training step, batch {mem['batch']}")
+    steps.set(**T_axis, ylabel="s per training step", title=f"training step, batch {N}")
     if steps.lines:
         steps.set_yscale("log")
         steps.legend(fontsize=8)
@@ -215,25 +202,20 @@ def plot(result: dict, path: Path) -> None:
     title = "recurrence FLOP/s (whole training step) / GEMM"
     rate.set(**T_axis, ylabel="% of the GEMM rate", ylim=(0, None), title=title)
     rate.legend(fontsize=8)
-    label = "peak RSS (measured)"
-    label = f"dense: {label}, T {mem['T']}, batch {mem['batch']}" if structured else label
-    _curve(memory, mem["rows"], "D_theta", "peak_rss_gb", "o-", label=label)
     grid = [10 ** (2 + k / 8) for k in range(29)]  # D_theta from 100 to ~300k
-    label = "A + grad + Adam moments, 16 D^2 bytes (computed)"
+    label = "dense A + grad + Adam moments, 16 D^2 bytes (computed)"
     memory.plot(grid, [16 * D * D / 2**30 for D in grid], "--", color="C1", label=label)
     memory.axhline(mem["machine_gb"], color="r", ls=":", label="machine memory")
+    structured = mem["structured"]
     for k, kind in enumerate(dict.fromkeys(r["kind"] for r in structured)):
         at = [r for r in structured if r["kind"] == kind]
-        label = f"{kind}: peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
-        style = dict(color=f"C{(2, 4, 5, 6, 8, 9)[k % 6]}", ms=6, mfc="none", label=label)
-        _curve(memory, at, "D_theta", "peak_rss_gb", "^vsDPX"[k % 6] + ":", **style)
-    title = f"memory, T {mem['T']}, batch {mem['batch']}"
-    if structured:
-        label = "dense A stops fitting (16 D^2 bytes)"
-        memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
-        title += " (structured: open markers)"
+        style = dict(color=f"C{(0, 2, 4, 5, 6, 8, 9)[k % 7]}", ms=6, mfc="none")
+        _curve(memory, at, "D_theta", "peak_rss_gb", "o^vsDPX"[k % 7] + ":", **style, label=kind)
+    label = "dense A stops fitting (16 D^2 bytes)"
+    memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
+    title = f"peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
     memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB", title=title)
-    memory.set_ylim(0.1 if structured else None, None)
+    memory.set_ylim(0.1, None)
     memory.legend(fontsize=6)
     if msd := result["paper_msd"]:
         colors = ["C0" if r["algorithm"] == "scan" else "C1" for r in msd]
