@@ -1,10 +1,8 @@
-"""The speed benchmark's report, all from its JSON result: the targets, the README's
-Markdown block and the figure."""
+"""The speed benchmark's report, all from its JSON result: the targets and the README's
+Markdown block."""
 
 import statistics
-from pathlib import Path
 
-from benchmarks import _harness as harness
 from benchmarks._harness import fmt, table
 from benchmarks._speed_workers import DATA_SIZE, MODES
 
@@ -166,67 +164,3 @@ def _structured_markdown(result: dict) -> list[str]:
         ),
         *([" ".join(notes)] if notes else []),
     ]
-
-
-def _curve(ax, rows, x, y, style, scale=1.0, **kw):
-    """Plot `y` against `x` over the `rows` that have both (nothing when none has)."""
-    pts = [(r[x], scale * r[y]) for r in rows if r.get(x) and r.get(y)]
-    if pts:
-        ax.plot(*zip(*pts, strict=True), style, **kw)
-
-
-def plot(result: dict, path: Path) -> None:
-    """Four panels: step time vs T, recurrence FLOP/s vs T, memory vs D_theta per
-    transition kind, the paper-MSD rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, mem, N = result["rows"], result["memory"], result["batch"]
-    lengths = sorted({r["T"] for r in rows}) or [1, 2]
-    T_axis = dict(xscale="log", xlim=(lengths[0] / 1.5, lengths[-1] * 1.5), xlabel="T")
-    fig, ((steps, rate), (memory, paper)) = plt.subplots(2, 2, figsize=(11, 8))
-    for D in sorted({r["D_theta"] for r in rows}):
-        at = [r for r in rows if r["D_theta"] == D]
-        for mode, style in (("parallel", "o-"), ("sequential", "s--")):
-            _curve(steps, at, "T", f"{mode}_s", style, label=f"{mode}, D={D}")
-        label = f"sequential recurrence, D={D}"
-        _curve(rate, at, "T", "recurrence_fraction", "o-", 100, label=label)
-    steps.set(**T_axis, ylabel="s per training step", title=f"training step, batch {N}")
-    if steps.lines:
-        steps.set_yscale("log")
-        steps.legend(fontsize=8)
-    rate.axhline(100, color="k", ls=":", label="dense GEMM timed beside the row")
-    rate.axhline(60, color="grey", ls=":", label="60 % target")
-    title = "recurrence FLOP/s (whole training step) / GEMM"
-    rate.set(**T_axis, ylabel="% of the GEMM rate", ylim=(0, None), title=title)
-    rate.legend(fontsize=8)
-    grid = [10 ** (2 + k / 8) for k in range(29)]  # D_theta from 100 to ~300k
-    label = "dense A + grad + Adam moments, 16 D^2 bytes (computed)"
-    memory.plot(grid, [16 * D * D / 2**30 for D in grid], "--", color="C1", label=label)
-    memory.axhline(mem["machine_gb"], color="r", ls=":", label="machine memory")
-    structured = mem["structured"]
-    for k, kind in enumerate(dict.fromkeys(r["kind"] for r in structured)):
-        at = [r for r in structured if r["kind"] == kind]
-        style = dict(color=f"C{(0, 2, 4, 5, 6, 8, 9)[k % 7]}", ms=6, mfc="none")
-        _curve(memory, at, "D_theta", "peak_rss_gb", "o^vsDPX"[k % 7] + ":", **style, label=kind)
-    label = "dense A stops fitting (16 D^2 bytes)"
-    memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
-    title = f"peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
-    memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB", title=title)
-    memory.set_ylim(0.1, None)
-    memory.legend(fontsize=6)
-    if msd := result["paper_msd"]:
-        colors = ["C0" if r["algorithm"] == "scan" else "C1" for r in msd]
-        paper.bar(range(len(msd)), [r["step_s"] for r in msd], color=colors)
-        ticks = [f"{r['algorithm']}\nbatch {r['batch']}" for r in msd]
-        paper.set_xticks(range(len(msd)), ticks, fontsize=8)
-        title = "paper MSD (D 4898, T 256, autoregressive)"
-        paper.set(yscale="log", ylabel="s per training step", title=title)
-    else:
-        paper.set_axis_off()
-    span = f", load {min(loads):.1f}-{max(loads):.1f}" if (loads := _loads(result)) else ""
-    fig.suptitle(f"WARP speed on {result['device']} ({result['date'][:10]}{span})", fontsize=10)
-    fig.tight_layout()
-    harness.save_figure(fig, path)

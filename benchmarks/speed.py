@@ -11,9 +11,9 @@ into `results/paper_speed.json` and copied from there. A configuration estimated
 over 70 % of the available memory is skipped with the reason recorded. About 30 minutes
 on 2 idle CPU cores (`--paper`: about 20 more); `--smoke` runs tiny sizes in this process.
 
-    python -m benchmarks.speed            # results/speed.json, figures/speed.png, README
+    python -m benchmarks.speed            # results/speed.json and the README block
     python -m benchmarks.speed --paper    # results/paper_speed.json only
-    python -m benchmarks.speed --render   # figure and README block from the JSON
+    python -m benchmarks.speed --render   # the README block from the JSON
 """
 
 import json
@@ -22,7 +22,7 @@ import time
 
 from benchmarks import _harness as harness
 from benchmarks import _speed_workers as work
-from benchmarks._speed_report import markdown, plot, targets
+from benchmarks._speed_report import markdown, targets
 
 MEMORY_FRACTION = 0.7  # skip a configuration estimated to need more of the available memory
 BUDGET = "about 45 min on 2 otherwise idle CPU cores"
@@ -228,7 +228,7 @@ def measure(args) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON, figure and README block; returns the result."""
-    parser = harness.parser("speed", __doc__, figure=True)
+    parser = harness.parser("speed", __doc__)
     parser.add_argument("--reps", type=int, default=3, help="timed steps at most")
     what = "stop timing a configuration once this many seconds were spent"
     parser.add_argument("--rep-budget", type=float, default=60.0, help=what)
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         return harness.serve(work.WORKERS, args.worker)
     if args.paper:
         return paper(args)
-    return harness.report(args, lambda: measure(args), markdown, lambda r: plot(r, args.figure))
+    return harness.report(args, lambda: measure(args), markdown)
 
 
 if __name__ == "__main__":
