@@ -38,24 +38,17 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     records = [r for phase in ("sweep", "final", "headline") for r in _leaves(cells[phase])]
     msd = [cells[p].get("msd", {}).get("warp_phys", {}) for p in ("headline", "final")]
     found = [r["identification"] for r in msd if "identification" in r]
-    command = "python -m benchmarks.time_to_accuracy"
-    command += f" --scale {args.scale:g}" if args.scale != 1 else ""
-    command += " --smoke" if args.smoke else ""
-    command += " --no-sweep" if getattr(args, "no_sweep", False) else ""
+    command = "python -m benchmarks.time_to_accuracy" + f" --scale {args.scale:g}" * (
+        args.scale != 1
+    )
+    command += " --smoke" * args.smoke + " --no-sweep" * args.no_sweep
     command += " --lrs " + " ".join(f"{lr:g}" for lr in args.lrs)
-    for phase, seconds in args.budgets.items():
-        command += f" --{phase}-seconds {seconds / args.scale:g}" if not args.smoke else ""
+    if not args.smoke:
+        command += "".join(f" --{p}-seconds {s / args.scale:g}" for p, s in args.budgets.items())
     result = dict(device=harness.device(), date=harness.stamp(), command=command)
-    result.update(
-        smoke=args.smoke,
-        scale=args.scale,
-        budgets=args.budgets,
-        lrs=list(args.lrs),
-        no_sweep=bool(getattr(args, "no_sweep", False)),
-    )
-    result.update(
-        wall_s=wall_s, cells_wall_s=round(sum(r.get("wall_seconds", 0) for r in records), 1)
-    )
+    result.update(smoke=args.smoke, scale=args.scale, budgets=args.budgets, lrs=list(args.lrs))
+    cells_wall_s = round(sum(r.get("wall_seconds", 0) for r in records), 1)
+    result.update(no_sweep=args.no_sweep, wall_s=wall_s, cells_wall_s=cells_wall_s)
     result.update(results=table("final"), headline=table("headline"))
     result["identification"] = found[0] if found else None
     return dict(result, errors=cells["errors"]) if cells["errors"] else result

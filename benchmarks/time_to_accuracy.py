@@ -39,31 +39,17 @@ MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
 HEADLINE = ("msd", ("warp_phys", "warp"))  # the pair given the headline budget
 LRS = (3e-4, 1e-3, 3e-3)
 BUDGETS = {"sweep": 45.0, "final": 300.0, "headline": 900.0}  # seconds of training
-# per cell outside its budget (process, data, test scoring, identification): for the
-# estimate only; a final WARP-Phys MSD cell took ~40 s at load average 8 on 2 cores
-OVERHEAD_S = 30.0
-UNBOUNDED_STEPS = 10**9  # a time budget alone ends the run
 SMOKE = dict(n_val=8, n_test=8, val_every=5)  # and 32 training trajectories (SINE: its 10)
 RUNS = harness.ROOT / "runs" / "bench_time"
 
 
-def time_budget(config, seconds: float):
-    """`config` trained for `seconds` of wall-clock and no fixed step count: `steps`
-    left unset where `RunConfig` allows it (the schedule then sized to the time), else
-    (older `RunConfig`: steps must be an int) an unreachable step count."""
-    try:
-        return config.replace(steps=None, max_seconds=seconds)
-    except ValueError:
-        return config.replace(steps=UNBOUNDED_STEPS, max_seconds=seconds)
-
-
 def cell_config(spec: dict):
     """The `RunConfig` of a cell: the cpu preset's (seed 0), with the cell's learning
-    rate and time budget (and the smoke sizes for a smoke run)."""
-    config = presets.run_config("cpu", spec["system"], spec["model"], 0).replace(lr=spec["lr"])
-    if spec["smoke"]:
-        config = config.replace(**SMOKE, n_train=min(32, config.n_train))
-    return time_budget(config, spec["seconds"])
+    rate and time budget, no step count (the schedule sized to the time), and the smoke
+    sizes for a smoke run."""
+    config = presets.run_config("cpu", spec["system"], spec["model"], 0)
+    config = config.replace(lr=spec["lr"], steps=None, max_seconds=spec["seconds"])
+    return config.replace(**SMOKE, n_train=min(32, config.n_train)) if spec["smoke"] else config
 
 
 def curve(folder: Path) -> dict:
@@ -124,12 +110,6 @@ def score(record: dict, folder: Path, spec: dict) -> dict:
     return record
 
 
-def rescore_cell(spec: dict) -> dict:
-    """Worker: `score` a finished cell again (a record from before refinement existed)."""
-    record = harness.read_json(Path(spec["folder"] + ".json"))
-    return score(record, Path(spec["folder"]), spec)
-
-
 def train_cell(spec: dict) -> dict:
     """Worker: train one cell in `spec["folder"]` (replaced) and report its curve; a
     final cell is scored on the test split too (and WARP-Phys on MSD identified). A run
@@ -155,7 +135,7 @@ def train_cell(spec: dict) -> dict:
     return dict(record, wall_seconds=round(time.perf_counter() - start, 1))
 
 
-WORKERS = {"cell": train_cell, "rescore": rescore_cell}
+WORKERS = {"cell": train_cell}
 
 
 def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, lr: float) -> Path:
@@ -182,14 +162,10 @@ def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
     path = cell_path(args.runs, phase, seconds, system, model, lr)
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
     spec.update(smoke=args.smoke, folder=str(path.with_suffix("")))
-    kind = "cell"
     if path.is_file() and not stale(path.with_suffix(""), spec):
-        record = harness.read_json(path)
-        if model != "warp_phys" or phase == "sweep" or "test_mse_refined" in record:
-            return record
-        kind = "rescore"  # a WARP-Phys cell measured before refinement was scored
+        return harness.read_json(path)
     workers = WORKERS if args.smoke else None
-    record = harness.run_worker("time_to_accuracy", kind, spec, workers=workers)
+    record = harness.run_worker("time_to_accuracy", "cell", spec, workers=workers)
     if "error" not in record:
         harness.write_json(path, record)
     best = record.get("test_mse", record.get("best_val_mse"))
@@ -204,25 +180,11 @@ def best_lr(sweep: dict) -> float | None:
     return min(scores, key=scores.get) if scores else None
 
 
-def estimate_hours(args) -> float:
-    """The run's length in hours when no cell is done yet: budgets plus `OVERHEAD_S`."""
-    pairs = len(args.systems) * len(args.models)
-    headline = len(headline_models(args))
-    sweeps = 0 if args.no_sweep else len(args.lrs)
-    cells = pairs * (sweeps + 1) + headline
-    budget = pairs * (sweeps * args.budgets["sweep"] + args.budgets["final"])
-    return (budget + headline * args.budgets["headline"] + cells * OVERHEAD_S) / 3600
-
-
-def headline_models(args) -> list[str]:
-    system, models = HEADLINE
-    return [m for m in models if m in args.models] if system in args.systems else []
-
-
 def measure(args) -> dict:
-    """Every cell (the finished ones read back): `{"sweep": {system: {model: {lr:
-    record}}}, "final": ..., "headline": ..., "errors": [...]}`."""
-    cells = {"sweep": {}, "final": {}, "headline": {}, "errors": []}
+    """Every cell (the finished ones read back), `{"sweep": {system: {model: {lr:
+    record}}}, "final": ..., "headline": ..., "errors": [...]}`, summarised."""
+    print(f"time to accuracy: cells in {args.runs}", flush=True)
+    start, cells = time.perf_counter(), {"sweep": {}, "final": {}, "headline": {}, "errors": []}
     for system in args.systems:
         for model in args.models:
             lr = args.lrs[0]  # --no-sweep: the first rate for every model
@@ -232,7 +194,7 @@ def measure(args) -> dict:
                 failed = [(lr, r["error"]) for lr, r in sweep.items() if "error" in r]
                 cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
                 lr = best_lr(sweep)
-            headline = system == HEADLINE[0] and model in headline_models(args)
+            headline = system == HEADLINE[0] and model in HEADLINE[1]
             for phase in ("final", "headline") if headline else ("final",):
                 record = {"error": "every sweep run failed"}
                 record = record if lr is None else run_cell(args, phase, system, model, lr)
@@ -240,7 +202,7 @@ def measure(args) -> dict:
                     cells["errors"].append(f"{phase} {system}/{model}: {record['error']}")
                 else:
                     cells[phase].setdefault(system, {})[model] = record
-    return cells
+    return summarise(cells, args, wall_s=round(time.perf_counter() - start, 1))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -252,24 +214,16 @@ def main(argv: list[str] | None = None) -> dict:
         what = f"training seconds of each {phase} run (default {seconds:g})"
         parser.add_argument(f"--{phase}-seconds", type=float, default=seconds, help=what)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
-    parser.add_argument(
-        "--no-sweep", action="store_true", help="no sweep: every model at the first --lrs rate"
-    )
+    what = "no sweep: every model at the first --lrs rate"
+    parser.add_argument("--no-sweep", action="store_true", help=what)
     parser.add_argument("--runs", type=Path, help="cell records and run folders")
     args = harness.parse(parser, argv)
     if args.worker:
         return harness.serve(WORKERS, args.worker)
-    figure = lambda result: draw(result, args.figure)
-    if args.render:
-        return harness.finish(args, harness.read_json(args.render), markdown, figure)
     budgets = {p: getattr(args, f"{p}_seconds") * args.scale for p in BUDGETS}
     args.budgets = {p: 1.0 for p in BUDGETS} if args.smoke else budgets
     args.runs = args.runs or (Path(tempfile.gettempdir()) / "bench_time" if args.smoke else RUNS)
-    print(f"time to accuracy: at most ~{estimate_hours(args):.1f} h; cells in {args.runs}")
-    start = time.perf_counter()
-    cells = measure(args)
-    result = summarise(cells, args, wall_s=round(time.perf_counter() - start, 1))
-    return harness.finish(args, result, markdown, figure)
+    return harness.report(args, lambda: measure(args), markdown, lambda r: draw(r, args.figure))
 
 
 if __name__ == "__main__":
