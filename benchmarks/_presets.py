@@ -24,11 +24,6 @@ MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
 PRESETS = ("cpu", "paper")
 CPU_STEPS = {"msd": 1000, "msd_zero": 1000, "lotka_volterra": 200, "sine": 1000}
 CPU_MAX_SECONDS = 300.0
-# the structured transitions of WARP compared with the table's (dense) `warp` row, on the
-# systems of issue 9; only the transition differs from the `warp` cell's RunConfig
-TRANSITION_KINDS = ("diagonal", "lowrank", "block")
-TRANSITION_SYSTEMS = ("msd", "lotka_volterra")
-TRANSITION_RANK = 8  # r of the lowrank A = I + U V^T
 
 # Table 3 of the paper (WARP_SPEC section 4), in the table's units (x1e-2; SINE x1e-4);
 # None where the paper has no entry (WARP-Phys on LV).
@@ -139,15 +134,6 @@ def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
         batch = min(options.pop("batch_size", 1024), options["n_train"])
         steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)
     return RunConfig(**options, batch_size=batch, steps=steps)
-
-
-def transition_config(preset: str, system: str, kind: str, seed: int) -> RunConfig:
-    """The table's `warp` cell with the transition A of `kind` (`"dense"` gives the cell
-    itself); lowrank at rank `TRANSITION_RANK`. Budget, data, root and optimiser (A's
-    default learning rate included, which each kind sizes itself) are the cell's."""
-    config = run_config(preset, system, "warp", seed)
-    rank = TRANSITION_RANK if kind == "lowrank" else None
-    return config.replace(transition=kind, transition_rank=rank)
 
 
 def targets(results: dict) -> list[dict]:

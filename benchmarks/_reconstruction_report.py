@@ -7,7 +7,7 @@ import numpy as np
 from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._harness import table
-from benchmarks._presets import SYSTEMS, TRANSITION_KINDS, TRANSITION_SYSTEMS, run_config
+from benchmarks._presets import SYSTEMS, run_config
 
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
 NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WARP"}
@@ -76,7 +76,7 @@ def _tables(res: dict) -> tuple[str, str]:
 
 
 def markdown(summary: dict, command: str) -> str:
-    """The README block: test table, OOD table, sizes and budgets, targets, transitions."""
+    """The README block: test table, OOD table, sizes and budgets, targets."""
     res, preset = summary["results"], summary["preset"]
     cells = [(s, [row[m] for m in NAMES if m in row and m != REFINED]) for s, row in res.items()]
     params = ", ".join(LABELS[s] + " " + "/".join(str(r["params"]) for r in rs) for s, rs in cells)
@@ -118,7 +118,6 @@ def markdown(summary: dict, command: str) -> str:
         f"preset: {budget}; far from convergence, the gaps between models need not be those "
         "at convergence; nothing was tuned on the test split):",
         "\n".join(map(_target_line, summary["targets"])),
-        *transitions_markdown(summary),
     ]
     return "\n\n".join(parts)
 
@@ -190,53 +189,3 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
     out.update(missing=missing, device=harness.device(), date=harness.stamp())
     out["units"] = {s: presets.UNITS[s] for s in SYSTEMS}
     return dict(out, results=results, targets=presets.targets(results))
-
-
-def summarise_transitions(records: dict, results: dict, seeds) -> dict:
-    """`{SYSTEM: {KIND: cell}}` of the structured-transition WARP runs among the per-run
-    `records` (keys `SYSTEM/warp:KIND/SEED`); a cell has the table's keys (mean, std,
-    params, train_seconds, ...) and `vs_dense`, its mean test MSE over the `warp` cell's
-    of `results` (None where that cell is missing)."""
-    out = {}
-    for system in TRANSITION_SYSTEMS:
-        for kind in TRANSITION_KINDS:
-            runs = [(s, records[k]) for s in seeds if (k := f"{system}/warp:{kind}/{s}") in records]
-            if not runs:
-                continue
-            cell = seed_cell([r for _, r in runs])
-            dense, mean = results.get(system, {}).get("warp", {}).get("mean"), cell["mean"]
-            vs_dense = mean / dense if dense and mean is not None else None
-            rank = presets.TRANSITION_RANK if kind == "lowrank" else None
-            cell.update(seeds=[s for s, _ in runs], vs_dense=vs_dense, rank=rank)
-            out.setdefault(system, {})[kind] = cell
-    return out
-
-
-def transitions_markdown(summary: dict) -> list[str]:
-    """The README's table of WARP's transition kinds against the dense `warp` cell."""
-    kinds, res = summary.get("transitions", {}), summary["results"]
-    systems = [s for s in TRANSITION_SYSTEMS if s in kinds]
-    if not systems:
-        return []
-    rows, rank = [], presets.TRANSITION_RANK
-    names = {"dense": "dense (the `warp` cell)", "lowrank": f"lowrank (r = {rank})"}
-    for kind in ("dense", *TRANSITION_KINDS):
-        cells = []
-        for s in systems:
-            r = res.get(s, {}).get("warp") if kind == "dense" else kinds[s].get(kind)
-            ratio = 1.0 if kind == "dense" else r and r.get("vs_dense")
-            cells += [_cell(r), "" if r is None else harness.fmt(ratio, ".2f", "n/a")]
-            cells += ["", ""] if r is None else [r["params"], f"{r['train_seconds']:.0f}"]
-        rows.append([names.get(kind, kind), *cells])
-    seeds = sorted({s for row in kinds.values() for r in row.values() for s in r["seeds"]})
-    dims = {s: sorted({r["D_theta"] for r in kinds[s].values() if "D_theta" in r}) for s in systems}
-    dims = ", ".join(f"{LABELS[s]} {'/'.join(map(str, d))}" for s, d in dims.items())
-    head = "A | " + " | ".join(f"{LABELS[s]} test | vs dense | params | train s" for s in systems)
-    return [
-        f"WARP transition kinds: the `warp` cell above with only the transition A changed "
-        f"(issue 9; seeds {seeds}; D_theta {dims}; `.venv/bin/python -m benchmarks.reconstruction "
-        '--transitions`); "vs dense" is the ratio of mean test MSE to the dense cell (below '
-        "1: better). A's learning rate is each kind's default, `lr / lr_divisor`; at this "
-        "D_theta this measures what the structure costs in accuracy, not speed or memory.",
-        table(head, rows),
-    ]
