@@ -77,10 +77,9 @@ def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0
     return dict(out, warmup=warmup, first_call_s=walls[0])
 
 
-def gemm_gflops(D: int, cols: int = 64, reps: int = 5, cpu: bool = False) -> float:
-    """The float32 GEMM rate now, (D x D) @ (D x `cols`), in GFLOP/s after a compiling
-    call: the best of `reps` calls by wall time (the load changes it, so it is measured
-    beside a row), or with `cpu` their total by process time (GFLOP per CPU-second)."""
+def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
+    """The float32 GEMM rate now, (D x D) @ (D x `cols`), in GFLOP/s: the best of `reps`
+    calls after a compiling one (the load changes it, so it is measured beside a row)."""
     import jax
 
     a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
@@ -88,11 +87,6 @@ def gemm_gflops(D: int, cols: int = 64, reps: int = 5, cpu: bool = False) -> flo
     product = jax.jit(lambda a, x: a @ x)
     call = lambda: jax.block_until_ready(product(a, x))
     call()
-    if cpu:
-        start = time.process_time()
-        for _ in range(reps):
-            call()
-        return 2.0 * D * D * cols * reps / (time.process_time() - start) / 1e9
     best = min(timed(call, reps=1, warmup_s=0)["median_s"] for _ in range(reps))
     return 2.0 * D * D * cols / best / 1e9
 

@@ -29,14 +29,11 @@ def targets(rows: list[dict]) -> dict:
     if at_1024 and at_1024["parallel_s"] and at_1024["sequential_s"]:
         ratio = at_1024["sequential_s"] / at_1024["parallel_s"]
         out["parallel_5x"] = f"{'met' if ratio >= 5 else 'missed'} ({ratio:.2f}x)"
-    whole = [r["recurrence_fraction"] for r in big if r.get("recurrence_fraction")]
-    fwd = [r["recurrence_forward_fraction"] for r in big if r.get("recurrence_forward_fraction")]
-    if whole or fwd:
-        best, fwd = max(whole + fwd), f"{100 * max(fwd):.0f} %" if fwd else "not measured"
+    if fractions := [r["recurrence_fraction"] for r in big if r.get("recurrence_fraction")]:
+        best = max(fractions)
         out["recurrence_60pct"] = (
             f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM rate "
-            f"measured beside it; whole training step: best {100 * max(whole, default=0):.0f} "
-            f"%, forward recurrence alone: {fwd})"
+            "measured beside it, whole training step)"
         )
     return out
 
@@ -46,11 +43,10 @@ def _step_row(r: dict) -> list:
     gemms = [g for m in MODES for g in (r.get(m) or {}).get("gemm_gflops", [])]
     speedup = f"{seq / par:.2f}x" if par and seq else "-"
     model = f"{flops['sequential'] / flops['parallel']:.2f}x"
-    fractions = [_percent(r.get(f"recurrence_{k}fraction")) for k in ("", "forward_")]
     gemm = fmt(statistics.median(gemms) if gemms else None, ".0f")
     reps = f"{r.get('parallel_reps') or '-'}/{r.get('sequential_reps') or '-'}"
     times = [fmt(par), fmt(seq), speedup, model, fmt(r["recurrence_gflops"], ".1f")]
-    return [r["T"], r["D_theta"], *times, *fractions, gemm, reps]
+    return [r["T"], r["D_theta"], *times, _percent(r.get("recurrence_fraction")), gemm, reps]
 
 
 def _paper_row(x: dict) -> str:
@@ -78,8 +74,8 @@ def markdown(result: dict) -> str:
         f"data_size {DATA_SIZE}, hypernetwork width r = {r}; s per step, median of `reps`):",
         table(
             "T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
-            "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
-            "| GEMM GFLOP/s beside it | reps par/seq",
+            "| recurrence GFLOP/s (sequential step) | % of GEMM | GEMM GFLOP/s beside it "
+            "| reps par/seq",
             map(_step_row, result["rows"]),
         ),
         *skipped,
@@ -99,25 +95,11 @@ def markdown(result: dict) -> str:
             f"0.25; from `{src['source']}`, measured {src['measured']}):",
             table("batch | algorithm | s per step | peak RSS GB | reps", map(_paper_row, msd)),
         ]
-    inf = result["inference"]
-    if "error" not in inf:
-        parts.append(
-            f"**Inference**: {inf['trajectories_per_s']:.0f} trajectories/s (`reconstruct`, "
-            f"context {inf['context']}, horizon {inf['horizon']}, batch {inf['batch']}, D_theta "
-            f"{inf['D_theta']}, model {inf['model']})."
-        )
-    gru = (
-        f"{x['D_theta']} | {x['params']:,} | {fmt(x['warp_parallel_s'])} "
-        f"| {fmt(x['warp_sequential_s'])} | {x.get('gru_hidden', '-')} | {fmt(x.get('gru_s'))}"
-        for x in result["warp_vs_gru"]
-    )
-    parts += [
-        f"**WARP vs GRU of equal parameter count** (T {result['gru_length']}, s per step):",
-        table("D_theta | params | WARP parallel s | WARP sequential s | GRU hidden | GRU s", gru),
+    parts.append(
         "A dense A's training state (A, gradient, two Adam moments: 16 D^2 bytes) alone stops "
         f"fitting this {mem['machine_gb']:.0f} GB machine at D_theta ~ "
-        f"{mem['dense_A_limit_D']:,} (computed, not measured).",
-    ]
+        f"{mem['dense_A_limit_D']:,} (computed, not measured)."
+    )
     return "\n\n".join(parts + _structured_markdown(result))
 
 

@@ -46,30 +46,14 @@ def model_sizes(width: int, depth: int, kind: str = "dense", rank: int = 8) -> d
     return out | (dict(blocks=len(A.sizes), largest_block=max(A.sizes)) if kind == "block" else {})
 
 
-def _step_timing(model, mode: str | None, spec: dict) -> dict:
-    """One Adam training step (teacher-forced MSE over a batch), compiled and timed."""
+def warp_step(spec: dict) -> dict:
+    """One WARP training step (teacher-forced MSE over a batch, Adam), compiled and timed:
+    `spec` has width, depth, T, batch, mode, hyper_width, reps, budget_s, and optionally
+    `transition` and `rank`, `gemm=False` (no GEMM rate beside it: a D x D GEMM, not at
+    large D) and `warmup_s` (see `harness.timed`)."""
     import jax
     import jax.numpy as jnp
     import optax
-
-    def loss(model, data, key):
-        pred = jax.vmap(lambda xs: model(xs, mode) if mode else model(xs))(data)
-        return jnp.mean((pred - data[:, 1:]) ** 2)
-
-    data = harness.oscillations(jax.random.PRNGKey(1), spec["batch"], spec["T"])
-    policy = dict(reps=spec["reps"], budget_s=spec["budget_s"], warmup_s=spec.get("warmup_s", 15))
-    return harness.time_training_step(model, loss, optax.adam(1e-4), data, **policy)
-
-
-def warp_step(spec: dict) -> dict:
-    """One WARP training-step configuration: `spec` has width, depth, T, batch, mode,
-    hyper_width, reps, budget_s, and optionally `forward=True` (also time the vmapped
-    recurrence alone), `transition` and `rank`, `gemm=False` (no GEMM rate beside it: a
-    D x D GEMM, not at large D) and `warmup_s` (see `harness.timed`)."""
-    import equinox as eqx
-    import jax
-
-    import warp_phys as wp
 
     T, batch, mode, kind = spec["T"], spec["batch"], spec["mode"], spec.get("transition")
     root = [spec["width"], spec["depth"]]
@@ -78,57 +62,16 @@ def warp_step(spec: dict) -> dict:
     gemm = [harness.gemm_gflops(D)] if spec.get("gemm", True) else []
     out = dict(D_theta=D, T=T, batch=batch, mode=mode, root=root)
     out.update(step_cost=int(A.step_cost), preferred_mode=A.preferred_mode(T, DATA_SIZE))
-    out.update(_step_timing(model, mode, spec))
-    if spec.get("forward"):
-        data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
-        trajectory = jax.vmap(lambda m, xs: m.weight_trajectory(xs, mode), (None, 0))
-        compiled = eqx.filter_jit(trajectory).lower(model, data).compile()
-        call = lambda: jax.block_until_ready(compiled(model, data))
-        timing = harness.timed(call, reps=spec["reps"], budget_s=60.0)
-        out.update(forward_s=timing["median_s"], forward_reps=timing["reps"])
+
+    def loss(model, data, key):
+        pred = jax.vmap(lambda xs: model(xs, mode))(data)
+        return jnp.mean((pred - data[:, 1:]) ** 2)
+
+    data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
+    policy = dict(reps=spec["reps"], budget_s=spec["budget_s"], warmup_s=spec.get("warmup_s", 15))
+    out.update(harness.time_training_step(model, loss, optax.adam(1e-4), data, **policy))
     gemm += [harness.gemm_gflops(D)] if gemm else []
-    params = wp.count_parameters(model)
-    return dict(out, gemm_gflops=gemm, params=params, peak_rss_gb=rss_gb())
-
-
-def gru_step(spec: dict) -> dict:
-    """A GRU with the parameter count `spec["params"]`, its training step timed."""
-    import jax
-
-    import warp_phys as wp
-
-    hidden = wp.hidden_size_for("gru", params=spec["params"], data_size=DATA_SIZE)
-    model = wp.GRU(DATA_SIZE, hidden_size=hidden, key=jax.random.PRNGKey(0))
-    out = dict(hidden_size=hidden, params=wp.count_parameters(model))
-    return dict(out, **_step_timing(model, None, spec), peak_rss_gb=rss_gb())
-
-
-def inference(spec: dict) -> dict:
-    """Trajectories per second of jitted `reconstruct` on MSD test trajectories, with the
-    demo's trained model if there is one (else its architecture, untrained)."""
-    import jax
-    import jax.numpy as jnp
-
-    import systems
-    import warp_phys as wp
-
-    path = harness.ROOT / spec["model_path"] if spec.get("model_path") else None
-    if path is not None and path.exists():
-        model, source = wp.load_model(path), f"trained ({spec['model_path']})"
-    else:
-        sizes = dict(root_width=16, root_depth=2, hyper_width=16)
-        options = {"final_activation": 5.0}
-        model = wp.WARP(DATA_SIZE, **sizes, decoder_options=options, key=jax.random.PRNGKey(0))
-        source = "untrained, the demo's architecture (run `make demo` for the trained one)"
-    batch, context, horizon = spec["batch"], spec["context"], spec["horizon"]
-    data = systems.generate("msd", batch, split="test").y[:, : context + horizon]
-    data = jnp.asarray(wp.Normalizer.fit(data).apply(data))[:, :context]
-    compiled = jax.jit(lambda c: wp.reconstruct(model, c, horizon)).lower(data).compile()
-    call = lambda: jax.block_until_ready(compiled(data))
-    timing = harness.timed(call, reps=spec["reps"], budget_s=60.0)
-    out = dict(model=source, D_theta=model.theta_size, batch=batch, context=context)
-    out.update(horizon=horizon, seconds=timing["median_s"], reps=timing["reps"])
-    return dict(out, trajectories_per_s=batch / timing["median_s"], peak_rss_gb=rss_gb())
+    return dict(out, gemm_gflops=gemm, peak_rss_gb=rss_gb())
 
 
 def paper_step(spec: dict) -> dict:
@@ -173,15 +116,13 @@ def gemm(spec: dict) -> dict:
     return {"D": spec["D"], "cols": 64, "gflops": harness.gemm_gflops(spec["D"], reps=9)}
 
 
-WORKERS = dict(warp_step=warp_step, gru_step=gru_step, inference=inference, gemm=gemm)
-WORKERS["paper_step"] = paper_step
+WORKERS = dict(warp_step=warp_step, paper_step=paper_step, gemm=gemm)
 
 
 # -------------------------------------------------------------------- the plan
 FULL = {
     "sizes": {"1k": (28, 2), "5k": (67, 2)},  # root (width, depth): D = w^2 + 7 w + 2
     "lengths": (64, 256, 1024, 4096), "batch": 64, "hyper_width": 32,
-    "gru_length": 256, "inference": {"batch": 256, "context": 100, "horizon": 156},
     "structured": {
         "T": 16, "batch": 8, "rank": 8,
         "roots": ((67, 2), (138, 2), (313, 2)),  # D 4960, 20012, 100162
@@ -190,8 +131,7 @@ FULL = {
     },
 }  # fmt: skip
 SMOKE = {
-    "sizes": {"tiny": (4, 1)}, "lengths": (8,), "batch": 4, "hyper_width": 4, "gru_length": 8,
-    "inference": {"batch": 8, "context": 6, "horizon": 10},
+    "sizes": {"tiny": (4, 1)}, "lengths": (8,), "batch": 4, "hyper_width": 4,
     # the same sizes as "speed": its sequential entries are the memory rows' runs
     "structured": {"T": 8, "batch": 4, "rank": 2, "roots": ((4, 1),), "block_roots": ((3, 2),),
                    "speed": {"T": 8, "batch": 4, "root": (4, 1), "block_root": (3, 2)}},

@@ -3,9 +3,9 @@
 Each configuration runs in its own worker process, so that its peak RSS is its own
 (sizes in `_speed_workers.FULL`): the training step (teacher-forced, forward + backward
 + Adam, compiled ahead of time) in both recurrence modes, T 64 to 4096, D_theta 982 and
-4960, with the recurrence's FLOP/s against a GEMM timed beside each row; inference with
-the demo's trained model; a GRU of equal parameter count; peak memory vs D_theta per
-transition kind (dense too) up to D_theta ~100k; the step per kind at D_theta ~5k.
+4960, with the recurrence's FLOP/s against a GEMM timed beside each row; peak memory vs
+D_theta per transition kind (dense too) up to D_theta ~100k; the step per kind at D_theta
+~5k.
 The paper-MSD rows (scan vs kernel rollout, batch 64 and 1024) are measured by `--paper`
 into `results/paper_speed.json` and copied from there. A configuration estimated to need
 over 70 % of the available memory is skipped with the reason recorded. About 30 minutes
@@ -46,11 +46,11 @@ class Bench:
         command = "python -m benchmarks.speed" + " --smoke" * args.smoke
         result = dict(device=harness.device(), date=harness.stamp(), command=command)
         result.update(smoke=args.smoke, budget=BUDGET, note=NOTE, batch=self.N, hyper_width=self.r)
-        result.update(rows=[], warp_vs_gru=[], gru_length=cfg["gru_length"])
+        result["rows"] = []
         limit = int((machine_gb * 2**30 / 16) ** 0.5)  # where 16 D^2 bytes fill the machine
         result["memory"] = dict(machine_gb=machine_gb, dense_A_limit_D=limit, structured=[])
         result["transitions"] = dict(T=speed["T"], batch=speed["batch"], rows=[])
-        self.result = dict(result, inference={"error": "not reached"}, **paper_msd_rows())
+        self.result = dict(result, **paper_msd_rows())
 
     def worker(self, kind: str, spec: dict) -> dict:
         """A worker in its own process (a smoke run: in this one), its progress printed."""
@@ -95,17 +95,15 @@ def measured(res: dict, reason=None) -> str | None:
     return reason or ("error" in res and f"failed: {res['error']}") or None
 
 
-def both_modes(bench: Bench, entry: dict, root, kind=None, forward: bool = False) -> dict:
+def both_modes(bench: Bench, entry: dict, root, kind=None) -> dict:
     """`entry` (T, D_theta, batch, A_entries) with its training step in both modes, each
     in its own worker: the worker's result, `{mode}_s`, `{mode}_reps` and the mode A
-    prefers, or in `skipped` why not; `forward`: the sequential worker times the
-    recurrence alone too."""
+    prefers, or in `skipped` why not."""
     T, D, N = entry["T"], entry["D_theta"], entry["batch"]
     entry.update(parallel_s=None, sequential_s=None, skipped=[])
     for mode in work.MODES:
         reason = too_big(work.memory_estimate_gb(T, D, N, bench.r, mode, entry["A_entries"]))
-        extra = {"forward": True} if forward and mode == "sequential" else {}
-        res = {} if reason else bench.step(root, T, N, mode, kind, entry.get("rank"), **extra)
+        res = {} if reason else bench.step(root, T, N, mode, kind, entry.get("rank"))
         if reason := measured(res, reason):
             entry["skipped"].append(f"{mode} {reason}")
         else:
@@ -119,30 +117,12 @@ def row(bench: Bench, D: int, root, T: int) -> dict:
     N = bench.N
     out = dict(T=T, D_theta=D, batch=N, A_entries=D * D, recurrence_gflops=None)
     out["flops"] = work.flop_model(T, D, N, bench.r)
-    both_modes(bench, out, root, forward=T == bench.cfg["gru_length"])
+    both_modes(bench, out, root)
     if out["sequential_s"]:
-        seq, flops = out["sequential"], 2.0 * N * (T - 1) * D * D
-        gemm = statistics.mean(seq["gemm_gflops"])
+        gemm = statistics.mean(out["sequential"]["gemm_gflops"])
         out["recurrence_gflops"] = out["flops"]["sequential"] / out["sequential_s"] / 1e9
         out["recurrence_fraction"] = out["recurrence_gflops"] / gemm
-        if "forward_s" in seq:
-            out["recurrence_forward_gflops"] = flops / seq["forward_s"] / 1e9
-            out["recurrence_forward_fraction"] = out["recurrence_forward_gflops"] / gemm
     return out
-
-
-def warp_vs_gru(bench: Bench, D: int) -> dict:
-    """A GRU of the parameter count of the WARP row at (`gru_length`, D)."""
-    T = bench.cfg["gru_length"]
-    match = next(r for r in bench.result["rows"] if (r["D_theta"], r["T"]) == (D, T))
-    params = (match.get("sequential") or match.get("parallel") or {}).get("params")
-    entry = dict(D_theta=D, T=T, batch=bench.N, params=params)
-    entry.update(warp_parallel_s=match["parallel_s"], warp_sequential_s=match["sequential_s"])
-    res = bench.worker("gru_step", dict(bench.base, params=params, T=T, batch=bench.N))
-    if "error" in res:
-        return dict(entry, gru_error=res["error"])
-    names = dict(hidden="hidden_size", params="params", s="median_s", reps="reps")
-    return entry | {f"gru_{name}": res[key] for name, key in names.items()}
 
 
 def structured_memory_row(bench: Bench, entry: dict) -> dict:
@@ -211,11 +191,6 @@ def measure(args) -> dict:
     for D, root, T in [p for p in plan if p[2] <= 1024]:
         result["rows"].append(row(bench, D, root, T))
         bench.save()
-    demo = None if args.smoke else "runs/demo/best.eqx"  # the demo's trained model
-    result["inference"] = bench.worker(
-        "inference", dict(cfg["inference"], reps=args.reps, model_path=demo)
-    )
-    result["warp_vs_gru"] = [warp_vs_gru(bench, D) for D, _ in sizes]
     for entry in work.structured_plan(cfg):
         result["memory"]["structured"].append(structured_memory_row(bench, entry))
         bench.save()

@@ -19,7 +19,7 @@ def smoke(tmp_path_factory):
 def test_smoke_writes_json(smoke):
     result, out = smoke
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
-    for key in ("device", "date", "matmul_gflops", "rows", "paper_msd", "memory", "inference"):
+    for key in ("device", "date", "matmul_gflops", "rows", "paper_msd", "memory"):
         assert key in result
     assert result["matmul_gflops"] > 0
     assert result["complete"] and result["smoke"]
@@ -44,11 +44,6 @@ def test_other_sections(smoke):
     for row in result["paper_msd"]:
         assert {"batch", "algorithm", "step_s", "peak_rss_gb"} <= set(row)
         assert row["step_s"] > 0
-    inference = result["inference"]
-    assert inference["trajectories_per_s"] > 0
-    (gru,) = result["warp_vs_gru"]
-    assert gru["gru_s"] > 0
-    assert abs(gru["gru_params"] - gru["params"]) / gru["params"] < 0.2
     text = speed.markdown(result)
     assert "| T | D_theta |" in text and result["device"] in text
     assert "Incomplete" not in text
