@@ -82,13 +82,11 @@ def _blocks() -> dict:
     return blocks | {f"warp_phys_refine{k}": warp("warp_phys", k) for k in REFINE_STEPS}
 
 
-def run(preset_name: str, checkpoint=None, methods=METHODS) -> dict:
-    """The rows of `methods` under a preset; **returns** the result dict of the JSON.
-
-    `checkpoint(result)` is called after each (system, method) block with the rows so
-    far (`complete` False). A method that raises is recorded in `errors` and the run
-    goes on; without pysindy installed, the SINDy rows are skipped with a note.
-    """
+def run(preset_name: str, out: Path, methods=METHODS) -> dict:
+    """The rows of `methods` under a preset, the result so far written to `out`
+    (`complete` False) after each (system, method) block; **returns** the result JSON.
+    A method that raises is recorded in `errors` and the run goes on; without pysindy
+    installed, the SINDy rows are skipped with a note."""
     preset, start = PRESETS[preset_name], time.perf_counter()
     rows, errors, seconds, notes = [], [], {}, []
     settings = dataclasses.asdict(preset)
@@ -106,8 +104,7 @@ def run(preset_name: str, checkpoint=None, methods=METHODS) -> dict:
                 print(f"ERROR {errors[-1]}", flush=True)
             seconds[name] = round(time.perf_counter() - tic, 1)
             partial = dict(preset=preset_name, complete=False, settings=settings, rows=rows)
-            if checkpoint is not None:
-                checkpoint(dict(partial, errors=errors, block_seconds=seconds))
+            harness.write_json(out, dict(partial, errors=errors, block_seconds=seconds))
     result = dict(preset=preset_name, device=harness.device(), date=harness.stamp())
     result.update(n_test=preset.n_test, n_val=preset.n_val, n_train=preset.n_train)
     result.update(settings=settings, total_seconds=time.perf_counter() - start)
@@ -116,25 +113,21 @@ def run(preset_name: str, checkpoint=None, methods=METHODS) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the benchmark, writes the JSON and figures, splices the README block."""
+    """Runs the benchmark, writes the JSON and figures (a smoke run: beside the JSON),
+    splices the README block."""
     parser = harness.parser("anchors", __doc__)
-    what = "figure folder (default figures/; smoke: the temp folder)"
-    parser.add_argument("--figures", type=Path, default=None, help=what)
     what = "run only these methods (no README)"
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help=what)
     args = harness.parse(parser, argv)
-    figures = args.figures or (args.out.parent if args.smoke else harness.FIGURES)
     args.no_readme |= len(args.methods) < len(METHODS)
+    figures = args.out.parent if args.smoke else harness.FIGURES
 
     def draw(result):
         for system in sorted({r["system"] for r in result["rows"]}):
             report.plot_system(result["rows"], system, figures / f"anchors_{system}.png")
 
-    if args.render:
-        return harness.finish(args, harness.read_json(args.render), report.markdown, draw)
-    save = lambda partial: harness.write_json(args.out, partial)
-    result = run("smoke" if args.smoke else "cpu", save, tuple(args.methods))
-    return harness.finish(args, result, report.markdown, draw)
+    measure = lambda: run("smoke" if args.smoke else "cpu", args.out, tuple(args.methods))
+    return harness.report(args, measure, report.markdown, draw)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """Which readout identifies the physics? WARP-Phys on MSD with each readout of theta_t.
 
-Every cell trains the `cpu`-preset WARP-Phys (`damped_oscillator`, root 8x2, 20,480
-training trajectories, Adam 3e-3, cosine) for the same number of steps with one
-`readout=` (see `warp_phys.decoders.list_readouts`), and is scored on the VALIDATION
-split only (this benchmark chooses a default): the forecast MSE from a 100-step context
-and the identified omega_0 and zeta at the end of the context against the truth, with
-their spread over the forecast. Cells run in worker processes, one after the other, and
-are kept under `runs/bench_readouts/` so a rerun skips the finished ones.
+Every cell trains the `cpu`-preset WARP-Phys (`damped_oscillator`, root 8x2, Adam 3e-3,
+cosine) for the same number of steps with one `readout=` and is scored on the
+VALIDATION split only (this benchmark chooses a default): the forecast MSE from a
+100-step context, and omega_0 and zeta read at the end of the context against the truth,
+with their spread over the forecast. Cells run in worker processes and are kept under
+`runs/bench_readouts/`, so a rerun skips the finished ones.
 
     python -m benchmarks.readouts            # ~3 min per cell on 2 cores
     python -m benchmarks.readouts --render   # the table, from the committed JSON
@@ -29,21 +28,10 @@ CELLS = {  # name: decoder options on top of the preset's
 }
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
-
-
 SETTINGS = dict(system="msd", n_test=16, context=CONTEXT, forcing_prob=0.25, normalize=True)
 SETTINGS.update(eval_protocol="forecast", model="warp", decoder="damped_oscillator")
 SETTINGS.update(root_depth=2, hyper_width=16, optimizer="adam", lr=3e-3, clip="global_norm")
 SETTINGS.update(clip_value=1.0, schedule="cosine", batch_size=32, val_every=250, seed=0)
-
-
-def config(options: dict, steps: int, n_train: int, n_val: int) -> wp.RunConfig:
-    """One cell's run; the oscillator starts at the physics of the centre of MSD's ranges,
-    as every run does (`build_model`)."""
-    options = {"activation": "swish", **options}
-    width = options.pop("width", 8)
-    sizes = dict(n_train=n_train, n_val=n_val, steps=steps, root_width=width)
-    return wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
 
 
 def identification(run, count: int) -> dict:
@@ -64,12 +52,15 @@ def identification(run, count: int) -> dict:
 
 
 def cell(spec: dict) -> dict:
-    folder = Path(spec["folder"])
-    cfg = config(spec["options"], spec["steps"], spec["n_train"], spec["n_val"])
-    run, history = wp.train_run(cfg, folder, overwrite=True, progress=False)
+    """Worker: train one cell (the oscillator starts at the physics of the centre of
+    MSD's ranges, as every run does) and score it."""
+    options = {"activation": "swish", **spec["options"]}
+    sizes = dict(n_train=spec["n_train"], n_val=spec["n_val"], steps=spec["steps"])
+    sizes["root_width"] = options.pop("width", 8)
+    config = wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
+    run, history = wp.train_run(config, Path(spec["folder"]), overwrite=True, progress=False)
     out = dict(steps=spec["steps"], seconds=float(history["seconds"][-1]))
-    out["theta_size"] = int(run.model.theta_size)
-    return dict(out, **identification(run, spec["n_val"]))
+    return dict(out, theta_size=int(run.model.theta_size), **identification(run, spec["n_val"]))
 
 
 WORKERS = {"cell": cell}

@@ -114,8 +114,6 @@ def _smoke(tmp_path, methods):
             "--smoke",
             "--out",
             str(out),
-            "--figures",
-            str(tmp_path),
             "--no-readme",
             "--methods",
             *methods,
