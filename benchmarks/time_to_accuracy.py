@@ -1,21 +1,12 @@
-"""Time to accuracy (issue 20, item 3): validation and test MSE against wall-clock for
-WARP-Phys, WARP (MLP root), GRU, LSTM and the Transformer on MSD, MSD-Zero and SINE, every
-model at its `cpu`-preset size (`_presets.run_config`) and given the same budget and the
-same tuning effort.
-
-Per (system, model): a learning-rate sweep (`--lrs`, `--sweep-seconds` of training each)
-scored on the VALIDATION split; the best rate then trains for `--final-seconds` (and, for
-the headline MSD pair WARP-Phys / WARP, once more for `--headline-seconds`). Only these
-final runs are scored on the test split (raw units); WARP-Phys twice, from its read-out
-and with its prior refined on each context (`evaluate_run(refine="auto")`, the CLI's
-default), and on MSD also for the physical parameters it reads from theta at the end of
-the 100-step context (median relative error against the truth, read and refined) and
-their spread over the forecast. Budgets are
-training wall-clock from the first step, its compilation included
-(`RunConfig.max_seconds`, no step count); `--scale` multiplies all of them. Each (phase,
-system, model, lr) cell runs in its own process and writes its record to `--runs`
-(default `runs/bench_time/`); a cell already there is skipped, so an
-interrupted run continues where it stopped.
+"""Time to accuracy (issue 20): validation and test MSE against training wall-clock for
+WARP-Phys, WARP, GRU, LSTM and the Transformer on MSD, MSD-Zero and SINE, each at its
+`cpu`-preset size with the same budget and tuning: per (system, model) a learning-rate
+sweep scored on VALIDATION (`--lrs`, `--sweep-seconds` each), then the best rate for
+`--final-seconds` (the MSD pair WARP-Phys / WARP also for `--headline-seconds`), scored on
+the test split (raw units; WARP-Phys also with its prior refined on each context, and on
+MSD the omega_0 and zeta it identifies). Budgets count from the first step, compilation
+included; `--scale` multiplies them. Each (phase, system, model, lr) cell runs in its own
+process and keeps its record under `--runs`, so an interrupted run continues.
 
     python -m benchmarks.time_to_accuracy               # ~2.8 h on 2 cores; JSON, figure, README
     python -m benchmarks.time_to_accuracy --scale 0.2   # ~1 h: every budget x 0.2
@@ -72,11 +63,9 @@ def curve(folder: Path) -> dict:
 
 
 def identification(run, context: int) -> dict:
-    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split
-    (`wp.parameter_table`): medians over trajectories of the relative error
-    `|p - p_true| / p_true` of the value read from theta at the end of the `context`, of
-    its relative spread (std / p_true) over the forecast, and of the relative error after
-    refinement on the context (`refine="auto"`)."""
+    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split: medians
+    over trajectories of the relative error of the value read at the end of the `context`,
+    of its relative spread over the forecast, and of the error once refined."""
     import warp_phys as wp
 
     table = wp.parameter_table(run, split="test", context=context, refine="auto")
@@ -92,9 +81,8 @@ def identification(run, context: int) -> dict:
 
 
 def score(record: dict, folder: Path, spec: dict) -> dict:
-    """`record` with the test scores of the best model in `folder`: the forecast MSE
-    (raw units) of the read-out (`test_mse`) and, for a physical prior, after refinement
-    on each context (`test_mse_refined`, `refine`: K), and for WARP-Phys on MSD the
+    """`record` with the test MSE (raw units) of the best model in `folder`, for a physical
+    prior also refined (`test_mse_refined`, `refine`: K), and for MSD's WARP-Phys its
     identification."""
     import warp_phys as wp
 
@@ -111,11 +99,9 @@ def score(record: dict, folder: Path, spec: dict) -> dict:
 
 
 def train_cell(spec: dict) -> dict:
-    """Worker: train one cell in `spec["folder"]` (replaced) and report its curve; a
-    final cell is scored on the test split too (and WARP-Phys on MSD identified). A run
-    whose loss turned non-finite keeps its best validated model (`stopped`).
-    `train_seconds`: the wall-clock of training, the first step's compilation included
-    (as in the budget); read from the metrics log for a run stopped by a non-finite loss."""
+    """Worker: train one cell in `spec["folder"]` (replaced) and report its curve and
+    `train_seconds` (compilation included, as in the budget); a final cell is `score`d too.
+    A run whose loss turned non-finite keeps its best validated model."""
     import warp_phys as wp
 
     start, folder, config = time.perf_counter(), Path(spec["folder"]), cell_config(spec)
@@ -155,9 +141,8 @@ def stale(folder: Path, spec: dict) -> bool:
 
 
 def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
-    """The record of one cell: read when it exists (and is not `stale`), else trained (in
-    a worker process; in this one for a smoke run) and written, unless the worker
-    failed."""
+    """The record of one cell: read when it exists and is not `stale`, else trained (in a
+    worker process; smoke: in this one) and written unless the worker failed."""
     seconds = args.budgets[phase]
     path = cell_path(args.runs, phase, seconds, system, model, lr)
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
