@@ -95,12 +95,9 @@ def _simulate_polynomial(coef, x0, ts, t_start, *, n_vars: int):
 
 
 def sindy_forecast(contexts, t, horizon: int, threshold: float, differentiation: str):
-    """SINDy fitted on each context `(N, L, D)` of a trajectory sampled at times `t`
-    (`(T,)`, evenly spaced), simulated for `horizon` steps from the last observed state.
-
-    **Returns:** `(forecast (N, horizon, D) (raw, unclipped), fit seconds, simulate
-    seconds)`; the simulation is compiled before it is timed.
-    """
+    """SINDy fitted on each context `(N, L, D)` at times `t` `(T,)` (evenly spaced), run
+    `horizon` steps from the last observed state: `(forecast (N, horizon, D), fit seconds,
+    simulate seconds)`, the simulation compiled before it is timed."""
     N, L, D = contexts.shape
     start = time.perf_counter()
     coef = np.stack(
@@ -122,14 +119,10 @@ def sindy_forecast(contexts, t, horizon: int, threshold: float, differentiation:
 
 # ------------------------------------------------------------------------ oracle fit
 class OracleFit(eqx.Module):
-    """Least-squares fit of a system's own ODE to masked contexts, then a forward solve.
-
-    `__call__(obs (N, Lmax, D), mask (N, Lmax), inits (R, P))` fits every trajectory
-    from each of the R log-parameter starts (initial state started at the first
-    observation), keeps the restart with the lowest context residual and returns the
-    solution on the whole grid `(N, T, D)` and the fitted log-parameters `(N, P)`.
-    Contexts shorter than `Lmax` are masked, so one compilation serves every length.
-    """
+    """`__call__(obs (N, Lmax, D), mask (N, Lmax), inits (R, P))`: a system's own ODE fitted
+    to each masked context (so one compilation serves every length) from the R
+    log-parameter starts, the initial state from the first observation; the restart of
+    lowest residual solved on the whole grid `(N, T, D)`, and its log-parameters `(N, P)`."""
 
     system: eqx.Module
     ts: jax.Array
@@ -166,14 +159,11 @@ _ORACLE_CACHE: dict = {}  # compiled fits by equations (system name: MSD-Zero's 
 
 
 def oracle_forecast(system, contexts, horizon, t, scale, restarts, max_context, lm_steps=80):
-    """`OracleFit` of `system`'s equations on contexts `(N, L, D)` of trajectories at
-    times `t` (padded to `max_context` and masked), from `restarts` log-parameter starts
-    (the centre of the training box, then uniform draws from it) with at most `lm_steps`
-    Levenberg-Marquardt steps each; `scale` `(D,)` weighs the channels of the residual.
-
-    **Returns:** `(forecast (N, horizon, D) (unclipped), seconds of fit + forecast for
-    the batch (compiled beforehand), compile seconds)`.
-    """
+    """`OracleFit` of `system`'s equations on contexts `(N, L, D)` at times `t` (padded to
+    `max_context`), from `restarts` starts (the centre of the training box, then uniform
+    draws) with at most `lm_steps` Levenberg-Marquardt steps, the residual's channels
+    weighed by `scale` `(D,)`: `(forecast (N, horizon, D), seconds of the compiled fit and
+    forecast, compile seconds)`."""
     N, L, D = contexts.shape
     obs, mask = np.zeros((N, max_context, D), np.float32), np.zeros((N, max_context), np.float32)
     obs[:, :L], mask[:, :L] = contexts, 1.0

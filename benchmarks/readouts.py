@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-train", type=int, default=20480)
     parser.add_argument("--n-val", type=int, default=256)
     args = harness.parse(parser, argv)
-    if args.worker:
-        return harness.serve(WORKERS, args.worker)
-    return harness.report(args, lambda: measure(args), markdown)
+    return harness.report(args, lambda: measure(args), markdown, workers=WORKERS)
 
 
 if __name__ == "__main__":

@@ -209,11 +209,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rep-budget", type=float, default=60.0, help=what)
     parser.add_argument("--paper", action="store_true", help="only the paper-MSD rows")
     args = harness.parse(parser, argv)
-    if args.worker:
-        return harness.serve(work.WORKERS, args.worker)
-    if args.paper:
+    if args.paper:  # (a worker is never started with --paper)
         return paper(args)
-    return harness.report(args, lambda: measure(args), markdown)
+    return harness.report(args, lambda: measure(args), markdown, workers=work.WORKERS)
 
 
 if __name__ == "__main__":

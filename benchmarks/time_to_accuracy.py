@@ -203,12 +203,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-sweep", action="store_true", help=what)
     parser.add_argument("--runs", type=Path, help="cell records and run folders")
     args = harness.parse(parser, argv)
-    if args.worker:
-        return harness.serve(WORKERS, args.worker)
     budgets = {p: getattr(args, f"{p}_seconds") * args.scale for p in BUDGETS}
     args.budgets = {p: 1.0 for p in BUDGETS} if args.smoke else budgets
     args.runs = args.runs or (Path(tempfile.gettempdir()) / "bench_time" if args.smoke else RUNS)
-    return harness.report(args, lambda: measure(args), markdown, lambda r: draw(r, args.figure))
+    figure = lambda r: draw(r, args.figure)
+    return harness.report(args, lambda: measure(args), markdown, figure, WORKERS)
 
 
 if __name__ == "__main__":
