@@ -70,13 +70,10 @@ def plot_system(rows: list[dict], system: str, path: Path) -> None:
 
 
 def targets(rows: list[dict]) -> list[dict]:
-    """The issues' targets, each with its numbers and `met` (None when a row is missing).
-
-    For WARP-Phys (issue 10) and WARP-Phys + refine K (issue 21):
-    - noise-free MSD at the paper's longest context: MSE within 3x of the oracle fit's,
-      with >= 100x (refined: >= 10x) less compute per trajectory;
-    - 5 % noise, 25-step context, every system: MSE below SINDy's and the oracle fit's.
-    """
+    """The targets of WARP-Phys (issue 10) and WARP-Phys + refine K (issue 21), each with
+    its numbers and `met`: on noise-free MSD at the longest context an MSE within 3x of the
+    oracle fit's at >= 100x (refined: 10x) less compute per trajectory; at 5 % noise and
+    25 steps of context an MSE below SINDy's and the oracle fit's, on every system."""
     idx, (noises, contexts), out = _index(rows), _axes(rows), []
     oracle = idx.get(("msd", "oracle_fit", 0.0, contexts[-1]))
     for method, least in SPEEDUP_TARGETS.items():

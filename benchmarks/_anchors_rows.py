@@ -147,10 +147,8 @@ def build_warp(system: str, method: str, normalizer: wp.Normalizer, T: int, top:
 
 
 def train_warp(system: str, method: str, data: dict, preset):
-    """Trains one WARP model on the training split with the noise levels mixed in.
-
-    **Returns:** `(model, normalizer, train seconds, history)`.
-    """
+    """One WARP model trained on the training split with the noise levels mixed in:
+    `(model, normalizer, train seconds, history)`."""
     y, val, std = data["train"], data["val"], data["std"]
     levels = [np.resize(np.asarray(preset.noises, np.float32), len(x)) for x in (y, val)]
     inputs = _noisy(y, levels[0], std, seed=preset.seed + 11)
@@ -171,17 +169,10 @@ def train_warp(system: str, method: str, data: dict, preset):
     return model, norm, time.perf_counter() - start, history
 
 
-def warp_rows(
-    system: str, method: str, data: dict, preset, *, refine: int = 0, trained=None
-) -> list[dict]:
-    """Trains `method` once on `system`, then forecasts every (noise, context); with
-    `refine` K >= 1 (WARP-Phys only), each forecast first refines the prior's parameters
-    on the context by K Levenberg-Marquardt steps (row `warp_phys_refine<K>`).
-
-    `trained`: a dict caching `train_warp`'s result per (system, method), so that the
-    refined rows reuse the WARP-Phys model of the plain row instead of training again.
-    """
-    trained = {} if trained is None else trained
+def warp_rows(system: str, method: str, data: dict, preset, *, refine: int, trained) -> list:
+    """`method` trained once per system (`trained`: `train_warp`'s results by (system,
+    method), shared by the refined rows), then every (noise, context) forecast; with
+    `refine` K >= 1 the prior's parameters refined on the context first (K LM steps)."""
     if (system, method) not in trained:
         trained[(system, method)] = train_warp(system, method, data, preset)
     model, norm, train_s, history = trained[(system, method)]

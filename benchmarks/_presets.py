@@ -1,18 +1,11 @@
-"""Run configurations of the reconstruction benchmark (one `RunConfig` per preset,
-system, model and seed), its targets, and the paper's Table 3 for comparison.
-
-Both presets follow WARP_SPEC section 4 (clean convention): autoregressive training with
-teacher forcing 0.25 (LV: full teacher forcing), the best model on the validation split
-kept, the test MSE in raw units; the data are the same for every seed (`data_seed = 0`).
-
-- `cpu` (2 CPU cores): the `warp-phys train` defaults (root MLP 8x2, hypernetwork width
-  32, 20,480 training / 256 validation trajectories, batch 32, Adam 3e-3 cosine, clip 1,
-  validation every 100 steps; SINE: its 10 trajectories, batch 10) for `CPU_STEPS`
-  optimiser steps, each run capped at `CPU_MAX_SECONDS`; WARP-Phys the
-  `damped_oscillator` (started at the physics of the centre of the training ranges, as
-  `warp-phys train` does) or `sinusoid` (SINE) root.
-- `paper`: the spec's sizes (root 48x3, 20480 MSD trajectories, batch 1024, AdaBelief
-  1e-5, the spec's epochs as steps), meant for an accelerator.
+"""The reconstruction table's `RunConfig` per preset, system, model and seed, its targets,
+and the paper's Table 3. Both presets follow WARP_SPEC section 4 (clean convention,
+teacher forcing 0.25, LV full; the best model on validation; the same data for every
+seed): `cpu`, the `warp-phys train` defaults (root 8x2, hypernetwork 32, 20,480 / 256
+trajectories, batch 32, Adam 3e-3 cosine; SINE: its 10 trajectories, batch 10) for
+`CPU_STEPS` steps capped at `CPU_MAX_SECONDS`, WARP-Phys the `damped_oscillator` or
+(SINE) `sinusoid` root; `paper`, the spec's sizes (root 48x3, batch 1024, AdaBelief 1e-5,
+the spec's epochs), meant for an accelerator.
 """
 
 import math
@@ -83,15 +76,8 @@ def _model_options(paper: bool, system: str, model: str) -> dict:
 
 
 def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
-    """The `RunConfig` of one table cell and seed.
-
-    **Arguments:**
-
-    - `preset`: `"cpu"` or `"paper"`.
-    - `system`: a table row, one of `SYSTEMS`.
-    - `model`: one of `MODELS` (`"warp_phys"` is WARP with the row's physical root).
-    - `seed`: model / shuffling seed (the data are the same for every seed).
-    """
+    """The `RunConfig` of one table cell (`preset` in `PRESETS`, `system` in `SYSTEMS`,
+    `model` in `MODELS`: `"warp_phys"` is WARP with the row's physical root) and seed."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     if system not in SYSTEMS:

@@ -1,6 +1,5 @@
-"""The reconstruction table's summary and report: the result JSON from the per-run
-records (mean and std over seeds, divergence counts, targets) and the README's Markdown
-block from that JSON."""
+"""The reconstruction table's result JSON from the per-run records (mean and std over
+seeds, divergence counts, targets) and its README block."""
 
 import numpy as np
 
@@ -14,12 +13,6 @@ NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WA
 NAMES["warp_phys"] = "WARP-Phys"  # the keys in the paper's column order
 REFINED = "warp_phys_refined"  # WARP-Phys's runs, the prior refined on each context
 NAMES[REFINED] = "WARP-Phys, refined"
-
-
-def _sequences(preset: str, system: str) -> int:
-    """Training sequences WARP sees under a preset: steps x batch."""
-    config = run_config(preset, system, "warp", 0)
-    return config.steps * config.batch_size
 
 
 def _target_line(t: dict) -> str:
@@ -86,8 +79,11 @@ def markdown(summary: dict, command: str) -> str:
     capped = sum(r.get("stopped_on_time", 0) for _, rs in cells for r in rs)
     repeat = summary.get("repeat_last", {}).items()
     naive = ", ".join(f"{LABELS[s]} {v:.3g}" for s, v in repeat if v is not None)
-    seen = {s: f"{_sequences(preset, s):,} vs {_sequences('paper', s):,}" for s in res}
-    budget = "; ".join(f"{LABELS[s]} {text}" for s, text in seen.items())
+    seen = {s: [run_config(p, s, "warp", 0) for p in (preset, "paper")] for s in res}
+    budget = "; ".join(
+        f"{LABELS[s]} {a.steps * a.batch_size:,} vs {b.steps * b.batch_size:,}"
+        for s, (a, b) in seen.items()
+    )
     c, sine = run_config(preset, "msd", "warp", 0), run_config(preset, "sine", "warp", 0)
     seeds = {seed for _, rs in cells for r in rs for seed in r.get("seeds", [])}
     wall = summary.get("wall_seconds")
@@ -123,8 +119,7 @@ def markdown(summary: dict, command: str) -> str:
 
 
 def stats(values: list) -> tuple[float | None, float | None]:
-    """Mean and std over seeds; None when a value is missing or not finite (JSON has no
-    NaN: the cell's `diverged` keys say why)."""
+    """Mean and std over seeds; None when a value is missing or not finite."""
     values = [v for v in values if v is not None]
     if not values or not np.all(np.isfinite(values)):
         return None, None
@@ -136,9 +131,8 @@ def json_number(value: float | None) -> float | None:
 
 
 def divergence(runs: list, split: str) -> dict:
-    """The cell's keys for forecasts that diverged on `split` (none when no run did):
-    trajectories summed over seeds, and mean / std of each seed's MSE over the finite
-    trajectories."""
+    """Where forecasts diverged on `split`: trajectories summed over seeds, and mean / std
+    of the seeds' MSE over the finite trajectories."""
     count = sum(r.get(f"{split}_diverged", 0) for r in runs)
     if not count:
         return {}
@@ -148,15 +142,15 @@ def divergence(runs: list, split: str) -> dict:
 
 
 def seed_cell(runs: list) -> dict:
-    """The keys a table cell and a transition cell share, from its runs' records (one
-    per seed): test / OOD mean and std, parameters, mean training time and steps, runs
-    stopped on the clock, per-seed test MSE, and the divergence keys."""
+    """A table cell from its runs' records (one per seed): test / OOD mean and std, size,
+    mean training time and steps, runs stopped on the clock, per-seed MSEs, divergences."""
     (mean, std), (ood_mean, ood_std) = (stats([r.get(k) for r in runs]) for k in ("test", "ood"))
     cell = dict(mean=mean, std=std, ood_mean=ood_mean, ood_std=ood_std, params=runs[0]["params"])
     cell["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
     cell["steps"] = float(np.mean([r["steps"] for r in runs]))
     cell["stopped_on_time"] = sum(r["stopped"] == "time" for r in runs)
     cell["per_seed"] = [json_number(r["test"]) for r in runs]
+    cell["per_seed_ood"] = [json_number(r.get("ood")) for r in runs]
     return cell | divergence(runs, "test") | divergence(runs, "ood")
 
 
@@ -172,13 +166,10 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
             table_runs += runs
             if runs:
                 done = [s for s, k in zip(seeds, keys, strict=True) if k in records]
-                ood = [json_number(r.get("ood")) for r in runs]
-                cell = dict(paper=presets.PAPER[system][model], seeds=done, per_seed_ood=ood)
-                row[model] = seed_cell(runs) | cell
+                row[model] = seed_cell(runs) | dict(paper=presets.PAPER[system][model], seeds=done)
             if runs and all("test_refined" in r for r in runs):
                 refined = [dict(r, test=r["test_refined"], ood=r.get("ood_refined")) for r in runs]
-                ood = [json_number(r.get("ood_refined")) for r in runs]
-                row[REFINED] = seed_cell(refined) | dict(cell, paper=None, per_seed_ood=ood)
+                row[REFINED] = seed_cell(refined) | dict(paper=None, seeds=done)
         if row:
             results[system] = row
     # the table's runs one after another (data, training and evaluation); None for

@@ -1,15 +1,11 @@
-"""Speed and memory of WARP on CPU (issue 8; structured transitions: issue 9).
-
-Each configuration runs in its own worker process, so that its peak RSS is its own
-(sizes in `_speed_workers.FULL`): the training step (teacher-forced, forward + backward
-+ Adam, compiled ahead of time) in both recurrence modes, T 64 to 4096, D_theta 982 and
-4960, with the recurrence's FLOP/s against a GEMM timed beside each row; peak memory vs
-D_theta per transition kind (dense too) up to D_theta ~100k; the step per kind at D_theta
-~5k.
-The paper-MSD rows (scan vs kernel rollout, batch 64 and 1024) are measured by `--paper`
-into `results/paper_speed.json` and copied from there. A configuration estimated to need
-over 70 % of the available memory is skipped with the reason recorded. About 30 minutes
-on 2 idle CPU cores (`--paper`: about 20 more); `--smoke` runs tiny sizes in this process.
+"""Speed and memory of WARP on CPU (issues 8, 9), each configuration in its own worker
+process (its peak RSS is its own; sizes in `_speed_workers.FULL`): the training step
+(teacher-forced, forward + backward + Adam) in both recurrence modes for T 64 to 4096 and
+D_theta 982 and 4960, its recurrence's FLOP/s against a GEMM timed beside it; peak memory
+per transition kind up to D_theta ~100k; the step per kind at D_theta ~5k; the paper-MSD
+rows (scan vs kernel rollout), measured by `--paper` into `results/paper_speed.json` and
+copied from there. A configuration estimated to need over 70 % of the available memory
+is skipped, the reason recorded. About 30 min on 2 idle cores (`--paper`: 20 more).
 
     python -m benchmarks.speed            # results/speed.json and the README block
     python -m benchmarks.speed --paper    # results/paper_speed.json only
@@ -62,14 +58,22 @@ class Bench:
             print(f"{kind} {json.dumps(spec)}: {took[:120]}", flush=True)
         return self.runs[key]
 
-    def step(self, root, T: int, batch: int, mode: str, kind=None, rank=None, **extra) -> dict:
-        """A WARP training step; with a transition `kind` (structured-transition rows,
-        dense too) timed once, after a warm-up under 2 s, without the GEMM rate."""
-        spec = dict(self.base, width=root[0], depth=root[1], T=T, batch=batch, mode=mode)
+    def step(self, entry: dict, mode: str, kind=None) -> tuple[dict, str | None]:
+        """The training step of `entry` (root, T, D_theta, batch, A_entries, lowrank's rank)
+        in a worker, and why it has no timing (skipped: estimated to need too much memory;
+        failed), if it has none; with a transition `kind` (dense too) timed once, after a
+        warm-up under 2 s, without the GEMM rate."""
+        T, D, N, (width, depth) = entry["T"], entry["D_theta"], entry["batch"], entry["root"]
+        need = work.memory_estimate_gb(T, D, N, self.r, mode, entry["A_entries"])
+        if need > MEMORY_FRACTION * (have := work.available_gb()):
+            limit = f"{100 * MEMORY_FRACTION:.0f} % of the {have:.1f} GB available"
+            return {}, f"skipped: estimated {need:.1f} GB > {limit}"
+        spec = dict(self.base, width=width, depth=depth, T=T, batch=N, mode=mode)
         if kind is not None:
             spec.update(transition=kind, gemm=False, warmup_s=2.0, reps=1, budget_s=0.0)
-            spec.update({"rank": rank} if kind == "lowrank" else {})
-        return self.worker("warp_step", dict(spec, **extra))
+            spec.update({"rank": entry["rank"]} if kind == "lowrank" else {})
+        res = self.worker("warp_step", spec)
+        return res, f"failed: {res['error']}" if "error" in res else None
 
     def save(self, complete: bool = False) -> dict:
         """The result JSON of what was measured so far, written to `--out`."""
@@ -81,30 +85,13 @@ class Bench:
         return result
 
 
-def too_big(need_gb: float) -> str | None:
-    """Why a configuration estimated to need `need_gb` is skipped, if it is."""
-    have = work.available_gb()
-    if need_gb > MEMORY_FRACTION * have:
-        limit = f"{100 * MEMORY_FRACTION:.0f} % of the {have:.1f} GB available"
-        return f"skipped: estimated {need_gb:.1f} GB > {limit}"
-    return None
-
-
-def measured(res: dict, reason=None) -> str | None:
-    """Why a worker's result `res` has no timing (skipped or failed), if it has none."""
-    return reason or ("error" in res and f"failed: {res['error']}") or None
-
-
-def both_modes(bench: Bench, entry: dict, root, kind=None) -> dict:
-    """`entry` (T, D_theta, batch, A_entries) with its training step in both modes, each
-    in its own worker: the worker's result, `{mode}_s`, `{mode}_reps` and the mode A
-    prefers, or in `skipped` why not."""
-    T, D, N = entry["T"], entry["D_theta"], entry["batch"]
+def both_modes(bench: Bench, entry: dict, kind=None) -> dict:
+    """`entry` with its training step in both modes: per mode the worker's result,
+    `{mode}_s`, `{mode}_reps` and the mode A prefers, or in `skipped` why not."""
     entry.update(parallel_s=None, sequential_s=None, skipped=[])
     for mode in work.MODES:
-        reason = too_big(work.memory_estimate_gb(T, D, N, bench.r, mode, entry["A_entries"]))
-        res = {} if reason else bench.step(root, T, N, mode, kind, entry.get("rank"))
-        if reason := measured(res, reason):
+        res, reason = bench.step(entry, mode, kind)
+        if reason:
             entry["skipped"].append(f"{mode} {reason}")
         else:
             entry.update({mode: res, f"{mode}_s": res["median_s"], f"{mode}_reps": res["reps"]})
@@ -115,10 +102,9 @@ def both_modes(bench: Bench, entry: dict, root, kind=None) -> dict:
 def row(bench: Bench, D: int, root, T: int) -> dict:
     """Both modes of one (T, D_theta) configuration, and the recurrence's FLOP rate."""
     N = bench.N
-    out = dict(T=T, D_theta=D, batch=N, A_entries=D * D, recurrence_gflops=None)
+    out = dict(T=T, D_theta=D, batch=N, root=list(root), A_entries=D * D, recurrence_gflops=None)
     out["flops"] = work.flop_model(T, D, N, bench.r)
-    both_modes(bench, out, root)
-    if out["sequential_s"]:
+    if both_modes(bench, out)["sequential_s"]:
         gemm = statistics.mean(out["sequential"]["gemm_gflops"])
         out["recurrence_gflops"] = out["flops"]["sequential"] / out["sequential_s"] / 1e9
         out["recurrence_fraction"] = out["recurrence_gflops"] / gemm
@@ -127,13 +113,10 @@ def row(bench: Bench, D: int, root, T: int) -> dict:
 
 def structured_memory_row(bench: Bench, entry: dict) -> dict:
     """One planned memory row (see `work.structured_plan`), or why it was skipped."""
-    T, N, D, kind = entry["T"], entry["batch"], entry["D_theta"], entry["kind"]
-    need = work.memory_estimate_gb(T, D, N, bench.r, "sequential", entry["A_entries"])
-    reason = too_big(need)
-    res = {} if reason else bench.step(entry["root"], T, N, "sequential", kind, entry.get("rank"))
-    if reason := measured(res, reason):
-        return dict(entry, estimate_gb=need, error=reason)
-    return dict(entry, estimate_gb=need, peak_rss_gb=res["peak_rss_gb"], step_s=res["median_s"])
+    res, reason = bench.step(entry, "sequential", entry["kind"])
+    if reason:
+        return dict(entry, error=reason)
+    return dict(entry, peak_rss_gb=res["peak_rss_gb"], step_s=res["median_s"])
 
 
 def transition_speed(bench: Bench, kind: str) -> dict:
@@ -141,12 +124,10 @@ def transition_speed(bench: Bench, kind: str) -> dict:
     dense step at this size takes minutes)."""
     speed, rank = bench.cfg["structured"]["speed"], bench.cfg["structured"]["rank"]
     root = speed["block_root" if kind == "block" else "root"]
-    entry = dict(kind=kind, root=list(root), T=speed["T"], batch=speed["batch"])
-    entry.update(
-        work.model_sizes(*root, kind, rank), **({"rank": rank} if kind == "lowrank" else {})
-    )
+    entry = dict(kind=kind, root=list(root), T=speed["T"], batch=speed["batch"], rank=rank)
+    entry.update(work.model_sizes(*root, kind, rank))
     if kind != "dense":
-        return both_modes(bench, entry, root, kind)
+        return both_modes(bench, entry, kind)
     same = (entry["T"], entry["D_theta"])
     ref = next(r for r in bench.result["rows"] if (r["T"], r["D_theta"]) == same)
     keys = ("parallel_s", "sequential_s", "skipped", "preferred_mode")
