@@ -77,8 +77,6 @@ def markdown(summary: dict, command: str) -> str:
         LABELS[s] + " " + "/".join(f"{r['steps']:.0f}" for r in rs) for s, rs in cells
     )
     capped = sum(r.get("stopped_on_time", 0) for _, rs in cells for r in rs)
-    repeat = summary.get("repeat_last", {}).items()
-    naive = ", ".join(f"{LABELS[s]} {v:.3g}" for s, v in repeat if v is not None)
     seen = {s: [run_config(p, s, "warp", 0) for p in (preset, "paper")] for s in res}
     budget = "; ".join(
         f"{LABELS[s]} {a.steps * a.batch_size:,} vs {b.steps * b.batch_size:,}"
@@ -108,8 +106,7 @@ def markdown(summary: dict, command: str) -> str:
         ood,
         *_diverged_note(res),
         f"Parameters (column order): {params}. Optimiser steps done (mean over seeds): "
-        f"{steps}; {capped} runs stopped on the wall-clock cap. Repeating the last observed "
-        f"value scores {naive or 'n/a'}.",
+        f"{steps}; {capped} runs stopped on the wall-clock cap.",
         f"Targets of the `{preset}` preset (training sequences seen by WARP against the paper "
         f"preset: {budget}; far from convergence, the gaps between models need not be those "
         "at convergence; nothing was tuned on the test split):",

@@ -51,16 +51,6 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     return record
 
 
-def repeat_last(preset: str, system: str) -> float | None:
-    """Test MSE (table units) of repeating the last observed value after the context,
-    for scale; None for LV, whose protocol has no free-running phase."""
-    config = run_config(preset, system, "gru", 0)
-    if config.eval_protocol != "forecast":
-        return None
-    y, L = np.asarray(wp.load_dataset(config, "test").y), config.context
-    return float(np.mean((y[:, L:] - y[:, L - 1 : L]) ** 2)) / presets.UNITS[system]
-
-
 def _markdown(summary: dict) -> str:
     preset = summary["preset"]
     command = f".venv/bin/python -m benchmarks.reconstruction --preset {preset}"
@@ -88,9 +78,7 @@ def measure(args) -> dict:
             print(
                 f"{key}: test {r['test']:.4g} ood {ood:.4g} ({r['wall_seconds']:.0f} s)", flush=True
             )
-    summary = summarise(records, args.preset, seeds, smoke=args.smoke)
-    naive = {s: repeat_last(args.preset, s) for s in summary["results"]}
-    return dict(summary, repeat_last={} if args.smoke else naive)
+    return summarise(records, args.preset, seeds, smoke=args.smoke)
 
 
 def main(argv: list[str] | None = None) -> dict:
