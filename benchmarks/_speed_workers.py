@@ -75,10 +75,9 @@ def warp_step(spec: dict) -> dict:
 
 
 def paper_step(spec: dict) -> dict:
-    """The training step of the paper's MSD configuration (root 1-48-48-48-2 without
-    x_prev, D_theta 4898, hypernetwork 128x2, T 256; smoke: tiny) by the `algorithm`
-    "scan" or "kernel": autoregressive, teacher forcing 0.25, AdaBelief with global-norm
-    clipping, A's step lr / D_theta (warp_phys's default: larger makes A^255 explode)."""
+    """The paper-MSD training step (root 1-48-48-48-2 without x_prev, D_theta 4898,
+    hypernetwork 128x2, T 256; smoke: tiny) by the `algorithm` "scan" or "kernel":
+    autoregressive, teacher forcing 0.25, clipped AdaBelief, A's step lr / D_theta."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -139,10 +138,9 @@ SMOKE = {
 
 
 def structured_plan(cfg: dict) -> list[dict]:
-    """The memory rows per transition kind that `cfg["structured"]` asks for: kind, root
-    (width, depth), `model_sizes` and A's training state (16 bytes an entry); block runs on
-    `block_roots` (many small tensors: its memory is sum_b D_b^2), every other kind on
-    `roots`."""
+    """The memory rows per transition kind of `cfg["structured"]`: kind, root, sizes and
+    A's training state (16 bytes an entry); block on `block_roots` (many small tensors),
+    the other kinds on `roots`."""
     sc, plan = cfg["structured"], []
     for kind in KINDS:
         rank = {"rank": sc["rank"]} if kind == "lowrank" else {}
@@ -166,11 +164,9 @@ def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
 
 
 def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str, A_entries: int) -> float:
-    """A rough upper estimate of a training step's memory: the (N, T, D) states, their
-    cotangents and the decoder's copies of them (about 4 such arrays; the parallel form's
-    FFT path adds a zero-padded (N, 2T, D) complex buffer and its transpose), the
-    parallel powers (T, D, r + 1 + d) and A's training state (16 bytes per entry: A, its
-    gradient, two Adam moments)."""
+    """A rough upper estimate of a training step's memory, GB: about 4 (N, T, D) arrays
+    (states, cotangents, the decoder's copies), the parallel powers (T, D, r + 1 + d) and
+    FFT buffers, A's training state (A, gradient, two Adam moments: 16 bytes an entry)."""
     states = 4 * N * T * D * 4
     if mode == "parallel":
         states += 3 * T * D * (r + 1 + DATA_SIZE) * 4

@@ -1,22 +1,13 @@
 """Against what a physicist would use: SINDy and per-trajectory ODE fits (issues 10, 21).
-
-On the same test trajectories, contexts and noise, reconstructions of the steps after an
-observed context, scored by the MSE (raw units, every step after the context) against the
-clean trajectory:
-
-- `sindy`: PySINDy fitted on each context alone, its threshold and differentiation
-  chosen per condition on validation trajectories;
-- `oracle_fit`: the system's true ODE fitted to the context (the accuracy ceiling);
-- `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one RK4
-  step of the LV equations) and with an MLP root, trained once per system for a fixed
-  wall-clock budget on inputs carrying the three noise levels (targets clean);
-- `warp_phys_refine5`, `warp_phys_refine20`: the same WARP-Phys, its prior's parameters
-  refined on each context by 5 or 20 Levenberg-Marquardt steps from WARP's read-out
-  (`reconstruct(..., refine=K)`), then the prior run alone.
-
-Conditions: noise 0, 1 % and 5 % of each channel's std, added to the context only;
-contexts of 25, 50 and 100 steps; MSD, MSD-Zero and Lotka-Volterra. Compute per
-trajectory: wall-clock of the batched reconstruction / trajectories, after compilation.
+The steps after an observed context (noise 0, 1 and 5 % of each channel's std, on the
+context only; 25, 50 and 100 steps; MSD, MSD-Zero, LV), scored by the MSE (raw units)
+against the clean trajectory, with the compute per trajectory after compilation:
+`sindy` (PySINDy on each context, threshold and differentiation chosen on validation),
+`oracle_fit` (the system's true ODE fitted to the context: the accuracy ceiling),
+`warp_phys` and `warp` (a physical root, LV's an RK4 step, and an MLP root, trained once
+per system for a wall-clock budget on inputs with the three noise levels), and
+`warp_phys_refine5` / `20` (that WARP-Phys, its prior refined on each context by 5 or 20
+Levenberg-Marquardt steps from its read-out, then run alone).
 
     python -m benchmarks.anchors            # writes results/anchors.json, figures, README
     python -m benchmarks.anchors --render   # figures and README block from the JSON

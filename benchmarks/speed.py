@@ -21,6 +21,7 @@ from benchmarks import _speed_workers as work
 from benchmarks._speed_report import markdown, targets
 
 MEMORY_FRACTION = 0.7  # skip a configuration estimated to need more of the available memory
+REP_BUDGET_S = 60.0  # stop timing a configuration once this many seconds were spent
 BUDGET = "about 45 min on 2 otherwise idle CPU cores"
 NOTE = (
     "Absolute times depend on the machine's load (the load average beside each configuration "
@@ -36,7 +37,7 @@ class Bench:
         self.args, self.started = args, time.perf_counter()
         self.cfg = cfg = work.SMOKE if args.smoke else work.FULL
         self.N, self.r = cfg["batch"], cfg["hyper_width"]
-        self.base = dict(hyper_width=self.r, reps=args.reps, budget_s=args.rep_budget)
+        self.base = dict(hyper_width=self.r, reps=args.reps, budget_s=REP_BUDGET_S)
         self.runs: dict = {}  # by spec: the smoke sizes repeat some configurations
         machine_gb, speed = work.total_gb(), cfg["structured"]["speed"]
         command = "python -m benchmarks.speed" + " --smoke" * args.smoke
@@ -186,8 +187,6 @@ def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark, writes the JSON, figure and README block; returns the result."""
     parser = harness.parser("speed", __doc__)
     parser.add_argument("--reps", type=int, default=3, help="timed steps at most")
-    what = "stop timing a configuration once this many seconds were spent"
-    parser.add_argument("--rep-budget", type=float, default=60.0, help=what)
     parser.add_argument("--paper", action="store_true", help="only the paper-MSD rows")
     args = harness.parse(parser, argv)
     if args.paper:  # (a worker is never started with --paper)
