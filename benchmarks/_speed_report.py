@@ -49,11 +49,6 @@ def _step_row(r: dict) -> list:
     return [r["T"], r["D_theta"], *times, _percent(r.get("recurrence_fraction")), gemm, reps]
 
 
-def _paper_row(x: dict) -> str:
-    step = f"{x['step_s']:.1f} | {x['peak_rss_gb']:.1f}"
-    return f"{x['batch']} | {x['algorithm']} | {step} | {x.get('reps') or '-'}"
-
-
 def markdown(result: dict) -> str:
     """The README block."""
     mem, target, r, N = result["memory"], result["targets"], result["hyper_width"], result["batch"]
@@ -88,13 +83,6 @@ def markdown(result: dict) -> str:
     ]
     if not result.get("complete", True):
         parts.insert(1, "**Incomplete**: some configurations were not run; the rows say why.")
-    if msd := result["paper_msd"]:
-        src = result["paper_msd_source"]
-        parts += [
-            f"**Paper MSD configuration** (D_theta 4898, T 256, autoregressive, teacher forcing "
-            f"0.25; from `{src['source']}`, measured {src['measured']}):",
-            table("batch | algorithm | s per step | peak RSS GB | reps", map(_paper_row, msd)),
-        ]
     parts.append(
         "A dense A's training state (A, gradient, two Adam moments: 16 D^2 bytes) alone stops "
         f"fitting this {mem['machine_gb']:.0f} GB machine at D_theta ~ "

@@ -2,10 +2,11 @@
 process (its peak RSS is its own; sizes in `_speed_workers.FULL`): the training step
 (teacher-forced, forward + backward + Adam) in both recurrence modes for T 64 to 4096 and
 D_theta 982 and 4960, its recurrence's FLOP/s against a GEMM timed beside it; peak memory
-per transition kind up to D_theta ~100k; the step per kind at D_theta ~5k; the paper-MSD
-rows (scan vs kernel rollout), measured by `--paper` into `results/paper_speed.json` and
-copied from there. A configuration estimated to need over 70 % of the available memory
-is skipped, the reason recorded. About 30 min on 2 idle cores (`--paper`: 20 more).
+per transition kind up to D_theta ~100k; the step per kind at D_theta ~5k. `--paper`
+times the paper-MSD step instead (scan vs kernel rollout; the README's table of the two
+algorithms), into `results/paper_speed.json`. A configuration estimated to need over 70 %
+of the available memory is skipped, the reason recorded. About 30 min on 2 idle cores
+(`--paper`: about 20).
 
     python -m benchmarks.speed            # results/speed.json and the README block
     python -m benchmarks.speed --paper    # results/paper_speed.json only
@@ -27,7 +28,6 @@ NOTE = (
     "Absolute times depend on the machine's load (the load average beside each configuration "
     "is in the JSON): compare within a row; each row's GEMM rate was measured beside it."
 )
-PAPER = harness.RESULTS / "paper_speed.json"
 
 
 class Bench:
@@ -47,7 +47,7 @@ class Bench:
         limit = int((machine_gb * 2**30 / 16) ** 0.5)  # where 16 D^2 bytes fill the machine
         result["memory"] = dict(machine_gb=machine_gb, dense_A_limit_D=limit, structured=[])
         result["transitions"] = dict(T=speed["T"], batch=speed["batch"], rows=[])
-        self.result = dict(result, **paper_msd_rows())
+        self.result = result
 
     def worker(self, kind: str, spec: dict) -> dict:
         """A worker in its own process (a smoke run: in this one), its progress printed."""
@@ -133,16 +133,6 @@ def transition_speed(bench: Bench, kind: str) -> dict:
     ref = next(r for r in bench.result["rows"] if (r["T"], r["D_theta"]) == same)
     keys = ("parallel_s", "sequential_s", "skipped", "preferred_mode")
     return entry | {k: ref.get(k) for k in keys}
-
-
-def paper_msd_rows() -> dict:
-    """`paper_msd` (the rows of `results/paper_speed.json`) and `paper_msd_source`."""
-    if not PAPER.exists():
-        return dict(paper_msd=[], paper_msd_source={"source": None, "note": f"{PAPER} not found"})
-    paper = harness.read_json(PAPER)
-    rows = [dict(r, reps=len(r["steps_s"])) for r in paper["paper_msd"]]
-    source = dict(source=str(PAPER.relative_to(harness.ROOT)), measured=paper["date"])
-    return dict(paper_msd=rows, paper_msd_source=dict(source, device=paper["device"]))
 
 
 def paper(args) -> dict:
