@@ -107,13 +107,8 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
     units from the previous (normalised) state, with (a, b, d, g) > 0 read from theta_t
     (initialised at the centre of the training ranges); states clipped to `[0, top]`."""
     mean, std, top = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32), float(top)
-    ranges = systems.get_system("lotka_volterra").param_ranges
-    names = ("alpha", "beta", "delta", "gamma")
-
-    def field(p, z):
-        prey, pred = z[0], z[1]
-        dprey = p["alpha"] * prey - p["beta"] * prey * pred
-        return jnp.stack([dprey, p["delta"] * prey * pred - p["gamma"] * pred])
+    lv = systems.get_system("lotka_volterra")
+    field, names = lambda p, z: lv.vector_field(0.0, z, p), lv.param_names
 
     def lv_step(p, tau, x):
         del tau
@@ -127,7 +122,7 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
         return (jnp.clip(z + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, top) - mean) / std
 
     shapes, transforms = {n: () for n in names}, {n: "softplus" for n in names}
-    init = {n: sum(ranges[n]) / 2 for n in names}
+    init = {n: sum(lv.param_ranges[n]) / 2 for n in names}
     options = dict(transforms=transforms, init=init, label="lotka_volterra_rk4")
     return wp.FunctionDecoder(lv_step, shapes, data_size=2, **options)
 
