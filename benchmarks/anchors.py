@@ -9,8 +9,8 @@ per system for a wall-clock budget on inputs with the three noise levels), and
 `warp_phys_refine5` / `20` (that WARP-Phys, its prior refined on each context by 5 or 20
 Levenberg-Marquardt steps from its read-out, then run alone).
 
-    python -m benchmarks.anchors            # writes results/anchors.json, figures, README
-    python -m benchmarks.anchors --render   # figures and README block from the JSON
+    python -m benchmarks.anchors            # writes results/anchors.json and the README block
+    python -m benchmarks.anchors --render   # the README block from the JSON
 """
 
 import dataclasses
@@ -104,21 +104,14 @@ def run(preset_name: str, out: Path, methods=METHODS) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the benchmark, writes the JSON and figures (a smoke run: beside the JSON),
-    splices the README block."""
+    """Runs the benchmark, writes the JSON, splices the README block."""
     parser = harness.parser("anchors", __doc__)
     what = "run only these methods (no README)"
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help=what)
     args = harness.parse(parser, argv)
     args.no_readme |= len(args.methods) < len(METHODS)
-    figures = args.out.parent if args.smoke else harness.FIGURES
-
-    def draw(result):
-        for system in sorted({r["system"] for r in result["rows"]}):
-            report.plot_system(result["rows"], system, figures / f"anchors_{system}.png")
-
     measure = lambda: run("smoke" if args.smoke else "cpu", args.out, tuple(args.methods))
-    return harness.report(args, measure, report.markdown, draw)
+    return harness.report(args, measure, report.markdown)
 
 
 if __name__ == "__main__":
