@@ -23,31 +23,14 @@ def _target_line(t: dict) -> str:
 
 
 def _cell(r: dict | None, prefix: str = "", missing: str = "not run") -> str:
-    """A table entry: mean ± std, or, where forecasts diverged, that over the finite
-    trajectories marked with a dagger (explained by `_diverged_note`)."""
+    """A table entry: mean ± std, n/a where a seed's forecast diverged (a null mean)."""
     if r is None:
         return missing
-    finite = "finite_" if r.get(f"{prefix}diverged") else ""
-    mean, std = r.get(f"{prefix}{finite}mean"), r.get(f"{prefix}{finite}std")
+    mean, std = r.get(f"{prefix}mean"), r.get(f"{prefix}std")
     if mean is None:
         return "n/a"
     spec = ".1e" if 0 < abs(mean) < 0.01 else (".2f" if abs(mean) < 100 else ".0f")
-    return f"{mean:{spec}} ± {std:{spec}}" + " †" * bool(finite)
-
-
-def _diverged_note(res: dict) -> list[str]:
-    cases = [
-        f"{LABELS[s]} {NAMES[m]} {split}: {r[key]} trajector{'y' if r[key] == 1 else 'ies'}"
-        for s, row in res.items()
-        for m, r in row.items()
-        for split, key in (("test", "diverged"), ("OOD", "ood_diverged"))
-        if m in NAMES and r.get(key)
-    ]
-    return [
-        f"† The free-running forecast diverged (NaN or inf) on some trajectories "
-        f"({'; '.join(cases)}, summed over seeds); the entry is the MSE over the others, and "
-        "the JSON's mean is null."
-    ][: bool(cases)]
+    return f"{mean:{spec}} ± {std:{spec}}"
 
 
 def _tables(res: dict) -> tuple[str, str]:
@@ -104,7 +87,6 @@ def markdown(summary: dict, command: str) -> str:
         test,
         "Out-of-distribution test split (parameters outside the training ranges):",
         ood,
-        *_diverged_note(res),
         f"Parameters (column order): {params}. Optimiser steps done (mean over seeds): "
         f"{steps}; {capped} runs stopped on the wall-clock cap.",
         f"Targets of the `{preset}` preset (training sequences seen by WARP against the paper "
@@ -116,7 +98,8 @@ def markdown(summary: dict, command: str) -> str:
 
 
 def stats(values: list) -> tuple[float | None, float | None]:
-    """Mean and std over seeds; None when a value is missing or not finite."""
+    """Mean and std over seeds; None when a value is missing or not finite (a forecast
+    diverged: NaN or inf)."""
     values = [v for v in values if v is not None]
     if not values or not np.all(np.isfinite(values)):
         return None, None
@@ -127,20 +110,9 @@ def json_number(value: float | None) -> float | None:
     return value if value is not None and np.isfinite(value) else None
 
 
-def divergence(runs: list, split: str) -> dict:
-    """Where forecasts diverged on `split`: trajectories summed over seeds, and mean / std
-    of the seeds' MSE over the finite trajectories."""
-    count = sum(r.get(f"{split}_diverged", 0) for r in runs)
-    if not count:
-        return {}
-    mean, std = stats([r.get(f"{split}_finite", r.get(split)) for r in runs])
-    prefix = "" if split == "test" else f"{split}_"
-    return {f"{prefix}diverged": count, f"{prefix}finite_mean": mean, f"{prefix}finite_std": std}
-
-
 def seed_cell(runs: list) -> dict:
     """A table cell from its runs' records (one per seed): test / OOD mean and std, size,
-    mean training time and steps, runs stopped on the clock, per-seed MSEs, divergences."""
+    mean training time and steps, runs stopped on the clock, per-seed MSEs."""
     (mean, std), (ood_mean, ood_std) = (stats([r.get(k) for r in runs]) for k in ("test", "ood"))
     cell = dict(mean=mean, std=std, ood_mean=ood_mean, ood_std=ood_std, params=runs[0]["params"])
     cell["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
@@ -148,7 +120,7 @@ def seed_cell(runs: list) -> dict:
     cell["stopped_on_time"] = sum(r["stopped"] == "time" for r in runs)
     cell["per_seed"] = [json_number(r["test"]) for r in runs]
     cell["per_seed_ood"] = [json_number(r.get("ood")) for r in runs]
-    return cell | divergence(runs, "test") | divergence(runs, "ood")
+    return cell
 
 
 def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:

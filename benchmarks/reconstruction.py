@@ -28,11 +28,9 @@ RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET
 
 def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overrides) -> dict:
     """Train (a run folder at `out`, replaced) and evaluate one table cell and seed, with
-    `RunConfig` `overrides`; the record stored per run: size, training time and steps,
-    and the test (and OOD) MSE in table units, for a physical prior also refined on each
-    context (`{split}_refined`). A forecast that diverged (NaN / inf) on some
-    trajectories leaves the MSE non-finite; their count is kept as `{split}_diverged`
-    and the MSE over the others as `{split}_finite`."""
+    `RunConfig` `overrides`: size, training time and steps, and the test (and OOD) MSE in
+    table units (NaN where a forecast diverged), for a physical prior also refined on each
+    context (`{split}_refined`)."""
     config = run_config(preset, system, model, seed).replace(**overrides)
     run, _ = wp.train_run(config, out, overwrite=True, progress=False)
     summary, unit = harness.read_json(out / "summary.json"), presets.UNITS[system]
@@ -45,9 +43,6 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
         record[split] = metrics.get("mse_readout", metrics["mse"]) / unit
         if "refine" in metrics:
             record[f"{split}_refined"] = metrics["mse"] / unit
-        if metrics["diverged"]:
-            record[f"{split}_diverged"] = metrics["diverged"]
-            record[f"{split}_finite"] = metrics.get("mse_finite", np.nan) / unit
     return record
 
 
