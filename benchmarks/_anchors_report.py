@@ -28,10 +28,9 @@ def _axes(rows):
 
 
 def targets(rows: list[dict]) -> list[dict]:
-    """The targets of WARP-Phys (issue 10) and WARP-Phys + refine K (issue 21), each with
-    its numbers and `met`: on noise-free MSD at the longest context an MSE within 3x of the
-    oracle fit's at >= 100x (refined: 10x) less compute per trajectory; at 5 % noise and
-    25 steps of context an MSE below SINDy's and the oracle fit's, on every system."""
+    """The targets of WARP-Phys (issue 10) and WARP-Phys + refine K (issue 21), with their
+    numbers and `met`: noise-free MSD, longest context, MSE within 3x of the oracle fit's
+    at >= 100x (refined: 10x) less compute; 5 % noise, context 25: below SINDy and oracle."""
     idx, (noises, contexts), out = _index(rows), _axes(rows), []
     oracle = idx.get(("msd", "oracle_fit", 0.0, contexts[-1]))
     for method, least in SPEEDUP_TARGETS.items():

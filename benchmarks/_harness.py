@@ -50,10 +50,9 @@ def stamp() -> str:
 
 # --------------------------------------------------------------------------- timing
 def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0) -> dict:
-    """Median wall time of `call()` (which blocks until done) as `median_s`, with `steps_s`,
-    `cpu_s` (median process time), `reps`, `warmup` and `first_call_s`. The first call is
-    an untimed warm-up when under `warmup_s` (`inf`: always; 0: never); timed calls stop
-    after `reps` or once `budget_s` seconds were spent (at least one runs)."""
+    """Median wall time of `call()` (blocking) as `median_s`, with `steps_s`, `cpu_s`, `reps`,
+    `warmup`, `first_call_s`: the first call is an untimed warm-up when under `warmup_s`
+    (`inf`: always; 0: never); timed calls stop after `reps` or `budget_s` seconds."""
     walls, cpus = [], []
     while True:
         wall, cpu = time.perf_counter(), time.process_time()

@@ -53,9 +53,8 @@ def models_for(system: str) -> tuple[str, ...]:
 
 
 def _model_options(paper: bool, system: str, model: str) -> dict:
-    """The model of a cell: WARP-MLP, WARP-Phys, or a baseline matched to the WARP-MLP's
-    parameter count (the paper's GRU / LSTM have sizes of their own); cpu: the CLI's
-    root 8x2 and hypernetwork 32."""
+    """A cell's model: WARP-MLP, WARP-Phys, or a baseline of the WARP-MLP's parameter count
+    (the paper's GRU / LSTM have sizes of their own); cpu: the CLI's root and hypernetwork."""
     if paper and model in ("gru", "lstm"):
         hidden = 2280 if system == "sine" else {"gru": 2850, "lstm": 2450}[model]
         return dict(model=model, hidden_size=hidden, batch_size=380)

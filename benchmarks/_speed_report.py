@@ -11,12 +11,6 @@ def _kind(row: dict) -> str:
     return f"lowrank (r = {row.get('rank')})" if row["kind"] == "lowrank" else row["kind"]
 
 
-def _loads(result: dict) -> list[float]:
-    """The load averages recorded beside the rows' workers."""
-    runs = [r.get(m) or {} for r in result["rows"] for m in MODES]
-    return [x for run in runs for x in run.get("load_average", [])]
-
-
 def _percent(x) -> str:
     return fmt(x and 100 * x, ".0f")
 
@@ -52,7 +46,8 @@ def _step_row(r: dict) -> list:
 def markdown(result: dict) -> str:
     """The README block."""
     mem, target, r, N = result["memory"], result["targets"], result["hyper_width"], result["batch"]
-    loads = _loads(result)
+    runs = [r.get(m) or {} for r in result["rows"] for m in MODES]  # the load beside each
+    loads = [x for run in runs for x in run.get("load_average", [])]
     load = loads and f"median {statistics.median(loads):.1f}, max {max(loads):.1f}"
     skipped = [
         f"T {x['T']}, D_theta {x['D_theta']}: {'; '.join(x['skipped'])}"

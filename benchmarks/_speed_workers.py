@@ -47,10 +47,9 @@ def model_sizes(width: int, depth: int, kind: str = "dense", rank: int = 8) -> d
 
 
 def warp_step(spec: dict) -> dict:
-    """One WARP training step (teacher-forced MSE over a batch, Adam), compiled and timed:
-    `spec` has width, depth, T, batch, mode, hyper_width, reps, budget_s, and optionally
-    `transition` and `rank`, `gemm=False` (no GEMM rate beside it: a D x D GEMM, not at
-    large D) and `warmup_s` (see `harness.timed`)."""
+    """One WARP training step (teacher-forced MSE, Adam) compiled and timed; `spec`: width,
+    depth, T, batch, mode, hyper_width, reps, budget_s, optionally `transition`, `rank`,
+    `warmup_s` and `gemm=False` (no D x D GEMM rate beside it, not at large D)."""
     import jax
     import jax.numpy as jnp
     import optax

@@ -74,10 +74,9 @@ def _blocks() -> dict:
 
 
 def run(preset_name: str, out: Path, methods=METHODS) -> dict:
-    """The rows of `methods` under a preset, the result so far written to `out`
-    (`complete` False) after each (system, method) block; **returns** the result JSON.
-    A method that raises is recorded in `errors` and the run goes on; without pysindy
-    installed, the SINDy rows are skipped with a note."""
+    """The result JSON of `methods` under a preset, written to `out` after each (system,
+    method) block; a method that raises is recorded in `errors` and the run goes on
+    (without pysindy, SINDy is skipped with a note)."""
     preset, start = PRESETS[preset_name], time.perf_counter()
     rows, errors, seconds, notes = [], [], {}, []
     settings = dataclasses.asdict(preset)

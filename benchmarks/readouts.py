@@ -1,11 +1,9 @@
-"""Which readout identifies the physics? WARP-Phys on MSD with each readout of theta_t.
-
-Every cell trains the `cpu`-preset WARP-Phys (`damped_oscillator`, root 8x2, Adam 3e-3,
-cosine) for the same number of steps with one `readout=` and is scored on the
-VALIDATION split only (this benchmark chooses a default): the forecast MSE from a
-100-step context, and omega_0 and zeta read at the end of the context against the truth,
-with their spread over the forecast. Cells run in worker processes and are kept under
-`runs/bench_readouts/`, so a rerun skips the finished ones.
+"""Which readout identifies the physics? WARP-Phys on MSD with each readout of theta_t:
+every cell trains the `warp-phys train` default WARP-Phys (`damped_oscillator`, root 8x2)
+with hypernetwork 16 for the same steps with one `readout=`, scored on the VALIDATION
+split only (this benchmark chooses a default): the forecast MSE from a 100-step context,
+omega_0 and zeta read at its end against the truth, their spread over the forecast.
+Cells run in worker processes, kept under `runs/bench_readouts/` (a rerun skips them).
 
     python -m benchmarks.readouts            # ~3 min per cell on 2 cores
     python -m benchmarks.readouts --render   # the table, from the committed JSON
@@ -28,10 +26,9 @@ CELLS = {  # name: decoder options on top of the preset's
 }
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
-SETTINGS = dict(system="msd", n_test=16, context=CONTEXT, forcing_prob=0.25, normalize=True)
-SETTINGS.update(eval_protocol="forecast", model="warp", decoder="damped_oscillator")
-SETTINGS.update(root_depth=2, hyper_width=16, optimizer="adam", lr=3e-3, clip="global_norm")
-SETTINGS.update(clip_value=1.0, schedule="cosine", batch_size=32, val_every=250, seed=0)
+# on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...)
+SETTINGS = dict(system="msd", n_test=16, eval_protocol="forecast", model="warp")
+SETTINGS.update(decoder="damped_oscillator", hyper_width=16, val_every=250)
 
 
 def identification(run, count: int) -> dict:

@@ -1,11 +1,9 @@
 """The paper's reconstruction table (Table 3): GRU, LSTM, Transformer, WARP and WARP-Phys
-on MSD, MSD-Zero, LV (repeat-copy, no WARP-Phys) and SINE (10 trajectories), 3 seeds.
-
-Every cell is trained and evaluated through `train_run` / `evaluate_run` (model
-selection on the validation split); test (and OOD) MSE in the paper's units beside the
-paper's numbers. Presets in `_presets.py`: `cpu` (63 minutes on 2 idle cores) and
-`paper` (the spec's sizes, for an accelerator). Each finished (system, model, seed) is
-kept in `results/reconstruction_runs.json` and skipped when the command is run again.
+on MSD, MSD-Zero, LV (repeat-copy, no WARP-Phys) and SINE (10 trajectories), 3 seeds,
+each cell through `train_run` / `evaluate_run`; test (and OOD) MSE in the paper's units
+beside the paper's. Presets in `_presets.py`: `cpu` (63 min on 2 idle cores) and `paper`
+(for an accelerator). Each finished (system, model, seed) is kept in
+`results/reconstruction_runs.json` and skipped when the command is run again.
 
     python -m benchmarks.reconstruction --preset cpu      # writes results/reconstruction.json
     python -m benchmarks.reconstruction --render          # README block from the JSON

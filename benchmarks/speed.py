@@ -60,10 +60,9 @@ class Bench:
         return self.runs[key]
 
     def step(self, entry: dict, mode: str, kind=None) -> tuple[dict, str | None]:
-        """The training step of `entry` (root, T, D_theta, batch, A_entries, lowrank's rank)
-        in a worker, and why it has no timing (skipped: estimated to need too much memory;
-        failed), if it has none; with a transition `kind` (dense too) timed once, after a
-        warm-up under 2 s, without the GEMM rate."""
+        """`entry`'s training step (root, T, D_theta, batch, A_entries, rank) in a worker, and
+        why it has no timing (skipped for its memory, failed); with a transition `kind` (dense
+        too) timed once after a warm-up under 2 s, without the GEMM rate."""
         T, D, N, (width, depth) = entry["T"], entry["D_theta"], entry["batch"], entry["root"]
         need = work.memory_estimate_gb(T, D, N, self.r, mode, entry["A_entries"])
         if need > MEMORY_FRACTION * (have := work.available_gb()):

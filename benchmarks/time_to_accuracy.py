@@ -35,19 +35,17 @@ RUNS = harness.ROOT / "runs" / "bench_time"
 
 
 def cell_config(spec: dict):
-    """The `RunConfig` of a cell: the cpu preset's (seed 0), with the cell's learning
-    rate and time budget, no step count (the schedule sized to the time), and the smoke
-    sizes for a smoke run."""
+    """The cpu preset's `RunConfig` (seed 0) with the cell's learning rate and time budget,
+    no step count (the schedule sized to the time); smoke: the smoke sizes."""
     config = presets.run_config("cpu", spec["system"], spec["model"], 0)
     config = config.replace(lr=spec["lr"], steps=None, max_seconds=spec["seconds"])
     return config.replace(**SMOKE, n_train=min(32, config.n_train)) if spec["smoke"] else config
 
 
 def curve(folder: Path) -> dict:
-    """Validation MSE (model units: normalised where the run normalises) against the
-    training seconds, from the run's `metrics.jsonl`, and the steps and seconds trained.
-    The log keeps the time every 10 steps: a validation's time is interpolated between
-    them (after the last one: at that one's mean step time)."""
+    """Validation MSE (model units) against training seconds from `metrics.jsonl`, and the
+    steps and seconds trained; a validation's time is interpolated between the logged
+    times (every 10 steps; after the last one: at the mean step time)."""
     from warp_phys.training.metrics_log import read_metrics
 
     records = read_metrics(folder / "metrics.jsonl")
@@ -63,9 +61,8 @@ def curve(folder: Path) -> dict:
 
 
 def identification(run, context: int) -> dict:
-    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split: medians
-    over trajectories of the relative error of the value read at the end of the `context`,
-    of its relative spread over the forecast, and of the error once refined."""
+    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split: median
+    relative errors read at the end of `context` and refined, spread over the forecast."""
     import warp_phys as wp
 
     table = wp.parameter_table(run, split="test", context=context, refine="auto")
@@ -82,8 +79,7 @@ def identification(run, context: int) -> dict:
 
 def score(record: dict, folder: Path, spec: dict) -> dict:
     """`record` with the test MSE (raw units) of the best model in `folder`, for a physical
-    prior also refined (`test_mse_refined`, `refine`: K), and for MSD's WARP-Phys its
-    identification."""
+    prior also refined (`test_mse_refined`, K: `refine`), for MSD's WARP-Phys identified."""
     import warp_phys as wp
 
     run = wp.load_run(folder, "best")
@@ -131,9 +127,8 @@ def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, l
 
 
 def stale(folder: Path, spec: dict) -> bool:
-    """Whether the run in `folder` was trained with another config than `spec`'s is now
-    (the preset changed since): its cell is then trained again. A cell without its run
-    folder is kept."""
+    """Whether the run in `folder` was trained with another config than `spec`'s is now (the
+    preset changed since: its cell is trained again); a cell without its run folder is kept."""
     stored = folder / "config.json"
     if not stored.is_file():
         return False
