@@ -1,8 +1,6 @@
-"""The methods' rows of `benchmarks.anchors`, one (noise, context) condition each:
-SINDy and the oracle fit per trajectory (`benchmarks._fits`), WARP and WARP-Phys trained
-once per system (LV: an RK4 prior written for this benchmark), WARP-Phys + refine K (the
-same trained WARP-Phys, refined on each context), each scored against the clean test
-trajectories with a failed forecast clipped to a box (`_fits.bounded`)."""
+"""The methods' rows of `benchmarks.anchors`, one per (noise, context): SINDy and the
+oracle fit per trajectory (`_fits`), WARP and WARP-Phys trained once per system (LV: an
+RK4 prior written here), WARP-Phys + refine K, scored against the clean trajectories."""
 
 import itertools
 import time
@@ -33,9 +31,8 @@ def load_data(system: str, preset) -> dict:
     data = {s: systems.generate(system, n, split=s, seed=preset.seed) for s, n in splits.items()}
     out = {s: np.asarray(d.y, np.float32) for s, d in data.items()}
     bound = _fits.BOUND_FACTOR * np.abs(out["train"]).max((0, 1))
-    return dict(
-        out, t=np.asarray(data["test"].t, np.float64), std=out["train"].std((0, 1)), bound=bound
-    )
+    t, std = np.asarray(data["test"].t, np.float64), out["train"].std((0, 1))
+    return dict(out, t=t, std=std, bound=bound)
 
 
 def _observed(data: dict, split: str, noise: float) -> np.ndarray:

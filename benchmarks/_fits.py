@@ -160,10 +160,9 @@ _ORACLE_CACHE: dict = {}  # compiled fits by equations (system name: MSD-Zero's 
 
 def oracle_forecast(system, contexts, horizon, t, scale, restarts, max_context, lm_steps=80):
     """`OracleFit` of `system`'s equations on contexts `(N, L, D)` at times `t` (padded to
-    `max_context`), from `restarts` starts (the centre of the training box, then uniform
-    draws) with at most `lm_steps` Levenberg-Marquardt steps, the residual's channels
-    weighed by `scale` `(D,)`: `(forecast (N, horizon, D), seconds of the compiled fit and
-    forecast, compile seconds)`."""
+    `max_context`) from `restarts` starts (the training box's centre, then uniform draws),
+    `lm_steps` LM steps at most, channels weighed by `scale` `(D,)`: `(forecast (N,
+    horizon, D), seconds of the compiled fit and forecast, compile seconds)`."""
     N, L, D = contexts.shape
     obs, mask = np.zeros((N, max_context, D), np.float32), np.zeros((N, max_context), np.float32)
     obs[:, :L], mask[:, :L] = contexts, 1.0

@@ -137,9 +137,8 @@ def _inf(mean: float | None) -> float:
 
 
 def _ratio(other: float | None, ours: float | None) -> float | None:
-    """`other / ours` of two mean MSEs (above 1: ours is lower). A diverged cell (None)
-    counts as infinitely bad: 0 when ours diverged, None (no finite ratio, ours better)
-    when only the other did."""
+    """`other / ours` of two mean MSEs (above 1: ours is lower), a diverged cell (None) the
+    worst: 0 when ours diverged, None (no finite ratio, ours better) when the other did."""
     if ours is None:
         return 0.0
     return None if other is None else other / ours

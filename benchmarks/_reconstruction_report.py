@@ -106,10 +106,6 @@ def stats(values: list) -> tuple[float | None, float | None]:
     return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
 
 
-def json_number(value: float | None) -> float | None:
-    return value if value is not None and np.isfinite(value) else None
-
-
 def seed_cell(runs: list) -> dict:
     """A table cell from its runs' records (one per seed): test / OOD mean and std, size,
     mean training time and steps, runs stopped on the clock, per-seed MSEs."""
@@ -118,8 +114,9 @@ def seed_cell(runs: list) -> dict:
     cell["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
     cell["steps"] = float(np.mean([r["steps"] for r in runs]))
     cell["stopped_on_time"] = sum(r["stopped"] == "time" for r in runs)
-    cell["per_seed"] = [json_number(r["test"]) for r in runs]
-    cell["per_seed_ood"] = [json_number(r.get("ood")) for r in runs]
+    finite = lambda v: v if v is not None and np.isfinite(v) else None  # JSON has no NaN
+    cell["per_seed"] = [finite(r["test"]) for r in runs]
+    cell["per_seed_ood"] = [finite(r.get("ood")) for r in runs]
     return cell
 
 

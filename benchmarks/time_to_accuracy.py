@@ -95,9 +95,8 @@ def score(record: dict, folder: Path, spec: dict) -> dict:
 
 
 def train_cell(spec: dict) -> dict:
-    """Worker: train one cell in `spec["folder"]` (replaced) and report its curve and
-    `train_seconds` (compilation included, as in the budget); a final cell is `score`d too.
-    A run whose loss turned non-finite keeps its best validated model."""
+    """Worker: one cell trained in `spec["folder"]` (replaced; a non-finite loss keeps the
+    best validated model): its curve, `train_seconds` (compilation included), final: `score`."""
     import warp_phys as wp
 
     start, folder, config = time.perf_counter(), Path(spec["folder"]), cell_config(spec)
