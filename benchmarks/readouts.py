@@ -23,7 +23,12 @@ CELLS = {  # name: decoder options on top of the preset's
     "latent 64, width 16": {"readout": "latent", "latent_size": 64, "width": 16},
     "latent_unit 32": {"readout": "latent_unit", "latent_size": 32},
     "direct": {"readout": "direct"},
+    # memory in A (README: A needs modes that forget), learned from A = I
+    "weights, diagonal A": {"readout": "weights", "transition": "diagonal"},
+    "weights, diagonal A, A lr 1e-4": {"transition": "diagonal", "transition_lr": 1e-4},
+    "weights, dense A lr 3e-4": {"readout": "weights", "transition_lr": 3e-4},
 }
+RUN_OPTIONS = ("transition", "transition_lr")  # RunConfig's options, not the decoder's
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
 # on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...)
@@ -54,6 +59,7 @@ def cell(spec: dict) -> dict:
     options = {"activation": "swish", **spec["options"]}
     sizes = dict(n_train=spec["n_train"], n_val=spec["n_val"], steps=spec["steps"])
     sizes["root_width"] = options.pop("width", 8)
+    sizes.update({k: options.pop(k) for k in RUN_OPTIONS if k in options})
     config = wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
     run, history = wp.train_run(config, Path(spec["folder"]), overwrite=True, progress=False)
     out = dict(steps=spec["steps"], seconds=float(history["seconds"][-1]))

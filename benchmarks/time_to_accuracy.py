@@ -6,7 +6,8 @@ sweep scored on VALIDATION (`--lrs`, `--sweep-seconds` each), then the best rate
 the test split (raw units; WARP-Phys also with its prior refined on each context, and on
 MSD the omega_0 and zeta it identifies). Budgets count from the first step, compilation
 included; `--scale` multiplies them. Each (phase, system, model, lr) cell runs in its own
-process and keeps its record under `--runs`, so an interrupted run continues.
+process and keeps its record under `--runs`, so an interrupted run continues (the default
+records are committed, their run folders not: the run may span sessions).
 
     python -m benchmarks.time_to_accuracy               # ~2.8 h on 2 cores; JSON, figure, README
     python -m benchmarks.time_to_accuracy --scale 0.2   # ~1 h: every budget x 0.2
@@ -31,7 +32,7 @@ HEADLINE = ("msd", ("warp_phys", "warp"))  # the pair given the headline budget
 LRS = (3e-4, 1e-3, 3e-3)
 BUDGETS = {"sweep": 45.0, "final": 300.0, "headline": 900.0}  # seconds of training
 SMOKE = dict(n_val=8, n_test=8, val_every=5)  # and 32 training trajectories (SINE: its 10)
-RUNS = harness.ROOT / "runs" / "bench_time"
+RUNS = harness.ROOT / "benchmarks" / "results" / "time_cells"
 
 
 def cell_config(spec: dict):
