@@ -6,8 +6,7 @@ sweep scored on VALIDATION (`--lrs`, `--sweep-seconds` each), then the best rate
 the test split (raw units; WARP-Phys also with its prior refined on each context, and on
 MSD the omega_0 and zeta it identifies). Budgets count from the first step, compilation
 included; `--scale` multiplies them. Each (phase, system, model, lr) cell runs in its own
-process and keeps its record under `--runs`, so an interrupted run continues (the default
-records are committed, their run folders not: the run may span sessions).
+process and keeps its record (committed by default: the run may span sessions) under `--runs`.
 
     python -m benchmarks.time_to_accuracy               # ~2.8 h on 2 cores; JSON, figure, README
     python -m benchmarks.time_to_accuracy --scale 0.2   # ~1 h: every budget x 0.2
@@ -108,6 +107,7 @@ def train_cell(spec: dict) -> dict:
     except FloatingPointError:
         stopped = "non-finite"
     record = dict(curve(folder), lr=spec["lr"], budget_s=spec["seconds"], stopped=stopped)
+    record["config"] = harness.read_json(folder / "config.json")
     if summary is not None:
         record["train_seconds"] = summary["train_seconds"]
     finite = [v for v in record["curve"]["val_mse"] if v is not None]
@@ -127,12 +127,14 @@ def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, l
 
 
 def stale(folder: Path, spec: dict) -> bool:
-    """Whether the run in `folder` was trained with another config than `spec`'s is now (the
-    preset changed since: its cell is trained again); a cell without its run folder is kept."""
-    stored = folder / "config.json"
-    if not stored.is_file():
-        return False
-    return harness.read_json(stored) != json.loads(json.dumps(cell_config(spec).to_dict()))
+    """Whether the cell was trained with another config than `spec`'s is now (the preset
+    changed since: it is trained again): its run folder's config, else its record's."""
+    stored, record = folder / "config.json", folder.with_suffix(".json")
+    if stored.is_file():
+        config = harness.read_json(stored)
+    else:
+        config = harness.read_json(record).get("config") if record.is_file() else None
+    return config is not None and config != json.loads(json.dumps(cell_config(spec).to_dict()))
 
 
 def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
