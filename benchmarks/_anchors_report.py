@@ -1,10 +1,5 @@
-"""Figures, targets and README block of `benchmarks.anchors`."""
+"""Targets and README block of `benchmarks.anchors`."""
 
-from pathlib import Path
-
-import numpy as np
-
-from benchmarks import _harness as harness
 from benchmarks._harness import fmt, table
 
 # WARP-Phys + refine K: the trained WARP-Phys, its prior refined by K Levenberg-Marquardt
@@ -14,8 +9,6 @@ REFINED = tuple(f"warp_phys_refine{k}" for k in REFINE_STEPS)
 METHODS = ("sindy", "oracle_fit", "warp_phys", *REFINED, "warp")
 LABELS = {"sindy": "SINDy", "oracle_fit": "oracle fit", "warp_phys": "WARP-Phys", "warp": "WARP"}
 LABELS |= {m: f"WARP-Phys + refine {k}" for m, k in zip(REFINED, REFINE_STEPS, strict=True)}
-COLORS = {"sindy": "tab:orange", "oracle_fit": "tab:green", "warp_phys": "tab:blue"}
-COLORS |= dict(zip(REFINED, ("tab:cyan", "tab:red"), strict=True), warp="tab:purple")
 # the compute each WARP-Phys row must save against the oracle fit (issues 10 and 21)
 SPEEDUP_TARGETS = {"warp_phys": 100, **{m: 10 for m in REFINED}}
 REFINED_NOTE = (
@@ -34,49 +27,10 @@ def _axes(rows):
     return sorted({r["noise"] for r in rows}), sorted({r["context"] for r in rows})
 
 
-def plot_system(rows: list[dict], system: str, path: Path) -> None:
-    """`figures/anchors_<system>.png`: MSE vs context (noise-free solid, noisiest dashed)
-    and MSE vs noise (shortest context solid, longest dashed), one colour per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r["system"] == system]
-    idx, (noises, contexts) = _index(rows), _axes(rows)
-    mse = lambda *key: idx.get((system, *key), {}).get("mse", np.nan)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for method in [m for m in METHODS if any(r["method"] == m for r in rows)]:
-        style = dict(marker="o", color=COLORS[method])
-        for noise, line in ((noises[0], "-"), (noises[-1], "--")):
-            ys = [mse(method, noise, L) for L in contexts]
-            left.plot(contexts, ys, line, **style, label=f"{LABELS[method]}, noise {noise:.0%}")
-        for L, line in ((contexts[0], "-"), (contexts[-1], "--")):
-            ys = [mse(method, n, L) for n in noises]
-            right.plot(
-                [100 * n for n in noises], ys, line, **style, label=f"{LABELS[method]}, context {L}"
-            )
-    left.set(xlabel="context length (steps)", ylabel="forecast MSE (raw units)", yscale="log")
-    left.set(xticks=contexts, title="MSE vs context")
-    right.set(xlabel="observation noise (% of channel std)", yscale="log")
-    right.set(xticks=[100 * n for n in noises], title="MSE vs noise")
-    for ax in (left, right):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, ncol=2)
-    what = "forecast after the context, per-trajectory fits vs amortised WARP"
-    fig.suptitle(f"{SYSTEM_LABELS.get(system, system)}: {what}")
-    fig.tight_layout()
-    harness.save_figure(fig, path, dpi=110)
-
-
 def targets(rows: list[dict]) -> list[dict]:
-    """The issues' targets, each with its numbers and `met` (None when a row is missing).
-
-    For WARP-Phys (issue 10) and WARP-Phys + refine K (issue 21):
-    - noise-free MSD at the paper's longest context: MSE within 3x of the oracle fit's,
-      with >= 100x (refined: >= 10x) less compute per trajectory;
-    - 5 % noise, 25-step context, every system: MSE below SINDy's and the oracle fit's.
-    """
+    """The targets of WARP-Phys (issue 10) and WARP-Phys + refine K (issue 21), with their
+    numbers and `met`: noise-free MSD, longest context, MSE within 3x of the oracle fit's
+    at >= 100x (refined: 10x) less compute; 5 % noise, context 25: below SINDy and oracle."""
     idx, (noises, contexts), out = _index(rows), _axes(rows), []
     oracle = idx.get(("msd", "oracle_fit", 0.0, contexts[-1]))
     for method, least in SPEEDUP_TARGETS.items():
@@ -122,7 +76,7 @@ def _cost(r: dict | None) -> str:
 
 def markdown(result: dict) -> str:
     """The README block: where each method wins, the target conditions side by side
-    with compute, training, targets, notes and figures."""
+    with compute, training, targets and notes."""
     rows = result["rows"]
     idx, (noises, contexts) = _index(rows), _axes(rows)
     names = [s for s in SYSTEM_LABELS if any(r["system"] == s for r in rows)]
@@ -171,6 +125,5 @@ def markdown(result: dict) -> str:
         *([f"Training (once per system, not in the compute above): {trained}."] if train else []),
         "**Targets**",
         "\n".join(targets + notes),
-        " ".join(f"![{s}](figures/anchors_{s}.png)" for s in names),
     ]
     return "\n\n".join(parts)

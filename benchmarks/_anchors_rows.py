@@ -1,8 +1,6 @@
-"""The methods' rows of `benchmarks.anchors`, one (noise, context) condition each:
-SINDy and the oracle fit per trajectory (`benchmarks._fits`), WARP and WARP-Phys trained
-once per system (LV: an RK4 prior written for this benchmark), WARP-Phys + refine K (the
-same trained WARP-Phys, refined on each context), each scored against the clean test
-trajectories with a failed forecast clipped to a box (`_fits.bounded`)."""
+"""The methods' rows of `benchmarks.anchors`, one per (noise, context): SINDy and the
+oracle fit per trajectory (`_fits`), WARP and WARP-Phys trained once per system (LV: an
+RK4 prior written here), WARP-Phys + refine K, scored against the clean trajectories."""
 
 import itertools
 import time
@@ -33,9 +31,8 @@ def load_data(system: str, preset) -> dict:
     data = {s: systems.generate(system, n, split=s, seed=preset.seed) for s, n in splits.items()}
     out = {s: np.asarray(d.y, np.float32) for s, d in data.items()}
     bound = _fits.BOUND_FACTOR * np.abs(out["train"]).max((0, 1))
-    return dict(
-        out, t=np.asarray(data["test"].t, np.float64), std=out["train"].std((0, 1)), bound=bound
-    )
+    t, std = np.asarray(data["test"].t, np.float64), out["train"].std((0, 1))
+    return dict(out, t=t, std=std, bound=bound)
 
 
 def _observed(data: dict, split: str, noise: float) -> np.ndarray:
@@ -53,9 +50,9 @@ def _scores(forecast: np.ndarray, target: np.ndarray, bound: np.ndarray) -> dict
     return {"mse": mse, "median_mse": median, "failed": int(failed.sum())}
 
 
-def _rows(system: str, method: str, data: dict, preset, log, predict) -> list[dict]:
-    """One row per (noise, context): `predict(noise, L, contexts (N, L, D))` returns the
-    raw forecast of the rest of each test trajectory and the row's other keys."""
+def _rows(system: str, method: str, data: dict, preset, predict) -> list[dict]:
+    """One row per (noise, context), each printed: `predict(noise, L, contexts (N, L, D))`
+    returns the raw forecast of the rest of each test trajectory and the row's other keys."""
     rows = []
     for noise in preset.noises:
         observed = _observed(data, "test", noise)
@@ -63,12 +60,14 @@ def _rows(system: str, method: str, data: dict, preset, log, predict) -> list[di
             forecast, extra = predict(noise, L, observed[:, :L])
             scores = _scores(forecast, data["test"][:, L:], data["bound"])
             row = dict(system=system, method=method, noise=noise, context=L)
-            rows.append(dict(row, **scores, **extra))
-            log(rows[-1])
+            rows.append(r := dict(row, **scores, **extra))
+            what = f"{system:>14} {method:>18} noise {noise:<5} context {L:>3}: mse {r['mse']:.4g}"
+            what += f" (median {r['median_mse']:.3g}, {r['failed']} failed)"
+            print(f"{what}, {r['seconds_per_trajectory']:.3g} s/traj", flush=True)
     return rows
 
 
-def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
+def sindy_rows(system: str, data: dict, preset) -> list[dict]:
     """SINDy per (noise, context); its threshold and differentiation picked on val."""
     T = data["test"].shape[1]
     grid = list(itertools.product(preset.thresholds, preset.differentiation))
@@ -83,10 +82,10 @@ def sindy_rows(system: str, data: dict, preset, log) -> list[dict]:
         extra = dict(threshold=th, differentiation=d, val_mse=min(val_mse))
         return forecast, dict(seconds_per_trajectory=seconds, **extra)
 
-    return _rows(system, "sindy", data, preset, log, predict)
+    return _rows(system, "sindy", data, preset, predict)
 
 
-def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
+def oracle_rows(system: str, data: dict, preset) -> list[dict]:
     """The true-ODE least-squares fit per (noise, context), all test trajectories at once."""
     T, model = data["test"].shape[1], systems.get_system(EQUATIONS.get(system, system))
     fit = (data["t"], data["std"], preset.restarts, max(preset.contexts), preset.lm_steps)
@@ -96,7 +95,7 @@ def oracle_rows(system: str, data: dict, preset, log) -> list[dict]:
         extra = dict(compile_seconds=compile_s, restarts=preset.restarts)
         return forecast, dict(seconds_per_trajectory=seconds / len(forecast), **extra)
 
-    return _rows(system, "oracle_fit", data, preset, log, predict)
+    return _rows(system, "oracle_fit", data, preset, predict)
 
 
 # ----------------------------------------------------------------------------- WARP
@@ -105,13 +104,8 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
     units from the previous (normalised) state, with (a, b, d, g) > 0 read from theta_t
     (initialised at the centre of the training ranges); states clipped to `[0, top]`."""
     mean, std, top = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32), float(top)
-    ranges = systems.get_system("lotka_volterra").param_ranges
-    names = ("alpha", "beta", "delta", "gamma")
-
-    def field(p, z):
-        prey, pred = z[0], z[1]
-        dprey = p["alpha"] * prey - p["beta"] * prey * pred
-        return jnp.stack([dprey, p["delta"] * prey * pred - p["gamma"] * pred])
+    lv = systems.get_system("lotka_volterra")
+    field, names = lambda p, z: lv.vector_field(0.0, z, p), lv.param_names
 
     def lv_step(p, tau, x):
         del tau
@@ -125,7 +119,7 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
         return (jnp.clip(z + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, top) - mean) / std
 
     shapes, transforms = {n: () for n in names}, {n: "softplus" for n in names}
-    init = {n: sum(ranges[n]) / 2 for n in names}
+    init = {n: sum(lv.param_ranges[n]) / 2 for n in names}
     options = dict(transforms=transforms, init=init, label="lotka_volterra_rk4")
     return wp.FunctionDecoder(lv_step, shapes, data_size=2, **options)
 
@@ -145,10 +139,8 @@ def build_warp(system: str, method: str, normalizer: wp.Normalizer, T: int, top:
 
 
 def train_warp(system: str, method: str, data: dict, preset):
-    """Trains one WARP model on the training split with the noise levels mixed in.
-
-    **Returns:** `(model, normalizer, train seconds, history)`.
-    """
+    """One WARP model trained on the training split with the noise levels mixed in:
+    `(model, normalizer, train seconds, history)`."""
     y, val, std = data["train"], data["val"], data["std"]
     levels = [np.resize(np.asarray(preset.noises, np.float32), len(x)) for x in (y, val)]
     inputs = _noisy(y, levels[0], std, seed=preset.seed + 11)
@@ -169,17 +161,10 @@ def train_warp(system: str, method: str, data: dict, preset):
     return model, norm, time.perf_counter() - start, history
 
 
-def warp_rows(
-    system: str, method: str, data: dict, preset, log, *, refine: int = 0, trained=None
-) -> list[dict]:
-    """Trains `method` once on `system`, then forecasts every (noise, context); with
-    `refine` K >= 1 (WARP-Phys only), each forecast first refines the prior's parameters
-    on the context by K Levenberg-Marquardt steps (row `warp_phys_refine<K>`).
-
-    `trained`: a dict caching `train_warp`'s result per (system, method), so that the
-    refined rows reuse the WARP-Phys model of the plain row instead of training again.
-    """
-    trained = {} if trained is None else trained
+def warp_rows(system: str, method: str, data: dict, preset, *, refine: int, trained) -> list:
+    """`method` trained once per system (`trained`: `train_warp`'s results by (system,
+    method), shared by the refined rows), then every (noise, context) forecast; with
+    `refine` K >= 1 the prior's parameters refined on the context first (K LM steps)."""
     if (system, method) not in trained:
         trained[(system, method)] = train_warp(system, method, data, preset)
     model, norm, train_s, history = trained[(system, method)]
@@ -202,4 +187,4 @@ def warp_rows(
         return np.asarray(norm.invert(forecast)), extra
 
     name = f"{method}_refine{refine}" if refine else method
-    return _rows(system, name, data, preset, log, predict)
+    return _rows(system, name, data, preset, predict)

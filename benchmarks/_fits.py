@@ -1,18 +1,10 @@
-"""Per-trajectory anchors for `benchmarks/anchors.py`: SINDy and the true-ODE least-squares fit.
-
-Both reconstruct one trajectory from its observed context alone, with no training set:
-
-- `sindy_forecast`: PySINDy (polynomial library up to degree 3, STLSQ) fitted on the
-  context; its identified field is integrated forward from the last observed state with
-  diffrax (Tsit5, adaptive), all trajectories in one `vmap` (the same model as PySINDy's
-  per-trajectory scipy loop).
-- `oracle_forecast`: the system's own `vector_field`, its parameters (log scale) and
-  initial state fitted to the context by Levenberg-Marquardt (optimistix) through a
-  diffrax solve from several restarts in the training parameter box; the best restart is
-  solved forward. One jitted function does every trajectory and restart at once.
-
-`bounded` clips a failed or diverging forecast to a box around the data, so that it
-counts with a large error instead of being dropped.
+"""Per-trajectory anchors for `benchmarks/anchors.py`, each fitted on one trajectory's
+context alone: `sindy_forecast` (PySINDy, polynomials up to degree 3, STLSQ; its field
+integrated by diffrax, all trajectories in one `vmap`) and `oracle_forecast` (the
+system's own `vector_field`, log-parameters and initial state fitted by
+Levenberg-Marquardt through a diffrax solve from restarts in the training box).
+`bounded` clips a failed forecast to a box around the data, so that it counts with a
+large error instead of being dropped.
 """
 
 import math
@@ -33,11 +25,8 @@ BOUND_FACTOR = 10.0  # forecasts are clipped to +- BOUND_FACTOR * max |y| of the
 
 
 def bounded(forecast: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clip a forecast `(N, H, D)` to `[-bound, bound]` per channel (NaN/inf -> +-bound).
-
-    **Returns:** `(clipped forecast, failed (N,) bool)`: failed where any value was
-    non-finite or outside the box.
-    """
+    """A forecast `(N, H, D)` clipped to `[-bound, bound]` per channel (NaN/inf -> +-bound),
+    and `failed (N,)`: where any value was non-finite or outside the box."""
     forecast = np.asarray(forecast, np.float64)
     bad = ~np.isfinite(forecast) | (np.abs(forecast) > bound)
     clean = np.nan_to_num(forecast, nan=np.inf, posinf=np.inf, neginf=-np.inf)
@@ -72,8 +61,7 @@ def _features(y, powers: np.ndarray):
 
 
 def fit_sindy(context: np.ndarray, dt: float, threshold: float, differentiation: str):
-    """PySINDy coefficients `(D, n_features)` for one context `(L, D)`, or NaN when the
-    fit raises (a failure, counted by the caller)."""
+    """PySINDy coefficients `(D, n_features)` for one context `(L, D)` (NaN: it failed)."""
     import pysindy as ps
 
     methods = {"finite_difference": ps.FiniteDifference}
@@ -93,7 +81,7 @@ def fit_sindy(context: np.ndarray, dt: float, threshold: float, differentiation:
         return np.full((context.shape[1], len(expected)), np.nan, np.float32)
 
 
-_SIMULATE_SHAPES: set = set()
+_SIMULATE_SHAPES: set = set()  # compiled and run once already
 
 
 @partial(jax.jit, static_argnames=("n_vars",))
@@ -107,12 +95,9 @@ def _simulate_polynomial(coef, x0, ts, t_start, *, n_vars: int):
 
 
 def sindy_forecast(contexts, t, horizon: int, threshold: float, differentiation: str):
-    """SINDy fitted on each context `(N, L, D)` of a trajectory sampled at times `t`
-    (`(T,)`, evenly spaced), simulated for `horizon` steps from the last observed state.
-
-    **Returns:** `(forecast (N, horizon, D) (raw, unclipped), fit seconds, simulate
-    seconds)`; the simulation is compiled before it is timed.
-    """
+    """SINDy fitted on each context `(N, L, D)` at times `t` `(T,)` (evenly spaced), run
+    `horizon` steps from the last observed state: `(forecast (N, horizon, D), fit seconds,
+    simulate seconds)`, the simulation compiled before it is timed."""
     N, L, D = contexts.shape
     start = time.perf_counter()
     coef = np.stack(
@@ -134,14 +119,10 @@ def sindy_forecast(contexts, t, horizon: int, threshold: float, differentiation:
 
 # ------------------------------------------------------------------------ oracle fit
 class OracleFit(eqx.Module):
-    """Least-squares fit of a system's own ODE to masked contexts, then a forward solve.
-
-    `__call__(obs (N, Lmax, D), mask (N, Lmax), inits (R, P))` fits every trajectory
-    from each of the R log-parameter starts (initial state started at the first
-    observation), keeps the restart with the lowest context residual and returns the
-    solution on the whole grid `(N, T, D)` and the fitted log-parameters `(N, P)`.
-    Contexts shorter than `Lmax` are masked, so one compilation serves every length.
-    """
+    """`__call__(obs (N, Lmax, D), mask (N, Lmax), inits (R, P))`: a system's own ODE fitted
+    to each masked context (so one compilation serves every length) from the R
+    log-parameter starts, the initial state from the first observation; the restart of
+    lowest residual solved on the whole grid `(N, T, D)`, and its log-parameters `(N, P)`."""
 
     system: eqx.Module
     ts: jax.Array
@@ -174,47 +155,29 @@ class OracleFit(eqx.Module):
         return path, best[:, : len(self.names)]
 
 
-def restart_inits(system, n_restarts: int, seed: int = 0) -> np.ndarray:
-    """`(n_restarts, P)` log-parameter starts: the centre of the training box, then
-    uniform draws from it (fixed seed)."""
-    low, high = np.array([system.param_ranges[n] for n in system.param_names]).T
-    draws = np.random.default_rng(seed).uniform(low, high, size=(n_restarts - 1, len(low)))
-    return np.log(np.vstack([(low + high) / 2, draws])).astype(np.float32)
+_ORACLE_CACHE: dict = {}  # compiled fits by equations (system name: MSD-Zero's are MSD's), shapes
 
 
 def oracle_forecast(system, contexts, horizon, t, scale, restarts, max_context, lm_steps=80):
-    """`OracleFit` of `system`'s equations on contexts `(N, L, D)` of trajectories at
-    times `t` (padded to `max_context` and masked), with `restarts` starts from its
-    training box and at most `lm_steps` Levenberg-Marquardt steps each; `scale` `(D,)`
-    weighs the channels of the residual.
-
-    **Returns:** `(forecast (N, horizon, D) (unclipped), seconds of fit + forecast for
-    the batch (compiled beforehand), compile seconds)`.
-    """
+    """`OracleFit` of `system`'s equations on contexts `(N, L, D)` at times `t` (padded to
+    `max_context`) from `restarts` starts (the training box's centre, then uniform draws),
+    `lm_steps` LM steps at most, channels weighed by `scale` `(D,)`: `(forecast (N,
+    horizon, D), seconds of the compiled fit and forecast, compile seconds)`."""
     N, L, D = contexts.shape
     obs, mask = np.zeros((N, max_context, D), np.float32), np.zeros((N, max_context), np.float32)
     obs[:, :L], mask[:, :L] = contexts, 1.0
     t, scale = jnp.asarray(t, jnp.float32), jnp.asarray(scale, jnp.float32)
     fitter = OracleFit(system, t, scale, system.param_names, lm_steps)
-    args = (jnp.asarray(obs), jnp.asarray(mask), jnp.asarray(restart_inits(system, restarts)))
-    start = time.perf_counter()
-    compiled = _compiled_oracle(fitter, *args)
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    path, _ = jax.block_until_ready(compiled(fitter, *args))
-    seconds = time.perf_counter() - start
-    return np.asarray(path)[:, L : L + horizon], seconds, compile_seconds
-
-
-_ORACLE_CACHE: dict = {}
-
-
-def _compiled_oracle(fitter: OracleFit, obs, mask, inits):
-    """The AOT-compiled fit for this system's equations and these shapes (cached by the
-    system's name: systems that share their equations, e.g. MSD for MSD-Zero, share one
-    compilation)."""
-    key = (fitter.system.name, obs.shape, inits.shape, fitter.ts.shape, fitter.max_steps)
+    low, high = np.array([system.param_ranges[n] for n in system.param_names]).T
+    draws = np.random.default_rng(0).uniform(low, high, size=(restarts - 1, len(low)))
+    inits = np.log(np.vstack([(low + high) / 2, draws])).astype(np.float32)
+    args = (jnp.asarray(obs), jnp.asarray(mask), jnp.asarray(inits))
+    key, start = (system.name, obs.shape, inits.shape, t.shape, lm_steps), time.perf_counter()
     if key not in _ORACLE_CACHE:
         call = eqx.filter_jit(lambda f, o, m, i: f(o, m, i))
-        _ORACLE_CACHE[key] = call.lower(fitter, obs, mask, inits).compile()
-    return _ORACLE_CACHE[key]
+        _ORACLE_CACHE[key] = call.lower(fitter, *args).compile()
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    path, _ = jax.block_until_ready(_ORACLE_CACHE[key](fitter, *args))
+    seconds = time.perf_counter() - start
+    return np.asarray(path)[:, L : L + horizon], seconds, compile_seconds

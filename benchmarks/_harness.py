@@ -1,14 +1,9 @@
-"""What every benchmark shares, so that a benchmark script only measures and reports.
-
-- `parser` / `parse`: the common flags (`--smoke`, `--out`, `--render [JSON]`,
-  `--no-readme`, `--figure`, the hidden `--worker KIND SPEC`); `finish`
-  draws the figure, prints the Markdown and splices it into the README between
-  `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` (never for a smoke run); `report`
-  does so from the `--render` JSON or a fresh measurement.
-- `run_worker`: one configuration in a fresh Python process (its peak RSS is its own; a
-  crash or a timeout comes back as `{"error": ...}`), with the load average beside it.
-- `timed` / `time_training_step`: the one timing policy; `gemm_gflops`.
-- `table` / `fmt`: the Markdown of every report.
+"""What every benchmark shares, so that a benchmark script only measures and reports:
+`parser` / `parse` (the common flags `--smoke`, `--out`, `--render [JSON]`, `--no-readme`,
+`--figure`, the hidden `--worker KIND SPEC`); `report` / `finish` (JSON, figure, Markdown,
+spliced into the README between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`, never
+for a smoke run); `run_worker` (one configuration in a fresh process: its peak RSS is its
+own, a crash comes back as `{"error": ...}`); `timed`, the one timing policy; `table`.
 """
 
 import argparse
@@ -55,13 +50,9 @@ def stamp() -> str:
 
 # --------------------------------------------------------------------------- timing
 def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0) -> dict:
-    """Median wall time of `call()` (which blocks until done). The first call is an
-    untimed warm-up when it takes under `warmup_s` (`inf`: always; 0: never); timed calls
-    stop after `reps` or once `budget_s` seconds were spent (at least one runs).
-
-    **Returns:** `median_s`, `steps_s` (the timed calls), `cpu_s` (median process CPU
-    seconds of a timed call), `reps`, `warmup` (0 or 1) and `first_call_s`.
-    """
+    """Median wall time of `call()` (blocking) as `median_s`, with `steps_s`, `cpu_s`, `reps`,
+    `warmup`, `first_call_s`: the first call is an untimed warm-up when under `warmup_s`
+    (`inf`: always; 0: never); timed calls stop after `reps` or `budget_s` seconds."""
     walls, cpus = [], []
     while True:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -77,10 +68,9 @@ def timed(call, *, reps: int, budget_s: float = math.inf, warmup_s: float = 15.0
     return dict(out, warmup=warmup, first_call_s=walls[0])
 
 
-def gemm_gflops(D: int, cols: int = 64, reps: int = 5, cpu: bool = False) -> float:
-    """The float32 GEMM rate now, (D x D) @ (D x `cols`), in GFLOP/s after a compiling
-    call: the best of `reps` calls by wall time (the load changes it, so it is measured
-    beside a row), or with `cpu` their total by process time (GFLOP per CPU-second)."""
+def gemm_gflops(D: int, cols: int = 64, reps: int = 5) -> float:
+    """The float32 GEMM rate now, (D x D) @ (D x `cols`), in GFLOP/s: the best of `reps`
+    calls after a compiling one (the load changes it, so it is measured beside a row)."""
     import jax
 
     a = jax.random.normal(jax.random.PRNGKey(0), (D, D))
@@ -88,11 +78,6 @@ def gemm_gflops(D: int, cols: int = 64, reps: int = 5, cpu: bool = False) -> flo
     product = jax.jit(lambda a, x: a @ x)
     call = lambda: jax.block_until_ready(product(a, x))
     call()
-    if cpu:
-        start = time.process_time()
-        for _ in range(reps):
-            call()
-        return 2.0 * D * D * cols * reps / (time.process_time() - start) / 1e9
     best = min(timed(call, reps=1, warmup_s=0)["median_s"] for _ in range(reps))
     return 2.0 * D * D * cols / best / 1e9
 
@@ -114,11 +99,9 @@ def oscillations(key, batch: int, T: int):
 
 
 def time_training_step(model, loss, optimizer, data, *, reps: int, **policy) -> dict:
-    """Compile one training step ahead of time (`loss(model, data, key)`, its gradient,
-    an `optimizer` update; call i gets `PRNGKey(i)`) and time it with `timed(**policy)`.
-
-    **Returns:** `timed`'s keys, `compile_s` and `final_loss`.
-    """
+    """One training step (`loss(model, data, key)`, its gradient, an `optimizer` update;
+    call i gets `PRNGKey(i)`) compiled ahead of time and `timed(**policy)`: `timed`'s keys,
+    `compile_s` and `final_loss`."""
     import equinox as eqx
     import jax
 
@@ -145,22 +128,16 @@ def time_training_step(model, loss, optimizer, data, *, reps: int, **policy) -> 
 
 
 # -------------------------------------------------------------------------- workers
-def run_worker(module: str, kind: str, spec: dict, *, workers=None, env=None) -> dict:
-    """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh process (`env` added to
-    its environment; at most two hours), or in this one when its `workers` are given.
-
-    **Returns:** the worker's dict plus `load_average` `[before, after]`, or
-    `{"error": ...}` when it crashed (e.g. killed for memory) or ran past its time.
-    """
+def run_worker(module: str, kind: str, spec: dict, *, workers=None) -> dict:
+    """`WORKERS[kind](spec)` of `benchmarks.<module>` in a fresh process (at most two
+    hours), or in this one when its `workers` are given: the worker's dict plus
+    `load_average` `[before, after]`, or `{"error": ...}` (a crash, a kill, a timeout)."""
     before = load()
     if workers is not None:
         return dict(workers[kind](spec), load_average=[before, load()])
     command = [sys.executable, "-m", f"benchmarks.{module}", "--worker", kind, json.dumps(spec)]
-    environ = {**os.environ, **(env or {})}
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, cwd=ROOT, env=environ, timeout=7200
-        )
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=7200)
     except subprocess.TimeoutExpired:
         return {"error": "worker ran past its 7200 s"}
     if done.returncode != 0:
@@ -265,8 +242,11 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
     return args
 
 
-def report(args, measure, markdown, draw=None) -> dict:
-    """`finish` with the `--render` JSON, or else with what `measure()` returns."""
+def report(args, measure, markdown, draw=None, workers=None) -> dict:
+    """`serve` a `--worker`, else `finish` with the `--render` JSON or what `measure()`
+    returns."""
+    if args.worker:
+        return serve(workers, args.worker)
     return finish(args, read_json(args.render) if args.render else measure(), markdown, draw)
 
 

@@ -1,18 +1,11 @@
-"""Run configurations of the reconstruction benchmark (one `RunConfig` per preset,
-system, model and seed), its targets, and the paper's Table 3 for comparison.
-
-Both presets follow WARP_SPEC section 4 (clean convention): autoregressive training with
-teacher forcing 0.25 (LV: full teacher forcing), the best model on the validation split
-kept, the test MSE in raw units; the data are the same for every seed (`data_seed = 0`).
-
-- `cpu` (2 CPU cores): the `warp-phys train` defaults (root MLP 8x2, hypernetwork width
-  32, 20,480 training / 256 validation trajectories, batch 32, Adam 3e-3 cosine, clip 1,
-  validation every 100 steps; SINE: its 10 trajectories, batch 10) for `CPU_STEPS`
-  optimiser steps, each run capped at `CPU_MAX_SECONDS`; WARP-Phys the
-  `damped_oscillator` (started at the physics of the centre of the training ranges, as
-  `warp-phys train` does) or `sinusoid` (SINE) root.
-- `paper`: the spec's sizes (root 48x3, 20480 MSD trajectories, batch 1024, AdaBelief
-  1e-5, the spec's epochs as steps), meant for an accelerator.
+"""The reconstruction table's `RunConfig` per preset, system, model and seed, its targets,
+and the paper's Table 3. Both presets follow WARP_SPEC section 4 (clean convention,
+teacher forcing 0.25, LV full; the best model on validation; the same data for every
+seed): `cpu`, the `warp-phys train` defaults (root 8x2, hypernetwork 32, 20,480 / 256
+trajectories, batch 32, Adam 3e-3 cosine; SINE: its 10 trajectories, batch 10) for
+`CPU_STEPS` steps capped at `CPU_MAX_SECONDS`, WARP-Phys the `damped_oscillator` or
+(SINE) `sinusoid` root; `paper`, the spec's sizes (root 48x3, batch 1024, AdaBelief 1e-5,
+the spec's epochs), meant for an accelerator.
 """
 
 import math
@@ -24,11 +17,6 @@ MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
 PRESETS = ("cpu", "paper")
 CPU_STEPS = {"msd": 1000, "msd_zero": 1000, "lotka_volterra": 200, "sine": 1000}
 CPU_MAX_SECONDS = 300.0
-# the structured transitions of WARP compared with the table's (dense) `warp` row, on the
-# systems of issue 9; only the transition differs from the `warp` cell's RunConfig
-TRANSITION_KINDS = ("diagonal", "lowrank", "block")
-TRANSITION_SYSTEMS = ("msd", "lotka_volterra")
-TRANSITION_RANK = 8  # r of the lowrank A = I + U V^T
 
 # Table 3 of the paper (WARP_SPEC section 4), in the table's units (x1e-2; SINE x1e-4);
 # None where the paper has no entry (WARP-Phys on LV).
@@ -45,20 +33,11 @@ UNITS = {"msd": 1e-2, "msd_zero": 1e-2, "lotka_volterra": 1e-2, "sine": 1e-4}
 SYSTEM_NAMES = {"lotka_volterra": "lotka_volterra_repeat"}
 
 
-# (n_train, n_val, n_test) per preset and row
-SIZES = {
-    "cpu": {"msd": (20480, 256, 512), "msd_zero": (20480, 256, 512), "sine": (10, 1000, 1000),
-            "lotka_volterra": (20480, 256, 512)},
-    "paper": {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048), "sine": (10, 1000, 1000),
-              "lotka_volterra": (15000, 1500, 3000)},
-}  # fmt: skip
-# the optimiser of each preset (batch size and steps: see `run_config`)
-OPTIMISERS = {
-    "cpu": {"optimizer": "adam", "lr": 3e-3, "clip": "global_norm", "clip_value": 1.0,
-            "schedule": "cosine", "max_seconds": CPU_MAX_SECONDS},
-    "paper": {"optimizer": "adabelief", "lr": 1e-5, "transition_lr": 1e-5, "clip": "elementwise",
-              "clip_value": 1e-7, "schedule": "plateau", "val_every": 200},
-}  # fmt: skip
+# (n_train, n_val, n_test) per row of the paper preset and of SINE (cpu: the CLI's)
+SIZES = {"msd": (20480, 2048, 4096), "msd_zero": (8192, 819, 2048), "sine": (10, 1000, 1000),
+         "lotka_volterra": (15000, 1500, 3000)}  # fmt: skip
+PAPER_OPTIMISER = dict(optimizer="adabelief", lr=1e-5, transition_lr=1e-5, clip="elementwise")
+PAPER_OPTIMISER.update(clip_value=1e-7, schedule="plateau", val_every=200)
 # the spec's epochs per (system, model) under the paper preset; steps = epochs x batches
 PAPER_EPOCHS = {
     "msd": {"warp": 1000, "warp_phys": 2500, "gru": 750, "lstm": 1000, "transformer": 1000},
@@ -73,35 +52,16 @@ def models_for(system: str) -> tuple[str, ...]:
     return tuple(m for m in MODELS if not (system == "lotka_volterra" and m == "warp_phys"))
 
 
-def _system_options(preset: str, system: str) -> dict:
-    """Data and protocol options of a table row."""
-    n_train, n_val, n_test = SIZES[preset][system]
-    options = dict(system=SYSTEM_NAMES.get(system, system), n_train=n_train, n_val=n_val)
-    options.update(n_test=n_test, forcing_prob=0.25, eval_protocol="forecast")
-    if system == "lotka_volterra":  # repeat-copy: full teacher forcing, already in [-1, 1]
-        objective = "teacher_forced" if preset == "cpu" else "autoregressive"
-        return dict(
-            options, normalize=False, forcing_prob=1.0, eval_protocol="full", objective=objective
-        )
-    if system == "sine":  # 10 trajectories, x_0 only (through theta_0), raw data
-        return dict(options, context=1, normalize=False)
-    return dict(options, context=100, normalize=preset == "cpu")
-
-
-def _model_options(preset: str, system: str, model: str) -> dict:
-    """The model of a cell: WARP-MLP, WARP-Phys, or a baseline matched to the WARP-MLP's
-    parameter count (the paper's GRU / LSTM have sizes of their own)."""
-    paper = preset == "paper"
+def _model_options(paper: bool, system: str, model: str) -> dict:
+    """A cell's model: WARP-MLP, WARP-Phys, or a baseline of the WARP-MLP's parameter count
+    (the paper's GRU / LSTM have sizes of their own); cpu: the CLI's root and hypernetwork."""
     if paper and model in ("gru", "lstm"):
         hidden = 2280 if system == "sine" else {"gru": 2850, "lstm": 2450}[model]
         return dict(model=model, hidden_size=hidden, batch_size=380)
-    root = dict(root_width=8, root_depth=2, hyper_width=32, hyper_depth=1)
-    if paper:
-        root = dict(root_width=48, root_depth=3, hyper_width=1633, hyper_depth=2)
+    root = dict(root_width=48, root_depth=3, hyper_width=1633, hyper_depth=2) if paper else {}
     if model in ("gru", "lstm", "transformer"):
-        return dict(model=model, match_warp=True, **root) | (
-            dict(layers=4, heads=8) if paper else {}
-        )
+        paper_sizes = dict(layers=4, heads=8) if paper else {}
+        return dict(model=model, match_warp=True, **root, **paper_sizes)
     options, decoder = {"activation": "swish"}, "mlp"
     if model == "warp_phys":
         decoder = "sinusoid" if system == "sine" else "damped_oscillator"
@@ -115,39 +75,32 @@ def _model_options(preset: str, system: str, model: str) -> dict:
 
 
 def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
-    """The `RunConfig` of one table cell and seed.
-
-    **Arguments:**
-
-    - `preset`: `"cpu"` or `"paper"`.
-    - `system`: a table row, one of `SYSTEMS`.
-    - `model`: one of `MODELS` (`"warp_phys"` is WARP with the row's physical root).
-    - `seed`: model / shuffling seed (the data are the same for every seed).
-    """
+    """The `RunConfig` of one table cell (`preset` in `PRESETS`, `system` in `SYSTEMS`,
+    `model` in `MODELS`: `"warp_phys"` is WARP with the row's physical root) and seed."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     if system not in SYSTEMS:
         raise ValueError(f"system must be one of {SYSTEMS}, got {system!r}")
     if model not in models_for(system):
         raise ValueError(f"model {model!r} is not in the {system} row: {models_for(system)}")
-    options = _system_options(preset, system) | _model_options(preset, system, model)
-    options.update(OPTIMISERS[preset], seed=seed, data_seed=0)
-    if preset == "cpu":
-        batch, steps = 10 if system == "sine" else 32, CPU_STEPS[system]
-        options.update(val_every=100)
+    paper = preset == "paper"
+    options = dict(system=SYSTEM_NAMES.get(system, system), eval_protocol="forecast")
+    if paper or system == "sine":
+        options.update(zip(("n_train", "n_val", "n_test"), SIZES[system], strict=True))
+    if system == "lotka_volterra":  # repeat-copy: full teacher forcing, already in [-1, 1]
+        objective = "autoregressive" if paper else "teacher_forced"
+        options.update(normalize=False, forcing_prob=1.0, eval_protocol="full", objective=objective)
+    elif system == "sine":  # 10 trajectories, x_0 only (through theta_0), raw data
+        options.update(context=1, normalize=False)
     else:
-        batch = min(options.pop("batch_size", 1024), options["n_train"])
-        steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)
-    return RunConfig(**options, batch_size=batch, steps=steps)
-
-
-def transition_config(preset: str, system: str, kind: str, seed: int) -> RunConfig:
-    """The table's `warp` cell with the transition A of `kind` (`"dense"` gives the cell
-    itself); lowrank at rank `TRANSITION_RANK`. Budget, data, root and optimiser (A's
-    default learning rate included, which each kind sizes itself) are the cell's."""
-    config = run_config(preset, system, "warp", seed)
-    rank = TRANSITION_RANK if kind == "lowrank" else None
-    return config.replace(transition=kind, transition_rank=rank)
+        options.update(normalize=not paper)
+    options.update(_model_options(paper, system, model), seed=seed, data_seed=0)
+    if not paper:
+        steps, batch = CPU_STEPS[system], 10 if system == "sine" else 32
+        return RunConfig(**options, batch_size=batch, steps=steps, max_seconds=CPU_MAX_SECONDS)
+    batch = min(options.pop("batch_size", 1024), options["n_train"])
+    steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)
+    return RunConfig(**options, **PAPER_OPTIMISER, batch_size=batch, steps=steps)
 
 
 def targets(results: dict) -> list[dict]:
@@ -184,9 +137,8 @@ def _inf(mean: float | None) -> float:
 
 
 def _ratio(other: float | None, ours: float | None) -> float | None:
-    """`other / ours` of two mean MSEs (above 1: ours is lower). A diverged cell (None)
-    counts as infinitely bad: 0 when ours diverged, None (no finite ratio, ours better)
-    when only the other did."""
+    """`other / ours` of two mean MSEs (above 1: ours is lower), a diverged cell (None) the
+    worst: 0 when ours diverged, None (no finite ratio, ours better) when the other did."""
     if ours is None:
         return 0.0
     return None if other is None else other / ours

@@ -1,25 +1,18 @@
-"""The reconstruction table's summary and report: the result JSON from the per-run
-records (mean and std over seeds, divergence counts, targets) and the README's Markdown
-block from that JSON."""
+"""The reconstruction table's result JSON from the per-run records (mean and std over
+seeds, divergence counts, targets) and its README block."""
 
 import numpy as np
 
 from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._harness import table
-from benchmarks._presets import SYSTEMS, TRANSITION_KINDS, TRANSITION_SYSTEMS, run_config
+from benchmarks._presets import SYSTEMS, run_config
 
 LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "lotka_volterra": "LV", "sine": "SINE*"}
 NAMES = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "warp": "WARP"}
 NAMES["warp_phys"] = "WARP-Phys"  # the keys in the paper's column order
 REFINED = "warp_phys_refined"  # WARP-Phys's runs, the prior refined on each context
 NAMES[REFINED] = "WARP-Phys, refined"
-
-
-def _sequences(preset: str, system: str) -> int:
-    """Training sequences WARP sees under a preset: steps x batch."""
-    config = run_config(preset, system, "warp", 0)
-    return config.steps * config.batch_size
 
 
 def _target_line(t: dict) -> str:
@@ -30,31 +23,14 @@ def _target_line(t: dict) -> str:
 
 
 def _cell(r: dict | None, prefix: str = "", missing: str = "not run") -> str:
-    """A table entry: mean ± std, or, where forecasts diverged, that over the finite
-    trajectories marked with a dagger (explained by `_diverged_note`)."""
+    """A table entry: mean ± std, n/a where a seed's forecast diverged (a null mean)."""
     if r is None:
         return missing
-    finite = "finite_" if r.get(f"{prefix}diverged") else ""
-    mean, std = r.get(f"{prefix}{finite}mean"), r.get(f"{prefix}{finite}std")
+    mean, std = r.get(f"{prefix}mean"), r.get(f"{prefix}std")
     if mean is None:
         return "n/a"
     spec = ".1e" if 0 < abs(mean) < 0.01 else (".2f" if abs(mean) < 100 else ".0f")
-    return f"{mean:{spec}} ± {std:{spec}}" + " †" * bool(finite)
-
-
-def _diverged_note(res: dict) -> list[str]:
-    cases = [
-        f"{LABELS[s]} {NAMES[m]} {split}: {r[key]} trajector{'y' if r[key] == 1 else 'ies'}"
-        for s, row in res.items()
-        for m, r in row.items()
-        for split, key in (("test", "diverged"), ("OOD", "ood_diverged"))
-        if m in NAMES and r.get(key)
-    ]
-    return [
-        f"† The free-running forecast diverged (NaN or inf) on some trajectories "
-        f"({'; '.join(cases)}, summed over seeds); the entry is the MSE over the others, and "
-        "the JSON's mean is null."
-    ][: bool(cases)]
+    return f"{mean:{spec}} ± {std:{spec}}"
 
 
 def _tables(res: dict) -> tuple[str, str]:
@@ -76,7 +52,7 @@ def _tables(res: dict) -> tuple[str, str]:
 
 
 def markdown(summary: dict, command: str) -> str:
-    """The README block: test table, OOD table, sizes and budgets, targets, transitions."""
+    """The README block: test table, OOD table, sizes and budgets, targets."""
     res, preset = summary["results"], summary["preset"]
     cells = [(s, [row[m] for m in NAMES if m in row and m != REFINED]) for s, row in res.items()]
     params = ", ".join(LABELS[s] + " " + "/".join(str(r["params"]) for r in rs) for s, rs in cells)
@@ -84,10 +60,11 @@ def markdown(summary: dict, command: str) -> str:
         LABELS[s] + " " + "/".join(f"{r['steps']:.0f}" for r in rs) for s, rs in cells
     )
     capped = sum(r.get("stopped_on_time", 0) for _, rs in cells for r in rs)
-    repeat = summary.get("repeat_last", {}).items()
-    naive = ", ".join(f"{LABELS[s]} {v:.3g}" for s, v in repeat if v is not None)
-    seen = {s: f"{_sequences(preset, s):,} vs {_sequences('paper', s):,}" for s in res}
-    budget = "; ".join(f"{LABELS[s]} {text}" for s, text in seen.items())
+    seen = {s: [run_config(p, s, "warp", 0) for p in (preset, "paper")] for s in res}
+    budget = "; ".join(
+        f"{LABELS[s]} {a.steps * a.batch_size:,} vs {b.steps * b.batch_size:,}"
+        for s, (a, b) in seen.items()
+    )
     c, sine = run_config(preset, "msd", "warp", 0), run_config(preset, "sine", "warp", 0)
     seeds = {seed for _, rs in cells for r in rs for seed in r.get("seeds", [])}
     wall = summary.get("wall_seconds")
@@ -110,55 +87,37 @@ def markdown(summary: dict, command: str) -> str:
         test,
         "Out-of-distribution test split (parameters outside the training ranges):",
         ood,
-        *_diverged_note(res),
         f"Parameters (column order): {params}. Optimiser steps done (mean over seeds): "
-        f"{steps}; {capped} runs stopped on the wall-clock cap. Repeating the last observed "
-        f"value scores {naive or 'n/a'}.",
+        f"{steps}; {capped} runs stopped on the wall-clock cap.",
         f"Targets of the `{preset}` preset (training sequences seen by WARP against the paper "
         f"preset: {budget}; far from convergence, the gaps between models need not be those "
         "at convergence; nothing was tuned on the test split):",
         "\n".join(map(_target_line, summary["targets"])),
-        *transitions_markdown(summary),
     ]
     return "\n\n".join(parts)
 
 
 def stats(values: list) -> tuple[float | None, float | None]:
-    """Mean and std over seeds; None when a value is missing or not finite (JSON has no
-    NaN: the cell's `diverged` keys say why)."""
+    """Mean and std over seeds; None when a value is missing or not finite (a forecast
+    diverged: NaN or inf)."""
     values = [v for v in values if v is not None]
     if not values or not np.all(np.isfinite(values)):
         return None, None
     return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
 
 
-def json_number(value: float | None) -> float | None:
-    return value if value is not None and np.isfinite(value) else None
-
-
-def divergence(runs: list, split: str) -> dict:
-    """The cell's keys for forecasts that diverged on `split` (none when no run did):
-    trajectories summed over seeds, and mean / std of each seed's MSE over the finite
-    trajectories."""
-    count = sum(r.get(f"{split}_diverged", 0) for r in runs)
-    if not count:
-        return {}
-    mean, std = stats([r.get(f"{split}_finite", r.get(split)) for r in runs])
-    prefix = "" if split == "test" else f"{split}_"
-    return {f"{prefix}diverged": count, f"{prefix}finite_mean": mean, f"{prefix}finite_std": std}
-
-
 def seed_cell(runs: list) -> dict:
-    """The keys a table cell and a transition cell share, from its runs' records (one
-    per seed): test / OOD mean and std, parameters, mean training time and steps, runs
-    stopped on the clock, per-seed test MSE, and the divergence keys."""
+    """A table cell from its runs' records (one per seed): test / OOD mean and std, size,
+    mean training time and steps, runs stopped on the clock, per-seed MSEs."""
     (mean, std), (ood_mean, ood_std) = (stats([r.get(k) for r in runs]) for k in ("test", "ood"))
     cell = dict(mean=mean, std=std, ood_mean=ood_mean, ood_std=ood_std, params=runs[0]["params"])
     cell["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
     cell["steps"] = float(np.mean([r["steps"] for r in runs]))
     cell["stopped_on_time"] = sum(r["stopped"] == "time" for r in runs)
-    cell["per_seed"] = [json_number(r["test"]) for r in runs]
-    return cell | divergence(runs, "test") | divergence(runs, "ood")
+    finite = lambda v: v if v is not None and np.isfinite(v) else None  # JSON has no NaN
+    cell["per_seed"] = [finite(r["test"]) for r in runs]
+    cell["per_seed_ood"] = [finite(r.get("ood")) for r in runs]
+    return cell
 
 
 def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict:
@@ -173,13 +132,10 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
             table_runs += runs
             if runs:
                 done = [s for s, k in zip(seeds, keys, strict=True) if k in records]
-                ood = [json_number(r.get("ood")) for r in runs]
-                cell = dict(paper=presets.PAPER[system][model], seeds=done, per_seed_ood=ood)
-                row[model] = seed_cell(runs) | cell
+                row[model] = seed_cell(runs) | dict(paper=presets.PAPER[system][model], seeds=done)
             if runs and all("test_refined" in r for r in runs):
                 refined = [dict(r, test=r["test_refined"], ood=r.get("ood_refined")) for r in runs]
-                ood = [json_number(r.get("ood_refined")) for r in runs]
-                row[REFINED] = seed_cell(refined) | dict(cell, paper=None, per_seed_ood=ood)
+                row[REFINED] = seed_cell(refined) | dict(paper=None, seeds=done)
         if row:
             results[system] = row
     # the table's runs one after another (data, training and evaluation); None for
@@ -190,53 +146,3 @@ def summarise(records: dict, preset: str, seeds, *, smoke: bool = False) -> dict
     out.update(missing=missing, device=harness.device(), date=harness.stamp())
     out["units"] = {s: presets.UNITS[s] for s in SYSTEMS}
     return dict(out, results=results, targets=presets.targets(results))
-
-
-def summarise_transitions(records: dict, results: dict, seeds) -> dict:
-    """`{SYSTEM: {KIND: cell}}` of the structured-transition WARP runs among the per-run
-    `records` (keys `SYSTEM/warp:KIND/SEED`); a cell has the table's keys (mean, std,
-    params, train_seconds, ...) and `vs_dense`, its mean test MSE over the `warp` cell's
-    of `results` (None where that cell is missing)."""
-    out = {}
-    for system in TRANSITION_SYSTEMS:
-        for kind in TRANSITION_KINDS:
-            runs = [(s, records[k]) for s in seeds if (k := f"{system}/warp:{kind}/{s}") in records]
-            if not runs:
-                continue
-            cell = seed_cell([r for _, r in runs])
-            dense, mean = results.get(system, {}).get("warp", {}).get("mean"), cell["mean"]
-            vs_dense = mean / dense if dense and mean is not None else None
-            rank = presets.TRANSITION_RANK if kind == "lowrank" else None
-            cell.update(seeds=[s for s, _ in runs], vs_dense=vs_dense, rank=rank)
-            out.setdefault(system, {})[kind] = cell
-    return out
-
-
-def transitions_markdown(summary: dict) -> list[str]:
-    """The README's table of WARP's transition kinds against the dense `warp` cell."""
-    kinds, res = summary.get("transitions", {}), summary["results"]
-    systems = [s for s in TRANSITION_SYSTEMS if s in kinds]
-    if not systems:
-        return []
-    rows, rank = [], presets.TRANSITION_RANK
-    names = {"dense": "dense (the `warp` cell)", "lowrank": f"lowrank (r = {rank})"}
-    for kind in ("dense", *TRANSITION_KINDS):
-        cells = []
-        for s in systems:
-            r = res.get(s, {}).get("warp") if kind == "dense" else kinds[s].get(kind)
-            ratio = 1.0 if kind == "dense" else r and r.get("vs_dense")
-            cells += [_cell(r), "" if r is None else harness.fmt(ratio, ".2f", "n/a")]
-            cells += ["", ""] if r is None else [r["params"], f"{r['train_seconds']:.0f}"]
-        rows.append([names.get(kind, kind), *cells])
-    seeds = sorted({s for row in kinds.values() for r in row.values() for s in r["seeds"]})
-    dims = {s: sorted({r["D_theta"] for r in kinds[s].values() if "D_theta" in r}) for s in systems}
-    dims = ", ".join(f"{LABELS[s]} {'/'.join(map(str, d))}" for s, d in dims.items())
-    head = "A | " + " | ".join(f"{LABELS[s]} test | vs dense | params | train s" for s in systems)
-    return [
-        f"WARP transition kinds: the `warp` cell above with only the transition A changed "
-        f"(issue 9; seeds {seeds}; D_theta {dims}; `.venv/bin/python -m benchmarks.reconstruction "
-        '--transitions`); "vs dense" is the ratio of mean test MSE to the dense cell (below '
-        "1: better). A's learning rate is each kind's default, `lr / lr_divisor`; at this "
-        "D_theta this measures what the structure costs in accuracy, not speed or memory.",
-        table(head, rows),
-    ]

@@ -1,22 +1,14 @@
-"""The speed benchmark's report, all from its JSON result: the targets, the README's
-Markdown block and the figure."""
+"""The speed benchmark's report, all from its JSON result: the targets and the README's
+Markdown block."""
 
 import statistics
-from pathlib import Path
 
-from benchmarks import _harness as harness
 from benchmarks._harness import fmt, table
 from benchmarks._speed_workers import DATA_SIZE, MODES
 
 
 def _kind(row: dict) -> str:
     return f"lowrank (r = {row.get('rank')})" if row["kind"] == "lowrank" else row["kind"]
-
-
-def _loads(result: dict) -> list[float]:
-    """The load averages recorded beside the rows' workers."""
-    runs = [r.get(m) or {} for r in result["rows"] for m in MODES]
-    return [x for run in runs for x in run.get("load_average", [])]
 
 
 def _percent(x) -> str:
@@ -31,14 +23,11 @@ def targets(rows: list[dict]) -> dict:
     if at_1024 and at_1024["parallel_s"] and at_1024["sequential_s"]:
         ratio = at_1024["sequential_s"] / at_1024["parallel_s"]
         out["parallel_5x"] = f"{'met' if ratio >= 5 else 'missed'} ({ratio:.2f}x)"
-    whole = [r["recurrence_fraction"] for r in big if r.get("recurrence_fraction")]
-    fwd = [r["recurrence_forward_fraction"] for r in big if r.get("recurrence_forward_fraction")]
-    if whole or fwd:
-        best, fwd = max(whole + fwd), f"{100 * max(fwd):.0f} %" if fwd else "not measured"
+    if fractions := [r["recurrence_fraction"] for r in big if r.get("recurrence_fraction")]:
+        best = max(fractions)
         out["recurrence_60pct"] = (
             f"{'met' if best >= 0.6 else 'missed'} (best {100 * best:.0f} % of the GEMM rate "
-            f"measured beside it; whole training step: best {100 * max(whole, default=0):.0f} "
-            f"%, forward recurrence alone: {fwd})"
+            "measured beside it, whole training step)"
         )
     return out
 
@@ -48,22 +37,17 @@ def _step_row(r: dict) -> list:
     gemms = [g for m in MODES for g in (r.get(m) or {}).get("gemm_gflops", [])]
     speedup = f"{seq / par:.2f}x" if par and seq else "-"
     model = f"{flops['sequential'] / flops['parallel']:.2f}x"
-    fractions = [_percent(r.get(f"recurrence_{k}fraction")) for k in ("", "forward_")]
     gemm = fmt(statistics.median(gemms) if gemms else None, ".0f")
     reps = f"{r.get('parallel_reps') or '-'}/{r.get('sequential_reps') or '-'}"
     times = [fmt(par), fmt(seq), speedup, model, fmt(r["recurrence_gflops"], ".1f")]
-    return [r["T"], r["D_theta"], *times, *fractions, gemm, reps]
-
-
-def _paper_row(x: dict) -> str:
-    step = f"{x['step_s']:.1f} | {x['peak_rss_gb']:.1f}"
-    return f"{x['batch']} | {x['algorithm']} | {step} | {x.get('reps') or '-'}"
+    return [r["T"], r["D_theta"], *times, _percent(r.get("recurrence_fraction")), gemm, reps]
 
 
 def markdown(result: dict) -> str:
     """The README block."""
-    mem, target, r = result["memory"], result["targets"], result["hyper_width"]
-    loads = _loads(result)
+    mem, target, r, N = result["memory"], result["targets"], result["hyper_width"], result["batch"]
+    runs = [r.get(m) or {} for r in result["rows"] for m in MODES]  # the load beside each
+    loads = [x for run in runs for x in run.get("load_average", [])]
     load = loads and f"median {statistics.median(loads):.1f}, max {max(loads):.1f}"
     skipped = [
         f"T {x['T']}, D_theta {x['D_theta']}: {'; '.join(x['skipped'])}"
@@ -76,57 +60,29 @@ def markdown(result: dict) -> str:
         + (f" Load average during the rows: {load}." if load else ""),
         f"Dense float32 GEMM (D x D) @ (D x 64) at D = {result['matmul_D']}: "
         f"**{result['matmul_gflops']:.0f} GFLOP/s**.",
-        f"**Training step** (teacher-forced, forward + backward + Adam; batch {mem['batch']}, "
+        f"**Training step** (teacher-forced, forward + backward + Adam; batch {N}, "
         f"data_size {DATA_SIZE}, hypernetwork width r = {r}; s per step, median of `reps`):",
         table(
             "T | D_theta | parallel s | sequential s | parallel speed-up | FLOP model speed-up "
-            "| recurrence GFLOP/s (sequential step) | % of GEMM | forward recurrence % of GEMM "
-            "| GEMM GFLOP/s beside it | reps par/seq",
+            "| recurrence GFLOP/s (sequential step) | % of GEMM | GEMM GFLOP/s beside it "
+            "| reps par/seq",
             map(_step_row, result["rows"]),
         ),
         *skipped,
         "FLOP model (`_speed_workers.flop_model`, dense A): the parallel form's per-batch "
         "precompute of A^k [W | b | B] alone costs (r + 1 + d) / N = "
-        f"{(r + 1 + DATA_SIZE) / mem['batch']:.2f} of the scan, and a 5x gain needs N >= 5 "
+        f"{(r + 1 + DATA_SIZE) / N:.2f} of the scan, and a 5x gain needs N >= 5 "
         "(r + 1 + d) and T d << D_theta, or a structured A. Targets: parallel >= 5x faster at "
         f"T 1024, D_theta ~5k: **{target['parallel_5x']}**; sequential recurrence >= 60 % of "
         f"GEMM FLOP/s at D_theta ~5k: **{target['recurrence_60pct']}**.",
     ]
     if not result.get("complete", True):
         parts.insert(1, "**Incomplete**: some configurations were not run; the rows say why.")
-    if msd := result["paper_msd"]:
-        src = result["paper_msd_source"]
-        parts += [
-            f"**Paper MSD configuration** (D_theta 4898, T 256, autoregressive, teacher forcing "
-            f"0.25; from `{src['source']}`, measured {src['measured']}):",
-            table("batch | algorithm | s per step | peak RSS GB | reps", map(_paper_row, msd)),
-        ]
-    inf = result["inference"]
-    if "error" not in inf:
-        parts.append(
-            f"**Inference**: {inf['trajectories_per_s']:.0f} trajectories/s (`reconstruct`, "
-            f"context {inf['context']}, horizon {inf['horizon']}, batch {inf['batch']}, D_theta "
-            f"{inf['D_theta']}, model {inf['model']})."
-        )
-    gru = (
-        f"{x['D_theta']} | {x['params']:,} | {fmt(x['warp_parallel_s'])} "
-        f"| {fmt(x['warp_sequential_s'])} | {x.get('gru_hidden', '-')} | {fmt(x.get('gru_s'))}"
-        for x in result["warp_vs_gru"]
-    )
-    memory = (
-        f"{x['D_theta']} | {fmt(x.get('peak_rss_gb'), '.2f')} | {x['dense_state_gb']:.3f}"
-        for x in mem["rows"]
-    )
-    parts += [
-        f"**WARP vs GRU of equal parameter count** (T {result['gru_length']}, s per step):",
-        table("D_theta | params | WARP parallel s | WARP sequential s | GRU hidden | GRU s", gru),
-        f"**Peak memory vs D_theta** (sequential training step, T {mem['T']}, batch "
-        f"{mem['batch']}; peak RSS of the worker process):",
-        table("D_theta | peak RSS GB | dense A training state GB (16 D^2 bytes)", memory),
+    parts.append(
         "A dense A's training state (A, gradient, two Adam moments: 16 D^2 bytes) alone stops "
         f"fitting this {mem['machine_gb']:.0f} GB machine at D_theta ~ "
-        f"{mem['dense_A_limit_D']:,} (computed, not measured).",
-    ]
+        f"{mem['dense_A_limit_D']:,} (computed, not measured)."
+    )
     return "\n\n".join(parts + _structured_markdown(result))
 
 
@@ -152,99 +108,24 @@ def _kind_row(x: dict) -> list:
 def _structured_markdown(result: dict) -> list[str]:
     """The structured-transition tables (issue 9): memory per kind vs D_theta and the
     training step per kind at D_theta ~5k."""
-    rows, steps, parts = result["memory"].get("structured") or [], result.get("transitions"), []
-    if rows:
-        parts += [
-            f"**Structured transitions: memory vs D_theta** (sequential training step, T "
-            f"{rows[0]['T']}, batch {rows[0]['batch']}: small, so that A's training state "
-            "dominates; A state = A's entries x 16 bytes; block, whose A is sum_b D_b^2 over "
-            "the root's parameter tensors, runs on roots of many 32 x 32 layers):",
-            table(
-                "kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
-                "| step s | ",
-                map(_memory_row, rows),
-            ),
-        ]
-    if steps and steps.get("rows"):
-        notes = [f"{_kind(x)}: {'; '.join(x['skipped'])}." for x in steps["rows"] if x["skipped"]]
-        parts += [
-            f"**Training step per transition kind** (T {steps['T']}, batch {steps['batch']}; s "
-            "per step, median; the mode WARP's `auto` picks in bold; dense from the rows above, "
-            "block on a root of many small layers):",
-            table(
-                "kind | root | D_theta | A entries | parallel s | sequential s | auto picks",
-                map(_kind_row, steps["rows"]),
-            ),
-            *([" ".join(notes)] if notes else []),
-        ]
-    return parts
-
-
-def _curve(ax, rows, x, y, style, scale=1.0, **kw):
-    """Plot `y` against `x` over the `rows` that have both (nothing when none has)."""
-    pts = [(r[x], scale * r[y]) for r in rows if r.get(x) and r.get(y)]
-    if pts:
-        ax.plot(*zip(*pts, strict=True), style, **kw)
-
-
-def plot(result: dict, path: Path) -> None:
-    """Four panels: step time vs T, recurrence FLOP/s vs T, memory vs D_theta (dense and
-    structured), the paper-MSD rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, mem = result["rows"], result["memory"]
-    structured, Ds = mem.get("structured") or [], sorted({r["D_theta"] for r in rows})
-    lengths = sorted({r["T"] for r in rows}) or [1, 2]
-    T_axis = dict(xscale="log", xlim=(lengths[0] / 1.5, lengths[-1] * 1.5), xlabel="T")
-    fig, ((steps, rate), (memory, paper)) = plt.subplots(2, 2, figsize=(11, 8))
-    for D in Ds:
-        at = [r for r in rows if r["D_theta"] == D]
-        for mode, style in (("parallel", "o-"), ("sequential", "s--")):
-            _curve(steps, at, "T", f"{mode}_s", style, label=f"{mode}, D={D}")
-        label = f"sequential recurrence, D={D}"
-        _curve(rate, at, "T", "recurrence_fraction", "o-", 100, label=label)
-    steps.set(**T_axis, ylabel="s per training step", title=f"training step, batch {mem['batch']}")
-    if steps.lines:
-        steps.set_yscale("log")
-        steps.legend(fontsize=8)
-    rate.axhline(100, color="k", ls=":", label="dense GEMM timed beside the row")
-    rate.axhline(60, color="grey", ls=":", label="60 % target")
-    title = "recurrence FLOP/s (whole training step) / GEMM"
-    rate.set(**T_axis, ylabel="% of the GEMM rate", ylim=(0, None), title=title)
-    rate.legend(fontsize=8)
-    label = "peak RSS (measured)"
-    label = f"dense: {label}, T {mem['T']}, batch {mem['batch']}" if structured else label
-    _curve(memory, mem["rows"], "D_theta", "peak_rss_gb", "o-", label=label)
-    grid = [10 ** (2 + k / 8) for k in range(29)]  # D_theta from 100 to ~300k
-    label = "A + grad + Adam moments, 16 D^2 bytes (computed)"
-    memory.plot(grid, [16 * D * D / 2**30 for D in grid], "--", color="C1", label=label)
-    memory.axhline(mem["machine_gb"], color="r", ls=":", label="machine memory")
-    for k, kind in enumerate(dict.fromkeys(r["kind"] for r in structured)):
-        at = [r for r in structured if r["kind"] == kind]
-        label = f"{kind}: peak RSS, T {structured[0]['T']}, batch {structured[0]['batch']}"
-        style = dict(color=f"C{(2, 4, 5, 6, 8, 9)[k % 6]}", ms=6, mfc="none", label=label)
-        _curve(memory, at, "D_theta", "peak_rss_gb", "^vsDPX"[k % 6] + ":", **style)
-    title = f"memory, T {mem['T']}, batch {mem['batch']}"
-    if structured:
-        label = "dense A stops fitting (16 D^2 bytes)"
-        memory.axvline(mem["dense_A_limit_D"], color="grey", ls="-.", label=label)
-        title += " (structured: open markers)"
-    memory.set(xscale="log", yscale="log", xlabel="D_theta", ylabel="GB", title=title)
-    memory.set_ylim(0.1 if structured else None, None)
-    memory.legend(fontsize=6)
-    if msd := result["paper_msd"]:
-        colors = ["C0" if r["algorithm"] == "scan" else "C1" for r in msd]
-        paper.bar(range(len(msd)), [r["step_s"] for r in msd], color=colors)
-        ticks = [f"{r['algorithm']}\nbatch {r['batch']}" for r in msd]
-        paper.set_xticks(range(len(msd)), ticks, fontsize=8)
-        title = "paper MSD (D 4898, T 256, autoregressive)"
-        paper.set(yscale="log", ylabel="s per training step", title=title)
-    else:
-        paper.set_axis_off()
-    span = f", load {min(loads):.1f}-{max(loads):.1f}" if (loads := _loads(result)) else ""
-    fig.suptitle(f"WARP speed on {result['device']} ({result['date'][:10]}{span})", fontsize=10)
-    fig.tight_layout()
-    harness.save_figure(fig, path)
+    rows, steps = result["memory"]["structured"], result["transitions"]
+    notes = [f"{_kind(x)}: {'; '.join(x['skipped'])}." for x in steps["rows"] if x["skipped"]]
+    return [
+        f"**Structured transitions: memory vs D_theta** (sequential training step, T "
+        f"{rows[0]['T']}, batch {rows[0]['batch']}: small, so that A's training state "
+        "dominates; A state = A's entries x 16 bytes; block, whose A is sum_b D_b^2 over "
+        "the root's parameter tensors, runs on roots of many 32 x 32 layers):",
+        table(
+            "kind | root (width x depth) | D_theta | A entries | A state GB | peak RSS GB "
+            "| step s | ",
+            map(_memory_row, rows),
+        ),
+        f"**Training step per transition kind** (T {steps['T']}, batch {steps['batch']}; s "
+        "per step, median; the mode WARP's `auto` picks in bold; dense from the rows above, "
+        "block on a root of many small layers):",
+        table(
+            "kind | root | D_theta | A entries | parallel s | sequential s | auto picks",
+            map(_kind_row, steps["rows"]),
+        ),
+        *([" ".join(notes)] if notes else []),
+    ]

@@ -32,99 +32,51 @@ def warp(width: int, depth: int, T: int, hyper_width: int, kind: str = "dense", 
     return wp.WARP(DATA_SIZE, **sizes, seq_len=T, transition=kind, transition_rank=rank, key=key)
 
 
-def _step_timing(model, mode: str | None, spec: dict) -> dict:
-    """One Adam training step (teacher-forced MSE over a batch), compiled and timed."""
+def model_sizes(width: int, depth: int, kind: str = "dense", rank: int = 8) -> dict:
+    """`D_theta` and `A_entries` (block: also `blocks` and `largest_block`) of `warp` with
+    the root (`width`, `depth`) and an A of `kind`, from the model built abstractly."""
+    import equinox as eqx
+    import jax
+
+    rank = rank if kind == "lowrank" else None
+    model = eqx.filter_eval_shape(warp, width, depth, 8, 4, kind, rank)
+    A, array = model.transition, lambda x: isinstance(x, jax.ShapeDtypeStruct)
+    out = dict(D_theta=model.theta_size)
+    out["A_entries"] = sum(x.size for x in jax.tree.leaves(A) if array(x))
+    return out | (dict(blocks=len(A.sizes), largest_block=max(A.sizes)) if kind == "block" else {})
+
+
+def warp_step(spec: dict) -> dict:
+    """One WARP training step (teacher-forced MSE, Adam) compiled and timed; `spec`: width,
+    depth, T, batch, mode, hyper_width, reps, budget_s, optionally `transition`, `rank`,
+    `warmup_s` and `gemm=False` (no D x D GEMM rate beside it, not at large D)."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    def loss(model, data, key):
-        pred = jax.vmap(lambda xs: model(xs, mode) if mode else model(xs))(data)
-        return jnp.mean((pred - data[:, 1:]) ** 2)
-
-    data = harness.oscillations(jax.random.PRNGKey(1), spec["batch"], spec["T"])
-    policy = dict(reps=spec["reps"], budget_s=spec["budget_s"], warmup_s=spec.get("warmup_s", 15))
-    return harness.time_training_step(model, loss, optax.adam(1e-4), data, **policy)
-
-
-def warp_step(spec: dict) -> dict:
-    """One WARP training-step configuration: `spec` has width, depth, T, batch, mode,
-    hyper_width, reps, budget_s, and optionally `forward=True` (also time the vmapped
-    recurrence alone), `transition` and `rank`, `gemm=False` (no GEMM rate beside it: a
-    D x D GEMM, not at large D) and `warmup_s` (see `harness.timed`)."""
-    import equinox as eqx
-    import jax
-
-    import warp_phys as wp
-
     T, batch, mode, kind = spec["T"], spec["batch"], spec["mode"], spec.get("transition")
-    rss_start = rss_gb()
     root = [spec["width"], spec["depth"]]
     model = warp(*root, T, spec["hyper_width"], kind or "dense", spec.get("rank"))
     A, D = model.transition, model.theta_size
     gemm = [harness.gemm_gflops(D)] if spec.get("gemm", True) else []
     out = dict(D_theta=D, T=T, batch=batch, mode=mode, root=root)
-    out.update({"transition": kind} if kind not in (None, "dense") else {})
-    out["A_entries"] = sum(x.size for x in jax.tree.leaves(eqx.filter(A, eqx.is_array)))
     out.update(step_cost=int(A.step_cost), preferred_mode=A.preferred_mode(T, DATA_SIZE))
-    out.update(rss_model_gb=rss_gb(), **_step_timing(model, mode, spec))
-    if spec.get("forward"):
-        data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
-        trajectory = jax.vmap(lambda m, xs: m.weight_trajectory(xs, mode), (None, 0))
-        compiled = eqx.filter_jit(trajectory).lower(model, data).compile()
-        call = lambda: jax.block_until_ready(compiled(model, data))
-        timing = harness.timed(call, reps=spec["reps"], budget_s=60.0)
-        out.update(forward_s=timing["median_s"], forward_reps=timing["reps"])
+
+    def loss(model, data, key):
+        pred = jax.vmap(lambda xs: model(xs, mode))(data)
+        return jnp.mean((pred - data[:, 1:]) ** 2)
+
+    data = harness.oscillations(jax.random.PRNGKey(1), batch, T)
+    policy = dict(reps=spec["reps"], budget_s=spec["budget_s"], warmup_s=spec.get("warmup_s", 15))
+    out.update(harness.time_training_step(model, loss, optax.adam(1e-4), data, **policy))
     gemm += [harness.gemm_gflops(D)] if gemm else []
-    size = dict(feature_size=model.hypernetwork.feature_size, params=wp.count_parameters(model))
-    return dict(out, gemm_gflops=gemm, **size, rss_start_gb=rss_start, peak_rss_gb=rss_gb())
-
-
-def gru_step(spec: dict) -> dict:
-    """A GRU with the parameter count `spec["params"]`, its training step timed."""
-    import jax
-
-    import warp_phys as wp
-
-    hidden = wp.hidden_size_for("gru", params=spec["params"], data_size=DATA_SIZE)
-    model = wp.GRU(DATA_SIZE, hidden_size=hidden, key=jax.random.PRNGKey(0))
-    out = dict(hidden_size=hidden, params=wp.count_parameters(model), T=spec["T"])
-    return dict(out, batch=spec["batch"], **_step_timing(model, None, spec), peak_rss_gb=rss_gb())
-
-
-def inference(spec: dict) -> dict:
-    """Trajectories per second of jitted `reconstruct` on MSD test trajectories, with the
-    demo's trained model if there is one (else its architecture, untrained)."""
-    import jax
-    import jax.numpy as jnp
-
-    import systems
-    import warp_phys as wp
-
-    path = harness.ROOT / spec["model_path"] if spec.get("model_path") else None
-    if path is not None and path.exists():
-        model, source = wp.load_model(path), f"trained ({spec['model_path']})"
-    else:
-        sizes = dict(root_width=16, root_depth=2, hyper_width=16)
-        options = {"final_activation": 5.0}
-        model = wp.WARP(DATA_SIZE, **sizes, decoder_options=options, key=jax.random.PRNGKey(0))
-        source = "untrained, the demo's architecture (run `make demo` for the trained one)"
-    batch, context, horizon = spec["batch"], spec["context"], spec["horizon"]
-    data = systems.generate("msd", batch, split="test").y[:, : context + horizon]
-    data = jnp.asarray(wp.Normalizer.fit(data).apply(data))[:, :context]
-    compiled = jax.jit(lambda c: wp.reconstruct(model, c, horizon)).lower(data).compile()
-    call = lambda: jax.block_until_ready(compiled(data))
-    timing = harness.timed(call, reps=spec["reps"], budget_s=60.0)
-    out = dict(model=source, D_theta=model.theta_size, batch=batch, context=context)
-    out.update(horizon=horizon, seconds=timing["median_s"], reps=timing["reps"])
-    return dict(out, trajectories_per_s=batch / timing["median_s"], peak_rss_gb=rss_gb())
+    return dict(out, gemm_gflops=gemm, peak_rss_gb=rss_gb())
 
 
 def paper_step(spec: dict) -> dict:
-    """The training step of the paper's MSD configuration (root 1-48-48-48-2 without
-    x_prev, D_theta 4898, hypernetwork 128x2, T 256; smoke: tiny) by the `algorithm`
-    "scan" or "kernel": autoregressive, teacher forcing 0.25, AdaBelief with global-norm
-    clipping, A's step lr / D_theta (warp_phys's default: larger makes A^255 explode)."""
+    """The paper-MSD training step (root 1-48-48-48-2 without x_prev, D_theta 4898,
+    hypernetwork 128x2, T 256; smoke: tiny) by the `algorithm` "scan" or "kernel":
+    autoregressive, teacher forcing 0.25, clipped AdaBelief, A's step lr / D_theta."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -162,70 +114,40 @@ def gemm(spec: dict) -> dict:
     return {"D": spec["D"], "cols": 64, "gflops": harness.gemm_gflops(spec["D"], reps=9)}
 
 
-WORKERS = dict(warp_step=warp_step, gru_step=gru_step, inference=inference, gemm=gemm)
-WORKERS["paper_step"] = paper_step
+WORKERS = dict(warp_step=warp_step, paper_step=paper_step, gemm=gemm)
 
 
 # -------------------------------------------------------------------- the plan
 FULL = {
     "sizes": {"1k": (28, 2), "5k": (67, 2)},  # root (width, depth): D = w^2 + 7 w + 2
     "lengths": (64, 256, 1024, 4096), "batch": 64, "hyper_width": 32,
-    "memory_sizes": ((13, 2), (28, 2), (47, 2), (67, 2), (97, 2)), "memory_length": 64,
-    "gru_length": 256, "inference": {"batch": 256, "context": 100, "horizon": 156},
     "structured": {
         "T": 16, "batch": 8, "rank": 8,
         "roots": ((67, 2), (138, 2), (313, 2)),  # D 4960, 20012, 100162
         "block_roots": ((32, 6), (32, 20), (32, 96)),  # D = 194 + 1056 (depth - 1)
-        "speed": {"T": 256, "batch": 64, "rank": 8, "root": (67, 2), "block_root": (16, 19)},
+        "speed": {"T": 256, "batch": 64, "root": (67, 2), "block_root": (16, 19)},
     },
 }  # fmt: skip
 SMOKE = {
     "sizes": {"tiny": (4, 1)}, "lengths": (8,), "batch": 4, "hyper_width": 4,
-    "memory_sizes": ((4, 1),), "memory_length": 8, "gru_length": 8,
-    "inference": {"batch": 8, "context": 6, "horizon": 10},
     # the same sizes as "speed": its sequential entries are the memory rows' runs
     "structured": {"T": 8, "batch": 4, "rank": 2, "roots": ((4, 1),), "block_roots": ((3, 2),),
-                   "speed": {"T": 8, "batch": 4, "rank": 2, "root": (4, 1), "block_root": (3, 2)}},
+                   "speed": {"T": 8, "batch": 4, "root": (4, 1), "block_root": (3, 2)}},
 }  # fmt: skip
 
 
 def structured_plan(cfg: dict) -> list[dict]:
-    """The memory rows per transition kind that `cfg["structured"]` asks for: kind, root
-    (width, depth), D_theta, A's entries and state; block runs on `block_roots` (many
-    small tensors: its memory is sum_b D_b^2), every other kind on `roots`."""
+    """The memory rows per transition kind of `cfg["structured"]`: kind, root, sizes and
+    A's training state (16 bytes an entry); block on `block_roots` (many small tensors),
+    the other kinds on `roots`."""
     sc, plan = cfg["structured"], []
     for kind in KINDS:
+        rank = {"rank": sc["rank"]} if kind == "lowrank" else {}
         for root in sc["block_roots"] if kind == "block" else sc["roots"]:
-            entries = transition_entries(kind, *root, sc["rank"])
-            entry = dict(kind=kind, root=list(root), D_theta=theta_size(*root), A_entries=entries)
-            entry.update(T=sc["T"], batch=sc["batch"], mode="sequential")
-            entry.update({"rank": sc["rank"]} if kind == "lowrank" else {})
-            if kind == "block":
-                sizes = root_tensor_sizes(*root)
-                entry.update(blocks=len(sizes), largest_block=max(sizes))
-            plan.append(dict(entry, A_state_gb=16 * entries / 2**30))
+            entry = dict(kind=kind, root=list(root), **model_sizes(*root, kind, sc["rank"]))
+            entry.update(T=sc["T"], batch=sc["batch"], mode="sequential", **rank)
+            plan.append(dict(entry, A_state_gb=16 * entry["A_entries"] / 2**30))
     return plan
-
-
-def root_tensor_sizes(width: int, depth: int) -> list[int]:
-    """Sizes of the root MLP's parameter tensors ([tau, x_prev] -> `depth` hidden layers
-    of `width` -> DATA_SIZE): a weight and a bias per layer, the block sizes D_b of a
-    `block` transition."""
-    sizes = [1 + DATA_SIZE] + [width] * depth + [DATA_SIZE]
-    return [n for i, o in zip(sizes[:-1], sizes[1:], strict=True) for n in (i * o, o)]
-
-
-def theta_size(width: int, depth: int) -> int:
-    return sum(root_tensor_sizes(width, depth))
-
-
-def transition_entries(kind: str, width: int, depth: int, rank: int = 8) -> int:
-    """Parameters of the transition A of `kind` for the root (`width`, `depth`): D^2
-    (dense), D (diagonal, continuous), 2 D r (lowrank), sum_b D_b^2 (block)."""
-    sizes = root_tensor_sizes(width, depth)
-    D = sum(sizes)
-    entries = {"dense": D * D, "lowrank": 2 * D * rank, "block": sum(n * n for n in sizes)}
-    return entries.get(kind, D)
 
 
 def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
@@ -240,17 +162,15 @@ def flop_model(T: int, D: int, N: int, r: int, d: int = DATA_SIZE) -> dict:
     return dict(out, convolution="gemm" if gemm else "fft")
 
 
-def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str, A_entries=None) -> float:
-    """A rough upper estimate of a training step's memory: the (N, T, D) states, their
-    cotangents and the decoder's copies of them (about 4 such arrays; the parallel form's
-    FFT path adds a zero-padded (N, 2T, D) complex buffer and its transpose), the
-    parallel powers (T, D, r + 1 + d) and A's training state (16 bytes per entry: A, its
-    gradient, two Adam moments; `A_entries` default D^2, the dense A)."""
+def memory_estimate_gb(T: int, D: int, N: int, r: int, mode: str, A_entries: int) -> float:
+    """A rough upper estimate of a training step's memory, GB: about 4 (N, T, D) arrays
+    (states, cotangents, the decoder's copies), the parallel powers (T, D, r + 1 + d) and
+    FFT buffers, A's training state (A, gradient, two Adam moments: 16 bytes an entry)."""
     states = 4 * N * T * D * 4
     if mode == "parallel":
         states += 3 * T * D * (r + 1 + DATA_SIZE) * 4
         states += 2 * N * (2 * T) * D * 8 if T * DATA_SIZE > 2048 else 0
-    return (states + 16 * (D * D if A_entries is None else A_entries) + 0.5 * 2**30) / 2**30
+    return (states + 16 * A_entries + 0.5 * 2**30) / 2**30
 
 
 def available_gb() -> float:

@@ -22,10 +22,9 @@ def _final(record: dict, sweep: dict) -> dict:
 
 
 def summarise(cells: dict, args, wall_s: float) -> dict:
-    """The result JSON: `results[system][model]` (the final runs), `headline[system][model]`
-    (the longer runs of the headline pair), `identification` (the WARP-Phys MSD run's,
-    the headline one when there is one) and how it was run. `wall_s`: this session's
-    time; `cells_wall_s`: the time of every cell, also those done before a resume."""
+    """The result JSON: `results` and `headline` (`[system][model]`: the final runs and the
+    headline pair's), `identification` (MSD's WARP-Phys, headline first) and how it was
+    run; `wall_s`: this session's time, `cells_wall_s`: every cell's, resumed ones too."""
 
     def table(phase: str) -> dict:
         return {
@@ -35,39 +34,22 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
             for system, row in cells[phase].items()
         }
 
-    records = [r for phase in ("sweep", "final", "headline") for r in _leaves(cells[phase])]
+    records = [r for row in cells["sweep"].values() for lrs in row.values() for r in lrs.values()]
+    records += [r for p in ("final", "headline") for row in cells[p].values() for r in row.values()]
     msd = [cells[p].get("msd", {}).get("warp_phys", {}) for p in ("headline", "final")]
     found = [r["identification"] for r in msd if "identification" in r]
-    command = "python -m benchmarks.time_to_accuracy"
-    command += f" --scale {args.scale:g}" if args.scale != 1 else ""
-    command += " --smoke" if args.smoke else ""
-    command += " --no-sweep" if getattr(args, "no_sweep", False) else ""
-    command += " --lrs " + " ".join(f"{lr:g}" for lr in args.lrs)
-    for phase, seconds in args.budgets.items():
-        command += f" --{phase}-seconds {seconds / args.scale:g}" if not args.smoke else ""
+    scale = f" --scale {args.scale:g}" if args.scale != 1 else ""
+    command = f"python -m benchmarks.time_to_accuracy{scale}" + " --smoke" * args.smoke
+    command += " --no-sweep" * args.no_sweep + " --lrs " + " ".join(f"{lr:g}" for lr in args.lrs)
+    if not args.smoke:
+        command += "".join(f" --{p}-seconds {s / args.scale:g}" for p, s in args.budgets.items())
     result = dict(device=harness.device(), date=harness.stamp(), command=command)
-    result.update(
-        smoke=args.smoke,
-        scale=args.scale,
-        budgets=args.budgets,
-        lrs=list(args.lrs),
-        no_sweep=bool(getattr(args, "no_sweep", False)),
-    )
-    result.update(
-        wall_s=wall_s, cells_wall_s=round(sum(r.get("wall_seconds", 0) for r in records), 1)
-    )
+    result.update(smoke=args.smoke, scale=args.scale, budgets=args.budgets, lrs=list(args.lrs))
+    cells_wall_s = round(sum(r.get("wall_seconds", 0) for r in records), 1)
+    result.update(no_sweep=args.no_sweep, wall_s=wall_s, cells_wall_s=cells_wall_s)
     result.update(results=table("final"), headline=table("headline"))
     result["identification"] = found[0] if found else None
     return dict(result, errors=cells["errors"]) if cells["errors"] else result
-
-
-def _leaves(tree: dict) -> list[dict]:
-    """The records of a `{system: {model: record or {lr: record}}}` tree."""
-    out = []
-    for row in tree.values():
-        for value in row.values():
-            out += list(value.values()) if "curve" not in value else [value]
-    return out
 
 
 def _ratio(best: float | None, mse: float | None) -> str:

@@ -1,31 +1,20 @@
 """Against what a physicist would use: SINDy and per-trajectory ODE fits (issues 10, 21).
+The steps after an observed context (noise 0, 1 and 5 % of each channel's std, on the
+context only; 25, 50 and 100 steps; MSD, MSD-Zero, LV), scored by the MSE (raw units)
+against the clean trajectory, with the compute per trajectory after compilation:
+`sindy` (PySINDy on each context, threshold and differentiation chosen on validation),
+`oracle_fit` (the system's true ODE fitted to the context: the accuracy ceiling),
+`warp_phys` and `warp` (a physical root, LV's an RK4 step, and an MLP root, trained once
+per system for a wall-clock budget on inputs with the three noise levels), and
+`warp_phys_refine5` / `20` (that WARP-Phys, its prior refined on each context by 5 or 20
+Levenberg-Marquardt steps from its read-out, then run alone).
 
-On the same test trajectories, contexts and noise, reconstructions of the steps after an
-observed context, scored by the MSE (raw units, every step after the context) against the
-clean trajectory:
-
-- `sindy`: PySINDy fitted on each context alone, its threshold and differentiation
-  chosen per condition on validation trajectories;
-- `oracle_fit`: the system's true ODE fitted to the context (the accuracy ceiling);
-- `warp_phys`, `warp`: WARP with a physical root (MSD: the damped oscillator; LV: one RK4
-  step of the LV equations) and with an MLP root, trained once per system for a fixed
-  wall-clock budget on inputs carrying the three noise levels (targets clean);
-- `warp_phys_refine5`, `warp_phys_refine20`: the same WARP-Phys, its prior's parameters
-  refined on each context by 5 or 20 Levenberg-Marquardt steps from WARP's read-out
-  (`reconstruct(..., refine=K)`), then the prior run alone.
-
-Conditions: noise 0, 1 % and 5 % of each channel's std, added to the context only;
-contexts of 25, 50 and 100 steps; MSD, MSD-Zero and Lotka-Volterra. Compute per
-trajectory: wall-clock of the batched reconstruction / trajectories, after compilation.
-
-    python -m benchmarks.anchors            # writes results/anchors.json, figures, README
-    python -m benchmarks.anchors --reuse    # keeps the finished blocks of results/anchors.json
-    python -m benchmarks.anchors --render   # figures and README block from the JSON
+    python -m benchmarks.anchors            # writes results/anchors.json and the README block
+    python -m benchmarks.anchors --render   # the README block from the JSON
 """
 
 import dataclasses
 import importlib.util
-import json
 import time
 from pathlib import Path
 
@@ -74,65 +63,38 @@ NOTES = [
 ]
 
 
-def _reusable(previous: dict | None, preset_name: str) -> dict:
-    """`{(system, method): rows}` of the finished blocks of an earlier run of the same
-    preset and settings (see `--reuse`)."""
-    preset, previous = PRESETS[preset_name], previous or {}
-    settings = json.loads(json.dumps(dataclasses.asdict(preset)))  # tuples as lists
-    if (previous.get("preset"), previous.get("settings")) != (preset_name, settings):
-        return {}
-    failed = {tuple(e.split(":")[0].split("/")) for e in previous.get("errors", [])}
-    blocks: dict = {}
-    for r in previous.get("rows", []):
-        blocks.setdefault((r["system"], r["method"]), []).append(r)
-    size = len(preset.noises) * len(preset.contexts)
-    return {k: v for k, v in blocks.items() if len(v) == size and k not in failed}
-
-
 def _blocks() -> dict:
-    """`{method: rows(system, data, preset, log)}`; the WARP-Phys rows with and without
+    """`{method: rows(system, data, preset)}`; the WARP-Phys rows with and without
     refinement share one trained model per system (a fresh cache per call)."""
     trained: dict = {}
-    warp = lambda m, k=0: lambda *a: warp_rows(*a[:1], m, *a[1:], refine=k, trained=trained)
+    warp = lambda m, k=0: lambda s, *a: warp_rows(s, m, *a, refine=k, trained=trained)
     blocks = dict(sindy=sindy_rows, oracle_fit=oracle_rows, warp_phys=warp("warp_phys"))
     blocks["warp"] = warp("warp")
     return blocks | {f"warp_phys_refine{k}": warp("warp_phys", k) for k in REFINE_STEPS}
 
 
-def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=None) -> dict:
-    """The rows of `methods` under a preset; **returns** the result dict of the JSON.
-
-    `checkpoint(result)` is called after each (system, method) block with the rows so
-    far (`complete` False). A method that raises is recorded in `errors` and the run
-    goes on; without pysindy installed, the SINDy rows are skipped with a note. Blocks
-    finished in `previous` (an earlier result of the same preset and settings) are
-    reused as they are (their `block_seconds` too).
-    """
+def run(preset_name: str, out: Path, methods=METHODS) -> dict:
+    """The result JSON of `methods` under a preset, written to `out` after each (system,
+    method) block; a method that raises is recorded in `errors` and the run goes on
+    (without pysindy, SINDy is skipped with a note)."""
     preset, start = PRESETS[preset_name], time.perf_counter()
     rows, errors, seconds, notes = [], [], {}, []
-    reuse, settings = _reusable(previous, preset_name), dataclasses.asdict(preset)
+    settings = dataclasses.asdict(preset)
     if "sindy" in methods and importlib.util.find_spec("pysindy") is None:
         methods = tuple(m for m in methods if m != "sindy")
         notes.append("SINDy skipped: pysindy is not installed (pip install -e '.[bench]').")
     for system in preset.systems:
         data, blocks = load_data(system, preset), _blocks()
         for method in [m for m in blocks if m in methods]:
-            name = f"{system}/{method}"
-            if (system, method) in reuse:
-                rows += reuse[(system, method)]
-                seconds[name] = previous.get("block_seconds", {}).get(name)
-                print(f"reused {name} from the earlier result", flush=True)
-                continue
-            tic = time.perf_counter()
+            name, tic = f"{system}/{method}", time.perf_counter()
             try:
-                rows += blocks[method](system, data, preset, log)
+                rows += blocks[method](system, data, preset)
             except Exception as err:  # recorded, not hidden: the README lists it
                 errors.append(f"{name}: {type(err).__name__}: {err}")
                 print(f"ERROR {errors[-1]}", flush=True)
             seconds[name] = round(time.perf_counter() - tic, 1)
             partial = dict(preset=preset_name, complete=False, settings=settings, rows=rows)
-            if checkpoint is not None:
-                checkpoint(dict(partial, errors=errors, block_seconds=seconds))
+            harness.write_json(out, dict(partial, errors=errors, block_seconds=seconds))
     result = dict(preset=preset_name, device=harness.device(), date=harness.stamp())
     result.update(n_test=preset.n_test, n_val=preset.n_val, n_train=preset.n_train)
     result.update(settings=settings, total_seconds=time.perf_counter() - start)
@@ -140,36 +102,15 @@ def run(preset_name: str, log=print, checkpoint=None, methods=METHODS, previous=
     return dict(result, targets=report.targets(rows), notes=notes + NOTES)
 
 
-def _log(r: dict) -> None:
-    what = f"{r['system']:>14} {r['method']:>18} noise {r['noise']:<5} context {r['context']:>3}"
-    scores = f"mse {r['mse']:.4g} (median {r['median_mse']:.3g}, {r['failed']} failed)"
-    print(f"{what}: {scores}, {r['seconds_per_trajectory']:.3g} s/traj", flush=True)
-
-
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the benchmark, writes the JSON and figures, splices the README block."""
+    """Runs the benchmark, writes the JSON, splices the README block."""
     parser = harness.parser("anchors", __doc__)
-    what = "figure folder (default figures/; smoke: the temp folder)"
-    parser.add_argument("--figures", type=Path, default=None, help=what)
     what = "run only these methods (no README)"
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help=what)
-    what = "keep the finished (system, method) blocks of the JSON at --out (same settings)"
-    parser.add_argument("--reuse", action="store_true", help=what)
     args = harness.parse(parser, argv)
-    figures = args.figures or (args.out.parent if args.smoke else harness.FIGURES)
     args.no_readme |= len(args.methods) < len(METHODS)
-
-    def draw(result):
-        for system in sorted({r["system"] for r in result["rows"]}):
-            report.plot_system(result["rows"], system, figures / f"anchors_{system}.png")
-
-    if args.render:
-        return harness.finish(args, harness.read_json(args.render), report.markdown, draw)
-    previous = harness.read_json(args.out) if args.reuse and args.out.is_file() else None
-    save = lambda partial: harness.write_json(args.out, partial)
-    preset, methods = "smoke" if args.smoke else "cpu", tuple(args.methods)
-    result = run(preset, log=_log, checkpoint=save, methods=methods, previous=previous)
-    return harness.finish(args, result, report.markdown, draw)
+    measure = lambda: run("smoke" if args.smoke else "cpu", args.out, tuple(args.methods))
+    return harness.report(args, measure, report.markdown)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,9 @@
-"""Which readout identifies the physics? WARP-Phys on MSD with each readout of theta_t.
-
-Every cell trains the `cpu`-preset WARP-Phys (`damped_oscillator`, root 8x2, 20,480
-training trajectories, Adam 3e-3, cosine) for the same number of steps with one
-`readout=` (see `warp_phys.decoders.list_readouts`), and is scored on the VALIDATION
-split only (this benchmark chooses a default): the forecast MSE from a 100-step context
-and the identified omega_0 and zeta at the end of the context against the truth, with
-their spread over the forecast. Cells run in worker processes, one after the other, and
-are kept under `runs/bench_readouts/` so a rerun skips the finished ones.
+"""Which readout identifies the physics? WARP-Phys on MSD with each readout of theta_t:
+every cell trains the `warp-phys train` default WARP-Phys (`damped_oscillator`, root 8x2)
+with hypernetwork 16 for the same steps with one `readout=`, scored on the VALIDATION
+split only (this benchmark chooses a default): the forecast MSE from a 100-step context,
+omega_0 and zeta read at its end against the truth, their spread over the forecast.
+Cells run in worker processes, kept under `runs/bench_readouts/` (a rerun skips them).
 
     python -m benchmarks.readouts            # ~3 min per cell on 2 cores
     python -m benchmarks.readouts --render   # the table, from the committed JSON
@@ -26,24 +23,17 @@ CELLS = {  # name: decoder options on top of the preset's
     "latent 64, width 16": {"readout": "latent", "latent_size": 64, "width": 16},
     "latent_unit 32": {"readout": "latent_unit", "latent_size": 32},
     "direct": {"readout": "direct"},
+    # memory in A (README: A needs modes that forget), learned from A = I
+    "weights, diagonal A": {"readout": "weights", "transition": "diagonal"},
+    "weights, diagonal A, A lr 1e-4": {"transition": "diagonal", "transition_lr": 1e-4},
+    "weights, dense A lr 3e-4": {"readout": "weights", "transition_lr": 3e-4},
 }
+RUN_OPTIONS = ("transition", "transition_lr")  # RunConfig's options, not the decoder's
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
-
-
-SETTINGS = dict(system="msd", n_test=16, context=CONTEXT, forcing_prob=0.25, normalize=True)
-SETTINGS.update(eval_protocol="forecast", model="warp", decoder="damped_oscillator")
-SETTINGS.update(root_depth=2, hyper_width=16, optimizer="adam", lr=3e-3, clip="global_norm")
-SETTINGS.update(clip_value=1.0, schedule="cosine", batch_size=32, val_every=250, seed=0)
-
-
-def config(options: dict, steps: int, n_train: int, n_val: int) -> wp.RunConfig:
-    """One cell's run; the oscillator starts at the physics of the centre of MSD's ranges,
-    as every run does (`build_model`)."""
-    options = {"activation": "swish", **options}
-    width = options.pop("width", 8)
-    sizes = dict(n_train=n_train, n_val=n_val, steps=steps, root_width=width)
-    return wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
+# on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...)
+SETTINGS = dict(system="msd", n_test=16, eval_protocol="forecast", model="warp")
+SETTINGS.update(decoder="damped_oscillator", hyper_width=16, val_every=250)
 
 
 def identification(run, count: int) -> dict:
@@ -64,12 +54,16 @@ def identification(run, count: int) -> dict:
 
 
 def cell(spec: dict) -> dict:
-    folder = Path(spec["folder"])
-    cfg = config(spec["options"], spec["steps"], spec["n_train"], spec["n_val"])
-    run, history = wp.train_run(cfg, folder, overwrite=True, progress=False)
+    """Worker: train one cell (the oscillator starts at the physics of the centre of
+    MSD's ranges, as every run does) and score it."""
+    options = {"activation": "swish", **spec["options"]}
+    sizes = dict(n_train=spec["n_train"], n_val=spec["n_val"], steps=spec["steps"])
+    sizes["root_width"] = options.pop("width", 8)
+    sizes.update({k: options.pop(k) for k in RUN_OPTIONS if k in options})
+    config = wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
+    run, history = wp.train_run(config, Path(spec["folder"]), overwrite=True, progress=False)
     out = dict(steps=spec["steps"], seconds=float(history["seconds"][-1]))
-    out["theta_size"] = int(run.model.theta_size)
-    return dict(out, **identification(run, spec["n_val"]))
+    return dict(out, theta_size=int(run.model.theta_size), **identification(run, spec["n_val"]))
 
 
 WORKERS = {"cell": cell}
@@ -120,9 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-train", type=int, default=20480)
     parser.add_argument("--n-val", type=int, default=256)
     args = harness.parse(parser, argv)
-    if args.worker:
-        return harness.serve(WORKERS, args.worker)
-    return harness.report(args, lambda: measure(args), markdown)
+    return harness.report(args, lambda: measure(args), markdown, workers=WORKERS)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,12 @@
-"""Time to accuracy (issue 20, item 3): validation and test MSE against wall-clock for
-WARP-Phys, WARP (MLP root), GRU, LSTM and the Transformer on MSD, MSD-Zero and SINE, every
-model at its `cpu`-preset size (`_presets.run_config`) and given the same budget and the
-same tuning effort.
-
-Per (system, model): a learning-rate sweep (`--lrs`, `--sweep-seconds` of training each)
-scored on the VALIDATION split; the best rate then trains for `--final-seconds` (and, for
-the headline MSD pair WARP-Phys / WARP, once more for `--headline-seconds`). Only these
-final runs are scored on the test split (raw units); WARP-Phys twice, from its read-out
-and with its prior refined on each context (`evaluate_run(refine="auto")`, the CLI's
-default), and on MSD also for the physical parameters it reads from theta at the end of
-the 100-step context (median relative error against the truth, read and refined) and
-their spread over the forecast. Budgets are
-training wall-clock from the first step, its compilation included
-(`RunConfig.max_seconds`, no step count); `--scale` multiplies all of them. Each (phase,
-system, model, lr) cell runs in its own process and writes its record to `--runs`
-(default `runs/bench_time/`); a cell already there is skipped, so an
-interrupted run continues where it stopped.
+"""Time to accuracy (issue 20): validation and test MSE against training wall-clock for
+WARP-Phys, WARP, GRU, LSTM and the Transformer on MSD, MSD-Zero and SINE, each at its
+`cpu`-preset size with the same budget and tuning: per (system, model) a learning-rate
+sweep scored on VALIDATION (`--lrs`, `--sweep-seconds` each), then the best rate for
+`--final-seconds` (the MSD pair WARP-Phys / WARP also for `--headline-seconds`), scored on
+the test split (raw units; WARP-Phys also with its prior refined on each context, and on
+MSD the omega_0 and zeta it identifies). Budgets count from the first step, compilation
+included; `--scale` multiplies them. Each (phase, system, model, lr) cell runs in its own
+process and keeps its record (committed by default: the run may span sessions) under `--runs`.
 
     python -m benchmarks.time_to_accuracy               # ~2.8 h on 2 cores; JSON, figure, README
     python -m benchmarks.time_to_accuracy --scale 0.2   # ~1 h: every budget x 0.2
@@ -39,38 +30,22 @@ MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
 HEADLINE = ("msd", ("warp_phys", "warp"))  # the pair given the headline budget
 LRS = (3e-4, 1e-3, 3e-3)
 BUDGETS = {"sweep": 45.0, "final": 300.0, "headline": 900.0}  # seconds of training
-# per cell outside its budget (process, data, test scoring, identification): for the
-# estimate only; a final WARP-Phys MSD cell took ~40 s at load average 8 on 2 cores
-OVERHEAD_S = 30.0
-UNBOUNDED_STEPS = 10**9  # a time budget alone ends the run
 SMOKE = dict(n_val=8, n_test=8, val_every=5)  # and 32 training trajectories (SINE: its 10)
-RUNS = harness.ROOT / "runs" / "bench_time"
-
-
-def time_budget(config, seconds: float):
-    """`config` trained for `seconds` of wall-clock and no fixed step count: `steps`
-    left unset where `RunConfig` allows it (the schedule then sized to the time), else
-    (older `RunConfig`: steps must be an int) an unreachable step count."""
-    try:
-        return config.replace(steps=None, max_seconds=seconds)
-    except ValueError:
-        return config.replace(steps=UNBOUNDED_STEPS, max_seconds=seconds)
+RUNS = harness.ROOT / "benchmarks" / "results" / "time_cells"
 
 
 def cell_config(spec: dict):
-    """The `RunConfig` of a cell: the cpu preset's (seed 0), with the cell's learning
-    rate and time budget (and the smoke sizes for a smoke run)."""
-    config = presets.run_config("cpu", spec["system"], spec["model"], 0).replace(lr=spec["lr"])
-    if spec["smoke"]:
-        config = config.replace(**SMOKE, n_train=min(32, config.n_train))
-    return time_budget(config, spec["seconds"])
+    """The cpu preset's `RunConfig` (seed 0) with the cell's learning rate and time budget,
+    no step count (the schedule sized to the time); smoke: the smoke sizes."""
+    config = presets.run_config("cpu", spec["system"], spec["model"], 0)
+    config = config.replace(lr=spec["lr"], steps=None, max_seconds=spec["seconds"])
+    return config.replace(**SMOKE, n_train=min(32, config.n_train)) if spec["smoke"] else config
 
 
 def curve(folder: Path) -> dict:
-    """Validation MSE (model units: normalised where the run normalises) against the
-    training seconds, from the run's `metrics.jsonl`, and the steps and seconds trained.
-    The log keeps the time every 10 steps: a validation's time is interpolated between
-    them (after the last one: at that one's mean step time)."""
+    """Validation MSE (model units) against training seconds from `metrics.jsonl`, and the
+    steps and seconds trained; a validation's time is interpolated between the logged
+    times (every 10 steps; after the last one: at the mean step time)."""
     from warp_phys.training.metrics_log import read_metrics
 
     records = read_metrics(folder / "metrics.jsonl")
@@ -86,11 +61,8 @@ def curve(folder: Path) -> dict:
 
 
 def identification(run, context: int) -> dict:
-    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split
-    (`wp.parameter_table`): medians over trajectories of the relative error
-    `|p - p_true| / p_true` of the value read from theta at the end of the `context`, of
-    its relative spread (std / p_true) over the forecast, and of the relative error after
-    refinement on the context (`refine="auto"`)."""
+    """How well the WARP-Phys `run` identifies omega_0 and zeta on its test split: median
+    relative errors read at the end of `context` and refined, spread over the forecast."""
     import warp_phys as wp
 
     table = wp.parameter_table(run, split="test", context=context, refine="auto")
@@ -106,10 +78,8 @@ def identification(run, context: int) -> dict:
 
 
 def score(record: dict, folder: Path, spec: dict) -> dict:
-    """`record` with the test scores of the best model in `folder`: the forecast MSE
-    (raw units) of the read-out (`test_mse`) and, for a physical prior, after refinement
-    on each context (`test_mse_refined`, `refine`: K), and for WARP-Phys on MSD the
-    identification."""
+    """`record` with the test MSE (raw units) of the best model in `folder`, for a physical
+    prior also refined (`test_mse_refined`, K: `refine`), for MSD's WARP-Phys identified."""
     import warp_phys as wp
 
     run = wp.load_run(folder, "best")
@@ -124,18 +94,9 @@ def score(record: dict, folder: Path, spec: dict) -> dict:
     return record
 
 
-def rescore_cell(spec: dict) -> dict:
-    """Worker: `score` a finished cell again (a record from before refinement existed)."""
-    record = harness.read_json(Path(spec["folder"] + ".json"))
-    return score(record, Path(spec["folder"]), spec)
-
-
 def train_cell(spec: dict) -> dict:
-    """Worker: train one cell in `spec["folder"]` (replaced) and report its curve; a
-    final cell is scored on the test split too (and WARP-Phys on MSD identified). A run
-    whose loss turned non-finite keeps its best validated model (`stopped`).
-    `train_seconds`: the wall-clock of training, the first step's compilation included
-    (as in the budget); read from the metrics log for a run stopped by a non-finite loss."""
+    """Worker: one cell trained in `spec["folder"]` (replaced; a non-finite loss keeps the
+    best validated model): its curve, `train_seconds` (compilation included), final: `score`."""
     import warp_phys as wp
 
     start, folder, config = time.perf_counter(), Path(spec["folder"]), cell_config(spec)
@@ -146,6 +107,7 @@ def train_cell(spec: dict) -> dict:
     except FloatingPointError:
         stopped = "non-finite"
     record = dict(curve(folder), lr=spec["lr"], budget_s=spec["seconds"], stopped=stopped)
+    record["config"] = harness.read_json(folder / "config.json")
     if summary is not None:
         record["train_seconds"] = summary["train_seconds"]
     finite = [v for v in record["curve"]["val_mse"] if v is not None]
@@ -155,7 +117,7 @@ def train_cell(spec: dict) -> dict:
     return dict(record, wall_seconds=round(time.perf_counter() - start, 1))
 
 
-WORKERS = {"cell": train_cell, "rescore": rescore_cell}
+WORKERS = {"cell": train_cell}
 
 
 def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, lr: float) -> Path:
@@ -165,31 +127,27 @@ def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, l
 
 
 def stale(folder: Path, spec: dict) -> bool:
-    """Whether the run in `folder` was trained with another config than `spec`'s is now
-    (the preset changed since): its cell is then trained again. A cell without its run
-    folder is kept."""
-    stored = folder / "config.json"
-    if not stored.is_file():
-        return False
-    return harness.read_json(stored) != json.loads(json.dumps(cell_config(spec).to_dict()))
+    """Whether the cell was trained with another config than `spec`'s is now (the preset
+    changed since: it is trained again): its run folder's config, else its record's."""
+    stored, record = folder / "config.json", folder.with_suffix(".json")
+    if stored.is_file():
+        config = harness.read_json(stored)
+    else:
+        config = harness.read_json(record).get("config") if record.is_file() else None
+    return config is not None and config != json.loads(json.dumps(cell_config(spec).to_dict()))
 
 
 def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
-    """The record of one cell: read when it exists (and is not `stale`), else trained (in
-    a worker process; in this one for a smoke run) and written, unless the worker
-    failed."""
+    """The record of one cell: read when it exists and is not `stale`, else trained (in a
+    worker process; smoke: in this one) and written unless the worker failed."""
     seconds = args.budgets[phase]
     path = cell_path(args.runs, phase, seconds, system, model, lr)
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
     spec.update(smoke=args.smoke, folder=str(path.with_suffix("")))
-    kind = "cell"
     if path.is_file() and not stale(path.with_suffix(""), spec):
-        record = harness.read_json(path)
-        if model != "warp_phys" or phase == "sweep" or "test_mse_refined" in record:
-            return record
-        kind = "rescore"  # a WARP-Phys cell measured before refinement was scored
+        return harness.read_json(path)
     workers = WORKERS if args.smoke else None
-    record = harness.run_worker("time_to_accuracy", kind, spec, workers=workers)
+    record = harness.run_worker("time_to_accuracy", "cell", spec, workers=workers)
     if "error" not in record:
         harness.write_json(path, record)
     best = record.get("test_mse", record.get("best_val_mse"))
@@ -204,25 +162,11 @@ def best_lr(sweep: dict) -> float | None:
     return min(scores, key=scores.get) if scores else None
 
 
-def estimate_hours(args) -> float:
-    """The run's length in hours when no cell is done yet: budgets plus `OVERHEAD_S`."""
-    pairs = len(args.systems) * len(args.models)
-    headline = len(headline_models(args))
-    sweeps = 0 if args.no_sweep else len(args.lrs)
-    cells = pairs * (sweeps + 1) + headline
-    budget = pairs * (sweeps * args.budgets["sweep"] + args.budgets["final"])
-    return (budget + headline * args.budgets["headline"] + cells * OVERHEAD_S) / 3600
-
-
-def headline_models(args) -> list[str]:
-    system, models = HEADLINE
-    return [m for m in models if m in args.models] if system in args.systems else []
-
-
 def measure(args) -> dict:
-    """Every cell (the finished ones read back): `{"sweep": {system: {model: {lr:
-    record}}}, "final": ..., "headline": ..., "errors": [...]}`."""
-    cells = {"sweep": {}, "final": {}, "headline": {}, "errors": []}
+    """Every cell (the finished ones read back), `{"sweep": {system: {model: {lr:
+    record}}}, "final": ..., "headline": ..., "errors": [...]}`, summarised."""
+    print(f"time to accuracy: cells in {args.runs}", flush=True)
+    start, cells = time.perf_counter(), {"sweep": {}, "final": {}, "headline": {}, "errors": []}
     for system in args.systems:
         for model in args.models:
             lr = args.lrs[0]  # --no-sweep: the first rate for every model
@@ -232,7 +176,7 @@ def measure(args) -> dict:
                 failed = [(lr, r["error"]) for lr, r in sweep.items() if "error" in r]
                 cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
                 lr = best_lr(sweep)
-            headline = system == HEADLINE[0] and model in headline_models(args)
+            headline = system == HEADLINE[0] and model in HEADLINE[1]
             for phase in ("final", "headline") if headline else ("final",):
                 record = {"error": "every sweep run failed"}
                 record = record if lr is None else run_cell(args, phase, system, model, lr)
@@ -240,7 +184,7 @@ def measure(args) -> dict:
                     cells["errors"].append(f"{phase} {system}/{model}: {record['error']}")
                 else:
                     cells[phase].setdefault(system, {})[model] = record
-    return cells
+    return summarise(cells, args, wall_s=round(time.perf_counter() - start, 1))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -252,24 +196,15 @@ def main(argv: list[str] | None = None) -> dict:
         what = f"training seconds of each {phase} run (default {seconds:g})"
         parser.add_argument(f"--{phase}-seconds", type=float, default=seconds, help=what)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
-    parser.add_argument(
-        "--no-sweep", action="store_true", help="no sweep: every model at the first --lrs rate"
-    )
+    what = "no sweep: every model at the first --lrs rate"
+    parser.add_argument("--no-sweep", action="store_true", help=what)
     parser.add_argument("--runs", type=Path, help="cell records and run folders")
     args = harness.parse(parser, argv)
-    if args.worker:
-        return harness.serve(WORKERS, args.worker)
-    figure = lambda result: draw(result, args.figure)
-    if args.render:
-        return harness.finish(args, harness.read_json(args.render), markdown, figure)
     budgets = {p: getattr(args, f"{p}_seconds") * args.scale for p in BUDGETS}
     args.budgets = {p: 1.0 for p in BUDGETS} if args.smoke else budgets
     args.runs = args.runs or (Path(tempfile.gettempdir()) / "bench_time" if args.smoke else RUNS)
-    print(f"time to accuracy: at most ~{estimate_hours(args):.1f} h; cells in {args.runs}")
-    start = time.perf_counter()
-    cells = measure(args)
-    result = summarise(cells, args, wall_s=round(time.perf_counter() - start, 1))
-    return harness.finish(args, result, markdown, figure)
+    figure = lambda r: draw(r, args.figure)
+    return harness.report(args, lambda: measure(args), markdown, figure, WORKERS)
 
 
 if __name__ == "__main__":

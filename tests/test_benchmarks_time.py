@@ -3,7 +3,6 @@ kept and skipped on a rerun, the JSON it writes and what `--render` makes of it 
 stand-in worker, fast), the curve read from a metrics log, and a real smoke run (slow)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,32 +73,6 @@ def test_cells_choose_on_validation_resume_and_render(tmp_path, monkeypatch, cap
         assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_warp_phys_cell_from_before_refinement_is_rescored_once(tmp_path, monkeypatch):
-    calls, rescored = [], []
-    monkeypatch.setitem(bench.WORKERS, "cell", _fake_worker(calls))
-    argv = [*SMOKE, "--no-sweep", "--lrs", "1e-3", "--runs", str(tmp_path)]
-    argv += ["--out", str(tmp_path / "t.json")]
-    first = bench.main(argv)
-    old = bench.cell_path(tmp_path, "final", 1.0, "msd", "warp_phys", 1e-3)
-    record = harness.read_json(old)
-    del record["test_mse_refined"], record["refine"]
-    harness.write_json(old, record)
-
-    def rescore(spec):
-        rescored.append(spec["folder"])
-        record = harness.read_json(Path(spec["folder"] + ".json"))
-        return dict(record, test_mse_refined=1e-9, refine=20)
-
-    monkeypatch.setitem(bench.WORKERS, "rescore", rescore)
-    calls.clear()
-    again = bench.main(argv)
-    assert calls == [] and rescored == [str(old.with_suffix(""))]
-    assert again["results"]["msd"]["warp_phys"]["test_mse_refined"] == 1e-9
-    assert again["results"]["msd"]["gru"] == first["results"]["msd"]["gru"]
-    bench.main(argv)
-    assert len(rescored) == 1  # written back: not rescored twice
-
-
 def test_a_cell_trained_with_another_preset_is_trained_again(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setitem(bench.WORKERS, "cell", _fake_worker(calls))
@@ -135,11 +108,10 @@ def test_best_lr_ignores_failed_runs():
     assert bench.best_lr({1e-3: {"best_val_mse": None}, 3e-3: {"error": "x"}}) is None
 
 
-def test_time_budget_sets_no_step_count():
-    from benchmarks import _presets
-
-    config = bench.time_budget(_presets.run_config("cpu", "msd", "gru", 0), 12.0)
-    assert config.max_seconds == 12.0 and config.steps in (None, bench.UNBOUNDED_STEPS)
+def test_a_cell_has_a_time_budget_and_no_step_count():
+    spec = dict(system="msd", model="gru", lr=1e-3, seconds=12.0, smoke=False)
+    config = bench.cell_config(spec)
+    assert config.max_seconds == 12.0 and config.steps is None and config.lr == 1e-3
 
 
 def test_curve_times_the_validations_from_the_log(tmp_path):

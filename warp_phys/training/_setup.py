@@ -77,7 +77,7 @@ def compiled_step(optimizer: OptimizerOptions, objective: ObjectiveOptions):
 
 
 DEFAULT_STEPS = 5000  # a run's length with neither steps nor max_seconds (~3 min on 2 cores)
-STEPS_PER_CALL = 1  # steps fused per jitted call: 10 saved ~5 % (benchmarks/step_profile.py)
+STEPS_PER_CALL = 1  # steps fused per jitted call
 MAX_NON_FINITE = 10  # non-finite steps in a row that stop a run
 
 

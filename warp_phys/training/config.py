@@ -88,8 +88,8 @@ class LoopOptions(Options):
     )
     steps_per_call: int = option(
         STEPS_PER_CALL,
-        "training steps fused in one jitted call (a lax.scan; 10 saved ~5 percent of CPU "
-        "time on 2 cores: benchmarks/step_profile.py); validation, checkpoints between calls",
+        "training steps fused in one jitted call (a lax.scan); validation, checkpoints "
+        "between calls",
         resumable=True,
     )
     devices: int | Literal["auto"] = option(
@@ -114,8 +114,7 @@ class LoopOptions(Options):
 # on MSD (NOTES.md; README "Training"): Adam 3e-3 with global-norm clipping at 1 and a
 # cosine schedule over the run (its steps, or its time budget), batch 32, root 8x2,
 # 20480 fresh training trajectories, teacher forcing 0.25, 100 observed steps (with the
-# "auto" protocol) for validation; a validation every VAL_EVERY steps costs a few % of
-# the training time (benchmarks/step_profile.py).
+# "auto" protocol) for validation every VAL_EVERY steps.
 VAL_EVERY = 100
 GROUPS: dict[str, Options] = {
     "data_options": DataOptions(),
