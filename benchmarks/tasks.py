@@ -1,17 +1,17 @@
 """WARP beyond dynamical systems: UEA classification, digit completion and in-context
 linear regression, WARP against GRU, LSTM and the Transformer at equal budget.
 
-Every cell is one `warp_phys.tasks.run_task`: the same optimiser steps, batch, learning
-rate (Adam 3e-3 with a cosine decay) and parameter count (the baselines are sized to
-WARP's, `hidden_size_for`) for every model. The same tuning effort for every model on
-digits and ICL: two settings each (`CANDIDATES`: WARP's A learning rate, the baselines'
-learning rate), the one with the lower validation score on seed 0 kept for every seed.
-The model kept is the best on a validation split carved from the training split, scored
-once on test; 3 seeds. Cells run one after the other in this process and are kept under
-`runs/bench_tasks/`, so a rerun skips the finished ones. Needs the tasks extra
-(`pip install 'warp-phys[tasks]'`: aeon, scikit-learn).
+Every cell is one `warp_phys.tasks.run_task`: the same optimiser steps, batch, Adam with
+a cosine decay, input embedding and parameter count (the baselines are sized to WARP's,
+`hidden_size_for`) for every model. `--tune` gives every model two settings per task
+(`TUNED`: with or without the embedding, or two learning rates) and keeps the one with
+the lower validation score averaged over the seeds (twice the cost). The model kept is
+the best on a validation split carved from the training split, scored once on test;
+3 seeds. Cells run one after the other in this process and are kept under
+`runs/bench_tasks/`, so a rerun skips the finished ones.
+Needs the tasks extra (`pip install 'warp-phys[tasks]'`: aeon, scikit-learn).
 
-    python -m benchmarks.tasks            # ~15-20 min on 2 cores (make bench-tasks)
+    python -m benchmarks.tasks            # ~25 min on 2 cores (make bench-tasks)
     python -m benchmarks.tasks --render   # the table and figures, from the committed JSON
 """
 
@@ -23,18 +23,22 @@ from benchmarks import _harness as harness
 from warp_phys.tasks import TaskOptions, load_digits, run_task
 
 MODELS = ("warp", "gru", "lstm", "transformer")
-# task: its options, the same for every model
+# task: its options, the same for every model (WARP's A and root shape the baselines
+# through its parameter count only). Classification, ICL: every model reads a per-step
+# MLP embedding, WARP its running sum; digits: WARP's A starts as random rotations.
+# fmt: off
 TASKS = {
-    "basic_motions": dict(steps=150, batch_size=16, root_width=32, val_every=25),
-    "japanese_vowels": dict(steps=300, batch_size=32, root_width=32, val_every=50),
-    "digits": dict(steps=300, root_width=16, root_depth=2, val_every=50),
-    "icl": dict(steps=1000, batch_size=64, root_width=24, val_every=100),
+    "basic_motions": dict(steps=150, batch_size=16, root_width=32, val_every=25, embed=16),
+    "japanese_vowels": dict(steps=300, batch_size=32, root_width=32, val_every=50, embed=16),
+    "digits": dict(steps=300, root_width=16, root_depth=2, val_every=50,
+                   transition_init="rotation", transition_lr=1e-4),
+    "icl": dict(steps=2000, batch_size=64, root_width=24, root_depth=2, val_every=200,
+                embed=16, embed_window=2, embed_raw=True, transition="diagonal"),
 }
-# the settings each model chooses between on validation (seed 0), per tuned task: WARP's
-# A learning rate (its default lr / D_theta leaves A nearly fixed) and, for the same
-# effort, the baselines' learning rate
-TUNED = ("digits", "icl")
-CANDIDATES = {"warp": ({}, {"transition_lr": 1e-3}), "baseline": ({}, {"lr": 1e-3})}
+# each model's candidates with --tune (the same for all), chosen on mean validation
+TUNED = {"basic_motions": ({}, {"embed": 0}), "japanese_vowels": ({}, {"embed": 0}),
+         "digits": ({}, {"lr": 1e-3}), "icl": ({}, {"lr": 1e-3})}
+# fmt: on
 SMOKE = dict(steps=2, batch_size=4, root_width=4, root_depth=1, val_every=1)
 SEEDS = (0, 1, 2)
 
@@ -60,11 +64,13 @@ def measure(args) -> dict:
     seeds = SEEDS[: 1 if args.smoke else args.seeds]
     cells, chosen = {}, {}
 
-    def run(task, model, seed, index):
-        setting = CANDIDATES["warp" if model == "warp" else "baseline"][index]
-        done = folder / f"{task}_{model}_{seed}{'_alt' if index else ''}.json"
+    def run(task, model, seed, setting):
+        name = "".join(f"_{k}{v}" for k, v in setting.items())
+        done = folder / f"{task}_{model}_{seed}{name}.json"
         if done.exists() and not args.smoke:
-            return harness.read_json(done)
+            cached = harness.read_json(done)
+            if cached["options"] == {**TASKS[task], **setting}:  # else the options changed
+                return cached
         result = cell(task, model, seed, args.smoke, setting)
         if not args.smoke:
             harness.write_json(done, result)
@@ -72,18 +78,20 @@ def measure(args) -> dict:
 
     for task in tasks:
         for model in MODELS:
-            trials = [run(task, model, seeds[0], i) for i in range(2 if task in TUNED else 1)]
-            scores = [t["best_val"] if t["best_val"] is not None else np.inf for t in trials]
-            index = int(np.argmin(scores))
-            chosen[f"{task}/{model}"] = trials[index]["options"]
-            for seed in seeds:
-                result = trials[index] if seed == seeds[0] else run(task, model, seed, index)
+            settings = TUNED.get(task, ({},)) if args.tune else ({},)
+            trials = [[run(task, model, s, c) for s in seeds] for c in settings]
+            scores = [np.mean([np.inf if r["best_val"] is None else r["best_val"] for r in t])
+                      for t in trials]  # fmt: skip
+            best = int(np.argmin(scores))
+            runs, chosen[f"{task}/{model}"] = trials[best], settings[best]
+            for seed, result in zip(seeds, runs, strict=True):
                 cells[f"{task}/{model}/{seed}"] = result
                 metric = result["metric"]
                 print(task, model, seed, metric, harness.fmt(result[metric]), flush=True)
     return dict(
         summarise(cells, tasks, seeds),
         chosen=chosen,
+        tuned=args.tune,
         smoke=args.smoke,
         device=harness.device(),
         date=harness.stamp(),
@@ -101,13 +109,9 @@ def summarise(cells: dict, tasks, seeds) -> dict:
             runs = [cells[f"{task}/{model}/{s}"] for s in seeds]
             metric = runs[0]["metric"]
             values = [r[metric] for r in runs]
-            row = dict(
-                metric=metric,
-                mean=float(np.mean(values)),
-                std=float(np.std(values)),
-                values=values,
-                seconds=float(np.mean([r["seconds"] for r in runs])),
-            )
+            mean, std, seconds_each = np.mean(values), np.std(values), [r["seconds"] for r in runs]
+            row = dict(metric=metric, mean=float(mean), std=float(std), values=values,
+                       seconds=float(np.mean(seconds_each)))  # fmt: skip
             seconds += sum(r["seconds"] for r in runs)
             if task == "digits":
                 row["bpd"] = float(np.mean([r["bpd"] for r in runs]))
@@ -120,14 +124,8 @@ def summarise(cells: dict, tasks, seeds) -> dict:
         if curves_task:
             curves[task] = curves_task
     options = {task: TASKS[task] for task in tasks}
-    return dict(
-        results=results,
-        curves=curves,
-        completions=completions,
-        options=options,
-        seeds=len(seeds),
-        train_seconds=seconds,
-    )
+    return dict(results=results, curves=curves, completions=completions, options=options,
+                seeds=len(seeds), train_seconds=seconds)  # fmt: skip
 
 
 def markdown(r: dict) -> str:
@@ -145,32 +143,28 @@ def markdown(r: dict) -> str:
             rows.append(("digits", "BPD", *[harness.fmt(m["bpd"]) for m in models.values()], ""))
     head = "task | metric | " + " | ".join(MODELS) + " | steps"
     icl = r["results"].get("icl", {}).get("warp")
+    ls = icl and harness.fmt(icl["least_squares"])
     note = (
-        f" ICL: MSE of y after {icl['pairs']} context pairs (least squares: "
-        f"{harness.fmt(icl['least_squares'])})."
-        if icl
-        else ""
+        f" ICL: MSE of y after {icl['pairs']} context pairs (least squares: {ls})." if icl else ""
     )
     return (
         f"Test metrics, mean ± std over {r['seeds']} seeds; every model gets the same steps, "
-        f"batch and parameter count, and is selected on validation.{note}{_chosen(r)} "
+        f"batch, input and parameter count, and is selected on validation.{note}{_chosen(r)} "
         f"Digits: forecast of pixels 33-64 from the first 32 (values in [0, 1]); BPD: "
         f"discretised Gaussian over the 17 grey levels with sigma the validation RMSE "
         f"(uniform: 4.09). {r['train_seconds'] / 60:.0f} min of training on {r['device']}, "
         f"load {r['load']:.1f}, {r['date']}.\n\n" + harness.table(head, rows) + "\n\n"
         + " ".join(f"![{task}](figures/tasks_{task}.png)" for task in r["results"])
-    )
+    )  # fmt: skip
 
 
 def _chosen(r: dict) -> str:
-    """The settings chosen on validation where a model had two (`CANDIDATES`)."""
-    picks = []
-    for key, options in r.get("chosen", {}).items():
-        task, model = key.split("/")
-        if task in TUNED:
-            knob = "transition_lr" if model == "warp" else "lr"
-            picks.append(f"{task} {model} {knob} {options.get(knob) or 'default'}")
-    return f" Chosen on validation: {', '.join(picks)}." if picks else ""
+    """The settings chosen on validation with `--tune` ("as above": the task's own)."""
+    picks = [
+        f"{key.replace('/', ' ')} {' '.join(f'{k} {v:g}' for k, v in c.items()) or 'as above'}"
+        for key, c in r.get("chosen", {}).items()
+    ]
+    return f" Chosen on validation: {', '.join(picks)}." if r.get("tuned") else ""
 
 
 def draw(r: dict, figure: Path) -> None:
@@ -230,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = harness.parser("tasks", __doc__, figure=True)
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: all four")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), choices=[1, 2, 3])
+    parser.add_argument("--tune", action="store_true", help="two settings per model (TUNED)")
     args = harness.parse(parser, argv)
     result = harness.read_json(args.render) if args.render else measure(args)
     return harness.finish(args, result, markdown, lambda r: draw(r, args.figure))

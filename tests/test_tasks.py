@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,8 +16,10 @@ from scipy.stats import norm
 import warp_phys as wp
 from warp_phys.cli import main as cli
 from warp_phys.tasks import (
+    Embedded,
     TaskOptions,
     bits_per_dim,
+    build_task_model,
     class_logits,
     icl_batch,
     least_squares_errors,
@@ -62,6 +65,58 @@ def test_logits_read_each_sequence_at_its_own_last_step(classifiers):
         assert np.allclose(class_logits(model, padded, jnp.int32(4)), direct, atol=1e-5), name
 
 
+def test_an_accumulated_embedding_gives_warp_a_memory_of_the_path():
+    """With A = I (its initialisation) WARP's last state is theta_0 + B (x_T - x_0), so
+    its logits ignore the middle of a sequence; behind an accumulating embedding its
+    drive is B e_t / T and they do not."""
+    xs = jax.random.normal(KEY, (7, 3))
+    moved = xs.at[3].add(1.0)
+
+    def last(model, x):
+        return step_outputs(model, x)[-1]
+
+    def warp(data_size):
+        model = wp.WARP(data_size, output_size=2, root_width=4, root_depth=1, seq_len=8,
+                        decoder_options={"input_prev": False}, key=KEY)  # fmt: skip
+        return eqx.tree_at(lambda m: m.B, model, jax.random.normal(KEY, model.B.shape))
+
+    assert np.allclose(last(warp(3), xs), last(warp(3), moved), atol=1e-5)
+    embedded = Embedded(3, warp(4), features=4, accumulate=True, seq_len=7, key=KEY)
+    assert not np.allclose(last(embedded, xs), last(embedded, moved), atol=1e-3)
+
+
+def test_the_stream_is_causal_summed_features_then_the_raw_input():
+    gru = wp.GRU(5 + 3, hidden_size=4, output_size=1, key=KEY)
+    front = Embedded(3, gru, features=5, window=2, accumulate=True, raw=True, seq_len=7, key=KEY)
+    xs = jax.random.normal(KEY, (7, 3))
+    stream = front.stream(xs)
+    windows = jnp.concatenate([jnp.concatenate([xs[:1], xs[:-1]]), xs], axis=-1)
+    features = jax.vmap(front.embedding)(windows)
+    assert np.allclose(stream[0, :5] * 7, features[0], atol=1e-5)
+    assert np.allclose(jnp.diff(stream[:, :5], axis=0) * 7, features[1:], atol=1e-5)
+    assert np.allclose(stream[:, 5:], xs)
+    assert np.allclose(front.stream(xs.at[5].set(9.0))[:5], stream[:5])  # causal
+    with pytest.raises(ValueError, match="reads 8 channels, the stream has 5"):
+        Embedded(3, gru, features=5, key=KEY)
+
+
+def test_task_models_behind_an_embedding_match_in_size_and_round_trip(tmp_path):
+    xs = jax.random.normal(KEY, (9, 3))
+    counts = {}
+    for name in ("warp", "gru", "transformer"):
+        options = TaskOptions(model=name, embed=4, root_width=8, transition_init="rotation")
+        model = build_task_model(options, 3, 2, 8, input_prev=False, key=KEY)
+        counts[name] = wp.count_parameters(model)
+        path = wp.save_model(tmp_path / f"{name}.eqx", model)
+        loaded = wp.load_model(path)
+        assert isinstance(loaded, Embedded) and np.allclose(loaded(xs), model(xs)), name
+        assert model.accumulate == (name == "warp"), name
+    assert abs(counts["gru"] / counts["warp"] - 1) < 0.1, counts
+    A = build_task_model(TaskOptions(transition_init="rotation", root_width=4), 3, 3, 8, key=KEY).A
+    eye = np.eye(A.shape[0])
+    assert not np.allclose(A, eye) and np.allclose(A.T @ A, eye, atol=1e-6)  # rotations
+
+
 def test_icl_tokens_and_least_squares():
     tokens, ys = icl_batch(KEY, 5, 6, 2, noise=0.0)
     assert tokens.shape == (5, 6, 3) and ys.shape == (5, 6)
@@ -98,6 +153,10 @@ def test_options_and_a_missing_extra_are_one_line_errors(monkeypatch):
         TaskOptions(steps=0)
     with pytest.raises(ValueError, match="option task must be one of"):
         TaskOptions(task="mnist")
+    with pytest.raises(ValueError, match="embed is for classification and icl"):
+        TaskOptions(task="digits", embed=4)
+    with pytest.raises(ValueError, match="transition_init applies to transition dense"):
+        TaskOptions(transition="diagonal", transition_init="rotation")
     with pytest.raises(ImportError, match=r"pip install 'warp-phys\[tasks\]'"):
         optional("warp_phys_no_such_module")
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if not installed

@@ -167,13 +167,22 @@ def test_checkpoint_round_trip(model, tmp_path):
 )
 def test_training_lowers_the_loss(kind):
     model = wp.WARP(
-        1, root_width=6, root_depth=1, hyper_width=4, seq_len=24, transition=kind,
+        1,
+        root_width=6,
+        root_depth=1,
+        hyper_width=4,
+        seq_len=24,
+        transition=kind,
         key=jax.random.PRNGKey(0),
     )
     trained, history = wp.train(
-        model, _sines(16, 0).astype(np.float32), steps=40, batch_size=8,
+        model,
+        _sines(16, 0).astype(np.float32),
+        steps=40,
+        batch_size=8,
         optimizer=wp.OptimizerOptions(lr=1e-2),
-        objective=wp.ObjectiveOptions(kind="teacher_forced"), key=jax.random.PRNGKey(1),
+        objective=wp.ObjectiveOptions(kind="teacher_forced"),
+        key=jax.random.PRNGKey(1),
         progress=False,
     )
     loss = np.asarray(history["loss"])
@@ -200,7 +209,12 @@ def _largest_intermediate(jaxpr) -> int:
 @pytest.mark.parametrize("kind", ["lowrank", pytest.param("diagonal", marks=pytest.mark.slow)])
 def test_a_hundred_thousand_weights_without_a_dense_matrix(kind):
     model = wp.WARP(
-        1, root_width=320, root_depth=2, hyper_width=4, seq_len=8, transition=kind,
+        1,
+        root_width=320,
+        root_depth=2,
+        hyper_width=4,
+        seq_len=8,
+        transition=kind,
         key=jax.random.PRNGKey(0),
     )
     D = model.theta_size
@@ -266,3 +280,21 @@ def test_default_learning_rate_of_a_is_sized_per_kind(initial):
 def test_kernel_ar_algorithm_needs_a_dense_transition(model, xs):
     with pytest.raises(ValueError, match="needs a dense transition"):
         ar_rollout(model, xs, jnp.arange(T) < 8, ar_algorithm="kernel")
+
+
+def test_rotation_init_is_orthogonal_and_off_by_default():
+    """`init="rotation"` (dense only): 2 x 2 rotations, so A^T A = I and every
+    eigenvalue has modulus 1, with angles spread in (0, pi); the default stays A = I."""
+    from warp_phys._transitions import make_transition
+
+    key, build = jax.random.PRNGKey(0), dict(rank=None, dtype=jnp.float32)
+    assert np.array_equal(make_transition("dense", (3, 4), key=key, **build).matrix, np.eye(7))
+    A = np.asarray(make_transition("dense", (3, 4), key=key, init="rotation", **build).matrix)
+    assert np.allclose(A.T @ A, np.eye(7), atol=1e-6) and A[6, 6] == 1 and A[0, 2] == 0
+    angles = np.angle(np.linalg.eigvals(A))
+    assert np.allclose(np.abs(np.linalg.eigvals(A)), 1, atol=1e-6)
+    assert len(np.unique(np.round(np.abs(angles[np.abs(angles) > 1e-6]), 5))) == 3
+    with pytest.raises(ValueError, match="dense"):
+        make_transition("diagonal", (7,), key=key, init="rotation", **build)
+    with pytest.raises(ValueError, match="init must be one of"):
+        make_transition("dense", (7,), key=key, init="spiral", **build)

@@ -3,13 +3,17 @@ from its kind (see `warp_phys._transition` for the kinds, costs and memory)."""
 
 import math
 
-from jaxtyping import PRNGKeyArray
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._elementwise import ContinuousTransition, DiagonalTransition
 from ._transition import AbstractTransition, BlockTransition, DenseTransition, LowRankTransition
 
 TRANSITIONS = ("dense", "diagonal", "lowrank", "block", "continuous")
 DEFAULT_RANK = 8
+INITS = ("identity", "rotation")  # A's initialisation (`make_transition`'s `init`)
 
 
 def check_transition(kind: str, rank: int | None, time_step: float | None = None) -> None:
@@ -28,15 +32,43 @@ def check_transition(kind: str, rank: int | None, time_step: float | None = None
         raise ValueError(f"time_step must be a positive finite float, got {time_step!r}")
 
 
+def rotation_matrix(size: int, key: PRNGKeyArray, dtype=jnp.float32) -> Float[Array, "D D"]:
+    """A `(size, size)` block-diagonal matrix of 2 x 2 rotations by angles drawn uniformly
+    in (0, pi) (and 1 on the last diagonal entry when `size` is odd): its eigenvalues
+    e^{+-i phi} spread over the unit circle, so A^t theta_0 oscillates at as many
+    frequencies and the root's weights carry a clock of the step, with no decay or
+    growth (|eigenvalue| = 1)."""
+    pairs = size // 2
+    angles = jax.random.uniform(key, (pairs,), dtype, minval=0.0, maxval=math.pi)
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
+    i = 2 * jnp.arange(pairs)
+    A = jnp.eye(size, dtype=dtype).at[i, i].set(cos).at[i + 1, i + 1].set(cos)
+    return A.at[i, i + 1].set(-sin).at[i + 1, i].set(sin)
+
+
 def make_transition(
-    kind: str, block_sizes: tuple[int, ...], *, rank: int | None, key: PRNGKeyArray, dtype
+    kind: str,
+    block_sizes: tuple[int, ...],
+    *,
+    rank: int | None,
+    key: PRNGKeyArray,
+    dtype,
+    init: str = "identity",
 ) -> AbstractTransition:
-    """The transition `kind` at its initialisation (A = I) for a root whose flat
-    parameter tensors have sizes `block_sizes` (D = their sum)."""
+    """The transition `kind` at its initialisation for a root whose flat parameter
+    tensors have sizes `block_sizes` (D = their sum): A = I, or with `init="rotation"`
+    (dense only) the `rotation_matrix` drawn from `key`."""
     check_transition(kind, rank)
+    if init not in INITS:
+        raise ValueError(f"transition init must be one of {', '.join(INITS)}; got {init!r}")
+    if init != "identity" and kind != "dense":
+        raise ValueError(f"transition init {init!r} applies to transition='dense' only")
     size = sum(block_sizes)
     if kind == "dense":
-        return DenseTransition(size, dtype)
+        dense = DenseTransition(size, dtype)
+        if init == "rotation":
+            dense = eqx.tree_at(lambda t: t.matrix, dense, rotation_matrix(size, key, dtype))
+        return dense
     if kind == "diagonal":
         return DiagonalTransition(size, dtype)
     if kind == "block":

@@ -2,6 +2,7 @@
 and in-context linear regression (see `_tasks` for the table)."""
 
 from ._data import icl_batch, least_squares_errors, load_digits, load_uea
+from ._embedding import Embedded
 from ._fit import fit
 from ._objectives import (
     accuracy,
@@ -16,6 +17,7 @@ from ._objectives import (
 from ._tasks import TASK_METRICS, TaskOptions, build_task_model, run_task
 
 __all__ = [
+    "Embedded",
     "TASK_METRICS",
     "TaskOptions",
     "accuracy",

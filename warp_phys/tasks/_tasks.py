@@ -13,15 +13,18 @@ training split, selects on the validation split and scores the test split.
 import dataclasses
 from typing import Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._model import WARP
+from .._transitions import make_transition
 from ..baselines import BASELINES, count_parameters, hidden_size_for
 from ..training.options import Options, at_least, in_range, option
 from . import _objectives as obj
 from ._data import icl_batch, least_squares_errors, load_digits, load_uea
+from ._embedding import Embedded
 from ._fit import fit
 
 TASK_METRICS = {
@@ -45,8 +48,20 @@ class TaskOptions(Options):
     batch_size: int = option(32, "sequences per step")
     lr: float = option(3e-3, "learning rate")
     transition_lr: float | None = option(None, "learning rate of WARP's A (None: lr / D_theta)")
+    transition: Literal["dense", "diagonal", "lowrank", "block"] = option(
+        "dense", "structure of WARP's A"
+    )
+    transition_init: Literal["identity", "rotation"] = option(
+        "identity", "WARP's A at the start: I, or 2x2 rotations by random angles (dense A)"
+    )
     root_width: int = option(32, "WARP root width")
     root_depth: int = option(1, "WARP root hidden layers")
+    embed: int = option(
+        0, "features of a per-step MLP embedding in front of every model (0: none); "
+        "WARP reads their running sum (classification and icl only)"
+    )  # fmt: skip
+    embed_window: int = option(1, "steps the embedding reads (a causal window)")
+    embed_raw: bool = option(False, "the models read the raw input too, after the features")
     val_every: int = option(50, "validate every N steps (error rate / MSE on validation)")
     seed: int = option(0, "seed of the model, minibatches and ICL draws")
     context: int = option(32, "digits: observed pixels before the completion")
@@ -58,6 +73,7 @@ class TaskOptions(Options):
 
     def check(self) -> None:
         for name in (
+            "embed_window",
             "steps",
             "batch_size",
             "root_width",
@@ -69,37 +85,69 @@ class TaskOptions(Options):
         ):
             at_least(name, getattr(self, name), 1)
         at_least("root_depth", self.root_depth, 0)
+        at_least("embed", self.embed, 0)
         in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")
         in_range("transition_lr", self.transition_lr, 0, float("inf"), "()")
         in_range("icl_noise", self.icl_noise, 0, float("inf"), "[)")
         if self.task == "digits" and self.context >= 64:
             raise ValueError(f"option context must be < 64 pixels, got {self.context}")
+        if self.task == "digits" and self.embed:
+            raise ValueError("option embed is for classification and icl, not digits")
+        if self.transition_init != "identity" and self.transition != "dense":
+            raise ValueError("option transition_init applies to transition dense only")
+
+
+def _warp(options: TaskOptions, in_size: int, out_size: int, seq_len: int, key, decoder):
+    warp = WARP(
+        in_size,
+        output_size=None if out_size == in_size else out_size,
+        root_width=options.root_width,
+        root_depth=options.root_depth,
+        decoder_options=decoder,
+        seq_len=seq_len + 1,
+        transition=options.transition,
+        key=key,
+    )
+    if options.transition_init == "identity":
+        return warp
+    A = make_transition(
+        options.transition, (warp.theta_size,), rank=None, key=jax.random.fold_in(key, 3),
+        dtype=warp.B.dtype, init=options.transition_init,
+    )  # fmt: skip
+    return eqx.tree_at(lambda m: m.transition, warp, A)
 
 
 def build_task_model(
     options: TaskOptions, in_size: int, out_size: int, seq_len: int, *, key, **decoder_options
 ):
     """WARP (an MLP root of `root_width` x `root_depth`, `seq_len + 1` steps so the
-    output after the last step is decoded at tau = 1) or a baseline of the same
-    parameter count, reading `in_size` channels and predicting `out_size`;
-    `decoder_options` go to WARP's root (e.g. `input_prev`, `final_activation`)."""
-    warp = WARP(
-        in_size,
-        output_size=None if out_size == in_size else out_size,
-        root_width=options.root_width,
-        root_depth=options.root_depth,
-        decoder_options=decoder_options,
-        seq_len=seq_len + 1,
-        key=key,
-    )
+    output after the last step is decoded at tau = 1; A of kind `transition`, started
+    at `transition_init`) or a baseline of the same parameter count, reading `in_size`
+    channels and predicting `out_size`; `decoder_options` go to WARP's root (e.g.
+    `input_prev`, `final_activation`). With `embed`, either sits behind an `Embedded`
+    front (the same for every model, but WARP reads the running sum of the features),
+    and the baseline's core gets WARP's count less the embedding's."""
+    stream = options.embed + (in_size if options.embed_raw else 0) if options.embed else in_size
+
+    def front(model, accumulate: bool):
+        if not options.embed:
+            return model
+        return Embedded(
+            in_size, model, features=options.embed, window=options.embed_window,
+            accumulate=accumulate, raw=options.embed_raw, seq_len=seq_len,
+            key=jax.random.fold_in(key, 5),
+        )  # fmt: skip
+
+    warp = front(_warp(options, stream, out_size, seq_len, key, decoder_options), True)
     if options.model == "warp":
         return warp
     extra = dict(output_size=out_size)
     if options.model == "transformer":
         extra["max_len"] = seq_len + 1
-    size = hidden_size_for(options.model, params=count_parameters(warp), data_size=in_size, **extra)
+    params = count_parameters(warp) - (count_parameters(warp.embedding) if options.embed else 0)
+    size = hidden_size_for(options.model, params=params, data_size=stream, **extra)
     size_arg = "d_model" if options.model == "transformer" else "hidden_size"
-    return BASELINES[options.model](in_size, **{size_arg: size}, **extra, key=key)
+    return front(BASELINES[options.model](stream, **{size_arg: size}, **extra, key=key), False)
 
 
 def _minibatches(split: tuple, batch_size: int):
@@ -187,7 +235,10 @@ def _icl(options: TaskOptions, key, checkpoint_dir):
     draw = dict(pairs=pairs, dim=dim, noise=options.icl_noise)
     val = icl_batch(jax.random.PRNGKey(10_000 + options.seed), 256, **draw)
     test = icl_batch(jax.random.PRNGKey(20_000 + options.seed), 1024, **draw)
-    model = build_task_model(options, dim + 1, dim + 1, pairs, input_prev=True, key=key)
+    # with an embedding WARP's root predicts y alone from its weights (the query x_i
+    # reaches them through the raw stream); without, it reads the last token
+    out = 1 if options.embed else dim + 1
+    model = build_task_model(options, dim + 1, out, pairs, input_prev=not options.embed, key=key)
     model, history = fit(
         model,
         obj.icl_loss,
