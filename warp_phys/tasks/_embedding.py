@@ -86,10 +86,15 @@ class Embedded(eqx.Module):
         self.data_size, self.window, self.seq_len = int(data_size), int(window), int(seq_len)
         self.accumulate, self.raw = bool(accumulate), bool(raw)
         config = dict(
-            data_size=self.data_size, features=int(features), window=self.window,
-            accumulate=self.accumulate, raw=self.raw, seq_len=self.seq_len,
-            model_class=type(model).__name__, model_config=model.config,
-        )  # fmt: skip
+            data_size=self.data_size,
+            features=int(features),
+            window=self.window,
+            accumulate=self.accumulate,
+            raw=self.raw,
+            seq_len=self.seq_len,
+            model_class=type(model).__name__,
+            model_config=model.config,
+        )
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property

@@ -57,9 +57,10 @@ class TaskOptions(Options):
     root_width: int = option(32, "WARP root width")
     root_depth: int = option(1, "WARP root hidden layers")
     embed: int = option(
-        0, "features of a per-step MLP embedding in front of every model (0: none); "
-        "WARP reads their running sum (classification and icl only)"
-    )  # fmt: skip
+        0,
+        "features of a per-step MLP embedding in front of every model (0: none); "
+        "WARP reads their running sum (classification and icl only)",
+    )
     embed_window: int = option(1, "steps the embedding reads (a causal window)")
     embed_raw: bool = option(False, "the models read the raw input too, after the features")
     val_every: int = option(50, "validate every N steps (error rate / MSE on validation)")
@@ -111,9 +112,13 @@ def _warp(options: TaskOptions, in_size: int, out_size: int, seq_len: int, key, 
     if options.transition_init == "identity":
         return warp
     A = make_transition(
-        options.transition, (warp.theta_size,), rank=None, key=jax.random.fold_in(key, 3),
-        dtype=warp.B.dtype, init=options.transition_init,
-    )  # fmt: skip
+        options.transition,
+        (warp.theta_size,),
+        rank=None,
+        key=jax.random.fold_in(key, 3),
+        dtype=warp.B.dtype,
+        init=options.transition_init,
+    )
     return eqx.tree_at(lambda m: m.transition, warp, A)
 
 
@@ -133,10 +138,15 @@ def build_task_model(
         if not options.embed:
             return model
         return Embedded(
-            in_size, model, features=options.embed, window=options.embed_window,
-            accumulate=accumulate, raw=options.embed_raw, seq_len=seq_len,
+            in_size,
+            model,
+            features=options.embed,
+            window=options.embed_window,
+            accumulate=accumulate,
+            raw=options.embed_raw,
+            seq_len=seq_len,
             key=jax.random.fold_in(key, 5),
-        )  # fmt: skip
+        )
 
     warp = front(_warp(options, stream, out_size, seq_len, key, decoder_options), True)
     if options.model == "warp":
