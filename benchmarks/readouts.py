@@ -27,11 +27,13 @@ CELLS = {  # name: decoder options on top of the preset's
     "weights, diagonal A": {"readout": "weights", "transition": "diagonal"},
     "weights, diagonal A, A lr 1e-4": {"transition": "diagonal", "transition_lr": 1e-4},
     "weights, dense A lr 3e-4": {"readout": "weights", "transition_lr": 3e-4},
-    # theta accumulates learned features of (x_{t-1}, x_t) (warp_phys._drive)
-    "weights, feature drive 16": {"readout": "weights", "drive_features": 16},
+    "weights, feature drive 16": {"readout": "weights", "drive_features": 16},  # warp_phys._drive
     "latent 32, feature drive 16": {"readout": "latent", "latent_size": 32, "drive_features": 16},
+    "weights, seed 1": {"readout": "weights", "seed": 1},  # seed-to-seed spread of the two
+    "weights, feature drive 16, seed 1": {"readout": "weights", "drive_features": 16, "seed": 1},
+    "weights, feature drive 64": {"readout": "weights", "drive_features": 64},
 }
-RUN_OPTIONS = ("transition", "transition_lr", "drive_features")  # RunConfig's, not the decoder's
+RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "seed")  # RunConfig options
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
 # on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...)
