@@ -32,6 +32,8 @@ CELLS = {  # name: decoder options on top of the preset's
     "weights, seed 1": {"readout": "weights", "seed": 1},  # seed-to-seed spread of the two
     "weights, feature drive 16, seed 1": {"readout": "weights", "drive_features": 16, "seed": 1},
     "weights, feature drive 64": {"readout": "weights", "drive_features": 64},
+    "weights, feature drive 64, seed 1": {"readout": "weights", "drive_features": 64, "seed": 1},
+    "weights, feature drive 128": {"readout": "weights", "drive_features": 128},
 }
 RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "seed")  # RunConfig options
 CONTEXT = 100
@@ -69,9 +71,6 @@ def cell(spec: dict) -> dict:
     run, history = wp.train_run(config, Path(spec["folder"]), overwrite=True, progress=False)
     out = dict(steps=spec["steps"], seconds=float(history["seconds"][-1]))
     return dict(out, theta_size=int(run.model.theta_size), **identification(run, spec["n_val"]))
-
-
-WORKERS = {"cell": cell}
 
 
 def measure(args) -> dict:
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-train", type=int, default=20480)
     parser.add_argument("--n-val", type=int, default=256)
     args = harness.parse(parser, argv)
-    return harness.report(args, lambda: measure(args), markdown, workers=WORKERS)
+    return harness.report(args, lambda: measure(args), markdown, workers={"cell": cell})
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ class WARP(AbstractSequenceModel):
 
     def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = phi(x_0) as well: the reference convention starts from it and its
-        step 0 adds B (x_0 - x_0) = 0, giving A theta_0."""
+        step 0 adds B (x_0 - x_0) = 0, giving A theta_0 (a feature drive: B e(x_0, x_0))."""
         return self.hypernetwork(x0)
 
     def advance(
