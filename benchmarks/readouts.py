@@ -34,6 +34,7 @@ CELLS = {  # name: decoder options on top of the preset's
     "weights, feature drive 64": {"readout": "weights", "drive_features": 64},
     "weights, feature drive 64, seed 1": {"readout": "weights", "drive_features": 64, "seed": 1},
     "weights, feature drive 128": {"readout": "weights", "drive_features": 128},
+    "weights, feature drive 64, seed 2": {"readout": "weights", "drive_features": 64, "seed": 2},
 }
 RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "seed")  # RunConfig options
 CONTEXT = 100
