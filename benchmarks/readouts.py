@@ -27,8 +27,16 @@ CELLS = {  # name: decoder options on top of the preset's
     "weights, diagonal A": {"readout": "weights", "transition": "diagonal"},
     "weights, diagonal A, A lr 1e-4": {"transition": "diagonal", "transition_lr": 1e-4},
     "weights, dense A lr 3e-4": {"readout": "weights", "transition_lr": 3e-4},
+    "weights, feature drive 16": {"readout": "weights", "drive_features": 16},  # warp_phys._drive
+    "latent 32, feature drive 16": {"readout": "latent", "latent_size": 32, "drive_features": 16},
+    "weights, seed 1": {"readout": "weights", "seed": 1},  # seed-to-seed spread of the two
+    "weights, feature drive 16, seed 1": {"readout": "weights", "drive_features": 16, "seed": 1},
+    "weights, feature drive 64": {"readout": "weights", "drive_features": 64},
+    "weights, feature drive 64, seed 1": {"readout": "weights", "drive_features": 64, "seed": 1},
+    "weights, feature drive 128": {"readout": "weights", "drive_features": 128},
+    "weights, feature drive 64, seed 2": {"readout": "weights", "drive_features": 64, "seed": 2},
 }
-RUN_OPTIONS = ("transition", "transition_lr")  # RunConfig's options, not the decoder's
+RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "seed")  # RunConfig options
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
 # on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...)
@@ -64,9 +72,6 @@ def cell(spec: dict) -> dict:
     run, history = wp.train_run(config, Path(spec["folder"]), overwrite=True, progress=False)
     out = dict(steps=spec["steps"], seconds=float(history["seconds"][-1]))
     return dict(out, theta_size=int(run.model.theta_size), **identification(run, spec["n_val"]))
-
-
-WORKERS = {"cell": cell}
 
 
 def measure(args) -> dict:
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-train", type=int, default=20480)
     parser.add_argument("--n-val", type=int, default=256)
     args = harness.parse(parser, argv)
-    return harness.report(args, lambda: measure(args), markdown, workers=WORKERS)
+    return harness.report(args, lambda: measure(args), markdown, workers={"cell": cell})
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def resolve_ar_algorithm(
     if not isinstance(model, WARP) or model.transition.kind != "dense":
         return "scan"  # a structured A's step is far cheaper than D^2: the scan wins
     r = model.hypernetwork.feature_size
-    return choose_ar_algorithm(steps, model.data_size, model.theta_size, r, batch)
+    return choose_ar_algorithm(steps, model.B.shape[1], model.theta_size, r, batch)
 
 
 def ar_rollout(

@@ -5,10 +5,11 @@ model's own fed-back predictions),
 
     theta_t = A^{t+o} theta_0 + sum_{s<=t} K_{t-s} delta_s,      K_k = A^k B,
 
-where delta_s is the input difference consumed at step s and o the power offset of the
-convention (clean: theta_t = A theta_{t-1} + B (u_t - u_{t-1}), o = 0, delta_0 = 0;
-reference: step t consumes delta_t = v_t - out_{t-2}, o = 1). With the hypernetwork's
-linear head theta_0 = W h(x_0) + b,
+where delta_s is the drive consumed at step s (`WARP.drive_input`: the input
+difference, or the feature drive's output; written below as differences) and o the
+power offset of the convention (clean: theta_t = A theta_{t-1} + B (u_t - u_{t-1}),
+o = 0, delta_0 = 0; reference: step t consumes delta_t = v_t - out_{t-2}, o = 1).
+With the hypernetwork's linear head theta_0 = W h(x_0) + b,
 
     A^{t+o} theta_0 = (A^{t+o} W) h(x_0) + A^{t+o} b,
 
@@ -36,9 +37,9 @@ and kernel truncated to t_c d rows, so the driven GEMMs cost a fraction
 stages are a handful of `lax.scan`s with static shapes, not a loop over time.
 
 Cost model (forward FLOPs; the training step with its backward is ~3x both forms;
-N = batch, T ~ n steps, D = D_theta, d = data_size, r = hypernetwork feature size,
-m = r + 1 + d, S = stages, one multiply-add = 2 FLOPs; the decoder is the same in both
-and left out):
+N = batch, T ~ n steps, D = D_theta, d = the drive's size (data_size, or F with
+`drive_features`), r = hypernetwork feature size, m = r + 1 + d, S = stages, one
+multiply-add = 2 FLOPs; the decoder is the same in both and left out):
 
 - scan (`warp_phys._rollout.rollout`):  2 N T D^2.
   Memory: the N T D states kept for the backward pass.
@@ -108,7 +109,7 @@ def _staged_scan(body, carry, inputs, model: WARP, offset: int, stages: int, che
     the rows that can be non-zero (after step t: t + 1 blocks of d).
     """
     steps = jax.tree.leaves(inputs)[0].shape[0]
-    d, D = model.data_size, model.theta_size
+    d, D = model.B.shape[1], model.theta_size  # d: the drive's size
     X = _head(model, offset)
     hist = jnp.zeros((0,), X.dtype)
     kernel = jnp.zeros((0, D), X.dtype)
@@ -177,7 +178,7 @@ def kernel_rollout(
     xs, observed = rollout_entry(model, xs, observed, convention, noise_key)
     T = xs.shape[0]
     x0 = xs[0]
-    d = model.data_size
+    d = model.B.shape[1]  # the drive's size: data_size, or drive_features
     steps = T - 1 if convention == "clean" else T
     features = model.hypernetwork.features(x0)
     coefficients = jnp.concatenate(
@@ -196,7 +197,8 @@ def kernel_rollout(
             hist, (u_prev, fed) = state
             (t, x_t, is_observed), power = inp
             u = jnp.where(is_observed, x_t, fed)
-            hist = _shift_in(hist, u - u_prev)
+            delta = model.drive_input(u, u_prev)
+            hist = _shift_in(hist, jnp.where(t > 0, delta, 0.0))  # theta_0 = phi(x_0): no drive
             theta = coefficients @ power.T + hist @ rows
             out = model.decode(theta, t + 1, u)
             return (hist, (u, fed_back(out, noise_key, t + 1))), out
@@ -210,7 +212,7 @@ def kernel_rollout(
             hist, (h, p, t_prev) = state
             (t, x_t, is_observed), power = inp
             v = jnp.where(is_observed, x_t, h)
-            hist = _shift_in(hist, v - p)
+            hist = _shift_in(hist, model.drive_input(v, p))
             theta = coefficients @ power.T + hist @ rows
             out = model.decode(theta, 2 * t - t_prev, p)
             return (hist, (fed_back(out, noise_key, t), h, t)), out

@@ -8,28 +8,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._arguments import check_arguments, floats, optional_config
+from ._drive import FeatureDrive, make_drive
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence, check_times, register_model_class
 from ._recurrence import sequential_states
 from ._transition import AbstractTransition
-from ._transitions import check_transition, make_transition
+from ._transitions import make_transition
 from .decoders import AbstractDecoder, make_decoder
 
 Mode = Literal["auto", "parallel", "sequential"]
-
-
-def _check_arguments(data_size, seq_len, transition, transition_rank, time_step) -> None:
-    """One-line `ValueError`s for WARP arguments out of range."""
-    if int(data_size) < 1:
-        raise ValueError(f"data_size must be >= 1, got {data_size}")
-    if int(seq_len) < 2:
-        raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-    check_transition(transition, transition_rank, time_step)
-
-
-def _floats(values) -> list[float] | None:
-    """A per-channel sequence as a JSON-able list of floats (None stays None)."""
-    return None if values is None else [float(v) for v in values]
 
 
 @register_model_class
@@ -73,6 +61,10 @@ class WARP(AbstractSequenceModel):
     - `transition_rank`: r of `"lowrank"` (default 8); only for that kind.
     - `time_step`: the nominal sampling interval, in the units of the `ts` you will
       pass (default 1: `ts` counts steps); only for `transition="continuous"`.
+    - `drive_features`: 0 (default) for the difference drive B (x_t - x_{t-1}); F > 0
+      for the feature drive B e(x_{t-1}, x_t) / (seq_len - 1), e a small MLP with F
+      outputs and B of shape `(D_theta, F)`, so the state accumulates statistics of
+      the whole sequence (see `warp_phys._drive`; not with `"continuous"`).
     - `output_size`: channels the root predicts, when they differ from the input's
       (e.g. the class logits of `warp_phys.tasks`; default `data_size`). The root then
       cannot read the previous observation (`decoder_options={"input_prev": False}`),
@@ -81,8 +73,9 @@ class WARP(AbstractSequenceModel):
     """
 
     transition: AbstractTransition
-    B: Float[Array, "D_theta data"]
+    B: Float[Array, "D_theta drive"]
     hypernetwork: Hypernetwork
+    drive: FeatureDrive | None
     decoder: AbstractDecoder
     data_size: int = eqx.field(static=True)
     tau_step: float = eqx.field(static=True)
@@ -106,12 +99,13 @@ class WARP(AbstractSequenceModel):
         data_scale: list[float] | None = None,
         data_shift: list[float] | None = None,
         output_size: int | None = None,
+        drive_features: int = 0,
         key: PRNGKeyArray,
     ):
-        _check_arguments(data_size, seq_len, transition, transition_rank, time_step)
+        check_arguments(data_size, seq_len, transition, transition_rank, time_step)
         out_size = int(data_size if output_size is None else output_size)
         options = dict(decoder_options or {})
-        data_scale, data_shift = _floats(data_scale), _floats(data_shift)
+        data_scale, data_shift = floats(data_scale), floats(data_shift)
         if isinstance(decoder, AbstractDecoder):
             given = (root_width, root_depth, data_scale, data_shift)
             if options or any(v is not None for v in given):
@@ -144,7 +138,9 @@ class WARP(AbstractSequenceModel):
             key=jax.random.fold_in(key, 2),  # leaves the dense model's keys unchanged
             dtype=theta_init.dtype,
         )
-        self.B = jnp.zeros((D, data_size), dtype=theta_init.dtype)
+        drive_key = jax.random.fold_in(key, 3)  # as the transition's: other keys unchanged
+        self.drive = make_drive(drive_features, data_size, int(seq_len), transition, key=drive_key)
+        self.B = jnp.zeros((D, getattr(self.drive, "size", data_size)), dtype=theta_init.dtype)
         self.hypernetwork = Hypernetwork(
             data_size, theta_init, width=hyper_width, depth=hyper_depth, key=hyper_key
         )
@@ -158,14 +154,7 @@ class WARP(AbstractSequenceModel):
             data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
             seq_len=int(seq_len),
         )
-        if transition != "dense":  # dense configs stay those of earlier checkpoints
-            config["transition"] = transition
-        if transition == "lowrank":
-            config["transition_rank"] = self.transition.rank
-        if time_step is not None:
-            config["time_step"] = self.time_step
-        if output_size is not None:
-            config["output_size"] = out_size
+        config.update(optional_config(self.transition, time_step, output_size, drive_features))
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property
@@ -222,7 +211,7 @@ class WARP(AbstractSequenceModel):
 
     def empty_state(self, x0: Float[Array, " data"]) -> Float[Array, " D_theta"]:
         """theta_0 = phi(x_0) as well: the reference convention starts from it and its
-        step 0 adds B (x_0 - x_0) = 0, giving A theta_0."""
+        step 0 adds B (x_0 - x_0) = 0, giving A theta_0 (a feature drive: B e(x_0, x_0))."""
         return self.hypernetwork(x0)
 
     def advance(
@@ -232,9 +221,16 @@ class WARP(AbstractSequenceModel):
         u_prev: Float[Array, " data"],
         h: Array | None = None,
     ) -> Float[Array, " D_theta"]:
-        """theta <- A theta + B (u - u_prev) (A(h) over a step of `h` sampling
-        intervals for a time-aware transition)."""
-        return self.step(state, u - u_prev, h)
+        """theta <- A theta + B drive(u, u_prev) (A(h) over a step of `h` sampling
+        intervals for a time-aware transition); see `drive_input`."""
+        return self.step(state, self.drive_input(u, u_prev), h)
+
+    def drive_input(
+        self, u: Float[Array, " data"], u_prev: Float[Array, " data"]
+    ) -> Float[Array, " drive"]:
+        """What B multiplies when `u` is consumed after `u_prev`: u - u_prev (the
+        difference drive) or e(u_prev, u) / (seq_len - 1) (`drive_features` > 0)."""
+        return u - u_prev if self.drive is None else self.drive(u, u_prev)
 
     def encode(self, context: Float[Array, "L data"], mode: Mode = "auto", ts=None):
         """theta_{L-1} after the observed `context` (`(L, data_size)`, times `ts`
@@ -244,7 +240,8 @@ class WARP(AbstractSequenceModel):
     def step(
         self, theta: Float[Array, " D_theta"], du: Float[Array, " data"], h: Array | None = None
     ) -> Float[Array, " D_theta"]:
-        """One recurrence step: A theta + B du (cost: the transition's `step_cost`)."""
+        """One recurrence step: A theta + B du, `du` of shape `(B.shape[1],)` (the input
+        difference, or the feature drive's output); cost: the transition's `step_cost`."""
         return self.transition.advance(theta, self.B @ du, h)
 
     def decode(self, theta: Float[Array, " D_theta"], t: Array, x_prev: Float[Array, " data"]):
@@ -262,21 +259,23 @@ class WARP(AbstractSequenceModel):
         into kernels precomputed once per batch and a causal convolution (see
         `warp_phys._recurrence` for the cost model; a diagonal A uses an associative
         scan, a low-rank one an r-dim recurrence); `mode="auto"` picks parallel when
-        4 T data_size <= D_theta for a dense A (the transition's `preferred_mode`).
+        4 T F <= D_theta for a dense A, F = B.shape[1] (the transition's `preferred_mode`).
         All agree to float32 rounding.
         """
         xs = check_sequence(xs, self.data_size, "xs")
         steps = None if ts is None else jnp.diff(self._clock_of(ts, xs))
+        # the feature drive enters every mode as pseudo-inputs whose differences it is
+        inputs = xs if self.drive is None else self.drive.pseudo_inputs(xs)
         if mode == "auto":
-            mode = self.transition.preferred_mode(xs.shape[0], self.data_size)
+            mode = self.transition.preferred_mode(xs.shape[0], self.B.shape[1])
         if mode == "sequential":
             theta0 = self.initial_state(xs[0])
-            return sequential_states(self.transition, self.B, theta0, xs, steps)
+            return sequential_states(self.transition, self.B, theta0, inputs, steps)
         if mode == "parallel":
             hyper = self.hypernetwork
             timed = {} if steps is None else {"steps": steps}
             return self.transition.parallel_states(
-                self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), xs, **timed
+                self.B, hyper.weight, hyper.bias, hyper.features(xs[0]), inputs, **timed
             )
         raise ValueError(f"mode must be 'auto', 'parallel' or 'sequential', got {mode!r}")
 

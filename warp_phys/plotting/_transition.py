@@ -55,7 +55,10 @@ def plot_transition(
         raise ValueError(f"a transition plot needs a WARP model, got {type(model).__name__}")
     info = transition_summary(model)
     D, d = info["B"].shape
-    names = _channel_names(channel_names, d)
+    if getattr(model, "drive", None) is not None:  # B's columns: the drive's features
+        names = [f"e{i}" for i in range(d)]
+    else:
+        names = _channel_names(channel_names, d)
     groups = weight_groups(model.decoder) if hasattr(model, "decoder") else [("theta", 0, D)]
     fig, axes = plt.subplots(2, 2, figsize=(12, 9.5))
     (ax_eig, ax_hist), (ax_a, ax_b) = axes

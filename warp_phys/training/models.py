@@ -50,6 +50,11 @@ class ModelOptions(Options):
         "(time-aware diagonal exp(h Lambda), for irregularly sampled data)",
     )
     transition_rank: int | None = option(None, "rank r of the lowrank A (default 8)")
+    drive_features: int = option(
+        0,
+        "WARP drive: 0 for B (x_t - x_{t-1}); F > 0 for B e(x_{t-1}, x_t) / (T - 1), e an "
+        "MLP with F outputs, so theta accumulates statistics of the whole sequence",
+    )
     hidden_size: int = option(64, "GRU/LSTM hidden size")
     d_model: int = option(32, "Transformer width")
     layers: int = option(2, "Transformer blocks")
@@ -66,6 +71,7 @@ class ModelOptions(Options):
 
     def check(self) -> None:
         in_range("std_lower_bound", self.std_lower_bound, 0, math.inf, "()")
+        in_range("drive_features", self.drive_features, 0, math.inf, "[)")
         if self.decoder_options is None:
             object.__setattr__(self, "decoder_options", {})
 
@@ -106,6 +112,7 @@ def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=
         hyper_depth=config.hyper_depth,
         transition=config.transition,
         transition_rank=config.transition_rank,
+        drive_features=config.drive_features,
         seq_len=seq_len,
         time_step=time_step if config.transition == "continuous" else None,
         data_scale=stats.get("std"),

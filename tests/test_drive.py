@@ -1,0 +1,186 @@
+"""WARP's feature drive (`drive_features`): every path that drives theta (the sequential
+and parallel states of each transition kind, the scan and kernel rollouts, their
+gradients) against a plain Python loop of theta_t = A theta_{t-1} + B e(x_{t-1}, x_t) /
+(T - 1); the state now depends on the middle of the sequence; checkpoints; the default
+model unchanged; one-line errors.
+
+A is contractive (random, spectral radius < 1) and B random, so every term matters.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import warp_phys as wp
+from warp_phys._kernel_rollout import kernel_rollout
+from warp_phys.training.models import build_model
+
+T = 12
+D_FEATURES = 5
+
+
+def _perturbed(model, key):
+    """`model` with a random contractive A (where dense or diagonal) and a random B."""
+    k_a, k_b = jax.random.split(key)
+    D = model.theta_size
+    if model.transition.kind == "dense":
+        A = 0.9 * jnp.eye(D) + 0.1 * jax.random.normal(k_a, (D, D)) / jnp.sqrt(D)
+        model = eqx.tree_at(lambda m: m.transition.matrix, model, A)
+    elif model.transition.kind == "diagonal":
+        model = eqx.tree_at(
+            lambda m: m.transition.a, model, jax.random.uniform(k_a, (D,), minval=0.8, maxval=1)
+        )
+    return eqx.tree_at(lambda m: m.B, model, 0.5 * jax.random.normal(k_b, model.B.shape))
+
+
+def _model(transition="dense", **options):
+    model = wp.WARP(
+        2,
+        decoder="mlp",
+        root_width=4,
+        root_depth=1,
+        seq_len=T,
+        transition=transition,
+        drive_features=D_FEATURES,
+        key=jax.random.PRNGKey(0),
+        **options,
+    )
+    return _perturbed(model, jax.random.PRNGKey(1))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
+
+
+@pytest.fixture(scope="module")
+def xs():
+    return jax.random.normal(jax.random.PRNGKey(2), (T, 2))
+
+
+def loop_states(model, xs):
+    """The recurrence step by step in Python, from the model's parts."""
+    A = np.asarray(model.transition.as_matrix(), np.float64)
+    B = np.asarray(model.B, np.float64)
+    theta = np.asarray(model.hypernetwork(xs[0]), np.float64)
+    states = [theta]
+    for t in range(1, xs.shape[0]):
+        e = np.asarray(model.drive.mlp(jnp.concatenate([xs[t - 1], xs[t]])), np.float64)
+        theta = A @ theta + B @ e / (T - 1)
+        states.append(theta)
+    return np.stack(states)
+
+
+@pytest.mark.parametrize("transition", ["dense", "diagonal", "lowrank", "block"])
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_states_match_python_loop(transition, mode, model, xs):
+    m = model if transition == "dense" else _model(transition)
+    expected = loop_states(m, xs)
+    np.testing.assert_allclose(m.weight_trajectory(xs, mode), expected, atol=2e-5, rtol=1e-5)
+
+
+def test_advance_is_one_step_of_the_loop(model, xs):
+    theta = model.initial_state(xs[0])
+    for t in range(1, T):
+        theta = model.advance(theta, xs[t], xs[t - 1])
+    np.testing.assert_allclose(theta, loop_states(model, xs)[-1], atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("convention", ["clean", "reference"])
+def test_kernel_rollout_matches_scan_rollout(convention, model, xs):
+    observed = jnp.arange(T) < 5
+    scan = wp.rollout(model, xs, observed, convention=convention)
+    kernel = kernel_rollout(model, xs, observed, convention=convention, stages=2)
+    np.testing.assert_allclose(kernel, scan, atol=2e-5, rtol=1e-5)
+
+
+def test_kernel_rollout_gradients_match_scan(model, xs):
+    observed = jnp.arange(T) < 5
+
+    def loss(m, rollout):
+        return jnp.mean(rollout(m, xs, observed) ** 2)
+
+    g_scan = eqx.filter_grad(loss)(model, wp.rollout)
+    g_kernel = eqx.filter_grad(loss)(model, kernel_rollout)
+    drive_scan, drive_kernel = (jax.tree.leaves(g.drive) for g in (g_scan, g_kernel))
+    assert any(np.abs(g).max() > 0 for g in drive_scan)  # the drive's MLP is trained
+    for a, b in zip(drive_scan + [g_scan.B], drive_kernel + [g_kernel.B], strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-4 * float(np.abs(a).max()) + 1e-7)
+
+
+def test_fully_observed_rollout_is_teacher_forcing(model, xs):
+    full = wp.rollout(model, xs, jnp.ones(T, bool))
+    np.testing.assert_allclose(model(xs, "sequential"), full, atol=2e-5, rtol=1e-5)
+
+
+def test_middle_of_the_sequence_reaches_the_last_state(xs):
+    """With A = I the difference drive telescopes to B (x_T - x_0); the feature drive
+    does not."""
+    changed = xs.at[T // 2].add(1.0)
+    for features in (0, D_FEATURES):
+        m = wp.WARP(
+            2,
+            root_width=4,
+            root_depth=1,
+            seq_len=T,
+            drive_features=features,
+            key=jax.random.PRNGKey(0),
+        )
+        m = eqx.tree_at(lambda m: m.B, m, jax.random.normal(jax.random.PRNGKey(3), m.B.shape))
+        gap = np.abs(m.encode(changed) - m.encode(xs)).max()
+        assert (gap > 1e-3) if features else (gap < 1e-5)
+
+
+def test_save_load_round_trip(model, xs, tmp_path):
+    path = wp.save_model(tmp_path / "drive.eqx", model)
+    loaded = wp.load_model(path)
+    assert loaded.config == model.config and loaded.config["drive_features"] == D_FEATURES
+    np.testing.assert_array_equal(loaded.encode(xs), model.encode(xs))
+
+
+def test_default_model_is_unchanged():
+    m = wp.WARP(2, key=jax.random.PRNGKey(0))
+    assert m.drive is None and m.B.shape == (m.theta_size, 2)
+    assert set(m.config) == {
+        "data_size",
+        "decoder",
+        "decoder_options",
+        "root_width",
+        "root_depth",
+        "data_scale",
+        "data_shift",
+        "hyper_width",
+        "hyper_depth",
+        "seq_len",
+    }
+    same = wp.WARP(2, drive_features=0, key=jax.random.PRNGKey(0))
+    assert same.config_json == m.config_json
+
+
+def test_run_config_builds_the_drive():
+    config = wp.RunConfig(model="warp", drive_features=3)
+    m = build_model(config, 2, T, key=jax.random.PRNGKey(0))
+    assert m.B.shape[1] == 3 and m.config["drive_features"] == 3
+    assert build_model(wp.RunConfig(), 2, T, key=jax.random.PRNGKey(0)).drive is None
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(drive_features=-1), "drive_features must be >= 0"),
+        (dict(drive_features=2.5), "drive_features must be an int >= 0"),
+        (dict(drive_features=True), "drive_features must be an int >= 0"),
+        (dict(drive_features=4, transition="continuous"), "applies to regular grids only"),
+    ],
+)
+def test_bad_values_are_one_line_errors(options, message):
+    with pytest.raises(ValueError, match=message) as info:
+        wp.WARP(2, key=jax.random.PRNGKey(0), **options)
+    assert "\n" not in str(info.value)
+
+
+def test_run_config_rejects_negative_features():
+    with pytest.raises(ValueError, match="option drive_features must be >= 0"):
+        wp.RunConfig(drive_features=-2)
