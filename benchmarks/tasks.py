@@ -89,15 +89,8 @@ def measure(args) -> dict:
                 cells[f"{task}/{model}/{seed}"] = result
                 metric = result["metric"]
                 print(task, model, seed, metric, harness.fmt(result[metric]), flush=True)
-    return dict(
-        summarise(cells, tasks, seeds),
-        chosen=chosen,
-        tuned=args.tune,
-        smoke=args.smoke,
-        device=harness.device(),
-        date=harness.stamp(),
-        load=harness.load(),
-    )
+    out = dict(chosen=chosen, tuned=args.tune, smoke=args.smoke, device=harness.device())
+    return dict(summarise(cells, tasks, seeds), **out, date=harness.stamp(), load=harness.load())
 
 
 def summarise(cells: dict, tasks, seeds) -> dict:
