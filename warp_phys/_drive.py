@@ -12,9 +12,10 @@ function of M. The feature drive
 
 with e a small MLP `(2 data,) -> (features,)` and T the training length, makes the
 state (with A = I) the running mean of learned features of step pairs, so it can hold
-such sums; a non-linear read-out of theta (the `latent` readout) can then turn them into
-parameters. Once the context is over, the fed-back inputs follow the identified system,
-so the running statistics stay consistent.
+such sums; a non-linear read-out of theta can then turn them into parameters (measured
+on MSD, `benchmarks/readouts.py`: the `weights` readout gains, `latent` does not). Once
+the context is over, the fed-back inputs follow the identified system, so the running
+statistics stay consistent.
 
 The parallel and structured recurrences take the drive as differences of
 pseudo-inputs u_t = sum_{k=1..t} e(x_{k-1}, x_k) / (T - 1), u_0 = 0
