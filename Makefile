@@ -52,7 +52,7 @@ bench-time: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.time_to_accuracy --scale $(TIME_SCALE)
 
 # classification, digit completion, in-context regression: WARP vs GRU/LSTM/Transformer
-# (needs the tasks extra: aeon, scikit-learn; ~22 min on one core, --tune about twice)
+# (needs the tasks extra: aeon, scikit-learn; 20 min on 2 cores, --tune about twice)
 bench-tasks: $(VENV)/.installed
 	$(BIN)/python -c "import aeon, sklearn" 2>/dev/null || $(BIN)/pip install --quiet -e '.[tasks]'
 	$(BIN)/python -m benchmarks.tasks

@@ -11,7 +11,7 @@ the best on a validation split carved from the training split, scored once on te
 `runs/bench_tasks/`, so a rerun skips the finished ones.
 Needs the tasks extra (`pip install 'warp-phys[tasks]'`: aeon, scikit-learn).
 
-    python -m benchmarks.tasks            # ~22 min on one core (make bench-tasks)
+    python -m benchmarks.tasks            # 20 min on 2 cores (make bench-tasks)
     python -m benchmarks.tasks --render   # the table and figures, from the committed JSON
 """
 
