@@ -11,6 +11,7 @@ the spec's epochs), meant for an accelerator.
 import math
 
 from warp_phys import RunConfig
+from warp_phys.training.models import drive_features_for
 
 SYSTEMS = ("msd", "msd_zero", "sine", "lotka_volterra")
 MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
@@ -97,7 +98,9 @@ def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
     options.update(_model_options(paper, system, model), seed=seed, data_seed=0)
     if not paper:
         steps, batch = CPU_STEPS[system], 10 if system == "sine" else 32
-        return RunConfig(**options, batch_size=batch, steps=steps, max_seconds=CPU_MAX_SECONDS)
+        config = RunConfig(**options, batch_size=batch, steps=steps, max_seconds=CPU_MAX_SECONDS)
+        return config.replace(drive_features=drive_features_for(config))  # the CLI's, explicit
+    options["drive_features"] = 0  # the paper's difference drive
     batch = min(options.pop("batch_size", 1024), options["n_train"])
     steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)
     return RunConfig(**options, **PAPER_OPTIMISER, batch_size=batch, steps=steps)

@@ -24,6 +24,7 @@ import numpy as np
 from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._time_report import draw, markdown, summarise
+from warp_phys.training.config import stored_options
 
 SYSTEMS = ("msd", "msd_zero", "sine")
 MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
@@ -129,12 +130,13 @@ def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, l
 def stale(folder: Path, spec: dict) -> bool:
     """Whether the cell was trained with another config than `spec`'s is now (the preset
     changed since: it is trained again): its run folder's config, else its record's."""
-    stored, record = folder / "config.json", folder.with_suffix(".json")
+    stored, record = folder / "config.json", folder.parent / f"{folder.name}.json"
     if stored.is_file():
         config = harness.read_json(stored)
     else:
         config = harness.read_json(record).get("config") if record.is_file() else None
-    return config is not None and config != json.loads(json.dumps(cell_config(spec).to_dict()))
+    now = json.loads(json.dumps(cell_config(spec).to_dict()))
+    return config is not None and stored_options(config) != now
 
 
 def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:

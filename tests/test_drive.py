@@ -2,10 +2,12 @@
 and parallel states of each transition kind, the scan and kernel rollouts, their
 gradients) against a plain Python loop of theta_t = A theta_{t-1} + B e(x_{t-1}, x_t) /
 (T - 1); the state now depends on the middle of the sequence; checkpoints; the default
-model unchanged; one-line errors.
+(the feature drive for a physical root only; older run folders load); one-line errors.
 
 A is contractive (random, spectral radius < 1) and B random, so every term matters.
 """
+
+import json
 
 import equinox as eqx
 import jax
@@ -15,7 +17,7 @@ import pytest
 
 import warp_phys as wp
 from warp_phys._kernel_rollout import kernel_rollout
-from warp_phys.training.models import build_model
+from warp_phys.training.models import PHYSICAL_DRIVE_FEATURES, build_model
 
 T = 12
 D_FEATURES = 5
@@ -164,6 +166,34 @@ def test_run_config_builds_the_drive():
     m = build_model(config, 2, T, key=jax.random.PRNGKey(0))
     assert m.B.shape[1] == 3 and m.config["drive_features"] == 3
     assert build_model(wp.RunConfig(), 2, T, key=jax.random.PRNGKey(0)).drive is None
+
+
+def test_the_default_drive_is_the_feature_drive_for_a_physical_root_only():
+    build = lambda **options: build_model(wp.RunConfig(**options), 2, T, key=jax.random.PRNGKey(0))
+    physical = build(decoder="damped_oscillator")
+    assert physical.B.shape[1] == PHYSICAL_DRIVE_FEATURES and physical.drive is not None
+    assert build(decoder="damped_oscillator", drive_features=0).drive is None
+    assert build(decoder="mlp").drive is None
+    assert wp.RunConfig(decoder="sinusoid").drive_features is None  # auto until a run resolves it
+
+
+SINE_RUN = dict(system="sine", decoder="sinusoid", n_train=4, n_val=2, n_test=2, hyper_width=2,
+                context=4, steps=1, val_every=1, batch_size=4, normalize=False)  # fmt: skip
+
+
+def test_a_run_stores_the_resolved_drive_and_older_runs_still_load(tmp_path):
+    """config.json records the number the automatic drive resolved to; a run folder written
+    before the option existed (no `drive_features` key) used the difference drive."""
+    run, _ = wp.train_run(wp.RunConfig(**SINE_RUN), tmp_path / "auto", progress=False)
+    stored = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert stored["drive_features"] == PHYSICAL_DRIVE_FEATURES == run.config.drive_features
+    legacy = tmp_path / "legacy"
+    wp.train_run(wp.RunConfig(**SINE_RUN, drive_features=0), legacy, progress=False)
+    stored = json.loads((legacy / "config.json").read_text())
+    del stored["drive_features"]
+    (legacy / "config.json").write_text(json.dumps(stored))
+    loaded = wp.load_run(legacy)
+    assert loaded.model.drive is None and loaded.config.drive_features == 0
 
 
 @pytest.mark.parametrize(

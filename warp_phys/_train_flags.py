@@ -8,7 +8,7 @@ import json
 import typing
 from pathlib import Path
 
-from .training.config import GROUPS, RunConfig, read_config_file
+from .training.config import GROUPS, RunConfig, read_config_file, stored_options
 from .training.options import choices_of, flat_name
 
 
@@ -87,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         stored = Path(args.out) / "config.json"
         if not stored.is_file():
             raise FileNotFoundError(f"no run to resume in {args.out} (no config.json)")
-        values.update(read_config_file(stored))
+        values.update(stored_options(read_config_file(stored)))
     if args.config:
         values.update(read_config_file(args.config))
     names = set(RunConfig.option_names())

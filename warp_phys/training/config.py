@@ -201,6 +201,17 @@ class RunConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
+# Options a run folder written before they existed did not record, with the value such
+# a run used where today's default resolves otherwise (the drive: auto, once always 0).
+LEGACY_VALUES = {"drive_features": 0}
+
+
+def stored_options(values: dict) -> dict:
+    """The options of a run's stored `config.json`, with `LEGACY_VALUES` for the keys
+    an older run lacks."""
+    return {**LEGACY_VALUES, **values} if isinstance(values, dict) else values
+
+
 def read_config_file(path) -> dict:
     """A flat dict of options from a `.toml`, `.yaml`/`.yml` or `.json` file. Sections
     (TOML tables / YAML mappings such as data, model, protocol, optimisation) are

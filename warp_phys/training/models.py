@@ -22,6 +22,9 @@ from .data import Normalizer
 from .options import Options, in_range, option
 
 MODEL_KINDS: dict[str, type[AbstractSequenceModel]] = {"warp": WARP, **BASELINES}
+# The feature drive's width for a physical root: chosen on validation (README "Readouts":
+# omega_0 read to 0.8-1.7 % instead of 2.6-2.8 %, zeta 8-16 % instead of 18-23 %).
+PHYSICAL_DRIVE_FEATURES = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +53,11 @@ class ModelOptions(Options):
         "(time-aware diagonal exp(h Lambda), for irregularly sampled data)",
     )
     transition_rank: int | None = option(None, "rank r of the lowrank A (default 8)")
-    drive_features: int = option(
-        0,
+    drive_features: int | None = option(
+        None,
         "WARP drive: 0 for B (x_t - x_{t-1}); F > 0 for B e(x_{t-1}, x_t) / (T - 1), e an "
-        "MLP with F outputs, so theta accumulates statistics of the whole sequence",
+        "MLP with F outputs, so theta accumulates statistics of the whole sequence "
+        f"(default: {PHYSICAL_DRIVE_FEATURES} for a physical root decoder, 0 for the mlp)",
     )
     hidden_size: int = option(64, "GRU/LSTM hidden size")
     d_model: int = option(32, "Transformer width")
@@ -71,9 +75,19 @@ class ModelOptions(Options):
 
     def check(self) -> None:
         in_range("std_lower_bound", self.std_lower_bound, 0, math.inf, "()")
-        in_range("drive_features", self.drive_features, 0, math.inf, "[)")
+        if self.drive_features is not None:
+            in_range("drive_features", self.drive_features, 0, math.inf, "[)")
         if self.decoder_options is None:
             object.__setattr__(self, "decoder_options", {})
+
+
+def drive_features_for(config) -> int:
+    """`config.drive_features`, or where it is None (auto) `PHYSICAL_DRIVE_FEATURES` for a
+    WARP with a physical root decoder and 0 (the difference drive) otherwise."""
+    if config.drive_features is not None:
+        return config.drive_features
+    physical = config.model == "warp" and config.decoder != "mlp"
+    return PHYSICAL_DRIVE_FEATURES if physical else 0
 
 
 def centre_physics(config) -> dict[str, float]:
@@ -112,7 +126,7 @@ def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=
         hyper_depth=config.hyper_depth,
         transition=config.transition,
         transition_rank=config.transition_rank,
-        drive_features=config.drive_features,
+        drive_features=drive_features_for(config),
         seq_len=seq_len,
         time_step=time_step if config.transition == "continuous" else None,
         data_scale=stats.get("std"),

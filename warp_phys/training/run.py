@@ -28,10 +28,10 @@ from ._run_files import check_model_config, read_json, write_start
 from ._setup import run_length
 from ._state import resume_metadata
 from .checkpoint import load_model
-from .config import RESUMABLE, RunConfig
+from .config import RESUMABLE, RunConfig, stored_options
 from .data import IN_MEMORY, Normalizer, as_pairs, data_splits, grid_times, mean_step
 from .loop import train
-from .models import MODEL_KINDS, build_model
+from .models import MODEL_KINDS, build_model, drive_features_for
 
 
 @dataclasses.dataclass
@@ -148,7 +148,7 @@ def train_run(
                 f"{out} already holds a run; pass resume to continue it or overwrite to replace it"
             )
         if resume:
-            _check_resume(out, config)
+            config = _check_resume(out, config)
         config, train_set, val_set = _prepare_data(config, data, val_data)
         inputs, targets = as_pairs(train_set, "training data")
         resolve_devices(config.devices, min(config.batch_size, len(inputs)))  # before any file
@@ -202,15 +202,17 @@ def _summary(model, history: dict, seconds: float, shape) -> dict:
     }
 
 
-def _check_resume(out: Path, config: RunConfig) -> None:
+def _check_resume(out: Path, config: RunConfig) -> RunConfig:
     """Before any file is written: `out` holds a run that `config` may continue (same
-    options but the resumable ones) and that has steps left to train."""
+    options but the resumable ones) and that has steps left to train; `config` with its
+    automatic options as the stored run resolved them."""
     if not (out / "last.eqx").is_file():
         raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
-    _check_resumable(load_run(out, "last").config, config, out)
+    config = _check_resumable(load_run(out, "last").config, config, out)
     resume_metadata(
         out / "last.eqx", run_length(config.steps, config.max_seconds), config.max_seconds
     )
+    return config
 
 
 def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
@@ -240,6 +242,7 @@ def _prepare_data(config: RunConfig, data, val_data):
         eval_protocol=protocol,
         context=config.context or max(1, val_set.y.shape[1] // 4),
         data_seed=config.seed if config.data_seed is None else config.data_seed,
+        drive_features=drive_features_for(config),
     )
     source, context = config.data or config.system, config.context
     for name, dataset in (("training", train_set), ("validation", val_set)):
@@ -252,17 +255,20 @@ def _prepare_data(config: RunConfig, data, val_data):
     return config, train_set, val_set
 
 
-def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> None:
-    """A resumed run may change only `RESUMABLE` options."""
+def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> RunConfig:
+    """A resumed run may change only `RESUMABLE` options; `config` with the automatic
+    ones (None) taken from `stored`."""
     old, new = stored.to_dict(), config.to_dict()
     changed = [k for k in old if k not in RESUMABLE and old[k] != new[k]]
     changed = [k for k in changed if not (k == "eval_protocol" and new[k] == "auto")]
-    changed = [k for k in changed if not (k in ("data_seed", "context") and new[k] is None)]
+    auto = ("data_seed", "context", "drive_features")  # None: resolved as in the stored run
+    changed = [k for k in changed if not (k in auto and new[k] is None)]
     if changed:
         raise ValueError(
             f"cannot resume {folder}: options differ from the first run: {', '.join(changed)} "
             f"(only {', '.join(RESUMABLE)} may change)"
         )
+    return config.replace(**{k: old[k] for k in auto if new[k] is None})
 
 
 def load_run(folder, checkpoint: str = "best") -> Run:
@@ -279,7 +285,7 @@ def load_run(folder, checkpoint: str = "best") -> Run:
     stored = read_json(folder, "config.json")
     if not isinstance(stored, dict):
         raise ValueError(f"{folder}: config.json must hold a JSON object of options")
-    config = RunConfig.from_dict(stored, source=str(folder / "config.json"))
+    config = RunConfig.from_dict(stored_options(stored), source=str(folder / "config.json"))
     normalizer = Normalizer.from_dict(
         read_json(folder, "normalizer.json"), source=str(folder / "normalizer.json")
     )
