@@ -9,6 +9,7 @@ beside the paper's. Presets in `_presets.py`: `cpu` (63 min on 2 idle cores) and
     python -m benchmarks.reconstruction --render          # README block from the JSON
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._presets import run_config, targets
 from benchmarks._reconstruction_report import markdown, summarise
+from warp_phys.training.config import LEGACY_VALUES
 
 __all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
 RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN
@@ -33,6 +35,7 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
     run, _ = wp.train_run(config, out, overwrite=True, progress=False)
     summary, unit = harness.read_json(out / "summary.json"), presets.UNITS[system]
     record = dict(params=int(summary["parameters"]), steps=summary["steps_done"])
+    record["config"] = config.to_dict()
     keys = ("train_seconds", "stopped", "best_val_mse_normalized")
     record |= {k: summary[k] for k in keys}
     for split in ("test",) if system == "sine" else ("test", "ood"):  # SINE: no OOD ranges
@@ -42,6 +45,13 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
         if "refine" in metrics:
             record[f"{split}_refined"] = metrics["mse"] / unit
     return record
+
+
+def _measured_with(record: dict | None, config) -> bool:
+    """Whether `record` (None: not run) was measured with `config`; a record older than
+    the records' `config` key is taken for today's config at the options it predates."""
+    now = json.loads(json.dumps(config.to_dict()))
+    return record is not None and record.get("config", {**now, **LEGACY_VALUES}) == now
 
 
 def _markdown(summary: dict) -> str:
@@ -59,9 +69,10 @@ def measure(args) -> dict:
     for system in args.systems:
         models = [m for m in args.models if m in presets.models_for(system)]
         for model, seed in [(m, s) for s in seeds for m in models]:
-            if (key := f"{system}/{model}/{seed}") in records:
-                continue
             overrides = dict(smoke, n_train=32) if smoke and system != "sine" else smoke
+            config = run_config(args.preset, system, model, seed).replace(**overrides)
+            if _measured_with(records.get(key := f"{system}/{model}/{seed}"), config):
+                continue
             folder = args.runs / args.preset / system / model / f"seed{seed}"
             start = time.perf_counter()
             r = records[key] = run_cell(system, model, seed, args.preset, folder, **overrides)
