@@ -2,7 +2,7 @@
 and parallel states of each transition kind, the scan and kernel rollouts, their
 gradients) against a plain Python loop of theta_t = A theta_{t-1} + B e(x_{t-1}, x_t) /
 (T - 1); the state now depends on the middle of the sequence; checkpoints; the default
-(the feature drive for a physical root only; older run folders load); one-line errors.
+(the feature drive for a WARP run; older run folders load); one-line errors.
 
 A is contractive (random, spectral radius < 1) and B random, so every term matters.
 """
@@ -17,7 +17,7 @@ import pytest
 
 import warp_phys as wp
 from warp_phys._kernel_rollout import kernel_rollout
-from warp_phys.training.models import PHYSICAL_DRIVE_FEATURES, build_model
+from warp_phys.training.models import DEFAULT_DRIVE_FEATURES, build_model
 
 T = 12
 D_FEATURES = 5
@@ -165,15 +165,23 @@ def test_run_config_builds_the_drive():
     config = wp.RunConfig(model="warp", drive_features=3)
     m = build_model(config, 2, T, key=jax.random.PRNGKey(0))
     assert m.B.shape[1] == 3 and m.config["drive_features"] == 3
-    assert build_model(wp.RunConfig(), 2, T, key=jax.random.PRNGKey(0)).drive is None
+    difference = wp.RunConfig(drive_features=0)
+    assert build_model(difference, 2, T, key=jax.random.PRNGKey(0)).drive is None
 
 
-def test_the_default_drive_is_the_feature_drive_for_a_physical_root_only():
-    build = lambda **options: build_model(wp.RunConfig(**options), 2, T, key=jax.random.PRNGKey(0))
-    physical = build(decoder="damped_oscillator")
-    assert physical.B.shape[1] == PHYSICAL_DRIVE_FEATURES and physical.drive is not None
+def test_a_warp_run_takes_the_feature_drive_by_default():
+    def build(time_step=None, **options):
+        config = wp.RunConfig(**options)
+        return build_model(config, 2, T, key=jax.random.PRNGKey(0), time_step=time_step)
+
+    for decoder in ("damped_oscillator", "mlp"):
+        m = build(decoder=decoder)
+        assert m.B.shape[1] == DEFAULT_DRIVE_FEATURES and m.drive is not None
     assert build(decoder="damped_oscillator", drive_features=0).drive is None
-    assert build(decoder="mlp").drive is None
+    assert build(transition="continuous", time_step=0.1).drive is None  # needs a regular grid
+    gru, matched = build(model="gru", match_warp=True), build(drive_features=0)
+    size = wp.count_parameters(matched)  # the baselines match the paper's WARP
+    assert abs(wp.count_parameters(gru) - size) < 0.02 * size
     assert wp.RunConfig(decoder="sinusoid").drive_features is None  # auto until a run resolves it
 
 
@@ -186,7 +194,7 @@ def test_a_run_stores_the_resolved_drive_and_older_runs_still_load(tmp_path):
     before the option existed (no `drive_features` key) used the difference drive."""
     run, _ = wp.train_run(wp.RunConfig(**SINE_RUN), tmp_path / "auto", progress=False)
     stored = json.loads((tmp_path / "auto" / "config.json").read_text())
-    assert stored["drive_features"] == PHYSICAL_DRIVE_FEATURES == run.config.drive_features
+    assert stored["drive_features"] == DEFAULT_DRIVE_FEATURES == run.config.drive_features
     legacy = tmp_path / "legacy"
     wp.train_run(wp.RunConfig(**SINE_RUN, drive_features=0), legacy, progress=False)
     stored = json.loads((legacy / "config.json").read_text())
