@@ -9,7 +9,6 @@ beside the paper's. Presets in `_presets.py`: `cpu` (63 min on 2 idle cores) and
     python -m benchmarks.reconstruction --render          # README block from the JSON
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._presets import run_config, targets
 from benchmarks._reconstruction_report import markdown, summarise
-from warp_phys.training.config import LEGACY_VALUES
+from warp_phys.training.config import LEGACY_VALUES, stored_config
 
 __all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
 RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN
@@ -50,8 +49,8 @@ def run_cell(system: str, model: str, seed: int, preset: str, out: Path, **overr
 def _measured_with(record: dict | None, config) -> bool:
     """Whether `record` (None: not run) was measured with `config`; a record older than
     the records' `config` key is taken for today's config at the options it predates."""
-    now = json.loads(json.dumps(config.to_dict()))
-    return record is not None and record.get("config", {**now, **LEGACY_VALUES}) == now
+    now = stored_config(config)
+    return record is not None and stored_config(record.get("config", now | LEGACY_VALUES)) == now
 
 
 def _markdown(summary: dict) -> str:

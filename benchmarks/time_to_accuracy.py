@@ -13,7 +13,6 @@ process and keeps its record (committed by default: the run may span sessions) u
     python -m benchmarks.time_to_accuracy --render      # README block and figure from the JSON
 """
 
-import json
 import math
 import tempfile
 import time
@@ -24,7 +23,7 @@ import numpy as np
 from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._time_report import draw, markdown, summarise
-from warp_phys.training.config import stored_options
+from warp_phys.training.config import stored_config
 
 SYSTEMS = ("msd", "msd_zero", "sine")
 MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
@@ -135,8 +134,7 @@ def stale(folder: Path, spec: dict) -> bool:
         config = harness.read_json(stored)
     else:
         config = harness.read_json(record).get("config") if record.is_file() else None
-    now = json.loads(json.dumps(cell_config(spec).to_dict()))
-    return config is not None and stored_options(config) != now
+    return config is not None and stored_config(config) != stored_config(cell_config(spec))
 
 
 def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:

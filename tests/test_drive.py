@@ -17,6 +17,7 @@ import pytest
 
 import warp_phys as wp
 from warp_phys._kernel_rollout import kernel_rollout
+from warp_phys.training.config import stored_config
 from warp_phys.training.models import DEFAULT_DRIVE_FEATURES, build_model
 
 T = 12
@@ -202,6 +203,7 @@ def test_a_run_stores_the_resolved_drive_and_older_runs_still_load(tmp_path):
     (legacy / "config.json").write_text(json.dumps(stored))
     loaded = wp.load_run(legacy)
     assert loaded.model.drive is None and loaded.config.drive_features == 0
+    assert stored_config(stored) == stored_config(loaded.config) != stored_config(run.config)
 
 
 @pytest.mark.parametrize(

@@ -212,6 +212,15 @@ def stored_options(values: dict) -> dict:
     return {**LEGACY_VALUES, **values} if isinstance(values, dict) else values
 
 
+def stored_config(config: "RunConfig | dict") -> dict:
+    """Every option as `config.json` holds it (JSON types), a stored mapping completed as
+    `load_run` reads it (`stored_options`, then the defaults): two runs with equal
+    `stored_config`s were configured alike, whichever options existed when each ran."""
+    if isinstance(config, dict):
+        config = RunConfig.from_dict(stored_options(config))
+    return json.loads(json.dumps(config.to_dict()))
+
+
 def read_config_file(path) -> dict:
     """A flat dict of options from a `.toml`, `.yaml`/`.yml` or `.json` file. Sections
     (TOML tables / YAML mappings such as data, model, protocol, optimisation) are
