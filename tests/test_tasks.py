@@ -115,6 +115,10 @@ def test_task_models_behind_an_embedding_match_in_size_and_round_trip(tmp_path):
     A = build_task_model(TaskOptions(transition_init="rotation", root_width=4), 3, 3, 8, key=KEY).A
     eye = np.eye(A.shape[0])
     assert not np.allclose(A, eye) and np.allclose(A.T @ A, eye, atol=1e-6)  # rotations
+    # the option reaches WARP's own initialisation: the A of WARP(transition_init=...)
+    warp = wp.WARP(3, root_width=4, root_depth=1, seq_len=9, transition_init="rotation", key=KEY)
+    np.testing.assert_array_equal(A, warp.A)
+    assert warp.config["transition_init"] == "rotation"
 
 
 def test_icl_tokens_and_least_squares():
@@ -155,8 +159,8 @@ def test_options_and_a_missing_extra_are_one_line_errors(monkeypatch):
         TaskOptions(task="mnist")
     with pytest.raises(ValueError, match="embed is for classification and icl"):
         TaskOptions(task="digits", embed=4)
-    with pytest.raises(ValueError, match="transition_init applies to transition dense"):
-        TaskOptions(transition="diagonal", transition_init="rotation")
+    with pytest.raises(ValueError, match="transition_init 'rotation' applies to transition="):
+        TaskOptions(transition="diagonal", transition_init="rotation")  # before any data loads
     with pytest.raises(ImportError, match=r"pip install 'warp-phys\[tasks\]'"):
         optional("warp_phys_no_such_module")
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if not installed

@@ -298,3 +298,71 @@ def test_rotation_init_is_orthogonal_and_off_by_default():
         make_transition("diagonal", (7,), key=key, init="rotation", **build)
     with pytest.raises(ValueError, match="init must be one of"):
         make_transition("dense", (7,), key=key, init="spiral", **build)
+
+
+def _rotation_warp(**options):
+    """A tiny WARP (D_theta 13, odd: one fixed axis) on the same key every time."""
+    build = dict(root_width=3, root_depth=1, hyper_width=2, seq_len=8, key=jax.random.PRNGKey(4))
+    return wp.WARP(1, **{**build, **options})
+
+
+def test_warp_rotation_init_is_a_block_diagonal_rotation_drawn_from_its_own_key(tmp_path):
+    """`WARP(transition_init="rotation")`: A is 2 x 2 rotations [[c, -s], [s, c]] by angles
+    in (0, pi) on the diagonal (orthogonal, det 1); every other parameter is the identity
+    model's, and the angles come from no key that another part of WARP draws from (the
+    drive's was once reused); the choice is in the config and survives a checkpoint."""
+    from warp_phys._transitions import rotation_matrix
+
+    plain, rotated = _rotation_warp(), _rotation_warp(transition_init="rotation")
+    A, D = np.asarray(rotated.A, np.float64), rotated.theta_size
+    assert D % 2 == 1 and A[-1, -1] == 1 and np.allclose(A.T @ A, np.eye(D), atol=1e-6)
+    assert np.isclose(np.linalg.det(A), 1.0, atol=1e-5)
+    pairs = np.arange(0, D - 1, 2)
+    blocks = np.zeros_like(A)
+    for i in pairs:
+        blocks[i : i + 2, i : i + 2] = A[i : i + 2, i : i + 2]
+    assert np.array_equal(blocks[:-1, :-1], A[:-1, :-1])  # nothing off the 2 x 2 blocks
+    cos, sin = A[pairs, pairs], A[pairs + 1, pairs]
+    assert np.allclose(A[pairs + 1, pairs + 1], cos) and np.allclose(A[pairs, pairs + 1], -sin)
+    assert np.all(sin > 0) and len(np.unique(np.round(cos, 5))) == len(pairs)  # (0, pi), spread
+
+    same = lambda m: jax.tree.leaves(eqx.filter(m, eqx.is_array))
+    others = lambda m: same(eqx.tree_at(lambda m: m.transition, m, plain.transition))
+    for a, b in zip(others(rotated), same(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
+    drive_key = jax.random.fold_in(jax.random.PRNGKey(4), 3)
+    assert not np.allclose(A, rotation_matrix(D, drive_key))
+    driven = _rotation_warp(transition_init="rotation", drive_features=2)
+    np.testing.assert_array_equal(driven.A, rotated.A)  # the drive draws from its own key
+
+    assert rotated.config["transition_init"] == "rotation" and "transition_init" not in plain.config
+    assert _rotation_warp(transition_init="identity").config_json == plain.config_json
+    loaded = wp.load_model(wp.save_model(tmp_path / "rotation.eqx", rotated))
+    assert loaded.config == rotated.config
+    np.testing.assert_array_equal(loaded.A, rotated.A)
+
+
+@pytest.mark.parametrize("kind", STRUCTURED)
+def test_rotation_init_of_a_structured_transition_is_a_one_line_error(kind):
+    with pytest.raises(ValueError, match="transition_init 'rotation' applies to") as error:
+        wp.WARP(1, transition=kind, transition_init="rotation", key=jax.random.PRNGKey(0))
+    assert "\n" not in str(error.value) and repr(kind) in str(error.value)
+    with pytest.raises(ValueError, match="transition_init must be one of identity, rotation"):
+        wp.WARP(1, transition_init="spiral", key=jax.random.PRNGKey(0))
+
+
+def test_run_config_and_command_line_select_the_rotation_init():
+    from warp_phys._train_flags import config_from_args
+    from warp_phys.cli import build_parser
+    from warp_phys.training.models import build_model
+
+    argv = ["train", "--out", "x", "--transition-init", "rotation"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.transition_init == "rotation" and wp.RunConfig().transition_init == "identity"
+    config = config.replace(root_width=3, root_depth=1, hyper_width=2)
+    model = build_model(config, 1, 8, key=jax.random.PRNGKey(4))
+    assert model.config["transition_init"] == "rotation"
+    assert np.allclose(model.A.T @ model.A, np.eye(model.theta_size), atol=1e-6)
+    assert not np.allclose(model.A, np.eye(model.theta_size))
+    with pytest.raises(ValueError, match="transition_init 'rotation' applies to"):
+        wp.RunConfig(transition="diagonal", transition_init="rotation")  # before any data

@@ -3,13 +3,15 @@
 from ._transitions import check_transition
 
 
-def check_arguments(data_size, seq_len, transition, transition_rank, time_step) -> None:
+def check_arguments(
+    data_size, seq_len, transition, transition_rank, time_step, transition_init="identity"
+) -> None:
     """One-line `ValueError`s for WARP arguments out of range."""
     if int(data_size) < 1:
         raise ValueError(f"data_size must be >= 1, got {data_size}")
     if int(seq_len) < 2:
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-    check_transition(transition, transition_rank, time_step)
+    check_transition(transition, transition_rank, time_step, transition_init)
 
 
 def floats(values) -> list[float] | None:
@@ -17,10 +19,12 @@ def floats(values) -> list[float] | None:
     return None if values is None else [float(v) for v in values]
 
 
-def optional_config(transition, time_step, output_size, drive_features) -> dict:
+def optional_config(
+    transition, time_step, output_size, drive_features, transition_init="identity"
+) -> dict:
     """The config entries of the WARP arguments that differ from their defaults
     (`transition`: the built transition object), so that a default model's config (a
-    dense A, the difference drive, ...) stays that of earlier checkpoints, whose
+    dense A at I, the difference drive, ...) stays that of earlier checkpoints, whose
     fingerprints and loading depend on it."""
     config = {}
     if transition.kind != "dense":
@@ -33,4 +37,6 @@ def optional_config(transition, time_step, output_size, drive_features) -> dict:
         config["output_size"] = int(output_size)
     if drive_features:
         config["drive_features"] = int(drive_features)
+    if transition_init != "identity":
+        config["transition_init"] = str(transition_init)
     return config

@@ -59,6 +59,9 @@ class WARP(AbstractSequenceModel):
     - `transition`: the structure of A: `"dense"` (default), `"diagonal"`, `"lowrank"`
       (A = I + U V^T) or `"block"` (one dense block per parameter tensor of the root).
     - `transition_rank`: r of `"lowrank"` (default 8); only for that kind.
+    - `transition_init`: A at the start: `"identity"` (default) or `"rotation"` (dense
+      only): 2 x 2 rotations by random angles in (0, pi), so theta_t carries a clock of
+      the step (see `warp_phys._transitions.rotation_matrix`).
     - `time_step`: the nominal sampling interval, in the units of the `ts` you will
       pass (default 1: `ts` counts steps); only for `transition="continuous"`.
     - `drive_features`: 0 (default) for the difference drive B (x_t - x_{t-1}); F > 0
@@ -95,6 +98,7 @@ class WARP(AbstractSequenceModel):
         seq_len: int = 256,
         transition: str = "dense",
         transition_rank: int | None = None,
+        transition_init: str = "identity",
         time_step: float | None = None,
         data_scale: list[float] | None = None,
         data_shift: list[float] | None = None,
@@ -102,7 +106,7 @@ class WARP(AbstractSequenceModel):
         drive_features: int = 0,
         key: PRNGKeyArray,
     ):
-        check_arguments(data_size, seq_len, transition, transition_rank, time_step)
+        check_arguments(data_size, seq_len, transition, transition_rank, time_step, transition_init)
         out_size = int(data_size if output_size is None else output_size)
         options = dict(decoder_options or {})
         data_scale, data_shift = floats(data_scale), floats(data_shift)
@@ -135,10 +139,13 @@ class WARP(AbstractSequenceModel):
             transition,
             sizes,
             rank=transition_rank,
-            key=jax.random.fold_in(key, 2),  # leaves the dense model's keys unchanged
+            # A's own key (the low-rank factors or the rotation angles, never both): no
+            # other part of WARP draws from it, and A = I consumes none of the others
+            key=jax.random.fold_in(key, 2),
             dtype=theta_init.dtype,
+            init=transition_init,
         )
-        drive_key = jax.random.fold_in(key, 3)  # as the transition's: other keys unchanged
+        drive_key = jax.random.fold_in(key, 3)  # as A's own key: other keys unchanged
         self.drive = make_drive(drive_features, data_size, int(seq_len), transition, key=drive_key)
         self.B = jnp.zeros((D, getattr(self.drive, "size", data_size)), dtype=theta_init.dtype)
         self.hypernetwork = Hypernetwork(
@@ -154,7 +161,11 @@ class WARP(AbstractSequenceModel):
             data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
             seq_len=int(seq_len),
         )
-        config.update(optional_config(self.transition, time_step, output_size, drive_features))
+        config.update(
+            optional_config(
+                self.transition, time_step, output_size, drive_features, transition_init
+            )
+        )
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property

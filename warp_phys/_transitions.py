@@ -13,15 +13,24 @@ from ._transition import AbstractTransition, BlockTransition, DenseTransition, L
 
 TRANSITIONS = ("dense", "diagonal", "lowrank", "block", "continuous")
 DEFAULT_RANK = 8
-INITS = ("identity", "rotation")  # A's initialisation (`make_transition`'s `init`)
+INITS = ("identity", "rotation")  # A's initialisation (WARP's `transition_init`)
 
 
-def check_transition(kind: str, rank: int | None, time_step: float | None = None) -> None:
+def check_transition(
+    kind: str, rank: int | None, time_step: float | None = None, init: str = "identity"
+) -> None:
     """A one-line `ValueError` unless `kind` is a known transition, `rank` is None or,
-    for `"lowrank"`, a positive int, and `time_step` is None or, for `"continuous"`, a
-    positive finite float."""
+    for `"lowrank"`, a positive int, `time_step` is None or, for `"continuous"`, a
+    positive finite float, and `init` is one of `INITS`, other than `"identity"` for
+    `"dense"` only."""
     if kind not in TRANSITIONS:
         raise ValueError(f"transition must be one of {', '.join(TRANSITIONS)}; got {kind!r}")
+    if init not in INITS:
+        raise ValueError(f"transition_init must be one of {', '.join(INITS)}; got {init!r}")
+    if init != "identity" and kind != "dense":
+        raise ValueError(
+            f"transition_init {init!r} applies to transition='dense' only, not {kind!r}"
+        )
     if rank is not None and kind != "lowrank":
         raise ValueError(f"transition_rank applies to transition='lowrank' only, not {kind!r}")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
@@ -58,11 +67,7 @@ def make_transition(
     """The transition `kind` at its initialisation for a root whose flat parameter
     tensors have sizes `block_sizes` (D = their sum): A = I, or with `init="rotation"`
     (dense only) the `rotation_matrix` drawn from `key`."""
-    check_transition(kind, rank)
-    if init not in INITS:
-        raise ValueError(f"transition init must be one of {', '.join(INITS)}; got {init!r}")
-    if init != "identity" and kind != "dense":
-        raise ValueError(f"transition init {init!r} applies to transition='dense' only")
+    check_transition(kind, rank, init=init)
     size = sum(block_sizes)
     if kind == "dense":
         dense = DenseTransition(size, dtype)

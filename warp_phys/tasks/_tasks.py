@@ -13,13 +13,12 @@ training split, selects on the validation split and scores the test split.
 import dataclasses
 from typing import Literal
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._model import WARP
-from .._transitions import make_transition
+from .._transitions import check_transition
 from ..baselines import BASELINES, count_parameters, hidden_size_for
 from ..training.options import Options, at_least, in_range, option
 from . import _objectives as obj
@@ -94,12 +93,11 @@ class TaskOptions(Options):
             raise ValueError(f"option context must be < 64 pixels, got {self.context}")
         if self.task == "digits" and self.embed:
             raise ValueError("option embed is for classification and icl, not digits")
-        if self.transition_init != "identity" and self.transition != "dense":
-            raise ValueError("option transition_init applies to transition dense only")
+        check_transition(self.transition, None, init=self.transition_init)  # before any data
 
 
 def _warp(options: TaskOptions, in_size: int, out_size: int, seq_len: int, key, decoder):
-    warp = WARP(
+    return WARP(
         in_size,
         output_size=None if out_size == in_size else out_size,
         root_width=options.root_width,
@@ -107,19 +105,9 @@ def _warp(options: TaskOptions, in_size: int, out_size: int, seq_len: int, key, 
         decoder_options=decoder,
         seq_len=seq_len + 1,
         transition=options.transition,
+        transition_init=options.transition_init,
         key=key,
     )
-    if options.transition_init == "identity":
-        return warp
-    A = make_transition(
-        options.transition,
-        (warp.theta_size,),
-        rank=None,
-        key=jax.random.fold_in(key, 3),
-        dtype=warp.B.dtype,
-        init=options.transition_init,
-    )
-    return eqx.tree_at(lambda m: m.transition, warp, A)
 
 
 def build_task_model(

@@ -16,6 +16,7 @@ import systems
 
 from .._interface import AbstractSequenceModel
 from .._model import WARP
+from .._transitions import check_transition
 from ..baselines import BASELINES, count_parameters, hidden_size_for
 from ..decoders import decoder_keywords
 from .data import Normalizer
@@ -55,6 +56,9 @@ class ModelOptions(Options):
         "(time-aware diagonal exp(h Lambda), for irregularly sampled data)",
     )
     transition_rank: int | None = option(None, "rank r of the lowrank A (default 8)")
+    transition_init: Literal["identity", "rotation"] = option(
+        "identity", "WARP's A at the start: I, or 2x2 rotations by random angles (dense A)"
+    )
     drive_features: int | None = option(
         None,
         "WARP drive: 0 for B (x_t - x_{t-1}); F > 0 for B e(x_{t-1}, x_t) / (T - 1), e an "
@@ -76,6 +80,8 @@ class ModelOptions(Options):
     std_lower_bound: float = option(1e-4, "lower bound of the predicted std (nll)")
 
     def check(self) -> None:
+        if self.model == "warp":  # before any data is made
+            check_transition(self.transition, None, init=self.transition_init)
         in_range("std_lower_bound", self.std_lower_bound, 0, math.inf, "()")
         if self.drive_features is not None:
             in_range("drive_features", self.drive_features, 0, math.inf, "[)")
@@ -130,6 +136,7 @@ def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=
         hyper_depth=config.hyper_depth,
         transition=config.transition,
         transition_rank=config.transition_rank,
+        transition_init=config.transition_init,
         drive_features=drive_features_for(config),
         seq_len=seq_len,
         time_step=time_step if config.transition == "continuous" else None,
