@@ -65,9 +65,8 @@ TWO_DEVICES = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def two_devices() -> dict:
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2"
-    )
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags.strip())  # and conftest's
     done = subprocess.run(
         [sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, timeout=300
     )

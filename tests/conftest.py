@@ -1,0 +1,26 @@
+"""Session-wide settings of the test run.
+
+Compiling dominates the small tests' time on the CPU, and most of a compilation is
+LLVM optimising the generated machine code, which pays off only for long-running
+programs. The tests run tiny models for a few steps, so LLVM's optimisation level is
+lowered to 0 (`--xla_backend_optimization_level=0`). XLA's own graph passes (fusion,
+simplification) are unchanged, as are the operations and their order, and fast-math
+stays off; no tolerance was touched (the float64 1e-10..1e-12 checks of test_decoders.py
+and the bit-for-bit resume of test_resume.py pass at level 0). Measured CPU
+time (one core): test_baselines.py 56 -> 36 s, test_drive.py 79-84 -> 59 s, the demo's
+end-to-end test 114 -> 89 s.
+
+It must be set before jax starts its backend (at the first computation, not at
+import), which a conftest does; worker processes inherit it. A value already set in
+`XLA_FLAGS` wins, and `WARP_TEST_XLA_OPTIMIZE=1` keeps the default level (to run the
+suite exactly as users compile).
+"""
+
+import os
+
+FLAG = "--xla_backend_optimization_level"
+
+if os.environ.get("WARP_TEST_XLA_OPTIMIZE") != "1":
+    flags = os.environ.get("XLA_FLAGS", "")
+    if FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {FLAG}=0".strip()
