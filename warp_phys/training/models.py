@@ -25,8 +25,8 @@ from .options import Options, in_range, option
 MODEL_KINDS: dict[str, type[AbstractSequenceModel]] = {"warp": WARP, **BASELINES}
 # The feature drive's width of a WARP run, chosen on validation: with a physical root it
 # reads omega_0 to 0.8-1.7 % instead of 2.6-2.8 % and zeta to 8-16 % instead of 18-23 %
-# (README "Readouts"); with the mlp root, 1,500 steps reach 0.018 / 0.037 instead of
-# 0.34 / 0.34 on MSD / MSD-Zero (README "Time to accuracy").
+# (README "Readouts"); with the mlp root, the time benchmark's 45-s sweep reaches 0.018 /
+# 0.052 instead of 0.33 / 0.34 on MSD / MSD-Zero (README "Time to accuracy").
 DEFAULT_DRIVE_FEATURES = 64
 
 
