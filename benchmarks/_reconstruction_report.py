@@ -73,9 +73,11 @@ def markdown(summary: dict, command: str) -> str:
     parts = [
         f"Test MSE, mean ± std over {len(seeds)} seeds, ×1e-2 (SINE* ×1e-4); the paper's Table 3 "
         f"in brackets. Preset `{preset}` (`benchmarks/_presets.py`: WARP root MLP "
-        f"{c.root_width}x{c.root_depth}, hypernetwork width {c.hyper_width}, baselines matched "
-        f"to its parameter count; {c.n_train} / {c.n_val} / {c.n_test} train / val / test "
-        f"trajectories, SINE {sine.n_train} / {sine.n_val} / {sine.n_test}; batch "
+        f"{c.root_width}x{c.root_depth}, hypernetwork width {c.hyper_width}, "
+        + (f"feature drive {c.drive_features}, " if c.drive_features else "")
+        + "baselines matched to the parameter count of the WARP of the paper's drive; "
+        f"{c.n_train} / {c.n_val} / {c.n_test} train / val / test trajectories, SINE "
+        f"{sine.n_train} / {sine.n_val} / {sine.n_test}; batch "
         f"{c.batch_size}, SINE {sine.batch_size}; {c.optimizer} {c.lr:g} {c.schedule}, each run "
         f"capped at {c.max_seconds:.0f} s), {summary['device']}, {summary['date']}"
         + (f", {wall / 60:.0f} min of wall clock in all" if wall else "")
