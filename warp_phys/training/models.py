@@ -63,7 +63,7 @@ class ModelOptions(Options):
         None,
         "WARP drive: 0 for B (x_t - x_{t-1}); F > 0 for B e(x_{t-1}, x_t) / (T - 1), e an "
         "MLP with F outputs, so theta accumulates statistics of the whole sequence "
-        f"(default: {DEFAULT_DRIVE_FEATURES}; baselines: 0, see match_warp)",
+        f"(default: {DEFAULT_DRIVE_FEATURES}, 0 for a continuous A; baselines: 0, see match_warp)",
     )
     hidden_size: int = option(64, "GRU/LSTM hidden size")
     d_model: int = option(32, "Transformer width")
