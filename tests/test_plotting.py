@@ -391,7 +391,7 @@ def runs(tmp_path_factory, data):
     for i, decoder in enumerate(("mlp", "damped_oscillator")):
         name = "mlp" if decoder == "mlp" else "phys"
         config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2,
-                  "decoder": decoder, **architecture}  # fmt: skip
+                  "decoder": decoder, "drive_features": 0, **architecture}  # fmt: skip
         model = build_model(wp.RunConfig(**config), 2, ds.y.shape[1], normalizer=norm,
                             key=jax.random.PRNGKey(i))  # fmt: skip
         wp.save_model(root / name / "best.eqx", perturb(model, jax.random.PRNGKey(10 + i)))

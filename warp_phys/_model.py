@@ -60,8 +60,7 @@ class WARP(AbstractSequenceModel):
       (A = I + U V^T) or `"block"` (one dense block per parameter tensor of the root).
     - `transition_rank`: r of `"lowrank"` (default 8); only for that kind.
     - `transition_init`: A at the start: `"identity"` (default) or `"rotation"` (dense
-      only): 2 x 2 rotations by random angles in (0, pi), so theta_t carries a clock of
-      the step (see `warp_phys._transitions.rotation_matrix`).
+      only: random 2 x 2 rotations, a clock; `warp_phys._transitions.rotation_matrix`).
     - `time_step`: the nominal sampling interval, in the units of the `ts` you will
       pass (default 1: `ts` counts steps); only for `transition="continuous"`.
     - `drive_features`: 0 (default) for the difference drive B (x_t - x_{t-1}); F > 0
@@ -139,9 +138,7 @@ class WARP(AbstractSequenceModel):
             transition,
             sizes,
             rank=transition_rank,
-            # A's own key (the low-rank factors or the rotation angles, never both): no
-            # other part of WARP draws from it, and A = I consumes none of the others
-            key=jax.random.fold_in(key, 2),
+            key=jax.random.fold_in(key, 2),  # A's own (low-rank or rotation, never both)
             dtype=theta_init.dtype,
             init=transition_init,
         )
@@ -161,11 +158,8 @@ class WARP(AbstractSequenceModel):
             data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
             seq_len=int(seq_len),
         )
-        config.update(
-            optional_config(
-                self.transition, time_step, output_size, drive_features, transition_init
-            )
-        )
+        optional = (time_step, output_size, drive_features, transition_init)
+        config.update(optional_config(self.transition, *optional))
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property
@@ -179,9 +173,8 @@ class WARP(AbstractSequenceModel):
         a structured A is `model.transition`, with `as_matrix()` for small D)."""
         if self.transition.kind != "dense":
             raise AttributeError(
-                f"model.A is stored only for transition='dense'; this model has "
-                f"transition={self.transition.kind!r}: use model.transition "
-                f"(A @ x, as_matrix())"
+                f"model.A is stored only for transition='dense'; this model has transition="
+                f"{self.transition.kind!r}: use model.transition (A @ x, as_matrix())"
             )
         return self.transition.matrix
 
@@ -226,11 +219,8 @@ class WARP(AbstractSequenceModel):
         return self.hypernetwork(x0)
 
     def advance(
-        self,
-        state: Float[Array, " D_theta"],
-        u: Float[Array, " data"],
-        u_prev: Float[Array, " data"],
-        h: Array | None = None,
+        self, state: Float[Array, " D_theta"], u: Float[Array, " data"],
+        u_prev: Float[Array, " data"], h: Array | None = None,
     ) -> Float[Array, " D_theta"]:
         """theta <- A theta + B drive(u, u_prev) (A(h) over a step of `h` sampling
         intervals for a time-aware transition); see `drive_input`."""

@@ -203,15 +203,13 @@ def _summary(model, history: dict, seconds: float, shape) -> dict:
 
 
 def _check_resume(out: Path, config: RunConfig) -> RunConfig:
-    """Before any file is written: `out` holds a run that `config` may continue (same
-    options but the resumable ones) and that has steps left to train; `config` with its
-    automatic options as the stored run resolved them."""
+    """Before any file is written: `out` holds a run that `config` may continue (same options
+    but the resumable ones) with steps left; `config` with its automatic options resolved."""
     if not (out / "last.eqx").is_file():
         raise FileNotFoundError(f"no run to resume in {out} (no last.eqx)")
     config = _check_resumable(load_run(out, "last").config, config, out)
-    resume_metadata(
-        out / "last.eqx", run_length(config.steps, config.max_seconds), config.max_seconds
-    )
+    length = run_length(config.steps, config.max_seconds)
+    resume_metadata(out / "last.eqx", length, config.max_seconds)
     return config
 
 
@@ -256,8 +254,7 @@ def _prepare_data(config: RunConfig, data, val_data):
 
 
 def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> RunConfig:
-    """A resumed run may change only `RESUMABLE` options; `config` with the automatic
-    ones (None) taken from `stored`."""
+    """A resumed run may change only `RESUMABLE` options; `config`, its None ones from `stored`."""
     old, new = stored.to_dict(), config.to_dict()
     changed = [k for k in old if k not in RESUMABLE and old[k] != new[k]]
     changed = [k for k in changed if not (k == "eval_protocol" and new[k] == "auto")]
