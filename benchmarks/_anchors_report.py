@@ -59,9 +59,8 @@ def targets(rows: list[dict]) -> list[dict]:
 
 def _winner(idx: dict, system: str, noise: float, L: int) -> str:
     """The method of lowest MSE in a condition, the runner-up's MSE in brackets."""
-    ranked = sorted(
-        (idx[(system, m, noise, L)]["mse"], m) for m in METHODS if (system, m, noise, L) in idx
-    )
+    found = [m for m in METHODS if (system, m, noise, L) in idx]
+    ranked = sorted((idx[(system, m, noise, L)]["mse"], m) for m in found)
     second = f" ({fmt(ranked[1][0], '.3g', 'n/a')})" if len(ranked) > 1 else ""
     return f"{LABELS[ranked[0][1]]} {fmt(ranked[0][0], '.3g', 'n/a')}{second}" if ranked else "n/a"
 

@@ -14,8 +14,7 @@ import systems
 import warp_phys as wp
 from benchmarks import _fits
 
-# MSD-Zero is MSD's ODE with other initial states: its oracle fits MSD's equations (one
-# compilation for both)
+# MSD-Zero is MSD's ODE from other initial states: its oracle fits MSD's (one compilation)
 EQUATIONS = {"msd_zero": "msd"}
 
 

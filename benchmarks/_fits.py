@@ -99,10 +99,8 @@ def sindy_forecast(contexts, t, horizon: int, threshold: float, differentiation:
     `horizon` steps from the last observed state: `(forecast (N, horizon, D), fit seconds,
     simulate seconds)`, the simulation compiled before it is timed."""
     N, L, D = contexts.shape
-    start = time.perf_counter()
-    coef = np.stack(
-        [fit_sindy(c, float(t[1] - t[0]), threshold, differentiation) for c in contexts]
-    )
+    start, dt = time.perf_counter(), float(t[1] - t[0])
+    coef = np.stack([fit_sindy(c, dt, threshold, differentiation) for c in contexts])
     fit_seconds = time.perf_counter() - start
     ts = np.broadcast_to(t[L : L + horizon], (N, horizon)).astype(np.float32)
     x0, t0 = jnp.asarray(contexts[:, -1], jnp.float32), jnp.full((N,), t[L - 1], jnp.float32)

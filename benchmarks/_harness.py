@@ -146,13 +146,6 @@ def run_worker(module: str, kind: str, spec: dict, *, workers=None) -> dict:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]), load_average=[before, load()])
 
 
-def serve(workers: dict, worker: list[str]) -> dict:
-    """The `--worker KIND SPEC` side of `run_worker`: prints the result as JSON."""
-    result = workers[worker[0]](json.loads(worker[1]))
-    print(json.dumps(result))
-    return result
-
-
 def checked(result: dict, what: str) -> dict:
     """`result`, or a one-line `RuntimeError` when the worker for `what` failed."""
     if "error" in result:
@@ -215,10 +208,8 @@ def save_figure(fig, path: Path, dpi: int = 130) -> None:
 # ------------------------------------------------------------------- command line
 def parser(name: str, doc: str, *, figure: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark has; `parse` fills in the default paths."""
-    raw = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(
-        f"python -m benchmarks.{name}", description=doc, formatter_class=raw
-    )
+    prog, raw = f"python -m benchmarks.{name}", argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog, description=doc, formatter_class=raw)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (the tests); no README")
     p.add_argument("--out", type=Path, help=f"result JSON (default results/{name}.json)")
     default = RESULTS / f"{name}.json"
@@ -243,10 +234,12 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namesp
 
 
 def report(args, measure, markdown, draw=None, workers=None) -> dict:
-    """`serve` a `--worker`, else `finish` with the `--render` JSON or what `measure()`
-    returns."""
+    """Serve a `--worker` (`run_worker`'s other side: the result printed as JSON), else
+    `finish` with the `--render` JSON or what `measure()` returns."""
     if args.worker:
-        return serve(workers, args.worker)
+        result = workers[args.worker[0]](json.loads(args.worker[1]))
+        print(json.dumps(result))
+        return result
     return finish(args, read_json(args.render) if args.render else measure(), markdown, draw)
 
 

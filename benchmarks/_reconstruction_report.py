@@ -55,10 +55,9 @@ def markdown(summary: dict, command: str) -> str:
     """The README block: test table, OOD table, sizes and budgets, targets."""
     res, preset = summary["results"], summary["preset"]
     cells = [(s, [row[m] for m in NAMES if m in row and m != REFINED]) for s, row in res.items()]
-    params = ", ".join(LABELS[s] + " " + "/".join(str(r["params"]) for r in rs) for s, rs in cells)
-    steps = "; ".join(
-        LABELS[s] + " " + "/".join(f"{r['steps']:.0f}" for r in rs) for s, rs in cells
-    )
+    per_row = lambda sep, of: sep.join(f"{LABELS[s]} " + "/".join(map(of, rs)) for s, rs in cells)
+    params = per_row(", ", lambda r: str(r["params"]))
+    steps = per_row("; ", lambda r: f"{r['steps']:.0f}")
     capped = sum(r.get("stopped_on_time", 0) for _, rs in cells for r in rs)
     seen = {s: [run_config(p, s, "warp", 0) for p in (preset, "paper")] for s in res}
     budget = "; ".join(
@@ -67,8 +66,7 @@ def markdown(summary: dict, command: str) -> str:
     )
     c, sine = run_config(preset, "msd", "warp", 0), run_config(preset, "sine", "warp", 0)
     seeds = {seed for _, rs in cells for r in rs for seed in r.get("seeds", [])}
-    wall = summary.get("wall_seconds")
-    missing = summary["missing"]
+    wall, missing = summary.get("wall_seconds"), summary["missing"]
     test, ood = _tables(res)
     parts = [
         f"Test MSE, mean ± std over {len(seeds)} seeds, ×1e-2 (SINE* ×1e-4); the paper's Table 3 "

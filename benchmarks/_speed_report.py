@@ -11,10 +11,6 @@ def _kind(row: dict) -> str:
     return f"lowrank (r = {row.get('rank')})" if row["kind"] == "lowrank" else row["kind"]
 
 
-def _percent(x) -> str:
-    return fmt(x and 100 * x, ".0f")
-
-
 def targets(rows: list[dict]) -> dict:
     """The issue's two speed targets, judged from the rows at the largest D_theta."""
     out = {"parallel_5x": "not measured", "recurrence_60pct": "not measured"}
@@ -40,7 +36,8 @@ def _step_row(r: dict) -> list:
     gemm = fmt(statistics.median(gemms) if gemms else None, ".0f")
     reps = f"{r.get('parallel_reps') or '-'}/{r.get('sequential_reps') or '-'}"
     times = [fmt(par), fmt(seq), speedup, model, fmt(r["recurrence_gflops"], ".1f")]
-    return [r["T"], r["D_theta"], *times, _percent(r.get("recurrence_fraction")), gemm, reps]
+    share = fmt((fraction := r.get("recurrence_fraction")) and 100 * fraction, ".0f")
+    return [r["T"], r["D_theta"], *times, share, gemm, reps]
 
 
 def markdown(result: dict) -> str:
@@ -49,11 +46,8 @@ def markdown(result: dict) -> str:
     runs = [r.get(m) or {} for r in result["rows"] for m in MODES]  # the load beside each
     loads = [x for run in runs for x in run.get("load_average", [])]
     load = loads and f"median {statistics.median(loads):.1f}, max {max(loads):.1f}"
-    skipped = [
-        f"T {x['T']}, D_theta {x['D_theta']}: {'; '.join(x['skipped'])}"
-        for x in result["rows"]
-        if x.get("skipped")
-    ]
+    skipped = [x for x in result["rows"] if x.get("skipped")]
+    skipped = [f"T {x['T']}, D_theta {x['D_theta']}: {'; '.join(x['skipped'])}" for x in skipped]
     parts = [
         f"Measured {result['date']} on {result['device']} (`{result['command']}`, "
         f"{result['wall_s'] / 60:.0f} min; stated budget {result['budget']}). {result['note']}"

@@ -27,12 +27,8 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     run; `wall_s`: this session's time, `cells_wall_s`: every cell's, resumed ones too."""
 
     def table(phase: str) -> dict:
-        return {
-            system: {
-                m: _final(r, cells["sweep"].get(system, {}).get(m, {})) for m, r in row.items()
-            }
-            for system, row in cells[phase].items()
-        }
+        final = lambda s, m, r: _final(r, cells["sweep"].get(s, {}).get(m, {}))
+        return {s: {m: final(s, m, r) for m, r in row.items()} for s, row in cells[phase].items()}
 
     records = [r for row in cells["sweep"].values() for lrs in row.values() for r in lrs.values()]
     records += [r for p in ("final", "headline") for row in cells[p].values() for r in row.values()]
@@ -103,20 +99,17 @@ def markdown(result: dict) -> str:
     """The README block: the table of the final runs, the identification, the figure."""
     b = result["budgets"]
     lrs = ", ".join(f"{lr:g}" for lr in result["lrs"])
-    tuning = (
-        f"learning rates {lrs} for {b['sweep']:g} s each, the best on validation"
-        if not result.get("no_sweep")
-        else f"the same learning rate {result['lrs'][0]:g} for every model (no sweep)"
-    )
+    tuning = f"learning rates {lrs} for {b['sweep']:g} s each, the best on validation"
+    if result.get("no_sweep"):
+        tuning = f"the same learning rate {result['lrs'][0]:g} for every model (no sweep)"
     intro = (
         f"Every model at its cpu-preset size, tuned alike: {tuning}, then one run of "
-        f"{b['final']:g} s "
-        f"({b['headline']:g} s for the headline MSD pair) of training wall-clock. Measured "
-        f"on {result['device']} on {result['date'][:10]} (`{result['command']}`, "
-        f"{result['cells_wall_s'] / 3600:.1f} h of cells). Test MSE in raw units; best "
-        "val: normalised units (SINE raw); x best baseline: the best of GRU, LSTM and "
-        "Transformer's test MSE over this row's (above 1: this model is lower; for the "
-        "headline rows too, the baselines of the equal-budget runs). One seed."
+        f"{b['final']:g} s ({b['headline']:g} s for the headline MSD pair) of training wall-clock. "
+        f"Measured on {result['device']} on {result['date'][:10]} (`{result['command']}`, "
+        f"{result['cells_wall_s'] / 3600:.1f} h of cells). Test MSE in raw units; best val: "
+        "normalised units (SINE raw); x best baseline: the best of GRU, LSTM and Transformer's "
+        "test MSE over this row's (above 1: this model is lower; for the headline rows too, the "
+        "baselines of the equal-budget runs). One seed."
     )
     head = "system | model | lr | s | steps | best val | test MSE | x best baseline"
     parts = [intro, harness.table(head, _rows(result)), _identification(result)]

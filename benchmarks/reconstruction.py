@@ -77,10 +77,8 @@ def measure(args) -> dict:
             r = records[key] = run_cell(system, model, seed, args.preset, folder, **overrides)
             r["wall_seconds"] = time.perf_counter() - start  # data, training, evaluation
             harness.write_json(partial, records, strict=False)  # a diverged MSE stays NaN
-            ood = r.get("ood", np.nan)
-            print(
-                f"{key}: test {r['test']:.4g} ood {ood:.4g} ({r['wall_seconds']:.0f} s)", flush=True
-            )
+            ood, took = r.get("ood", np.nan), r["wall_seconds"]
+            print(f"{key}: test {r['test']:.4g} ood {ood:.4g} ({took:.0f} s)", flush=True)
     return summarise(records, args.preset, seeds, smoke=args.smoke)
 
 

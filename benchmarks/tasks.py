@@ -106,7 +106,7 @@ def summarise(cells: dict, tasks, seeds) -> dict:
             mean, std, seconds_each = np.mean(values), np.std(values), [r["seconds"] for r in runs]
             row = dict(metric=metric, mean=float(mean), std=float(std), values=values,
                        seconds=float(np.mean(seconds_each)))  # fmt: skip
-            seconds += sum(r["seconds"] for r in runs)
+            seconds += sum(seconds_each)
             if task == "digits":
                 row["bpd"] = float(np.mean([r["bpd"] for r in runs]))
                 completions[model] = runs[0]["completions"]
@@ -185,12 +185,8 @@ def draw(r: dict, figure: Path) -> None:
             for i, m in enumerate(models.values()):
                 ax.plot([i] * len(m["values"]), 100 * np.asarray(m["values"]), "o", alpha=0.6)
                 ax.plot(i, 100 * m["mean"], "k_", ms=20)
-            ax.set(
-                xticks=range(len(models)),
-                xticklabels=list(models),
-                ylabel="test accuracy %",
-                title=task,
-            )
+            ticks = dict(xticks=range(len(models)), xticklabels=list(models))
+            ax.set(**ticks, ylabel="test accuracy %", title=task)
         fig.tight_layout()
         harness.save_figure(fig, path)
 
@@ -198,8 +194,8 @@ def draw(r: dict, figure: Path) -> None:
 def _digits_figure(completions: dict, plt):
     """Rows: the test digits, then each model's completion of their bottom half."""
     (test,) = load_digits()["test"]
-    count = len(next(iter(completions.values())))
-    context = 64 - len(next(iter(completions.values()))[0])
+    first = next(iter(completions.values()))
+    count, context = len(first), 64 - len(first[0])
     fig, axes = plt.subplots(1 + len(completions), count, figsize=(1.1 * count, 6))
     rows = {"test": test[:count, :, 0]}
     for name, forecast in completions.items():
