@@ -35,8 +35,14 @@ CELLS = {  # name: decoder options on top of the preset's
     "weights, feature drive 64, seed 1": {"readout": "weights", "drive_features": 64, "seed": 1},
     "weights, feature drive 128": {"readout": "weights", "drive_features": 128},
     "weights, feature drive 64, seed 2": {"readout": "weights", "drive_features": 64, "seed": 2},
+    "weights, feature drive 64, scale-free": {"drive_features": 64, "drive_scale_free": True},
+    "weights, feature drive 64, scale-free, seed 1": {
+        "drive_features": 64,
+        "drive_scale_free": True,
+        "seed": 1,
+    },
 }
-RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "seed")  # RunConfig options
+RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "drive_scale_free", "seed")
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
 # on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...), but
@@ -69,7 +75,7 @@ def cell(spec: dict) -> dict:
     sizes = dict(n_train=spec["n_train"], n_val=spec["n_val"], steps=spec["steps"])
     sizes["root_width"] = options.pop("width", 8)
     sizes.update({k: options.pop(k) for k in RUN_OPTIONS if k in options})
-    config = wp.RunConfig(**SETTINGS, **sizes, decoder_options=options)
+    config = wp.RunConfig(**{**SETTINGS, **sizes}, decoder_options=options)  # a row sets the drive
     run, history = wp.train_run(config, Path(spec["folder"]), overwrite=True, progress=False)
     out = dict(steps=spec["steps"], seconds=float(history["seconds"][-1]))
     return dict(out, theta_size=int(run.model.theta_size), **identification(run, spec["n_val"]))

@@ -20,7 +20,8 @@ def floats(values) -> list[float] | None:
 
 
 def optional_config(
-    transition, time_step, output_size, drive_features, transition_init="identity"
+    transition, time_step, output_size, drive_features, transition_init="identity",
+    drive_scale_free=False,
 ) -> dict:
     """The config entries of the WARP arguments that differ from their defaults
     (`transition`: the built transition object), so that a default model's config (a
@@ -39,4 +40,6 @@ def optional_config(
         config["drive_features"] = int(drive_features)
     if transition_init != "identity":
         config["transition_init"] = str(transition_init)
+    if drive_scale_free:
+        config["drive_scale_free"] = True
     return config

@@ -36,11 +36,9 @@ class WARP(AbstractSequenceModel):
     `warp_phys._transition` for the kinds, their costs and memory).
 
     Irregular time grids: with `transition="continuous"` every method that takes a
-    sequence also takes its time stamps `ts` `(T,)`. Time is then counted in sampling
-    intervals, c_t = (ts_t - ts_0) / time_step: tau_t = c_t * tau_step, and the step
-    from t - 1 to t spans h_t = c_t - c_{t-1} intervals, with
-    theta_t = exp(h_t Lambda) theta_{t-1} + phi(h_t Lambda) B du_t (see
-    `ContinuousTransition`). Without `ts` the grid is regular (h_t = 1).
+    sequence also takes its time stamps `ts` `(T,)`, counted in sampling intervals,
+    c_t = (ts_t - ts_0) / time_step: tau_t = c_t * tau_step, and the step from t - 1 to t
+    spans h_t = c_t - c_{t-1} (see `ContinuousTransition`; without `ts`, h_t = 1).
 
     **Arguments:**
 
@@ -67,10 +65,10 @@ class WARP(AbstractSequenceModel):
       for the feature drive B e(x_{t-1}, x_t) / (seq_len - 1), e a small MLP with F
       outputs and B of shape `(D_theta, F)`, so the state accumulates statistics of
       the whole sequence (see `warp_phys._drive`; not with `"continuous"`).
-    - `output_size`: channels the root predicts, when they differ from the input's
-      (e.g. the class logits of `warp_phys.tasks`; default `data_size`). The root then
-      cannot read the previous observation (`decoder_options={"input_prev": False}`),
-      and the model is for teacher-forced use (a rollout feeds predictions back in).
+    - `drive_scale_free`: e reads step pairs divided by their norm (amplitude-free).
+    - `output_size`: channels the root predicts if not the input's (e.g. class logits
+      of `warp_phys.tasks`); the root then cannot read the previous observation
+      (`decoder_options={"input_prev": False}`): teacher-forced use only.
     - `key`: a JAX PRNG key.
     """
 
@@ -103,6 +101,7 @@ class WARP(AbstractSequenceModel):
         data_shift: list[float] | None = None,
         output_size: int | None = None,
         drive_features: int = 0,
+        drive_scale_free: bool = False,
         key: PRNGKeyArray,
     ):
         check_arguments(data_size, seq_len, transition, transition_rank, time_step, transition_init)
@@ -142,8 +141,10 @@ class WARP(AbstractSequenceModel):
             dtype=theta_init.dtype,
             init=transition_init,
         )
-        drive_key = jax.random.fold_in(key, 3)  # as A's own key: other keys unchanged
-        self.drive = make_drive(drive_features, data_size, int(seq_len), transition, key=drive_key)
+        self.drive = make_drive(
+            drive_features, data_size, int(seq_len), transition, scale_free=drive_scale_free,
+            data_scale=data_scale, data_shift=data_shift, key=jax.random.fold_in(key, 3),
+        )  # the drive's own key (fold_in 3), as A's: other keys unchanged
         self.B = jnp.zeros((D, getattr(self.drive, "size", data_size)), dtype=theta_init.dtype)
         self.hypernetwork = Hypernetwork(
             data_size, theta_init, width=hyper_width, depth=hyper_depth, key=hyper_key
@@ -158,7 +159,7 @@ class WARP(AbstractSequenceModel):
             data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
             seq_len=int(seq_len),
         )
-        optional = (time_step, output_size, drive_features, transition_init)
+        optional = (time_step, output_size, drive_features, transition_init, drive_scale_free)
         config.update(optional_config(self.transition, *optional))
         self.config_json = json.dumps(config, sort_keys=True)
 
@@ -222,8 +223,7 @@ class WARP(AbstractSequenceModel):
         self, state: Float[Array, " D_theta"], u: Float[Array, " data"],
         u_prev: Float[Array, " data"], h: Array | None = None,
     ) -> Float[Array, " D_theta"]:
-        """theta <- A theta + B drive(u, u_prev) (A(h) over a step of `h` sampling
-        intervals for a time-aware transition); see `drive_input`."""
+        """theta <- A theta + B drive_input(u, u_prev) (A(h) over `h` intervals if time-aware)."""
         return self.step(state, self.drive_input(u, u_prev), h)
 
     def drive_input(

@@ -65,6 +65,11 @@ class ModelOptions(Options):
         "MLP with F outputs, so theta accumulates statistics of the whole sequence "
         f"(default: {DEFAULT_DRIVE_FEATURES}, 0 for a continuous A; baselines: 0, see match_warp)",
     )
+    drive_scale_free: bool = option(
+        False,
+        "WARP feature drive: e reads each step pair divided by its norm about the physical "
+        "zero, so theta's statistics do not depend on the amplitude (linear systems)",
+    )
     hidden_size: int = option(64, "GRU/LSTM hidden size")
     d_model: int = option(32, "Transformer width")
     layers: int = option(2, "Transformer blocks")
@@ -138,6 +143,7 @@ def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=
         transition_rank=config.transition_rank,
         transition_init=config.transition_init,
         drive_features=drive_features_for(config),
+        drive_scale_free=config.drive_scale_free,
         seq_len=seq_len,
         time_step=time_step if config.transition == "continuous" else None,
         data_scale=stats.get("std"),
