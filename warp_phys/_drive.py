@@ -22,6 +22,8 @@ divided by its norm about the physical origin, (x_{t-1}, x_t) / |(x_{t-1}, x_t)|
 linear system the direction of a step pair depends on the dynamics and the phase but
 not on the amplitude, so the running statistics, and the parameters read from them, are
 the same for every initial amplitude; the drive is also bounded whatever the inputs.
+Off by default: it reads the physics worse (README, "Which readout"), since how fast the
+amplitude decays over the context is the damping.
 
 The parallel and structured recurrences take the drive as differences of
 pseudo-inputs u_t = sum_{k=1..t} e(x_{k-1}, x_k) / (T - 1), u_0 = 0

@@ -68,7 +68,8 @@ class ModelOptions(Options):
     drive_scale_free: bool = option(
         False,
         "WARP feature drive: e reads each step pair divided by its norm about the physical "
-        "zero, so theta's statistics do not depend on the amplitude (linear systems)",
+        "zero, so theta's statistics do not depend on the amplitude (linear systems; "
+        "measured: forecasts MSD-Zero 1.3x better but reads parameters ~2x worse)",
     )
     hidden_size: int = option(64, "GRU/LSTM hidden size")
     d_model: int = option(32, "Transformer width")
