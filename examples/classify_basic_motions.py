@@ -32,21 +32,23 @@ def main(argv=None) -> float:
     args = parser.parse_args(argv)
     data = load_uea("basic_motions")  # {"train" | "val" | "test": (xs, lengths, labels)}
     xs, lengths, labels = data["train"]
-    key = jax.random.PRNGKey(0)
+    # independent keys: WARP folds small integers into its key (A: 2), and a step n of
+    # fit folds in n, so one key for both would draw step 2 with A's key
+    warp_key, embed_key, train_key = jax.random.split(jax.random.PRNGKey(0), 3)
     warp = wp.WARP(
         args.features, output_size=len(data["classes"]), root_width=args.width, root_depth=1,
         decoder_options={"input_prev": False},  # the root reads tau only
-        seq_len=xs.shape[1] + 1, key=key,  # the output after the last step at tau = 1
+        seq_len=xs.shape[1] + 1, key=warp_key,  # the output after the last step at tau = 1
     )  # fmt: skip
     model = Embedded(xs.shape[2], warp, features=args.features, accumulate=True,
-                     seq_len=xs.shape[1], key=key)  # fmt: skip
+                     seq_len=xs.shape[1], key=embed_key)  # fmt: skip
 
     def minibatch(k):  # 16 training sequences, drawn without replacement
         rows = np.asarray(jax.random.choice(k, len(labels), (16,), replace=False))
         return xs[rows], lengths[rows], labels[rows]
 
     model, history = fit(
-        model, classification_loss, minibatch, steps=args.steps, key=key, lr=3e-3,
+        model, classification_loss, minibatch, steps=args.steps, key=train_key, lr=3e-3,
         validate=lambda m: 1 - accuracy(m, data["val"]), every=25,
     )  # fmt: skip
     test = accuracy(model, data["test"])

@@ -2,6 +2,7 @@
 `output_size`, the data, the objectives against independent references, a training
 run through `fit`, the `warp-phys task` command, and the examples with tiny settings."""
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from warp_phys.cli import main as cli
 from warp_phys.tasks import (
     Embedded,
     TaskOptions,
+    _tasks,
     bits_per_dim,
     build_task_model,
     class_logits,
@@ -27,6 +29,7 @@ from warp_phys.tasks import (
     step_outputs,
 )
 from warp_phys.tasks._data import optional
+from warp_phys.tasks._fit import fit, step_keys
 
 KEY = jax.random.PRNGKey(0)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -119,6 +122,90 @@ def test_task_models_behind_an_embedding_match_in_size_and_round_trip(tmp_path):
     warp = wp.WARP(3, root_width=4, root_depth=1, seq_len=9, transition_init="rotation", key=KEY)
     np.testing.assert_array_equal(A, warp.A)
     assert warp.config["transition_init"] == "rotation"
+
+
+def _raw_keys(key) -> list[tuple]:
+    """The raw words of a concrete key (or of each key of a batch); none of a tracer."""
+    if isinstance(key, jax.core.Tracer):
+        return []
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    words = np.asarray(key)
+    return [tuple(row) for row in words.reshape(-1, words.shape[-1]).tolist()]
+
+
+def _record_keys(monkeypatch, seen: set) -> None:
+    """Wrap every `jax.random` function taking a `key` first (split, fold_in, normal,
+    uniform, ...) to add the concrete keys it is given to `seen`."""
+    for name in dir(jax.random):
+        f = getattr(jax.random, name)
+        try:
+            first = next(iter(inspect.signature(f).parameters), None)
+        except (TypeError, ValueError):
+            continue
+        if first != "key" or not callable(f):
+            continue
+
+        def wrapped(key, *args, _f=f, **kwargs):
+            seen.update(_raw_keys(key))
+            return _f(key, *args, **kwargs)
+
+        monkeypatch.setattr(jax.random, name, wrapped)
+
+
+@pytest.mark.parametrize("model", ["warp", "gru"])
+def test_training_keys_differ_from_every_key_the_run_used_before(monkeypatch, model):
+    """`run_task` builds the model (WARP: root, A = fold_in(., 2), drive = fold_in(., 3);
+    the embedding fold_in(., 5); a baseline sized from that WARP) and draws ICL's val and
+    test sets, then hands `fit` a key whose steps n fold in n. No key consumed before
+    training may come back in its first steps: with the model's own key as the training
+    key, step 2 drew with A's key and step 5 with the embedding's."""
+
+    class Stop(Exception):
+        pass
+
+    handed = {}
+
+    def no_training(model, loss, sample, *, key, **_):
+        handed["key"] = key
+        raise Stop
+
+    seen = set()
+    with monkeypatch.context() as patch:
+        patch.setattr(_tasks, "fit", no_training)
+        _record_keys(patch, seen)
+        with pytest.raises(Stop):
+            _tasks.run_task(task="icl", model=model, embed=4, root_width=4, icl_pairs=4)
+    assert len(seen) > 10  # the recording saw the construction (A, drive, embedding, ...)
+    train = handed["key"]
+    used = set(_raw_keys(train))
+    for n in range(1, 9):
+        used.update(_raw_keys(jax.random.fold_in(train, n)))
+        for k in step_keys(train, n):
+            used.update(_raw_keys(k))
+    assert len(used) == 1 + 3 * 8  # and they differ from one another
+    assert not used & seen
+
+
+def test_fit_draws_each_batch_and_each_loss_with_its_own_step_key():
+    """Step n's minibatch is drawn with `step_keys(key, n)[0]` and its loss with `[1]`
+    (the loss returns a uniform draw of its key, which `history` records)."""
+    model = eqx.nn.Linear(1, 1, key=KEY)
+    drawn = []
+
+    def sample(k):
+        drawn.append(k)
+        return jnp.zeros(1)
+
+    def loss(m, batch, k):
+        return jax.random.uniform(k) + 0.0 * jnp.sum(m(batch))
+
+    train = jax.random.PRNGKey(7)
+    _, history = fit(model, loss, sample, steps=3, key=train)
+    for n in range(1, 4):
+        batch_key, loss_key = step_keys(train, n)
+        assert _raw_keys(drawn[n - 1]) == _raw_keys(batch_key) != _raw_keys(loss_key)
+        assert history["loss"][n - 1] == pytest.approx(float(jax.random.uniform(loss_key)))
 
 
 def test_icl_tokens_and_least_squares():

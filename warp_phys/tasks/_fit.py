@@ -18,6 +18,14 @@ from ..training.optim import make_optimizer
 from ..training.options import OptimizerOptions
 
 
+def step_keys(key, n: int) -> tuple:
+    """Step `n`'s `(minibatch key, loss key)` from the training `key`: `fold_in(key, n)`
+    split in two, so that drawing the batch and the loss's own draws (digits' masks and
+    teacher forcing) never share a key."""
+    batch_key, loss_key = jax.random.split(jax.random.fold_in(key, n))
+    return batch_key, loss_key
+
+
 def fit(
     model,
     loss: Callable,
@@ -37,8 +45,11 @@ def fit(
     **Arguments:**
 
     - `loss`: `loss(model, batch, key) -> scalar`.
-    - `sample`: `sample(key) -> batch`, the minibatch of a step (step n gets
-      `fold_in(key, n)`; so does its loss).
+    - `sample`: `sample(key) -> batch`, the minibatch of a step (step n draws it and
+      its loss's randomness with `step_keys(key, n)`).
+    - `key`: the training key. It must not be the key the model was built from:
+      constructors fold small integers into their key too (WARP's A is `fold_in(key,
+      2)`), so step 2 would draw with A's key. `run_task` passes `task_keys(seed).train`.
     - `lr`, `transition_lr`: the learning rates of the parameters and of WARP's A
       (default `lr / D_theta`, as in `train`), with a cosine decay over `steps`.
     - `validate`: `validate(model) -> float`, lower is better, run every `every` steps
@@ -68,8 +79,8 @@ def fit(
     best, best_model = math.inf, None
     start = time.perf_counter()
     for n in range(1, steps + 1):
-        k = jax.random.fold_in(key, n)
-        model, opt_state, value = step(model, opt_state, sample(k), k)
+        batch_key, loss_key = step_keys(key, n)
+        model, opt_state, value = step(model, opt_state, sample(batch_key), loss_key)
         history["loss"].append(float(value))
         history["seconds"].append(time.perf_counter() - start)
         if validate is not None and (n % every == 0 or n == steps):

@@ -11,7 +11,7 @@ training split, selects on the validation split and scores the test split.
 """
 
 import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -148,6 +148,22 @@ def build_task_model(
     return front(BASELINES[options.model](stream, **{size_arg: size}, **extra, key=key), False)
 
 
+class TaskKeys(NamedTuple):
+    """A task run's keys, independent of one another (`task_keys`)."""
+
+    model: jax.Array  # every initialisation: WARP (root, A, drive), the embedding, a baseline
+    train: jax.Array  # `fit`'s minibatches and loss draws, step n from fold_in(train, n)
+    val: jax.Array  # ICL's validation draw
+    test: jax.Array  # ICL's test draw
+
+
+def task_keys(seed: int) -> TaskKeys:
+    """`PRNGKey(seed)` split once into a run's keys. Why: model building splits its key
+    and folds small tags into it (WARP's A 2, its drive 3, the embedding 5); training
+    steps folded from that same key drew step 2 with A's key, step 5 the embedding's."""
+    return TaskKeys(*jax.random.split(jax.random.PRNGKey(seed), 4))
+
+
 def _minibatches(split: tuple, batch_size: int):
     n = len(split[0])
     size = min(batch_size, n)
@@ -159,18 +175,18 @@ def _minibatches(split: tuple, batch_size: int):
     return sample
 
 
-def _classify(options: TaskOptions, key, checkpoint_dir):
+def _classify(options: TaskOptions, keys: TaskKeys, checkpoint_dir):
     data = load_uea(options.task)
     xs, _, _ = data["train"]
     model = build_task_model(
-        options, xs.shape[2], len(data["classes"]), xs.shape[1], input_prev=False, key=key
+        options, xs.shape[2], len(data["classes"]), xs.shape[1], input_prev=False, key=keys.model
     )
     model, history = fit(
         model,
         obj.classification_loss,
         _minibatches(data["train"], options.batch_size),
         steps=options.steps,
-        key=key,
+        key=keys.train,
         lr=options.lr,
         transition_lr=options.transition_lr,
         every=options.val_every,
@@ -181,7 +197,7 @@ def _classify(options: TaskOptions, key, checkpoint_dir):
     return model, history, {"accuracy": obj.accuracy(model, data["test"])}
 
 
-def _complete(options: TaskOptions, key, checkpoint_dir):
+def _complete(options: TaskOptions, keys: TaskKeys, checkpoint_dir):
     data = load_digits()
     (train,), (val,), (test,) = data["train"], data["val"], data["test"]
 
@@ -202,14 +218,14 @@ def _complete(options: TaskOptions, key, checkpoint_dir):
 
     # the spec's MNIST root ends in tanh: it keeps early free-running rollouts finite
     model = build_task_model(
-        options, 1, 1, train.shape[1], input_prev=True, final_activation="tanh", key=key
+        options, 1, 1, train.shape[1], input_prev=True, final_activation="tanh", key=keys.model
     )
     model, history = fit(
         model,
         loss,
         _minibatches((train,), options.batch_size),
         steps=options.steps,
-        key=key,
+        key=keys.train,
         lr=options.lr,
         transition_lr=options.transition_lr,
         validate=val_mse,
@@ -228,21 +244,23 @@ def _complete(options: TaskOptions, key, checkpoint_dir):
     return model, history, {**result, "completions": np.asarray(prediction[:8, :, 0])}
 
 
-def _icl(options: TaskOptions, key, checkpoint_dir):
+def _icl(options: TaskOptions, keys: TaskKeys, checkpoint_dir):
     dim, pairs = options.icl_dim, options.icl_pairs
     draw = dict(pairs=pairs, dim=dim, noise=options.icl_noise)
-    val = icl_batch(jax.random.PRNGKey(10_000 + options.seed), 256, **draw)
-    test = icl_batch(jax.random.PRNGKey(20_000 + options.seed), 1024, **draw)
+    val = icl_batch(keys.val, 256, **draw)
+    test = icl_batch(keys.test, 1024, **draw)
     # with an embedding WARP's root predicts y alone from its weights (the query x_i
     # reaches them through the raw stream); without, it reads the last token
     out = 1 if options.embed else dim + 1
-    model = build_task_model(options, dim + 1, out, pairs, input_prev=not options.embed, key=key)
+    model = build_task_model(
+        options, dim + 1, out, pairs, input_prev=not options.embed, key=keys.model
+    )
     model, history = fit(
         model,
         obj.icl_loss,
         lambda k: icl_batch(k, options.batch_size, **draw),
         steps=options.steps,
-        key=key,
+        key=keys.train,
         lr=options.lr,
         transition_lr=options.transition_lr,
         every=options.val_every,
@@ -271,12 +289,11 @@ def run_task(options: TaskOptions | None = None, *, checkpoint_dir=None, **flat)
     `mse` is read at 2 x icl_dim pairs).
     """
     options = options or TaskOptions(**flat)
-    key = jax.random.PRNGKey(options.seed)
     run = {
         "basic_motions": _classify,
         "japanese_vowels": _classify,
         "digits": _complete,
         "icl": _icl,
     }[options.task]
-    model, history, result = run(options, key, checkpoint_dir)
+    model, history, result = run(options, task_keys(options.seed), checkpoint_dir)
     return model, history, {"metric": TASK_METRICS[options.task], **result}
