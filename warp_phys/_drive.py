@@ -78,7 +78,7 @@ class FeatureDrive(eqx.Module):
         """The drive of the step that consumes `u` after `u_prev`, shape `(features,)`."""
         pair = jnp.concatenate([u_prev, u])
         if self.origin is not None:
-            pair = pair - jnp.asarray(self.origin * 2, pair.dtype)
+            pair = pair - jnp.tile(jnp.asarray(self.origin, pair.dtype), 2)  # both halves
             pair = pair * jax.lax.rsqrt(jnp.sum(pair**2) + _TINY)
         return self.mlp(pair) * self.scale
 
