@@ -210,3 +210,49 @@ def test_prediction_metrics_count_diverged_forecasts_without_dropping_them():
     kept = [0, 2]
     expected = np.mean((prediction[kept] - targets[kept, 2:]) ** 2)
     np.testing.assert_allclose(out["mse_finite"], expected, rtol=1e-6)
+
+
+def test_the_batch_loss_reduces_step_losses_over_time(model, prob_model, xs):
+    from warp_phys.training.protocol import batch_loss, sequence_loss, sequence_step_losses
+
+    key = jax.random.PRNGKey(3)
+    batch = jnp.stack([xs, 0.5 * xs, -xs])
+    keys = jax.random.split(key, 3)
+    steps = jnp.stack(
+        [sequence_step_losses(model, x, x, k, batch_size=3) for x, k in zip(batch, keys)]
+    )
+    assert steps.shape == (3, T - 1)
+    # "mean": every squared error alike, the mean of the sequences' losses
+    per_sequence = [sequence_loss(model, x, x, k, batch_size=3) for x, k in zip(batch, keys)]
+    np.testing.assert_allclose(
+        batch_loss(model, batch, batch, key), np.mean(per_sequence), rtol=1e-6
+    )
+    # "log_mean": the mean over steps of the log of each step's batch MSE, by hand
+    by_hand = np.mean(np.log(np.mean(np.asarray(steps, np.float64), axis=0) + 1e-12))
+    log_mean = batch_loss(model, batch, batch, key, time_reduction="log_mean")
+    np.testing.assert_allclose(log_mean, by_hand, rtol=1e-5)
+    with pytest.raises(ValueError, match="time reduction"):
+        batch_loss(model, batch, batch, key, time_reduction="median")
+    # the NLL terms of a probabilistic model, per step, average to its loss
+    nll_steps = sequence_step_losses(prob_model, xs, xs, key)
+    np.testing.assert_allclose(
+        jnp.mean(nll_steps), sequence_loss(prob_model, xs, xs, key), rtol=1e-6
+    )
+
+
+def test_log_mean_weighs_each_step_by_one_over_its_error():
+    """The gradient of log_mean does not change when one step's errors are scaled (a
+    step whose errors are 1000x larger pulls no harder), unlike the plain mean's."""
+    from warp_phys.training.losses import reduce_over_time
+
+    rng = np.random.default_rng(0)
+    residuals = jnp.asarray(rng.normal(size=(4, 6)), jnp.float32)  # (N, T)
+    scale = jnp.asarray([1000.0, 1, 1, 1, 1, 1])
+
+    def grad(how, s):
+        return jax.grad(lambda r: reduce_over_time((s * r) ** 2, how))(residuals)
+
+    # d/dr of log(mean (s r)^2) is the same for any s: the step's weight is 1 / its MSE
+    np.testing.assert_allclose(grad("log_mean", scale), grad("log_mean", 1.0), rtol=1e-4)
+    plain_ratio = np.abs(grad("mean", scale)[:, 0]) / np.abs(grad("mean", 1.0)[:, 0])
+    np.testing.assert_allclose(plain_ratio, 1000.0**2, rtol=1e-4)

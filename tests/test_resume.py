@@ -107,6 +107,31 @@ def test_the_learning_rate_may_change_on_resume(runs, tmp_path):
     assert any(np.any(a != b) for a, b in zip(outcomes[3e-3], outcomes[3e-2], strict=True))
 
 
+def test_a_run_from_before_an_option_existed_resumes_at_its_old_value(runs, tmp_path):
+    """A last.eqx whose fingerprint lacks `time_reduction` (written before the option)
+    was trained with the plain mean: it resumes as such, and refuses another value."""
+    from warp_phys.training.checkpoint import load_train_state, save_model
+
+    old = tmp_path / "old"
+    shutil.copytree(runs[4], old)
+    header, _ = read_header(old / "last.eqx")
+    metadata = header["metadata"]
+    del metadata["train_options"]["time_reduction"]
+    last = wp.load_model(old / "last.eqx")
+    chain = wp.make_optimizer(last, OPTIONS["optimizer"])
+    _, opt_state = load_train_state(
+        old / "last.eqx", chain.init(eqx.filter(last, eqx.is_inexact_array))
+    )
+    save_model(old / "last.eqx", last, metadata=metadata, train_state=opt_state)
+    _, history = wp.train(model(), TRAIN, steps=21, checkpoint_dir=old, resume=True, **OPTIONS)
+    assert history["step"] == [21]
+    log_mean = dict(
+        OPTIONS, objective=dataclasses.replace(OPTIONS["objective"], time_reduction="log_mean")
+    )
+    with pytest.raises(ValueError, match="options differ.*time_reduction"):
+        wp.train(model(), TRAIN, steps=22, checkpoint_dir=old, resume=True, **log_mean)
+
+
 def test_resume_of_a_finished_run_is_a_clear_error(runs):
     split_dir = runs[4]
     with pytest.raises(ValueError, match="already finished at step 20.*raise steps"):

@@ -88,6 +88,39 @@ def test_teacher_forced_training_lowers_the_loss(data):
     assert np.mean(history["loss"][-5:]) < 0.5 * np.mean(history["loss"][:3])
 
 
+def test_log_mean_training_lowers_every_steps_error(data):
+    """time_reduction="log_mean" trains: its loss (a mean of logs) falls, and so does
+    the plain MSE of the same model; an NLL model is refused (an NLL can be negative)."""
+    from warp_phys.training.protocol import batch_loss
+
+    objective = wp.ObjectiveOptions(time_reduction="log_mean")
+    train = jnp.asarray(data[0])
+    model, history = wp.train(
+        tiny_model(2),
+        train,
+        steps=40,
+        batch_size=8,
+        optimizer=wp.OptimizerOptions(lr=3e-3),
+        objective=objective,
+        key=jax.random.PRNGKey(2),
+        progress=False,
+    )
+    assert np.mean(history["loss"][-5:]) < np.mean(history["loss"][:3]) - 0.5  # e^0.5 = 1.6x
+    key = jax.random.PRNGKey(9)
+    assert batch_loss(model, train, train, key) < batch_loss(tiny_model(2), train, train, key)
+    nll = wp.WARP(
+        2,
+        root_width=4,
+        root_depth=1,
+        hyper_width=4,
+        seq_len=T,
+        decoder_options={"probabilistic": True},
+        key=jax.random.PRNGKey(0),
+    )
+    with pytest.raises(ValueError, match="log_mean"):
+        wp.train(nll, data[0], steps=1, objective=objective, key=key, progress=False)
+
+
 def test_checkpoint_round_trip_is_bit_identical(trained, data):
     model, _, folder = trained
     loaded = wp.load_model(folder / "best.eqx")

@@ -45,7 +45,7 @@ def compiled_step(optimizer: OptimizerOptions, objective: ObjectiveOptions):
     losses (K,), applied (K,))`.
     """
     chain = optax_chain(optimizer)
-    loss_options = objective.flat()  # the keywords of `sequence_loss`
+    loss_options = objective.flat()  # the keywords of `batch_loss`
     grad_fn = eqx.filter_value_and_grad(batch_loss)
 
     @eqx.filter_jit
@@ -209,6 +209,8 @@ def training_arrays(model, data, times, objective: ObjectiveOptions):
         )
     if objective.stochastic and not model.probabilistic:
         raise ValueError("stochastic training needs a probabilistic model (Gaussian NLL)")
+    if objective.time_reduction == "log_mean" and model.probabilistic:
+        raise ValueError("time_reduction 'log_mean' needs the MSE loss (an NLL can be negative)")
     return inputs, targets, times
 
 

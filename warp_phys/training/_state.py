@@ -15,7 +15,7 @@ import numpy as np
 
 from ..decoders._lexer import short
 from .checkpoint import load_model, load_train_state, read_header, save_model
-from .options import Options
+from .options import LEGACY_VALUES, Options
 
 
 @dataclasses.dataclass
@@ -136,8 +136,9 @@ def resume_state(
     if folder is None:
         raise ValueError("resume=True needs the checkpoint_dir of the run to continue")
     meta = resume_metadata(folder / "last.eqx", steps, max_seconds)
-    # options that are no longer fingerprinted (made resumable since) do not count
-    old = meta["train_options"]
+    # options that are no longer fingerprinted (made resumable since) do not count;
+    # those added since take the value the first run had
+    old = {**LEGACY_VALUES, **meta["train_options"]}
     changed = sorted(k for k in stamp if old.get(k) != stamp[k])
     if changed:
         raise ValueError(

@@ -12,6 +12,7 @@ from typing import Literal
 from ._setup import DEFAULT_STEPS, MAX_NON_FINITE, STEPS_PER_CALL
 from .models import ModelOptions
 from .options import (
+    LEGACY_VALUES,
     ObjectiveOptions,
     OptimizerOptions,
     Options,
@@ -199,11 +200,6 @@ class RunConfig:
     def replace(self, **changes) -> "RunConfig":
         """A copy with some flat options changed."""
         return self.from_dict({**self.to_dict(), **changes})
-
-
-# Options a run folder written before they existed did not record, with the value such
-# a run used where today's default resolves otherwise (the drive: auto, once always 0).
-LEGACY_VALUES = {"drive_features": 0}
 
 
 def stored_options(values: dict) -> dict:

@@ -107,6 +107,11 @@ class Options:
         return {flat_name(f): getattr(self, f.name) for f in fields if not f.metadata["resumable"]}
 
 
+# Options a run folder written before they existed did not record, with the value such
+# a run used (the drive: auto, once always 0; the loss: the plain mean over time).
+LEGACY_VALUES = {"drive_features": 0, "time_reduction": "mean"}
+
+
 def at_least(name: str, value, minimum: int, none: bool = False) -> None:
     """A one-line error unless `value >= minimum` (or None, where `none`)."""
     if not (value is None and none) and (value is None or value < minimum):
@@ -179,6 +184,12 @@ class ObjectiveOptions(Options):
     mode: Mode = option("auto", "WARP recurrence over observed inputs (auto: by cost)")
     ar_algorithm: ArAlgorithm = option(
         "auto", "WARP autoregressive rollout, training and forecasts (auto: by cost)"
+    )
+    time_reduction: Literal["mean", "log_mean"] = option(
+        "mean",
+        "how the loss weighs the steps: mean (every squared error alike, the paper's) or "
+        "log_mean (the mean over steps of the log of each step's batch MSE, so the first "
+        "steps, before a context pins the physics, do not drown the rest; MSE only)",
     )
 
     def check(self) -> None:

@@ -22,7 +22,7 @@ from .._conventions import Convention, reference_context, teacher_forcing_mask
 from .._forecast import ArAlgorithm, ar_rollout, reconstruct
 from .._interface import mean_of
 from .._rollout import rollout
-from .losses import gaussian_nll, mse, prediction_loss
+from .losses import gaussian_nll, mse, reduce_over_time, step_losses
 
 Objective = Literal["autoregressive", "teacher_forced"]
 EvalProtocol = Literal["forecast", "full"]
@@ -30,7 +30,7 @@ OBJECTIVES = ("autoregressive", "teacher_forced")
 EVAL_PROTOCOLS = ("forecast", "full")
 
 
-def sequence_loss(
+def sequence_step_losses(
     model,
     inputs: Float[Array, "T data"],
     targets: Float[Array, "T data"],
@@ -44,9 +44,10 @@ def sequence_loss(
     ar_algorithm: ArAlgorithm = "auto",
     batch_size: int = 1,
     ts: Float[Array, " T"] | None = None,
-) -> Float[Array, ""]:
-    """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence (observed
-    at times `ts` on an irregular grid, for a time-aware model).
+) -> Float[Array, " T"]:
+    """The loss of each predicted step of one sequence (squared error, or Gaussian NLL
+    for probabilistic models, a mean over channels; observed at times `ts` on an
+    irregular grid, for a time-aware model); `sequence_loss` is their mean.
 
     `ar_algorithm` picks how a WARP rollout forms its states (`"scan"`, `"kernel"`, or
     `"auto"`: the cheaper for `batch_size` sequences sharing the model, see
@@ -80,15 +81,24 @@ def sequence_loss(
             ts=ts,
         )
     start = 1 if convention == "clean" else 0
-    return prediction_loss(prediction, targets[start:])
+    return step_losses(prediction, targets[start:])
 
 
-def batch_loss(model, inputs, targets, key, ts=None, **options) -> Float[Array, ""]:
-    """Mean of `sequence_loss` over a batch `(N, T, data_size)` (times `ts` `(N, T)`)."""
+def sequence_loss(model, inputs, targets, key, **options) -> Float[Array, ""]:
+    """Loss (MSE, or Gaussian NLL for probabilistic models) of one sequence: the mean
+    of `sequence_step_losses` (same arguments)."""
+    return jnp.mean(sequence_step_losses(model, inputs, targets, key, **options))
+
+
+def batch_loss(
+    model, inputs, targets, key, ts=None, *, time_reduction: str = "mean", **options
+) -> Float[Array, ""]:
+    """The training loss of a batch `(N, T, data_size)` (times `ts` `(N, T)`): the
+    per-step losses of `sequence_step_losses` reduced by `reduce_over_time`."""
     options.setdefault("batch_size", inputs.shape[0])
     keys = jax.random.split(key, inputs.shape[0])
-    loss = jax.vmap(lambda x, y, k, t: sequence_loss(model, x, y, k, ts=t, **options))
-    return jnp.mean(loss(inputs, targets, keys, ts))
+    losses = jax.vmap(lambda x, y, k, t: sequence_step_losses(model, x, y, k, ts=t, **options))
+    return reduce_over_time(losses(inputs, targets, keys, ts), time_reduction)
 
 
 def predict(
