@@ -121,6 +121,22 @@ def test_log_mean_training_lowers_every_steps_error(data):
         wp.train(nll, data[0], steps=1, objective=objective, key=key, progress=False)
 
 
+def test_the_run_default_resolves_the_time_reduction_by_the_loss(tmp_path):
+    """`warp-phys train`'s "auto": log_mean for an MSE model, mean for an NLL one (its
+    terms can be negative); config.json stores the resolved word and a resume with
+    "auto" again continues the run. The library's `ObjectiveOptions` keeps the mean."""
+    tiny = dict(system="sine", decoder="mlp", n_train=4, n_val=2, n_test=2, context=4,
+                hyper_width=2, steps=1, val_every=1, batch_size=4, normalize=False)  # fmt: skip
+    for loss, expected in (("mse", "log_mean"), ("nll", "mean")):
+        run, _ = wp.train_run(wp.RunConfig(**tiny, loss=loss), tmp_path / loss, progress=False)
+        stored = json.loads((tmp_path / loss / "config.json").read_text())
+        assert run.config.time_reduction == stored["time_reduction"] == expected
+    more = wp.RunConfig(**{**tiny, "steps": 2})
+    _, history = wp.train_run(more, tmp_path / "mse", resume=True, progress=False)
+    assert history["step"] == [2]
+    assert wp.RunConfig().time_reduction == "auto" and wp.ObjectiveOptions().time_reduction == "mean"
+
+
 def test_checkpoint_round_trip_is_bit_identical(trained, data):
     model, _, folder = trained
     loaded = wp.load_model(folder / "best.eqx")

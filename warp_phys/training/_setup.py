@@ -156,6 +156,7 @@ def prepare(
     fingerprint.
 
     **Returns:** `(setup, chain)`: the loop's `Setup` and the optax chain."""
+    objective = objective.resolved(model.probabilistic)
     inputs, targets, times = training_arrays(model, data, times, objective)
     in_range("max_seconds", max_seconds, 0, math.inf, "[)")
     steps = run_length(steps, max_seconds)

@@ -185,12 +185,21 @@ class ObjectiveOptions(Options):
     ar_algorithm: ArAlgorithm = option(
         "auto", "WARP autoregressive rollout, training and forecasts (auto: by cost)"
     )
-    time_reduction: Literal["mean", "log_mean"] = option(
+    time_reduction: Literal["auto", "mean", "log_mean"] = option(
         "mean",
         "how the loss weighs the steps: mean (every squared error alike, the paper's) or "
         "log_mean (the mean over steps of the log of each step's batch MSE, so the first "
-        "steps, before a context pins the physics, do not drown the rest; MSE only)",
+        "steps, before a context pins the physics, do not drown the rest; MSE only); "
+        "auto: log_mean, or mean for a probabilistic (NLL) model",
     )
+
+    def resolved(self, probabilistic: bool) -> "ObjectiveOptions":
+        """These options with an `"auto"` time reduction resolved for a model that is
+        `probabilistic` (Gaussian NLL: `"mean"`) or not (`"log_mean"`)."""
+        if self.time_reduction != "auto":
+            return self
+        how = "mean" if probabilistic else "log_mean"
+        return dataclasses.replace(self, time_reduction=how)
 
     def check(self) -> None:
         in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")

@@ -241,6 +241,7 @@ def _prepare_data(config: RunConfig, data, val_data):
         context=config.context or max(1, val_set.y.shape[1] // 4),
         data_seed=config.seed if config.data_seed is None else config.data_seed,
         drive_features=drive_features_for(config),
+        time_reduction=config.objective_options.resolved(config.loss == "nll").time_reduction,
     )
     source, context = config.data or config.system, config.context
     for name, dataset in (("training", train_set), ("validation", val_set)):
@@ -256,10 +257,9 @@ def _prepare_data(config: RunConfig, data, val_data):
 def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> RunConfig:
     """A resumed run may change only `RESUMABLE` options; `config`, its None ones from `stored`."""
     old, new = stored.to_dict(), config.to_dict()
-    changed = [k for k in old if k not in RESUMABLE and old[k] != new[k]]
-    changed = [k for k in changed if not (k == "eval_protocol" and new[k] == "auto")]
     auto = ("data_seed", "context", "drive_features")  # None: resolved as in the stored run
-    changed = [k for k in changed if not (k in auto and new[k] is None)]
+    later = {k: None for k in auto} | {"eval_protocol": "auto", "time_reduction": "auto"}
+    changed = [k for k in old if k not in RESUMABLE and old[k] != new[k] != later.get(k, old[k])]
     if changed:
         raise ValueError(
             f"cannot resume {folder}: options differ from the first run: {', '.join(changed)} "
