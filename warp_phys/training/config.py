@@ -216,7 +216,14 @@ def stored_config(config: "RunConfig | dict") -> dict:
     `stored_config`s were configured alike, whichever options existed when each ran."""
     if isinstance(config, dict):
         config = RunConfig.from_dict(stored_options(config))
+    config = config.replace(time_reduction=time_reduction_for(config))
     return json.loads(json.dumps(config.to_dict()))
+
+
+def time_reduction_for(config: RunConfig) -> str:
+    """`config.time_reduction` with `"auto"` resolved as a run stores it: `"log_mean"`
+    for an MSE model, `"mean"` for an NLL one (see `ObjectiveOptions.resolved`)."""
+    return config.objective_options.resolved(config.loss == "nll").time_reduction
 
 
 def read_config_file(path) -> dict:

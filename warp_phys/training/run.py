@@ -28,7 +28,7 @@ from ._run_files import check_model_config, read_json, write_start
 from ._setup import run_length
 from ._state import resume_metadata
 from .checkpoint import load_model
-from .config import RESUMABLE, RunConfig, stored_options
+from .config import RESUMABLE, RunConfig, stored_options, time_reduction_for
 from .data import IN_MEMORY, Normalizer, as_pairs, data_splits, grid_times, mean_step
 from .loop import train
 from .models import MODEL_KINDS, build_model, drive_features_for
@@ -241,7 +241,7 @@ def _prepare_data(config: RunConfig, data, val_data):
         context=config.context or max(1, val_set.y.shape[1] // 4),
         data_seed=config.seed if config.data_seed is None else config.data_seed,
         drive_features=drive_features_for(config),
-        time_reduction=config.objective_options.resolved(config.loss == "nll").time_reduction,
+        time_reduction=time_reduction_for(config),
     )
     source, context = config.data or config.system, config.context
     for name, dataset in (("training", train_set), ("validation", val_set)):
