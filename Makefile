@@ -38,9 +38,12 @@ bench-anchors: $(VENV)/.installed
 bench-speed: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.speed
 
+# pytest-xdist: one worker per core, at most 4 (each compiles its own fixtures); a test
+# file stays on one worker, so its module fixtures compile once. TESTFLAGS= runs serially.
+TESTFLAGS ?= -n auto --maxprocesses 4 --dist loadfile
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TESTFLAGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

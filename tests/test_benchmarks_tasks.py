@@ -3,15 +3,29 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
 from benchmarks import tasks
 
 KEYS = {"metric", "mean", "std", "values", "seconds"}
+CACHE = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
 
 
-def test_smoke_run_writes_the_contract_and_renders(tmp_path, capsys):
+@pytest.fixture
+def jax_cache_unchanged():
+    """`tasks.main` without `--smoke` (here: `--render`) points JAX's persistent compilation
+    cache at runs/jax_cache of the current directory, for the whole process: put back
+    before anything compiles, or every later test of this process (worker) writes its
+    programs into the checkout, and a later run reads them from there."""
+    before = {name: getattr(jax.config, name) for name in CACHE}
+    yield
+    for name, value in before.items():
+        jax.config.update(name, value)
+
+
+def test_smoke_run_writes_the_contract_and_renders(tmp_path, capsys, jax_cache_unchanged):
     out, figure = tmp_path / "tasks.json", tmp_path / "tasks.png"
     argv = ["--smoke", "--tasks", "icl", "--out", str(out), "--figure", str(figure)]
     tasks.main(argv)
