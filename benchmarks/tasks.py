@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=len(SEEDS), choices=[1, 2, 3])
     parser.add_argument("--tune", action="store_true", help="two settings per model (TUNED)")
     args = harness.parse(parser, argv)
-    if not args.smoke:  # seeds and settings compile the same programs (~2/3 of a cell)
+    if not (args.smoke or args.render):  # seeds and settings compile the same programs
         jax.config.update("jax_compilation_cache_dir", str(Path("runs/jax_cache").resolve()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     result = harness.read_json(args.render) if args.render else measure(args)

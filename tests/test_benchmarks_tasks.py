@@ -13,19 +13,7 @@ KEYS = {"metric", "mean", "std", "values", "seconds"}
 CACHE = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
 
 
-@pytest.fixture
-def jax_cache_unchanged():
-    """`tasks.main` without `--smoke` (here: `--render`) points JAX's persistent compilation
-    cache at runs/jax_cache of the current directory, for the whole process: put back
-    before anything compiles, or every later test of this process (worker) writes its
-    programs into the checkout, and a later run reads them from there."""
-    before = {name: getattr(jax.config, name) for name in CACHE}
-    yield
-    for name, value in before.items():
-        jax.config.update(name, value)
-
-
-def test_smoke_run_writes_the_contract_and_renders(tmp_path, capsys, jax_cache_unchanged):
+def test_smoke_run_writes_the_contract_and_renders(tmp_path, capsys):
     out, figure = tmp_path / "tasks.json", tmp_path / "tasks.png"
     argv = ["--smoke", "--tasks", "icl", "--out", str(out), "--figure", str(figure)]
     tasks.main(argv)
@@ -36,8 +24,12 @@ def test_smoke_run_writes_the_contract_and_renders(tmp_path, capsys, jax_cache_u
     assert len(saved["curves"]["icl"]["least_squares"]) == 6
     assert (tmp_path / "tasks_icl.png").exists()
     capsys.readouterr()
+    cache = [getattr(jax.config, name) for name in CACHE]
     tasks.main(["--render", str(out), "--figure", str(figure), "--no-readme"])
     assert "| icl | MSE |" in capsys.readouterr().out
+    # --render measures nothing: JAX's persistent cache (runs/jax_cache) stays off, or every
+    # later test of the process would write its programs into the checkout
+    assert [getattr(jax.config, name) for name in CACHE] == cache
 
 
 def test_report_and_figures_of_every_task(tmp_path, capsys):

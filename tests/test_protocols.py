@@ -219,11 +219,16 @@ def test_the_batch_loss_reduces_step_losses_over_time(model, prob_model, xs):
     batch = jnp.stack([xs, 0.5 * xs, -xs])
     keys = jax.random.split(key, 3)
     steps = jnp.stack(
-        [sequence_step_losses(model, x, x, k, batch_size=3) for x, k in zip(batch, keys)]
+        [
+            sequence_step_losses(model, x, x, k, batch_size=3)
+            for x, k in zip(batch, keys, strict=True)
+        ]
     )
     assert steps.shape == (3, T - 1)
     # "mean": every squared error alike, the mean of the sequences' losses
-    per_sequence = [sequence_loss(model, x, x, k, batch_size=3) for x, k in zip(batch, keys)]
+    per_sequence = [
+        sequence_loss(model, x, x, k, batch_size=3) for x, k in zip(batch, keys, strict=True)
+    ]
     np.testing.assert_allclose(
         batch_loss(model, batch, batch, key), np.mean(per_sequence), rtol=1e-6
     )

@@ -134,7 +134,8 @@ def test_the_run_default_resolves_the_time_reduction_by_the_loss(tmp_path):
     more = wp.RunConfig(**{**tiny, "steps": 2})
     _, history = wp.train_run(more, tmp_path / "mse", resume=True, progress=False)
     assert history["step"] == [2]
-    assert wp.RunConfig().time_reduction == "auto" and wp.ObjectiveOptions().time_reduction == "mean"
+    assert wp.RunConfig().time_reduction == "auto"
+    assert wp.ObjectiveOptions().time_reduction == "mean"
 
 
 def test_checkpoint_round_trip_is_bit_identical(trained, data):
