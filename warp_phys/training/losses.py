@@ -44,4 +44,3 @@ def reduce_over_time(losses: Float[Array, "N T"], how: str = "mean") -> Float[Ar
     if how == "log_mean":
         return jnp.mean(jnp.log(jnp.mean(losses, axis=0) + LOG_FLOOR))
     raise ValueError(f"time reduction must be one of {TIME_REDUCTIONS}, got {how!r}")
-
