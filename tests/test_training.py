@@ -88,7 +88,7 @@ def test_teacher_forced_training_lowers_the_loss(data):
     assert np.mean(history["loss"][-5:]) < 0.5 * np.mean(history["loss"][:3])
 
 
-def test_log_mean_training_lowers_every_steps_error(data):
+def test_log_mean_training_lowers_its_loss_and_the_plain_mse(data):
     """time_reduction="log_mean" trains: its loss (a mean of logs) falls, and so does
     the plain MSE of the same model; an NLL model is refused (an NLL can be negative)."""
     from warp_phys.training.protocol import batch_loss
