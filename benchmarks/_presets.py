@@ -99,7 +99,9 @@ def run_config(preset: str, system: str, model: str, seed: int) -> RunConfig:
     if not paper:
         steps, batch = CPU_STEPS[system], 10 if system == "sine" else 32
         config = RunConfig(**options, batch_size=batch, steps=steps, max_seconds=CPU_MAX_SECONDS)
-        return config.replace(drive_features=drive_features_for(config))  # the CLI's, explicit
+        # explicit: WARP's (the CLI's); a baseline gets the same, so that `match_warp`
+        # sizes it to the parameter count of the WARP it is compared with
+        return config.replace(drive_features=drive_features_for(config.replace(model="warp")))
     options["drive_features"] = 0  # the paper's difference drive
     batch = min(options.pop("batch_size", 1024), options["n_train"])
     steps = PAPER_EPOCHS[system][model] * math.ceil(options["n_train"] / batch)

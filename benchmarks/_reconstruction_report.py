@@ -73,7 +73,7 @@ def markdown(summary: dict, command: str) -> str:
         f"in brackets. Preset `{preset}` (`benchmarks/_presets.py`: WARP root MLP "
         f"{c.root_width}x{c.root_depth}, hypernetwork width {c.hyper_width}, "
         + (f"feature drive {c.drive_features}, " if c.drive_features else "")
-        + "baselines matched to the parameter count of the WARP of the paper's drive; "
+        + "baselines matched to the parameter count of that WARP; "
         f"{c.n_train} / {c.n_val} / {c.n_test} train / val / test trajectories, SINE "
         f"{sine.n_train} / {sine.n_val} / {sine.n_test}; batch "
         f"{c.batch_size}, SINE {sine.batch_size}; {c.optimizer} {c.lr:g} {c.schedule}, each run "
