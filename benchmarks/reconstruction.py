@@ -19,7 +19,8 @@ from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._presets import run_config, targets
 from benchmarks._reconstruction_report import markdown, summarise
-from warp_phys.training.config import LEGACY_VALUES, stored_config
+from warp_phys.training.config import stored_config
+from warp_phys.training.options import LEGACY_VALUES
 
 __all__ = ["main", "markdown", "run_cell", "run_config", "summarise", "targets"]
 RUNS = harness.ROOT / "runs" / "bench" / "reconstruction"  # run folders: PRESET/SYSTEM/MODEL/seedN

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..decoders._lexer import short
 from .checkpoint import load_model, load_train_state, read_header, save_model
-from .options import LEGACY_VALUES, Options
+from .options import Options, stored_options
 
 
 @dataclasses.dataclass
@@ -138,7 +138,7 @@ def resume_state(
     meta = resume_metadata(folder / "last.eqx", steps, max_seconds)
     # options that are no longer fingerprinted (made resumable since) do not count;
     # those added since take the value the first run had
-    old = {**LEGACY_VALUES, **meta["train_options"]}
+    old = stored_options(meta["train_options"])
     changed = sorted(k for k in stamp if old.get(k) != stamp[k])
     if changed:
         raise ValueError(

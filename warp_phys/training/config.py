@@ -12,7 +12,6 @@ from typing import Literal
 from ._setup import DEFAULT_STEPS, MAX_NON_FINITE, STEPS_PER_CALL
 from .models import ModelOptions
 from .options import (
-    LEGACY_VALUES,
     ObjectiveOptions,
     OptimizerOptions,
     Options,
@@ -21,6 +20,7 @@ from .options import (
     flat_name,
     in_range,
     option,
+    stored_options,
 )
 
 
@@ -202,12 +202,6 @@ class RunConfig:
     def replace(self, **changes) -> "RunConfig":
         """A copy with some flat options changed."""
         return self.from_dict({**self.to_dict(), **changes})
-
-
-def stored_options(values: dict) -> dict:
-    """The options of a run's stored `config.json`, with `LEGACY_VALUES` for the keys
-    an older run lacks."""
-    return {**LEGACY_VALUES, **values} if isinstance(values, dict) else values
 
 
 def stored_config(config: "RunConfig | dict") -> dict:

@@ -1,5 +1,7 @@
 """Losses on predictions: plain MSE and the Gaussian negative log-likelihood."""
 
+from typing import Literal, get_args
+
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -25,11 +27,11 @@ def step_losses(prediction, target: Float[Array, "T data"]) -> Float[Array, " T"
     return jnp.mean((prediction - target) ** 2, axis=-1)
 
 
-TIME_REDUCTIONS = ("mean", "log_mean")
+TimeReduction = Literal["mean", "log_mean"]
 LOG_FLOOR = 1e-12  # keeps a perfectly predicted step finite in "log_mean"
 
 
-def reduce_over_time(losses: Float[Array, "N T"], how: str = "mean") -> Float[Array, ""]:
+def reduce_over_time(losses: Float[Array, "N T"], how: TimeReduction = "mean") -> Float[Array, ""]:
     """One loss from the per-step losses of a batch of sequences.
 
     `"mean"`: the mean of every entry (the paper's MSE). `"log_mean"`: the mean over
@@ -43,4 +45,4 @@ def reduce_over_time(losses: Float[Array, "N T"], how: str = "mean") -> Float[Ar
         return jnp.mean(losses)
     if how == "log_mean":
         return jnp.mean(jnp.log(jnp.mean(losses, axis=0) + LOG_FLOOR))
-    raise ValueError(f"time reduction must be one of {TIME_REDUCTIONS}, got {how!r}")
+    raise ValueError(f"time reduction must be one of {get_args(TimeReduction)}, got {how!r}")

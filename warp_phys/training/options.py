@@ -18,6 +18,7 @@ from .._conventions import Convention
 from .._forecast import ArAlgorithm
 from .._model import Mode
 from ..decoders._lexer import short
+from .losses import TimeReduction
 from .protocol import Objective
 
 
@@ -112,6 +113,12 @@ class Options:
 LEGACY_VALUES = {"drive_features": 0, "time_reduction": "mean"}
 
 
+def stored_options(values: dict) -> dict:
+    """The options a run stored (`config.json`, a checkpoint's fingerprint), with
+    `LEGACY_VALUES` for the keys an older run lacks."""
+    return {**LEGACY_VALUES, **values} if isinstance(values, dict) else values
+
+
 def at_least(name: str, value, minimum: int, none: bool = False) -> None:
     """A one-line error unless `value >= minimum` (or None, where `none`)."""
     if not (value is None and none) and (value is None or value < minimum):
@@ -185,7 +192,7 @@ class ObjectiveOptions(Options):
     ar_algorithm: ArAlgorithm = option(
         "auto", "WARP autoregressive rollout, training and forecasts (auto: by cost)"
     )
-    time_reduction: Literal["auto", "mean", "log_mean"] = option(
+    time_reduction: Literal["auto", TimeReduction] = option(
         "mean",
         "how the loss weighs the steps: mean (every squared error alike, the paper's) or "
         "log_mean (the mean over steps of the log of each step's batch MSE, so the first "
