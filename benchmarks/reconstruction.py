@@ -1,7 +1,7 @@
 """The paper's reconstruction table (Table 3): GRU, LSTM, Transformer, WARP and WARP-Phys
 on MSD, MSD-Zero, LV (repeat-copy, no WARP-Phys) and SINE (10 trajectories), 3 seeds,
 each cell through `train_run` / `evaluate_run`; test (and OOD) MSE in the paper's units
-beside the paper's. Presets in `_presets.py`: `cpu` (63 min on 2 idle cores) and `paper`
+beside the paper's. Presets in `_presets.py`: `cpu` (~77 min of runs, one at a time) and `paper`
 (for an accelerator). Each finished (system, model, seed) is kept in
 `results/reconstruction_runs.json` and skipped when the command is run again.
 
