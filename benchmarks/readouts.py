@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+import systems
 import warp_phys as wp
 from benchmarks import _harness as harness
 
+HELD = dict(drive_features=64, time_reduction="log_mean", free_run="hold", forcing_prob=0.0)
+HELD["train_context"] = 100
 CELLS = {  # name: decoder options on top of the preset's
     "weights": {"readout": "weights"},
     "weights, no x_prev": {"readout": "weights", "input_prev": False},
@@ -47,9 +50,17 @@ CELLS = {  # name: decoder options on top of the preset's
         "time_reduction": "log_mean",
         "seed": 1,
     },
+    # theta held after the context (warp_phys/_held_rollout.py), trained on the forecast
+    "weights, drive 64, log_mean, hold": HELD,
+    "weights, drive 64, log_mean, hold, seed 1": {**HELD, "seed": 1},
+    "latent 32, drive 64, log_mean, hold": {**HELD, "readout": "latent", "latent_size": 32},
+    "weights, drive 64, log_mean, hold, forcing 0.25 after": {**HELD, "forcing_prob": 0.25},
+    "weights, drive 64, log_mean, hold, forcing 0.25 from step 1": {
+        **HELD, "forcing_prob": 0.25, "train_context": 1
+    },
 }
 RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "drive_scale_free", "seed")
-RUN_OPTIONS += ("time_reduction",)
+RUN_OPTIONS += ("time_reduction", "free_run", "forcing_prob", "train_context")
 CONTEXT = 100
 PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_forecast_rel_std", 1))
 # on RunConfig's defaults (Adam 3e-3, cosine, batch 32, root depth 2, context 100, ...), but
@@ -57,7 +68,8 @@ PERCENT = (("omega0_median_rel_err", 1), ("zeta_median_rel_err", 0), ("omega0_fo
 # log_mean loss (rows with drive_features, time_reduction)
 SETTINGS = dict(system="msd", n_test=16, eval_protocol="forecast", model="warp")
 SETTINGS.update(decoder="damped_oscillator", hyper_width=16, val_every=250, drive_features=0)
-SETTINGS.update(time_reduction="mean")
+SETTINGS.update(time_reduction="mean", free_run="advance", forcing_prob=0.25, train_context=1)
+OOD_SEED = 1000  # an out-of-distribution validation set: the OOD ranges, another data seed
 
 
 def identification(run, count: int) -> dict:
@@ -72,8 +84,13 @@ def identification(run, count: int) -> dict:
         out[f"{name}_corr"] = float(np.corrcoef(value, true)[0, 1])
     ds, _ = wp.run_dataset(run, "val", count)
     xs = run.normalizer.apply(ds.y)
-    pred = run.normalizer.invert(wp.reconstruct(run.model, xs[:, :CONTEXT], xs.shape[1] - CONTEXT))
-    out["val_forecast_mse"] = float(np.mean((np.asarray(pred) - ds.y[:, CONTEXT:]) ** 2))
+    ood = systems.generate("msd", count, split="ood", seed=OOD_SEED)
+    for name, y in (("val", ds.y), ("ood_val", ood.y)):
+        xs = run.normalizer.apply(y)
+        pred = wp.reconstruct(run.model, xs[:, :CONTEXT], xs.shape[1] - CONTEXT)
+        errors = np.mean((np.asarray(run.normalizer.invert(pred)) - y[:, CONTEXT:]) ** 2, (1, 2))
+        out[f"{name}_forecast_mse"] = float(np.mean(errors))
+        out[f"{name}_forecast_median_mse"] = float(np.median(errors))
     return out
 
 
@@ -110,15 +127,21 @@ def measure(args) -> dict:
 
 
 def markdown(r: dict) -> str:
+    def ood(c: dict) -> str:  # cells measured before the OOD column have none
+        if "ood_val_forecast_mse" not in c:
+            return "-"
+        mean, median = c["ood_val_forecast_mse"], c["ood_val_forecast_median_mse"]
+        return f"{harness.fmt(mean)} ({harness.fmt(median)})"
+
     rows = [
-        (name, c["theta_size"], f"{c['seconds']:.0f}", harness.fmt(c["val_forecast_mse"]))
+        (name, c["theta_size"], f"{c['seconds']:.0f}", harness.fmt(c["val_forecast_mse"]), ood(c))
         + tuple(f"{100 * c[k]:.{n}f}" for k, n in PERCENT)
         + (f"{c['omega0_corr']:.2f}",)
         for name, c in r["cells"].items()
     ]
     head = (
-        "readout | D_theta | s | val forecast MSE (raw) | omega0 err % | zeta err % | "
-        "omega0 spread over forecast % | corr(omega0, truth)"
+        "readout | D_theta | s | val forecast MSE (raw) | OOD-val MSE (median) | omega0 err % | "
+        "zeta err % | omega0 spread over forecast % | corr(omega0, truth)"
     )
     return (
         f"WARP-Phys on MSD, {r['steps']} steps each (batch 32, {r['n_train']} training "

@@ -4,14 +4,32 @@ from ._transitions import check_transition
 
 
 def check_arguments(
-    data_size, seq_len, transition, transition_rank, time_step, transition_init="identity"
+    data_size, seq_len, transition, transition_rank, time_step, transition_init="identity",
+    free_run="advance",
 ) -> None:
     """One-line `ValueError`s for WARP arguments out of range."""
+    if free_run not in ("advance", "hold"):
+        raise ValueError(f"free_run must be 'advance' or 'hold', got {free_run!r}")
+    if free_run == "hold" and transition == "continuous":
+        raise ValueError("free_run='hold' needs a regular grid, not transition='continuous'")
     if int(data_size) < 1:
         raise ValueError(f"data_size must be >= 1, got {data_size}")
     if int(seq_len) < 2:
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
     check_transition(transition, transition_rank, time_step, transition_init)
+
+
+def check_decoder(decoder, data_size: int, out_size: int) -> None:
+    """One-line `ValueError`s for a root decoder that does not fit the model's channels."""
+    if decoder.data_size != out_size:
+        raise ValueError(
+            f"decoder predicts {decoder.data_size} channels but the model's output has {out_size}"
+        )
+    if out_size != data_size and getattr(decoder, "input_prev", False):
+        raise ValueError(
+            "output_size != data_size needs a root that does not read the previous "
+            'observation: decoder_options={"input_prev": False}'
+        )
 
 
 def floats(values) -> list[float] | None:
@@ -21,7 +39,7 @@ def floats(values) -> list[float] | None:
 
 def optional_config(
     transition, time_step, output_size, drive_features, transition_init="identity",
-    drive_scale_free=False,
+    drive_scale_free=False, free_run="advance",
 ) -> dict:
     """The config entries of the WARP arguments that differ from their defaults
     (`transition`: the built transition object), so that a default model's config (a
@@ -42,4 +60,6 @@ def optional_config(
         config["transition_init"] = str(transition_init)
     if drive_scale_free:
         config["drive_scale_free"] = True
+    if free_run != "advance":
+        config["free_run"] = free_run
     return config

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._conventions import Convention, check_horizon
+from ._held_rollout import held
 from ._interface import AbstractSequenceModel
 from ._kernel_rollout import default_stages, kernel_reconstruct, kernel_rollout, stage_bounds
 from ._model import WARP
@@ -70,9 +71,12 @@ def resolve_ar_algorithm(
 ) -> Literal["kernel", "scan"]:
     """The autoregressive algorithm to run: `ar_algorithm` itself unless `"auto"`, which
     is `choose_ar_algorithm`'s pick for a WARP model with a dense A (`steps` steps,
-    `batch` samples sharing the powers) and `"scan"` for any other model."""
+    `batch` samples sharing the powers) and `"scan"` for any other model. A WARP with
+    `free_run="hold"` always gets `"scan"`: `rollout` then takes its own parallel path."""
     if ar_algorithm not in AR_ALGORITHMS:
         raise ValueError(f"ar_algorithm must be one of {AR_ALGORITHMS}, got {ar_algorithm!r}")
+    if held(model):
+        return "scan"  # a held WARP's rollout forms its states in parallel anyway
     if ar_algorithm != "auto":
         return ar_algorithm
     if not isinstance(model, WARP) or model.transition.kind != "dense":

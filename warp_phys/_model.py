@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._arguments import check_arguments, floats, optional_config
+from ._arguments import check_arguments, check_decoder, floats, optional_config
 from ._drive import FeatureDrive, make_drive
 from ._hypernetwork import Hypernetwork
 from ._interface import AbstractSequenceModel, check_sequence, check_times, register_model_class
@@ -66,6 +66,9 @@ class WARP(AbstractSequenceModel):
       outputs and B of shape `(D_theta, F)`, so the state accumulates statistics of
       the whole sequence (see `warp_phys._drive`; not with `"continuous"`).
     - `drive_scale_free`: e reads step pairs divided by their norm (amplitude-free).
+    - `free_run`: `"advance"` (the paper's: a fed-back prediction drives theta like an
+      observation) or `"hold"` (theta advances on observations only, so a physical
+      prior's parameters are fixed after a context; see `warp_phys._held_rollout`).
     - `output_size`: channels the root predicts if not the input's (e.g. class logits
       of `warp_phys.tasks`); the root then cannot read the previous observation
       (`decoder_options={"input_prev": False}`): teacher-forced use only.
@@ -80,6 +83,7 @@ class WARP(AbstractSequenceModel):
     data_size: int = eqx.field(static=True)
     tau_step: float = eqx.field(static=True)
     time_step: float = eqx.field(static=True)
+    free_run: str = eqx.field(static=True)
     config_json: str = eqx.field(static=True)
 
     def __init__(
@@ -102,9 +106,12 @@ class WARP(AbstractSequenceModel):
         output_size: int | None = None,
         drive_features: int = 0,
         drive_scale_free: bool = False,
+        free_run: Literal["advance", "hold"] = "advance",
         key: PRNGKeyArray,
     ):
-        check_arguments(data_size, seq_len, transition, transition_rank, time_step, transition_init)
+        check_arguments(
+            data_size, seq_len, transition, transition_rank, time_step, transition_init, free_run
+        )
         out_size = int(data_size if output_size is None else output_size)
         options = dict(decoder_options or {})
         data_scale, data_shift = floats(data_scale), floats(data_shift)
@@ -119,16 +126,7 @@ class WARP(AbstractSequenceModel):
                 decoder, out_size, seq_len=seq_len, root_width=root_width,
                 root_depth=root_depth, data_scale=data_scale, data_shift=data_shift, **options,
             )
-        if decoder.data_size != out_size:
-            raise ValueError(
-                f"decoder predicts {decoder.data_size} channels but the model's output has "
-                f"{out_size}"
-            )
-        if out_size != data_size and getattr(decoder, "input_prev", False):
-            raise ValueError(
-                "output_size != data_size needs a root that does not read the previous "
-                'observation: decoder_options={"input_prev": False}'
-            )
+        check_decoder(decoder, data_size, out_size)
         root_key, hyper_key = jax.random.split(key)
         theta_init = decoder.flat_init(root_key)
         D = theta_init.shape[0]
@@ -153,14 +151,15 @@ class WARP(AbstractSequenceModel):
         self.data_size = int(data_size)
         self.tau_step = 1.0 / (int(seq_len) - 1)
         self.time_step = 1.0 if time_step is None else float(time_step)
+        self.free_run = free_run
         config = dict(
             data_size=int(data_size), decoder=decoder_name, decoder_options=options,
             root_width=root_width, root_depth=root_depth, data_scale=data_scale,
             data_shift=data_shift, hyper_width=hyper_width, hyper_depth=hyper_depth,
             seq_len=int(seq_len),
         )
-        optional = (time_step, output_size, drive_features, transition_init, drive_scale_free)
-        config.update(optional_config(self.transition, *optional))
+        optional = (time_step, output_size, drive_features, transition_init)
+        config.update(optional_config(self.transition, *optional, drive_scale_free, free_run))
         self.config_json = json.dumps(config, sort_keys=True)
 
     @property

@@ -22,6 +22,7 @@ from ._conventions import (
     rollout_entry,
     timeline,
 )
+from ._held_rollout import held, held_reconstruct, held_rollout
 from ._interface import AbstractSequenceModel
 
 
@@ -59,8 +60,14 @@ def rollout(
     `predictions[t]` is decoded from it: clean: the state that predicts x_{t+1}, for
     t = 0..T-2 (WARP: theta_t, shape `(T-1, D_theta)`; inputs `(T-1, data)`);
     reference: the state of step t (`(T, ...)`; its input v_t). A baseline's states
-    are its state pytree, stacked.
+    are its state pytree, stacked. A WARP with `free_run="hold"` advances its state on
+    observed inputs only (`warp_phys._held_rollout`).
     """
+    if held(model):
+        return held_rollout(
+            model, xs, observed, convention=convention, noise_key=noise_key, ts=ts,
+            return_states=return_states,
+        )
     xs, observed = rollout_entry(model, xs, observed, convention, noise_key)
     positions, steps = timeline(model, ts, xs.shape[0], convention)
     if convention == "reference":
@@ -122,6 +129,11 @@ def scan_reconstruct(
     **Returns:** predictions of x_L..x_{L+horizon-1}, shape `(horizon, data)`
     (batched: `(N, horizon, data)`), or `(mean, std)`.
     """
+
+    if held(model):
+        return held_reconstruct(
+            model, context, horizon, mode=mode, convention=convention, key=key, ts=ts
+        )
 
     def one(context, key, ts=None):
         return _scan_forecast(model, context, horizon, mode, convention, key, ts)

@@ -18,7 +18,7 @@ from ._base import (
     register_decoder,
 )
 from ._formula import FormulaError, parse_formula
-from ._prior import ParameterSpec, PhysicalPrior
+from ._prior import ParameterSpec, PhysicalPrior, builds_physical_prior
 from ._readout import AbstractReadout, ReadoutSettings, list_readouts, register_readout
 from ._transforms import get_transform, inverse_transform
 from .function import FunctionDecoder, decoder_from_function
@@ -46,6 +46,7 @@ __all__ = [
     "damped_transition",
     "decoder_from_function",
     "decoder_from_sympy",
+    "builds_physical_prior",
     "decoder_keywords",
     "get_decoder",
     "get_transform",

@@ -201,7 +201,7 @@ def make_decoder(
 
     **Returns:** an `AbstractDecoder`.
     """
-    factory = _factory(spec)
+    factory = decoder_factory(spec)
     declared = {}
     if getattr(factory, "takes_size", False):
         declared.update(width=root_width, depth=root_depth)
@@ -216,11 +216,11 @@ def make_decoder(
 def decoder_keywords(spec: str) -> set[str] | None:
     """The keyword options the decoder `spec` takes (None when it takes any, or when
     `spec` names no registered decoder or prefix)."""
-    factory = _factory(spec)
+    factory = decoder_factory(spec)
     return None if factory is None else _keyword_names(factory)
 
 
-def _factory(spec):
+def decoder_factory(spec):
     """The registered factory, spec-prefix handler or imported factory that builds `spec`."""
     if is_import_path(spec, _SPEC_PREFIXES):
         return import_factory(spec)

@@ -97,6 +97,7 @@ def _instance_factory(decoder: eqx.Module, spec: str) -> Callable:
             )
         return rebuild(**options)
 
+    factory.built_class = type(decoder)
     if rebuild is not None:
         for name in ("takes_size", "needs_dt", "units"):
             setattr(factory, name, getattr(decoder, name))

@@ -20,6 +20,7 @@ the oscillator; a, b, c of a user's prior) and writes the physics in physical un
 """
 
 import abc
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -27,7 +28,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import AbstractDecoder
+from ._base import AbstractDecoder, decoder_factory
 from ._parameters import ParameterSpec
 from ._readout import AbstractReadout, ReadoutSettings, make_readout
 from ._transforms import get_transform
@@ -171,3 +172,16 @@ class PhysicalPrior(AbstractDecoder):
     ) -> Float[Array, " data"]:
         """`predict(physical_parameters(params, tau, x_prev), tau, x_prev)`, data units."""
         return self.predict(self.physical_parameters(params, tau, x_prev), tau, x_prev)
+
+
+def builds_physical_prior(spec: str) -> bool:
+    """Whether the decoder `spec` builds a `PhysicalPrior`: a registered prior (e.g.
+    `damped_oscillator`), a `sympy:` formula, or an imported prior instance or class.
+    False for other decoders and for factory functions (their result is known only when
+    called); a malformed or unknown spec is False here and named when it is built."""
+    try:
+        factory = decoder_factory(spec)
+    except ValueError:
+        return False
+    built = getattr(factory, "built_class", factory)
+    return inspect.isclass(built) and issubclass(built, PhysicalPrior)

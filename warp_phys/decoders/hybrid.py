@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._activations import get_activation
-from ._base import AbstractDecoder, _factory, get_decoder, register_decoder
+from ._base import AbstractDecoder, decoder_factory, get_decoder, register_decoder
 from .mlp import mlp_apply, mlp_init
 
 
@@ -124,7 +124,7 @@ class HybridDecoder(AbstractDecoder):
 
 def _declared_settings(spec: str, **settings) -> dict:
     """The given (not None) `dt`, `scale`, `shift` that the decoder `spec` declares."""
-    factory = _factory(spec)
+    factory = decoder_factory(spec)
     wanted = set()
     if getattr(factory, "needs_dt", False):
         wanted.add("dt")

@@ -280,4 +280,5 @@ def _from_spec(body: str, *, data_size: int, **options) -> FunctionDecoder:
 
 # what make_decoder gives a formula prior (see PhysicalPrior)
 _from_spec.takes_size, _from_spec.needs_dt, _from_spec.units = True, True, "physical"
+_from_spec.built_class = FunctionDecoder
 _SPEC_PREFIXES["sympy"] = _from_spec

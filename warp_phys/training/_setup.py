@@ -13,6 +13,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from .._held_rollout import held
 from ._devices import batch_mesh, replicate, resolve_devices, shard_batch
 from ._state import fingerprint
 from .data import as_pairs, grid_times
@@ -156,7 +157,7 @@ def prepare(
     fingerprint.
 
     **Returns:** `(setup, chain)`: the loop's `Setup` and the optax chain."""
-    objective = objective.resolved(model.probabilistic)
+    objective = objective.resolved(model.probabilistic, held(model))
     inputs, targets, times = training_arrays(model, data, times, objective)
     in_range("max_seconds", max_seconds, 0, math.inf, "[)")
     steps = run_length(steps, max_seconds)
@@ -170,6 +171,7 @@ def prepare(
     val, val_times, validation = validation_arrays(
         model, val_data, val_times, validation, inputs, targets, times
     )
+    objective = objective.resolved(model.probabilistic, held(model), validation.context)
     optimizer = for_model(optimizer, model)
     chain, train_steps = compiled_step(optimizer, objective)
     # the schedule follows the run's length (steps or time budget) from the next step

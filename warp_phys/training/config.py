@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._setup import DEFAULT_STEPS, MAX_NON_FINITE, STEPS_PER_CALL
-from .models import ModelOptions
+from .models import ModelOptions, free_run_for
 from .options import (
     ObjectiveOptions,
     OptimizerOptions,
@@ -210,14 +210,25 @@ def stored_config(config: "RunConfig | dict") -> dict:
     `stored_config`s were configured alike, whichever options existed when each ran."""
     if isinstance(config, dict):
         config = RunConfig.from_dict(stored_options(config))
-    config = config.replace(time_reduction=time_reduction_for(config))
+    config = config.replace(**automatic_options(config))
     return json.loads(json.dumps(config.to_dict()))
 
 
-def time_reduction_for(config: RunConfig) -> str:
-    """`config.time_reduction` with `"auto"` resolved as a run stores it: `"log_mean"`
-    for an MSE model, `"mean"` for an NLL one (see `ObjectiveOptions.resolved`)."""
-    return config.objective_options.resolved(config.loss == "nll").time_reduction
+def automatic_options(config: RunConfig) -> dict:
+    """The `"auto"`/None options that depend on the model, resolved as a run stores
+    them: `free_run` (`free_run_for`), `time_reduction` (`"log_mean"` for an MSE model,
+    `"mean"` for an NLL one), `forcing_prob` and `train_context` (see
+    `ObjectiveOptions.resolved`; the latter stays None while `context` is)."""
+    free_run = free_run_for(config)
+    objective = config.objective_options.resolved(
+        config.loss == "nll", free_run == "hold", config.context
+    )
+    return dict(
+        free_run=free_run,
+        time_reduction=objective.time_reduction,
+        forcing_prob=objective.forcing_prob,
+        train_context=objective.context,
+    )
 
 
 def read_config_file(path) -> dict:

@@ -18,7 +18,7 @@ from .._interface import AbstractSequenceModel
 from .._model import WARP
 from .._transitions import check_transition
 from ..baselines import BASELINES, count_parameters, hidden_size_for
-from ..decoders import decoder_keywords
+from ..decoders import builds_physical_prior, decoder_keywords
 from .data import Normalizer
 from .options import Options, in_range, option
 
@@ -71,6 +71,13 @@ class ModelOptions(Options):
         "zero, so theta's statistics do not depend on the amplitude (linear systems; "
         "measured: forecasts MSD-Zero 1.3x better but reads parameters ~2x worse)",
     )
+    free_run: Literal["auto", "advance", "hold"] = option(
+        "auto",
+        "WARP state where the input is its own prediction: advance (the paper's: it drives "
+        "theta like an observation) or hold (theta moves on observations only, so a "
+        "physical prior's parameters are fixed after the context); auto: hold for a "
+        "physical prior, else advance",
+    )
     hidden_size: int = option(64, "GRU/LSTM hidden size")
     d_model: int = option(32, "Transformer width")
     layers: int = option(2, "Transformer blocks")
@@ -104,6 +111,16 @@ def drive_features_for(config) -> int:
         return config.drive_features
     regular_warp = config.model == "warp" and config.transition != "continuous"
     return DEFAULT_DRIVE_FEATURES if regular_warp else 0
+
+
+def free_run_for(config) -> str:
+    """`config.free_run`, or where it is `"auto"`: `"hold"` for a WARP whose decoder is a
+    physical prior on a regular grid (README "Holding the state": it reads the physics
+    from the context and keeps it), `"advance"` otherwise (the mlp root, baselines)."""
+    if config.free_run != "auto":
+        return config.free_run
+    physical = config.model == "warp" and builds_physical_prior(config.decoder)
+    return "hold" if physical and config.transition != "continuous" else "advance"
 
 
 def centre_physics(config) -> dict[str, float]:
@@ -145,6 +162,7 @@ def _warp(config, data_size: int, seq_len: int, key, normalizer=None, time_step=
         transition_init=config.transition_init,
         drive_features=drive_features_for(config),
         drive_scale_free=config.drive_scale_free,
+        free_run=free_run_for(config),
         seq_len=seq_len,
         time_step=time_step if config.transition == "continuous" else None,
         data_scale=stats.get("std"),

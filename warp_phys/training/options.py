@@ -110,7 +110,11 @@ class Options:
 
 # Options a run folder written before they existed did not record, with the value such
 # a run used (the drive: auto, once always 0; the loss: the plain mean over time).
-LEGACY_VALUES = {"drive_features": 0, "time_reduction": "mean"}
+LEGACY_VALUES = {
+    "drive_features": 0, "time_reduction": "mean", "free_run": "advance", "train_context": None
+}
+# the paper's teacher-forcing probability (`forcing_prob` None, unless the WARP holds)
+DEFAULT_FORCING_PROB = 0.25
 
 
 def stored_options(values: dict) -> dict:
@@ -185,7 +189,18 @@ class ObjectiveOptions(Options):
     """How `train` forms and scores its training sequences (see `sequence_loss`)."""
 
     kind: Objective = option("autoregressive", "training objective", flat="objective")
-    forcing_prob: float = option(0.25, "teacher-forcing probability")
+    forcing_prob: float | None = option(
+        None,
+        "teacher-forcing probability after the training context (None: 0.25, the paper's; "
+        "0 for a WARP that holds its state, so training runs the forecast it is scored on)",
+    )
+    context: int | None = option(
+        None,
+        "training: the first N inputs of every sequence are observed, then each with "
+        "forcing_prob (None: the validation context for a WARP that holds its state, "
+        "else 1)",
+        flat="train_context",
+    )
     convention: Convention = option("clean", "index convention (reference = the reference code's)")
     stochastic: bool = option(False, "feed back sampled predictions (needs nll)")
     mode: Mode = option("auto", "WARP recurrence over observed inputs (auto: by cost)")
@@ -200,16 +215,26 @@ class ObjectiveOptions(Options):
         "auto: log_mean, or mean for a probabilistic (NLL) model",
     )
 
-    def resolved(self, probabilistic: bool) -> "ObjectiveOptions":
-        """These options with an `"auto"` time reduction resolved for a model that is
-        `probabilistic` (Gaussian NLL: `"mean"`) or not (`"log_mean"`)."""
-        if self.time_reduction != "auto":
-            return self
-        how = "mean" if probabilistic else "log_mean"
-        return dataclasses.replace(self, time_reduction=how)
+    def resolved(
+        self, probabilistic: bool, held: bool = False, context: int | None = None
+    ) -> "ObjectiveOptions":
+        """These options with their automatic values resolved for a model that is
+        `probabilistic` (Gaussian NLL) or not, and `held` (a WARP with
+        `free_run="hold"`) or not, validated after `context` steps: the time reduction
+        (`"mean"` for NLL, else `"log_mean"`), `forcing_prob` (0 held, else 0.25) and the
+        training context (`context` held, else 1; unresolved while `context` is None)."""
+        changes = {}
+        if self.time_reduction == "auto":
+            changes["time_reduction"] = "mean" if probabilistic else "log_mean"
+        if self.forcing_prob is None:
+            changes["forcing_prob"] = 0.0 if held else DEFAULT_FORCING_PROB
+        if self.context is None and (context is not None or not held):
+            changes["context"] = context if held else 1
+        return dataclasses.replace(self, **changes)
 
     def check(self) -> None:
         in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")
+        at_least("train_context", self.context, 1, none=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ._run_files import check_model_config, read_json, write_start
 from ._setup import run_length
 from ._state import resume_metadata
 from .checkpoint import load_model
-from .config import RESUMABLE, RunConfig, stored_options, time_reduction_for
+from .config import RESUMABLE, RunConfig, automatic_options, stored_options
 from .data import IN_MEMORY, Normalizer, as_pairs, data_splits, grid_times, mean_step
 from .loop import train
 from .models import MODEL_KINDS, build_model, drive_features_for
@@ -227,8 +227,8 @@ def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
 def _prepare_data(config: RunConfig, data, val_data):
     """The training and validation `Dataset`s, and the config as the run stores it: the
     `"auto"` protocol (full for input/target tasks), the context (default a quarter of
-    the validation steps) and the data seed made explicit. Both splits must be longer
-    than the context."""
+    the validation steps), the data seed and the `automatic_options` made explicit.
+    Both splits must be longer than the context."""
     if config.data is None:
         train_set, val_set = load_dataset(config, "train"), load_dataset(config, "val")
     else:
@@ -241,8 +241,8 @@ def _prepare_data(config: RunConfig, data, val_data):
         context=config.context or max(1, val_set.y.shape[1] // 4),
         data_seed=config.seed if config.data_seed is None else config.data_seed,
         drive_features=drive_features_for(config),
-        time_reduction=time_reduction_for(config),
     )
+    config = config.replace(**automatic_options(config))
     source, context = config.data or config.system, config.context
     for name, dataset in (("training", train_set), ("validation", val_set)):
         steps = dataset.y.shape[1]
@@ -257,8 +257,9 @@ def _prepare_data(config: RunConfig, data, val_data):
 def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> RunConfig:
     """A resumed run may change only `RESUMABLE` options; `config`, its None ones from `stored`."""
     old, new = stored.to_dict(), config.to_dict()
-    auto = ("data_seed", "context", "drive_features")  # None: resolved as in the stored run
+    auto = ("data_seed", "context", "drive_features", "forcing_prob", "train_context")
     later = {k: None for k in auto} | {"eval_protocol": "auto", "time_reduction": "auto"}
+    later["free_run"] = "auto"  # None / "auto": resolved as in the stored run
     changed = [k for k in old if k not in RESUMABLE and old[k] != new[k] != later.get(k, old[k])]
     if changed:
         raise ValueError(
