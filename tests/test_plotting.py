@@ -33,7 +33,7 @@ from warp_phys.decoders import (  # noqa: E402
 )
 from warp_phys.plotting import plot_run  # noqa: E402
 from warp_phys.plotting._reconstruction import _reconstruct  # noqa: E402
-from warp_phys.training.models import build_model  # noqa: E402
+from warp_phys.training.models import build_model, free_run_for  # noqa: E402
 
 CONTEXT = 100
 
@@ -392,6 +392,7 @@ def runs(tmp_path_factory, data):
         name = "mlp" if decoder == "mlp" else "phys"
         config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2,
                   "decoder": decoder, "drive_features": 0, **architecture}  # fmt: skip
+        config["free_run"] = free_run_for(wp.RunConfig(**config))  # train stores it resolved
         model = build_model(wp.RunConfig(**config), 2, ds.y.shape[1], normalizer=norm,
                             key=jax.random.PRNGKey(i))  # fmt: skip
         wp.save_model(root / name / "best.eqx", perturb(model, jax.random.PRNGKey(10 + i)))

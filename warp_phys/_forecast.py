@@ -72,11 +72,12 @@ def resolve_ar_algorithm(
     """The autoregressive algorithm to run: `ar_algorithm` itself unless `"auto"`, which
     is `choose_ar_algorithm`'s pick for a WARP model with a dense A (`steps` steps,
     `batch` samples sharing the powers) and `"scan"` for any other model. A WARP with
-    `free_run="hold"` always gets `"scan"`: `rollout` then takes its own parallel path."""
+    `free_run="hold"` always gets `"scan"`, whose entry (`rollout`, `scan_reconstruct`)
+    hands it to `warp_phys._held_rollout`."""
     if ar_algorithm not in AR_ALGORITHMS:
         raise ValueError(f"ar_algorithm must be one of {AR_ALGORITHMS}, got {ar_algorithm!r}")
     if held(model):
-        return "scan"  # a held WARP's rollout forms its states in parallel anyway
+        return "scan"  # the kernel form precomputes an advancing state's powers
     if ar_algorithm != "auto":
         return ar_algorithm
     if not isinstance(model, WARP) or model.transition.kind != "dense":
