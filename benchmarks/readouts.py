@@ -53,8 +53,6 @@ CELLS = {  # name: decoder options on top of the preset's
     # theta held after the context (warp_phys/_held_rollout.py), trained on the forecast
     "weights, drive 64, log_mean, hold": HELD,
     "weights, drive 64, log_mean, hold, seed 1": {**HELD, "seed": 1},
-    "latent 32, drive 64, log_mean, hold": {**HELD, "readout": "latent", "latent_size": 32},
-    "weights, drive 64, log_mean, hold, forcing 0.25 after": {**HELD, "forcing_prob": 0.25},
     "weights, drive 64, log_mean, hold, forcing 0.25 from step 1": {
         **HELD, "forcing_prob": 0.25, "train_context": 1
     },
