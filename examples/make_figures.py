@@ -48,7 +48,8 @@ FIGURES = {
     "warp_trajectory.png": ("warp_mlp", "trajectory", {}),
     "warp_transition.png": ("warp_mlp", "transition", {}),
     "phys_reconstruction.png": ("warp_phys", "reconstruction", {"refine": "auto"}),
-    "phys_physics.png": ("warp_phys", "physics", {"refine": "auto"}),
+    # the states of a forecast: observed for the context, then running on its own outputs
+    "phys_physics.png": ("warp_phys", "physics", {"refine": "auto", "forecast": True}),
     "phys_belief.png": ("warp_phys", "belief", {"feed": "rollout"}),
 }
 
