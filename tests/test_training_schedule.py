@@ -12,6 +12,7 @@ from warp_phys import cli
 from warp_phys._train_flags import config_from_args
 from warp_phys.training._setup import DEFAULT_STEPS, run_length
 from warp_phys.training.checkpoint import read_header
+from warp_phys.training.config import automatic_options
 from warp_phys.training.metrics_log import read_metrics
 from warp_phys.training.optim import COSINE_FLOOR, schedule_factor
 
@@ -110,8 +111,10 @@ def test_cli_defaults_train_for_the_time_given():
     assert (config.optimizer, config.lr, config.clip, config.clip_value) == (
         "adam", 3e-3, "global_norm", 1.0)  # fmt: skip
     assert config.schedule == "cosine" and config.batch_size == 32 and config.n_train == 20480
-    assert (config.root_width, config.root_depth, config.forcing_prob, config.context) == (
-        8, 2, 0.25, 100)  # fmt: skip
+    assert (config.root_width, config.root_depth, config.context) == (8, 2, 100)
+    # a physical prior holds its state and trains the forecast it is scored on
+    auto = automatic_options(config)
+    assert (auto["free_run"], auto["forcing_prob"], auto["train_context"]) == ("hold", 0.0, 100)
 
 
 def test_the_length_of_a_run():
