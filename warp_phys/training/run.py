@@ -225,10 +225,9 @@ def _resolve_source(config: RunConfig, in_memory: bool) -> RunConfig:
 
 
 def _prepare_data(config: RunConfig, data, val_data):
-    """The training and validation `Dataset`s, and the config as the run stores it: the
-    `"auto"` protocol (full for input/target tasks), the context (default a quarter of
-    the validation steps), the data seed and the `automatic_options` made explicit.
-    Both splits must be longer than the context."""
+    """The training and validation `Dataset`s, and the config as the run stores it (the
+    `"auto"` protocol: full for input/target tasks; the context: a quarter of the steps;
+    the data seed and `automatic_options` explicit). Both splits outlast the context."""
     if config.data is None:
         train_set, val_set = load_dataset(config, "train"), load_dataset(config, "val")
     else:
@@ -258,8 +257,8 @@ def _check_resumable(stored: RunConfig, config: RunConfig, folder) -> RunConfig:
     """A resumed run may change only `RESUMABLE` options; `config`, its None ones from `stored`."""
     old, new = stored.to_dict(), config.to_dict()
     auto = ("data_seed", "context", "drive_features", "forcing_prob", "train_context")
-    later = {k: None for k in auto} | {"eval_protocol": "auto", "time_reduction": "auto"}
-    later["free_run"] = "auto"  # None / "auto": resolved as in the stored run
+    words = dict.fromkeys(("eval_protocol", "time_reduction", "free_run"), "auto")
+    later = dict.fromkeys(auto) | words  # None / "auto": resolved as in the stored run
     changed = [k for k in old if k not in RESUMABLE and old[k] != new[k] != later.get(k, old[k])]
     if changed:
         raise ValueError(
