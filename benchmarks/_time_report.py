@@ -37,10 +37,12 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     scale = f" --scale {args.scale:g}" if args.scale != 1 else ""
     command = f"python -m benchmarks.time_to_accuracy{scale}" + " --smoke" * args.smoke
     command += " --no-sweep" * args.no_sweep + " --lrs " + " ".join(f"{lr:g}" for lr in args.lrs)
+    command += f" --protocol {args.protocol}" * (args.protocol != "default")
     if not args.smoke:
         command += "".join(f" --{p}-seconds {s / args.scale:g}" for p, s in args.budgets.items())
     result = dict(device=harness.device(), date=harness.stamp(), command=command)
     result.update(smoke=args.smoke, scale=args.scale, budgets=args.budgets, lrs=list(args.lrs))
+    result.update(protocol=args.protocol)
     cells_wall_s = round(sum(r.get("wall_seconds", 0) for r in records), 1)
     result.update(no_sweep=args.no_sweep, wall_s=wall_s, cells_wall_s=cells_wall_s)
     result.update(results=table("final"), headline=table("headline"))

@@ -11,6 +11,11 @@ process and keeps its record (committed by default: the run may span sessions) u
     python -m benchmarks.time_to_accuracy               # ~2.8 h on 2 cores; JSON, figure, README
     python -m benchmarks.time_to_accuracy --scale 0.2   # ~1 h: every budget x 0.2
     python -m benchmarks.time_to_accuracy --render      # README block and figure from the JSON
+
+`--protocol forecast` trains every model as WARP-Phys's default is trained: the first L
+(validation context) inputs observed, then free-running (`train_context` L, `forcing_prob`
+0) instead of the paper's teacher forcing 0.25 over the whole sequence; its cells live
+beside the default ones (`<phase>_<seconds>s_forecast/`), so the two protocols compare.
 """
 
 import math
@@ -30,15 +35,19 @@ MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
 HEADLINE = ("msd", ("warp_phys", "warp"))  # the pair given the headline budget
 LRS = (3e-4, 1e-3, 3e-3)
 BUDGETS = {"sweep": 45.0, "final": 300.0, "headline": 900.0}  # seconds of training
+PROTOCOLS = ("default", "forecast")
 SMOKE = dict(n_val=8, n_test=8, val_every=5)  # and 32 training trajectories (SINE: its 10)
 RUNS = harness.ROOT / "benchmarks" / "results" / "time_cells"
 
 
 def cell_config(spec: dict):
     """The cpu preset's `RunConfig` (seed 0) with the cell's learning rate and time budget,
-    no step count (the schedule sized to the time); smoke: the smoke sizes."""
+    no step count (the schedule sized to the time), trained on the forecast for the
+    `"forecast"` protocol; smoke: the smoke sizes."""
     config = presets.run_config("cpu", spec["system"], spec["model"], 0)
     config = config.replace(lr=spec["lr"], steps=None, max_seconds=spec["seconds"])
+    if spec.get("protocol", "default") == "forecast":
+        config = config.replace(train_context=config.context, forcing_prob=0.0)
     return config.replace(**SMOKE, n_train=min(32, config.n_train)) if spec["smoke"] else config
 
 
@@ -120,10 +129,13 @@ def train_cell(spec: dict) -> dict:
 WORKERS = {"cell": train_cell}
 
 
-def cell_path(runs: Path, phase: str, seconds: float, system: str, model: str, lr: float) -> Path:
-    """Where a cell's record lives (its run folder: the same path without `.json`);
-    the budget is part of the name, so runs at another `--scale` never mix."""
-    return runs / f"{phase}_{seconds:g}s" / system / model / f"lr{lr:g}.json"
+def cell_path(runs: Path, phase: str, seconds: float, spec: dict) -> Path:
+    """Where the cell `spec` (system, model, lr, protocol) keeps its record (its run folder:
+    the same path without `.json`); budget and protocol are part of the name, so runs at
+    another `--scale` or protocol never mix."""
+    protocol = "" if spec["protocol"] == "default" else f"_{spec['protocol']}"
+    folder = runs / f"{phase}_{seconds:g}s{protocol}" / spec["system"] / spec["model"]
+    return folder / f"lr{spec['lr']:g}.json"
 
 
 def stale(folder: Path, spec: dict) -> bool:
@@ -141,9 +153,9 @@ def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
     """The record of one cell: read when it exists and is not `stale`, else trained (in a
     worker process; smoke: in this one) and written unless the worker failed."""
     seconds = args.budgets[phase]
-    path = cell_path(args.runs, phase, seconds, system, model, lr)
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
-    spec.update(smoke=args.smoke, folder=str(path.with_suffix("")))
+    path = cell_path(args.runs, phase, seconds, dict(spec, protocol=args.protocol))
+    spec.update(smoke=args.smoke, protocol=args.protocol, folder=str(path.with_suffix("")))
     if path.is_file() and not stale(path.with_suffix(""), spec):
         return harness.read_json(path)
     workers = WORKERS if args.smoke else None
@@ -177,6 +189,7 @@ def measure(args) -> dict:
                 cells["errors"] += [f"sweep {system}/{model} lr {lr:g}: {e}" for lr, e in failed]
                 lr = best_lr(sweep)
             headline = system == HEADLINE[0] and model in HEADLINE[1]
+            headline &= args.protocol == "default"  # the other protocol: equal budgets only
             for phase in ("final", "headline") if headline else ("final",):
                 record = {"error": "every sweep run failed"}
                 record = record if lr is None else run_cell(args, phase, system, model, lr)
@@ -199,6 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
     what = "no sweep: every model at the first --lrs rate"
     parser.add_argument("--no-sweep", action="store_true", help=what)
     parser.add_argument("--runs", type=Path, help="cell records and run folders")
+    what = "forecast: every model trained on the forecast (see above; default: each its own)"
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="default", help=what)
     args = harness.parse(parser, argv)
     budgets = {p: getattr(args, f"{p}_seconds") * args.scale for p in BUDGETS}
     args.budgets = {p: 1.0 for p in BUDGETS} if args.smoke else budgets
