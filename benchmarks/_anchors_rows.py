@@ -133,6 +133,11 @@ def build_warp(system: str, method: str, normalizer: wp.Normalizer, T: int, top:
     decoder = "damped_oscillator" if method == "warp_phys" else "mlp"
     sizes = dict(root_width=16, root_depth=2, hyper_width=16, hyper_depth=1)
     options = dict(decoder=decoder, decoder_options={"activation": "swish"}, **sizes)
+    # pinned to what the committed rows measured (2026-12-01): the paper's difference drive,
+    # theta advancing on its own outputs; the CLI's held state and feature drive are not
+    # measured on these noisy, short contexts (held + forcing 0.25 from step 1 fails:
+    # README, readouts benchmark)
+    options.update(drive_features=0, free_run="advance")
     config = wp.RunConfig(system=system, model="warp", **options)
     return wp.build_model(config, 2, T, key=key, normalizer=normalizer)
 
