@@ -57,6 +57,12 @@ def test_smoke_end_to_end(tmp_path):
     again = reconstruction.main(common + ["--systems", "msd", "--models", "gru"])
     assert again["results"] == summary["results"]
     assert not runs.exists()
+    # --rescore evaluates the kept run folder again, trains nothing, and changes nothing
+    (tmp_path / "gone").rename(runs)
+    records["msd/gru/0"]["test"] = -1.0  # a stale score, overwritten by the rescore
+    (tmp_path / "reconstruction_runs.json").write_text(json.dumps(records))
+    rescored = reconstruction.main(common + ["--systems", "msd", "--models", "gru", "--rescore"])
+    assert rescored["results"]["msd"] == summary["results"]["msd"]
 
 
 def test_targets_and_markdown():
