@@ -104,9 +104,10 @@ def markdown(result: dict) -> str:
     tuning = f"learning rates {lrs} for {b['sweep']:g} s each, the best on validation"
     if result.get("no_sweep"):
         tuning = f"the same learning rate {result['lrs'][0]:g} for every model (no sweep)"
+    pair = f" ({b['headline']:g} s for the headline MSD pair)" if result.get("headline") else ""
     intro = (
         f"Every model at its cpu-preset size, tuned alike: {tuning}, then one run of "
-        f"{b['final']:g} s ({b['headline']:g} s for the headline MSD pair) of training wall-clock. "
+        f"{b['final']:g} s{pair} of training wall-clock. "
         f"Measured on {result['device']} on {result['date'][:10]} (`{result['command']}`, "
         f"{result['cells_wall_s'] / 3600:.1f} h of cells). Test MSE in raw units; best val: "
         "normalised units (SINE raw); x best baseline: the best of GRU, LSTM and Transformer's "
@@ -114,10 +115,14 @@ def markdown(result: dict) -> str:
         "baselines of the equal-budget runs). One seed."
     )
     head = "system | model | lr | s | steps | best val | test MSE | x best baseline"
-    parts = [intro, harness.table(head, _rows(result)), _identification(result)]
+    forecast = result.get("protocol") == "forecast"
+    if forecast:  # the fairness check: no headline pair, no figure (README: its prose)
+        intro = intro.replace("tuned alike:", "tuned alike and trained on the forecast:")
+    parts = [intro, harness.table(head, _rows(result))]
+    parts += [] if forecast else [_identification(result)]
     if result.get("errors"):
         parts.append("Failed cells (rerun the command to retry): " + "; ".join(result["errors"]))
-    parts.append("![time to accuracy](figures/time_to_accuracy.png)")
+    parts += [] if forecast else ["![time to accuracy](figures/time_to_accuracy.png)"]
     return "\n\n".join(parts)
 
 

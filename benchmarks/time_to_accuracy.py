@@ -215,10 +215,14 @@ def main(argv: list[str] | None = None) -> dict:
     what = "forecast: every model trained on the forecast (see above; default: each its own)"
     parser.add_argument("--protocol", choices=PROTOCOLS, default="default", help=what)
     args = harness.parse(parser, argv)
+    if args.protocol != "default":  # its own JSON and README block
+        default_out = args.out == harness.RESULTS / f"{args.name}.json"
+        args.name = f"{args.name}_{args.protocol}"
+        args.out = harness.RESULTS / f"{args.name}.json" if default_out else args.out
     budgets = {p: getattr(args, f"{p}_seconds") * args.scale for p in BUDGETS}
     args.budgets = {p: 1.0 for p in BUDGETS} if args.smoke else budgets
     args.runs = args.runs or (Path(tempfile.gettempdir()) / "bench_time" if args.smoke else RUNS)
-    figure = lambda r: draw(r, args.figure)
+    figure = (lambda r: draw(r, args.figure)) if args.protocol == "default" else None
     return harness.report(args, lambda: measure(args), markdown, figure, WORKERS)
 
 

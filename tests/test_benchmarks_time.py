@@ -80,7 +80,8 @@ def test_a_cell_trained_with_another_preset_is_trained_again(tmp_path, monkeypat
     argv += ["--out", str(tmp_path / "t.json")]
     bench.main(argv)
     spec = dict(phase="final", system="msd", model="gru", lr=1e-3, seconds=1.0, smoke=True)
-    folder = bench.cell_path(tmp_path, "final", 1.0, "msd", "gru", 1e-3).with_suffix("")
+    folder = bench.cell_path(tmp_path, "final", 1.0, dict(spec, protocol="default"))
+    folder = folder.with_suffix("")
     config = bench.cell_config(spec).to_dict()
     harness.write_json(folder / "config.json", config)  # as train_run writes it
     assert not bench.stale(folder, spec)
@@ -112,6 +113,26 @@ def test_a_cell_has_a_time_budget_and_no_step_count():
     spec = dict(system="msd", model="gru", lr=1e-3, seconds=12.0, smoke=False)
     config = bench.cell_config(spec)
     assert config.max_seconds == 12.0 and config.steps is None and config.lr == 1e-3
+
+
+def test_the_forecast_protocol_trains_every_model_on_the_forecast(tmp_path, monkeypatch, capsys):
+    spec = dict(system="msd", model="gru", lr=1e-3, seconds=12.0, smoke=False)
+    default, forecast = (bench.cell_config(dict(spec, protocol=p)) for p in bench.PROTOCOLS)
+    assert (default.train_context, default.forcing_prob) == (None, None)  # the model's own
+    assert (forecast.train_context, forecast.forcing_prob) == (default.context, 0.0)
+    calls = []
+    monkeypatch.setitem(bench.WORKERS, "cell", _fake_worker(calls))
+    out, runs = tmp_path / "f.json", tmp_path / "runs"
+    argv = [*SMOKE, "--lrs", "1e-3", "3e-3", "--runs", str(runs), "--out", str(out)]
+    result = bench.main([*argv, "--protocol", "forecast"])
+    assert {c["protocol"] for c in calls} == {"forecast"} and result["protocol"] == "forecast"
+    assert result["headline"] == {} and "--protocol forecast" in result["command"]
+    assert all("_forecast" in p.parent.parent.parent.name for p in runs.rglob("*.json"))
+    capsys.readouterr()
+    bench.main(["--render", str(out), "--protocol", "forecast", "--no-readme"])
+    text = capsys.readouterr().out
+    assert "trained on the forecast" in text and "identification" not in text.lower()
+    assert "figures/" not in text and "| MSD | GRU | 0.001 |" in text
 
 
 def test_curve_times_the_validations_from_the_log(tmp_path):
