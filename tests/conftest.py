@@ -2,7 +2,7 @@
 
 Compiling dominates the small tests' time on the CPU, and most of a compilation is
 LLVM optimising the generated machine code, which pays off only for long-running
-programs. The tests run tiny models for a few steps, so LLVM's optimisation level is
+programs. The tests run tiny models for a few steps, so LLVM's optimisation level can be
 lowered to 0 (`--xla_backend_optimization_level=0`). XLA's own graph passes (fusion,
 simplification) are unchanged, as are the operations and their order, and fast-math
 stays off; no tolerance was touched (the float64 1e-10..1e-12 checks of test_decoders.py
@@ -12,15 +12,20 @@ end-to-end test 114 -> 89 s.
 
 It must be set before jax starts its backend (at the first computation, not at
 import), which a conftest does; worker processes inherit it. A value already set in
-`XLA_FLAGS` wins, and `WARP_TEST_XLA_OPTIMIZE=1` keeps the default level (to run the
-suite exactly as users compile).
+`XLA_FLAGS` wins.
+
+Opt-in since 2026-12-02 (`WARP_TEST_XLA_O0=1`): with level 0 two full runs out of about
+six crashed with a segmentation fault inside XLA's compile (backend_compile_and_load;
+test_benchmarks_readouts.py once, test_transitions.py once, neither reproducible alone),
+and none was seen at the default level. A flaky crash costs more than the ~20 % of
+compile time it saves, so by default the suite compiles as users do.
 """
 
 import os
 
 FLAG = "--xla_backend_optimization_level"
 
-if os.environ.get("WARP_TEST_XLA_OPTIMIZE") != "1":
+if os.environ.get("WARP_TEST_XLA_O0") == "1":
     flags = os.environ.get("XLA_FLAGS", "")
     if FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FLAG}=0".strip()
