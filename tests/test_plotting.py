@@ -430,6 +430,33 @@ def test_plot_command_defaults_and_formats(runs, capsys):
     assert (runs / "phys" / "figures" / "physics_0.pdf").read_bytes().startswith(b"%PDF")
 
 
+def test_forecast_defaults_to_the_held_state(runs, monkeypatch, tmp_path):
+    """The state plots run free after the context by default for a held WARP (its state
+    never saw an observation past its training context) and observe every step for an
+    advancing one; `--forecast` / `--no-forecast` override either way."""
+    assert wp.load_run(runs / "phys").model.free_run == "hold"
+    assert wp.load_run(runs / "mlp").model.free_run == "advance"
+    seen = []
+
+    def spy(kind, run, ds, i, state_context, *rest):
+        seen.append(state_context)
+        return plt.figure()
+
+    monkeypatch.setattr("warp_phys.plotting._run._state_figure", spy)
+    for name, flags, want in [
+        ("phys", [], CONTEXT),
+        ("phys", ["--no-forecast"], None),
+        ("mlp", [], None),
+        ("mlp", ["--forecast"], CONTEXT),
+    ]:
+        out = tmp_path / f"{name}{len(seen)}.png"
+        plot_cli(["weights", "--run", str(runs / name), "--out", str(out), *flags])
+        assert seen[-1] == want, (name, flags)
+    plot_run("belief", wp.load_run(runs / "phys"), data=runs / "msd.npz", forecast=False)
+    assert seen[-1] is None  # the library's explicit False is kept
+    plt.close("all")
+
+
 def test_plot_command_bad_requests(runs, tmp_path):
     with pytest.raises(ValueError, match="MLPDecoder has no physical parameters"):
         plot_cli(["physics", "--run", str(runs / "mlp")])

@@ -91,8 +91,11 @@ def add_plot_command(subparsers) -> argparse.ArgumentParser:
     plot.add_argument("--context", type=int, default=None, help="context length (default: run's)")
     plot.add_argument(
         "--forecast",
-        action="store_true",
-        help="states run free after the context (weights, belief, trajectory, physics)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weights, belief, trajectory, physics: the states run free after the context "
+        "(--no-forecast: every step observed; default: auto, free for a model trained with "
+        "the held state, --free-run hold)",
     )
     plot.add_argument(
         "--feed",

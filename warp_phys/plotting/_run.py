@@ -7,7 +7,7 @@ physical parameters) comes from the system the data set was drawn from
 (`systems.get_system(dataset.name)`), or from a data file's own channel names.
 """
 
-
+from .._held_rollout import held
 from .._identify import source_system, state_trajectory, true_parameters
 from .._refine import resolve_refine
 from ..training.run import run_dataset
@@ -30,7 +30,7 @@ def plot_run(
     data=None,
     index: list[int] | int | None = None,
     context: int | None = None,
-    forecast: bool = False,
+    forecast: bool | None = None,
     feed: str = "data",
     gd_steps: int = 256,
     refine: int | str = 0,
@@ -46,8 +46,10 @@ def plot_run(
       `run_dataset`; only the trajectories drawn are generated).
     - `index`: trajectory index (a list for `reconstruction`, default `[0, 1, 2]`).
     - `context`: the context length L (default: the run's).
-    - `forecast`: for the state plots, let theta_t run free after the context (default:
-      every step observed).
+    - `forecast`: for the state plots, let theta_t run free after the context (False:
+      every step observed). None (default): True for a WARP with `free_run="hold"`,
+      whose state never saw an observation after its training context, so observed
+      steps past it would drive theta_t out of what it was trained on; else False.
     - `feed`: see `belief_matrix`; `gd_steps`: see `plot_trajectory`.
     - `refine`: for `reconstruction` and `physics`, K >= 1 also fits a physical prior
       to the context by K Levenberg-Marquardt steps (`"auto"`: as `evaluate_run`).
@@ -88,6 +90,8 @@ def plot_run(
             channel_names=names,
             title=r"Transition of the recurrence $\theta_t = A\theta_{t-1} + B\Delta x_t$, " + who,
         )
+    if forecast is None:
+        forecast = held(model)
     state_context = L if forecast else None
     facts = (names, time_unit, who)
     options = (feed, gd_steps, refine)
