@@ -9,6 +9,7 @@ from benchmarks import _harness as harness
 
 BASELINES = ("gru", "lstm", "transformer")
 LABELS = dict(warp_phys="WARP-Phys", warp="WARP", gru="GRU", lstm="LSTM", transformer="Transformer")
+SYSTEMS, MODELS = ("msd", "msd_zero", "sine"), tuple(LABELS)
 SYSTEM_LABELS = {"msd": "MSD", "msd_zero": "MSD-Zero", "sine": "SINE"}
 # what the JSON keeps of a final run's record
 FINAL_KEYS = ("test_mse", "train_seconds", "steps", "lr", "budget_s", "best_val_mse", "stopped")
@@ -38,6 +39,9 @@ def summarise(cells: dict, args, wall_s: float) -> dict:
     command = f"python -m benchmarks.time_to_accuracy{scale}" + " --smoke" * args.smoke
     command += " --no-sweep" * args.no_sweep + " --lrs " + " ".join(f"{lr:g}" for lr in args.lrs)
     command += f" --protocol {args.protocol}" * (args.protocol != "default")
+    for flag, every in (("systems", SYSTEMS), ("models", MODELS)):
+        chosen = tuple(getattr(args, flag))
+        command += f" --{flag} {' '.join(chosen)}" * (chosen != every)
     if not args.smoke:
         command += "".join(f" --{p}-seconds {s / args.scale:g}" for p, s in args.budgets.items())
     result = dict(device=harness.device(), date=harness.stamp(), command=command)

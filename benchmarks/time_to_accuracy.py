@@ -27,11 +27,9 @@ import numpy as np
 
 from benchmarks import _harness as harness
 from benchmarks import _presets as presets
-from benchmarks._time_report import draw, markdown, summarise
+from benchmarks._time_report import MODELS, SYSTEMS, draw, markdown, summarise
 from warp_phys.training.config import stored_config
 
-SYSTEMS = ("msd", "msd_zero", "sine")
-MODELS = ("warp_phys", "warp", "gru", "lstm", "transformer")
 HEADLINE = ("msd", ("warp_phys", "warp"))  # the pair given the headline budget
 LRS = (3e-4, 1e-3, 3e-3)
 BUDGETS = {"sweep": 45.0, "final": 300.0, "headline": 900.0}  # seconds of training

@@ -15,6 +15,7 @@ BLOCKS = {
     "speed": speed.markdown,
     "readouts": readouts.markdown,
     "time_to_accuracy": time_to_accuracy.markdown,
+    "time_to_accuracy_forecast": time_to_accuracy.markdown,
 }
 
 
