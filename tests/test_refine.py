@@ -16,6 +16,8 @@ from scipy.linalg import expm
 from scipy.optimize import least_squares
 
 import warp_phys as wp
+from warp_phys._refine import _least_squares, _shooting_cost, _two_stage
+from warp_phys.decoders._transforms import inverse_transform
 
 T, L = 64, 40
 OMEGA0, ZETA = 15.0, 0.05
@@ -112,6 +114,60 @@ def test_noisy_context_matches_scipy_least_squares(model, contexts):
     fit = least_squares(residual, z0, method="lm", xtol=1e-12, ftol=1e-12)
     assert float(refined["omega0"]) == pytest.approx(np.exp(fit.x[0]), rel=1e-3)
     assert float(refined["zeta"]) == pytest.approx(np.exp(fit.x[1]), rel=2e-2)
+
+
+def _raw(prior, **physical) -> dict:
+    """The prior's raw values of the given physical values (float32 scalars)."""
+    return {
+        s.name: jnp.float32(inverse_transform(s.transform, np.float64(physical[s.name])))
+        for s in prior.parameters
+    }
+
+
+def test_a_read_out_deep_in_a_tail_is_rescued_by_the_declared_start(model, contexts):
+    """The measured failure (an OOD read-out of zeta ~ 0): from raw zeta = -30 (zeta ~ 1e-14,
+    softplus gradient ~ 1e-13) LM alone leaves zeta at ~0; the second start, the declared
+    initial values (11, 0.15), reaches the truth and wins on the context's residual."""
+    prior, context = model.decoder, jnp.asarray(contexts[0, :L])
+    taus = model.tau(jnp.arange(1, L))
+    bad = _raw(prior, omega0=94.0, zeta=ZETA) | {"zeta": jnp.float32(-30.0)}
+    alone = prior.constrain(_two_stage(prior, context, bad, taus, 20)[0])
+    assert alone["zeta"] < 1e-6  # the single start is stuck in the tail
+    fit = _least_squares(prior, context, bad, taus, 20)
+    refined = prior.constrain(fit[0])
+    assert refined["omega0"] == pytest.approx(OMEGA0, rel=1e-3)
+    assert refined["zeta"] == pytest.approx(ZETA, rel=1e-2)
+
+
+def test_the_fit_with_the_lower_context_residual_is_kept(model, contexts):
+    """Either start can win: the read-out deep in zeta's tail loses to the declared start
+    (above); a prior declared with zeta_init 1e-9 (its raw scale makes zeta immovable)
+    loses to a read-out near the truth. The kept fit is the single-start fit of lower
+    shooting cost, in both cases."""
+    tiny = {"readout": "direct", "omega0_init": 11.0, "zeta_init": 1e-9}
+    other = wp.WARP(
+        2, decoder="damped_oscillator", decoder_options=tiny, hyper_width=8, seq_len=T,
+        data_scale=SCALE.tolist(), data_shift=SHIFT.tolist(), key=jax.random.PRNGKey(0),
+    )
+    context = jnp.asarray(contexts[0, :L])
+    taus = model.tau(jnp.arange(1, L))
+    cases = [
+        (model.decoder, _raw(model.decoder, omega0=94.0, zeta=ZETA) | {"zeta": jnp.float32(-30)}),
+        (other.decoder, _raw(other.decoder, omega0=13.0, zeta=0.08)),
+    ]
+    winners = []
+    for prior, readout in cases:
+        centre = {s.name: jnp.float32(s.raw_init()[0]) for s in prior.parameters}
+        costs = [
+            float(_shooting_cost(prior, context, taus, _two_stage(prior, context, r, taus, 20)))
+            for r in (readout, centre)
+        ]
+        assert max(costs) > 2 * min(costs)  # a clear winner
+        kept = _least_squares(prior, context, readout, taus, 20)
+        kept_cost = float(_shooting_cost(prior, context, taus, kept))
+        assert kept_cost == pytest.approx(min(costs), abs=1e-8)
+        winners.append(int(np.argmin(costs)))
+    assert winners == [1, 0]  # the declared start, then the read-out
 
 
 def test_errors_name_the_problem(model, contexts):
