@@ -162,10 +162,12 @@ def test_the_fit_with_the_lower_context_residual_is_kept(model, contexts):
             float(_shooting_cost(prior, context, taus, _two_stage(prior, context, r, taus, 20)))
             for r in (readout, centre)
         ]
-        assert max(costs) > 2 * min(costs)  # a clear winner
+        assert max(costs) > max(2 * min(costs), 1e-6)  # a clear winner
         kept = _least_squares(prior, context, readout, taus, 20)
         kept_cost = float(_shooting_cost(prior, context, taus, kept))
-        assert kept_cost == pytest.approx(min(costs), abs=1e-8)
+        # float32, vmapped over the starts: the winner's cost to rounding (a converged fit
+        # sits at the float32 floor, ~1e-11), far below the loser's
+        assert kept_cost <= min(costs) * (1 + 1e-5) + 1e-9
         winners.append(int(np.argmin(costs)))
     assert winners == [1, 0]  # the declared start, then the read-out
 
