@@ -127,12 +127,13 @@ def train_cell(spec: dict) -> dict:
 WORKERS = {"cell": train_cell}
 
 
-def cell_path(runs: Path, phase: str, seconds: float, spec: dict) -> Path:
-    """Where the cell `spec` (system, model, lr, protocol) keeps its record (its run folder:
-    the same path without `.json`); budget and protocol are part of the name, so runs at
-    another `--scale` or protocol never mix."""
+def cell_path(runs: Path, spec: dict) -> Path:
+    """Where the cell `spec` (phase, seconds, system, model, lr, protocol) keeps its record
+    (its run folder: the same path without `.json`); budget and protocol are part of the
+    name, so runs at another `--scale` or protocol never mix."""
     protocol = "" if spec["protocol"] == "default" else f"_{spec['protocol']}"
-    folder = runs / f"{phase}_{seconds:g}s{protocol}" / spec["system"] / spec["model"]
+    phase = f"{spec['phase']}_{spec['seconds']:g}s{protocol}"
+    folder = runs / phase / spec["system"] / spec["model"]
     return folder / f"lr{spec['lr']:g}.json"
 
 
@@ -152,8 +153,9 @@ def run_cell(args, phase: str, system: str, model: str, lr: float) -> dict:
     worker process; smoke: in this one) and written unless the worker failed."""
     seconds = args.budgets[phase]
     spec = dict(phase=phase, system=system, model=model, lr=lr, seconds=seconds)
-    path = cell_path(args.runs, phase, seconds, dict(spec, protocol=args.protocol))
-    spec.update(smoke=args.smoke, protocol=args.protocol, folder=str(path.with_suffix("")))
+    spec.update(protocol=args.protocol, smoke=args.smoke)
+    path = cell_path(args.runs, spec)
+    spec["folder"] = str(path.with_suffix(""))
     if path.is_file() and not stale(path.with_suffix(""), spec):
         return harness.read_json(path)
     workers = WORKERS if args.smoke else None

@@ -80,8 +80,7 @@ def test_a_cell_trained_with_another_preset_is_trained_again(tmp_path, monkeypat
     argv += ["--out", str(tmp_path / "t.json")]
     bench.main(argv)
     spec = dict(phase="final", system="msd", model="gru", lr=1e-3, seconds=1.0, smoke=True)
-    folder = bench.cell_path(tmp_path, "final", 1.0, dict(spec, protocol="default"))
-    folder = folder.with_suffix("")
+    folder = bench.cell_path(tmp_path, dict(spec, protocol="default")).with_suffix("")
     config = bench.cell_config(spec).to_dict()
     harness.write_json(folder / "config.json", config)  # as train_run writes it
     assert not bench.stale(folder, spec)
