@@ -22,7 +22,6 @@ from benchmarks import _harness as harness
 from benchmarks import _presets as presets
 from benchmarks._reconstruction_report import NAMES
 
-GROUPS = ("below", "inside", "above")
 SYSTEMS = ("msd", "msd_zero")
 MODELS = ("gru", "lstm", "transformer", "warp", "warp_phys")
 RUNS = harness.ROOT / "runs" / "bench" / "reconstruction" / "cpu"
