@@ -16,6 +16,8 @@ import numpy as np
 import systems
 import warp_phys as wp
 from benchmarks import _harness as harness
+from benchmarks.ood_breakdown import omega0_range
+from warp_phys._identify import parameter_summary
 
 HELD = dict(drive_features=64, time_reduction="log_mean", free_run="hold", forcing_prob=0.0)
 HELD["train_context"] = 100
@@ -56,6 +58,13 @@ CELLS = {  # name: decoder options on top of the preset's
     "weights, drive 64, log_mean, hold, forcing 0.25 from step 1": {
         **HELD, "forcing_prob": 0.25, "train_context": 1
     },
+    # extrapolation in omega_0 (the OOD-val trajectories above the training range)
+    "hold, again": HELD,  # the same cell measured again, with the columns for omega_0 above
+    "hold, again, seed 1": {**HELD, "seed": 1},
+    "hold, log omega0": {**HELD, "log_omega0": True},  # seed 1: NaN at step 33 (exp overflow)
+    "hold, no x_prev": {**HELD, "input_prev": False},
+    "hold, no x_prev, seed 1": {**HELD, "input_prev": False, "seed": 1},
+    "hold, scale-free": {**HELD, "drive_scale_free": True},
 }
 RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "drive_scale_free", "seed")
 RUN_OPTIONS += ("time_reduction", "free_run", "forcing_prob", "train_context")
@@ -89,7 +98,23 @@ def identification(run, count: int) -> dict:
         errors = np.mean((np.asarray(run.normalizer.invert(pred)) - y[:, CONTEXT:]) ** 2, (1, 2))
         out[f"{name}_forecast_mse"] = float(np.mean(errors))
         out[f"{name}_forecast_median_mse"] = float(np.median(errors))
-    return out
+    return out | above_range(run, ood, errors)
+
+
+def above_range(run, ood, errors) -> dict:
+    """On the OOD-val trajectories whose omega_0 lies above the training range: their
+    share of the OOD-val MSE and the median relative error of the omega_0 read."""
+    true = np.sqrt(ood.params["k"] / ood.params["m"])
+    above = true > omega0_range(systems.get_system("msd").param_ranges)[1]
+    if not above.any():
+        return dict(ood_val_above_n=0)
+    xs = run.normalizer.apply(ood.y[above])
+    read = parameter_summary(run.model, xs, CONTEXT)["omega0"]["value"]
+    return dict(
+        ood_val_above_n=int(above.sum()),
+        ood_val_above_share=float(errors[above].sum() / errors.sum()),
+        ood_val_above_omega0_median_rel_err=float(np.median(np.abs(read / true[above] - 1))),
+    )
 
 
 def cell(spec: dict) -> dict:
@@ -108,6 +133,8 @@ def cell(spec: dict) -> dict:
 def measure(args) -> dict:
     cells, folder = {}, Path("runs/bench_readouts") / ("smoke" if args.smoke else f"{args.steps}")
     for name, options in CELLS.items():
+        if args.cells and name not in args.cells:
+            continue
         done = folder / (name.replace(" ", "_").replace(",", "") + ".json")
         if done.exists() and not args.smoke:
             cells[name] = harness.read_json(done)
@@ -131,14 +158,22 @@ def markdown(r: dict) -> str:
         mean, median = c["ood_val_forecast_mse"], c["ood_val_forecast_median_mse"]
         return f"{harness.fmt(mean)} ({harness.fmt(median)})"
 
+    def above(c: dict) -> str:  # cells measured before the column have none
+        if not c.get("ood_val_above_n"):
+            return "-"
+        err, share = c["ood_val_above_omega0_median_rel_err"], c["ood_val_above_share"]
+        return f"{100 * err:.1f} ({100 * share:.0f} %)"
+
     rows = [
         (name, c["theta_size"], f"{c['seconds']:.0f}", harness.fmt(c["val_forecast_mse"]), ood(c))
+        + (above(c),)
         + tuple(f"{100 * c[k]:.{n}f}" for k, n in PERCENT)
         + (f"{c['omega0_corr']:.2f}",)
         for name, c in r["cells"].items()
     ]
     head = (
-        "readout | D_theta | s | val forecast MSE (raw) | OOD-val MSE (median) | omega0 err % | "
+        "readout | D_theta | s | val forecast MSE (raw) | OOD-val MSE (median) | "
+        "above range: omega0 err % (MSE share) | omega0 err % | "
         "zeta err % | omega0 spread over forecast % | corr(omega0, truth)"
     )
     return (
@@ -155,7 +190,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=3000, help="training steps per cell")
     parser.add_argument("--n-train", type=int, default=20480)
     parser.add_argument("--n-val", type=int, default=256)
+    what = "measure only these cells (with --out and --no-readme: parts run side by side; "
+    parser.add_argument("--cells", nargs="+", help=what + "a full run then reads them back)")
     args = harness.parse(parser, argv)
+    unknown = sorted(set(args.cells or ()) - set(CELLS))
+    if unknown:
+        parser.error(f"unknown cells {unknown}; the cells are {list(CELLS)}")
     return harness.report(args, lambda: measure(args), markdown, workers={"cell": cell})
 
 

@@ -164,6 +164,23 @@ def test_transforms_and_init_in_constrained_space():
         decoder_from_sympy("a*t", params=["a"], transforms={"a": "positive-ish"})
 
 
+def test_the_log_transform_reads_ratios_and_inverts_exactly():
+    from warp_phys.decoders._transforms import get_transform, inverse_transform
+
+    values = np.array([0.5, 10.0, 40.0])
+    raw = inverse_transform(("log", 10.0), values)
+    np.testing.assert_allclose(raw, np.log(values / 10.0), rtol=1e-12)
+    np.testing.assert_allclose(get_transform(["log", 10.0])(jnp.asarray(raw)), values, rtol=1e-6)
+    with pytest.raises(ValueError, match="needs finite c > 0"):
+        get_transform(("log", -1.0))
+    with pytest.raises(ValueError, match="outside the range"):
+        inverse_transform(("log", 10.0), 0.0)
+    osc = wp.decoders.get_decoder(
+        "damped_oscillator", data_size=2, log_omega0=True, omega0_init=12.0
+    )
+    assert osc.parameters[0].transform == ("log", 12.0)
+
+
 # --------------------------------------------------------------------------- damped oscillator
 
 # (omega0, zeta); with dt = 1/255 the branch of `damped_transition` is set by

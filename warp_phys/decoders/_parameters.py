@@ -26,7 +26,8 @@ class ParameterSpec:
     - `name`: the parameter's name (a key of `physical_parameters`).
     - `shape`: its shape, `()` for a scalar.
     - `transform`: raw -> physical map (`"identity"`, `"softplus"`, `"exp"`,
-      `"sigmoid"`, `"tanh"`, `("bounded", lo, hi)`, `("around", c)`, `("affine", a, b)`).
+      `"sigmoid"`, `"tanh"`, `("bounded", lo, hi)`, `("around", c)`, `("log", c)`,
+      `("affine", a, b)`).
     - `init`: initial physical value (broadcast to `shape`), or `None`: raw value 0 (the
       `"direct"` readout adds noise of its `init_scale`).
     - `unit`: a free string such as `"rad/s"`, `"1"`, `"m"`.

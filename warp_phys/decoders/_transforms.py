@@ -13,10 +13,13 @@ transform. Decoders name their transforms in their spec instead of hand-coding t
 | `"tanh"`               | `tanh(raw)`                       | (-1, 1)    |
 | `("bounded", lo, hi)`  | `lo + (hi - lo) * sigmoid(raw)`   | (lo, hi)   |
 | `("around", c)`        | `c * softplus(raw + log(e - 1))`  | (0, inf)   |
+| `("log", c)`           | `c * exp(raw)`                    | (0, inf)   |
 | `("affine", a, b)`     | `a * raw + b`                     | R          |
 
 `("around", c)` (c > 0) equals `c` at `raw = 0` with slope `~0.63 c` there: a raw value
-near 0 is a relative correction of a physical scale such as a frequency. `("affine", a,
+near 0 is a relative correction of a physical scale such as a frequency. `("log", c)`
+(c > 0) is the same scale read on a log axis: raw is `log(value / c)`, so equal raw steps
+are equal ratios, also far above `c` (where `"around"` becomes linear). `("affine", a,
 b)` (a != 0) stores a value in other units, e.g. a state in data units `raw` whose
 physical value is `scale * raw + shift`.
 
@@ -50,7 +53,7 @@ _RANGES = {
     "tanh": (-1.0, 1.0),
 }
 
-TRANSFORM_NAMES = tuple(sorted(_TRANSFORMS)) + ("bounded", "around", "affine")
+TRANSFORM_NAMES = tuple(sorted(_TRANSFORMS)) + ("bounded", "around", "log", "affine")
 
 
 def canonical_transform(spec: TransformSpec) -> str | tuple:
@@ -62,7 +65,7 @@ def canonical_transform(spec: TransformSpec) -> str | tuple:
         if spec in _TRANSFORMS:
             return spec
         raise ValueError(f"unknown transform {spec!r}; known transforms: {list(TRANSFORM_NAMES)}")
-    if isinstance(spec, tuple | list) and spec and spec[0] in ("around", "affine"):
+    if isinstance(spec, tuple | list) and spec and spec[0] in ("around", "log", "affine"):
         return _canonical_scaled(spec)
     if isinstance(spec, tuple | list) and len(spec) == 3 and spec[0] == "bounded":
         try:
@@ -73,22 +76,23 @@ def canonical_transform(spec: TransformSpec) -> str | tuple:
             raise ValueError(f"bounded transform needs finite bounds lo < hi, got {spec!r}")
         return ("bounded", lo, hi)
     raise ValueError(
-        f"a transform is a name in {sorted(_TRANSFORMS)}, ('bounded', lo, hi), ('around', c) "
-        f"or ('affine', a, b); got {spec!r}"
+        f"a transform is a name in {sorted(_TRANSFORMS)}, ('bounded', lo, hi), ('around', c), "
+        f"('log', c) or ('affine', a, b); got {spec!r}"
     )
 
 
 def _canonical_scaled(spec) -> tuple:
-    """`("around", c)` with finite c > 0, or `("affine", a, b)` with finite a != 0, b."""
+    """`("around", c)` or `("log", c)` with finite c > 0, or `("affine", a, b)` with
+    finite a != 0, b."""
     kind, *numbers = spec
-    arity = 1 if kind == "around" else 2
+    arity = 2 if kind == "affine" else 1
     try:
         numbers = [float(n) for n in numbers]
     except (TypeError, ValueError):
         numbers = []
     ok = len(numbers) == arity and all(np.isfinite(numbers)) and numbers[0] != 0.0
-    if not ok or (kind == "around" and numbers[0] < 0.0):
-        need = "('around', c) needs finite c > 0" if kind == "around" else (
+    if not ok or (kind != "affine" and numbers[0] < 0.0):
+        need = f"('{kind}', c) needs finite c > 0" if kind != "affine" else (
             "('affine', a, b) needs finite a != 0 and b"
         )
         raise ValueError(f"transform {need}, got {spec!r}")
@@ -102,6 +106,8 @@ def get_transform(spec: TransformSpec) -> Callable:
         return _TRANSFORMS[spec][0]
     if spec[0] == "around":
         return lambda raw: positive_around(spec[1], raw)
+    if spec[0] == "log":
+        return lambda raw: spec[1] * jnp.exp(raw)
     if spec[0] == "affine":
         return lambda raw: spec[1] * raw + spec[2]
     _, lo, hi = spec
@@ -121,6 +127,9 @@ def inverse_transform(spec: TransformSpec, value) -> np.ndarray:
     elif spec[0] == "around":
         lo, hi = 0.0, np.inf
         inverse = lambda v: _TRANSFORMS["softplus"][1](v / spec[1]) - _SP1
+    elif spec[0] == "log":
+        lo, hi = 0.0, np.inf
+        inverse = lambda v: np.log(v / spec[1])
     elif spec[0] == "affine":
         lo, hi = -np.inf, np.inf
         inverse = lambda v: (v - spec[2]) / spec[1]

@@ -108,6 +108,8 @@ class DampedOscillatorDecoder(PhysicalPrior):
     - `dt`: physical time of one step (default 1/255: 256 points on [0, 1]).
     - `time_scale`: physical time per unit tau (analytic mode).
     - `omega0_init`, `zeta_init`: values at raw 0 (radians per unit time; ratio).
+    - `log_omega0`: read omega0 on a log axis, `omega0_init * exp(raw)`, instead of
+      `omega0_init * softplus(raw + log(e - 1))`.
     - `scale`, `shift`: per-channel normalisation of the data, length-2 sequences.
 
     **Returns** (of `__call__(params, tau, x_prev)`): the predicted state, shape `(2,)`,
@@ -132,6 +134,7 @@ class DampedOscillatorDecoder(PhysicalPrior):
         omega0_init: float = 10.0,
         zeta_init: float = 0.1,
         latent_size: int = 8,
+        log_omega0: bool = False,
         scale=(1.0, 1.0),
         shift=(0.0, 0.0),
     ):
@@ -149,7 +152,8 @@ class DampedOscillatorDecoder(PhysicalPrior):
             )
         scale, shift = tuple(float(s) for s in scale), tuple(float(s) for s in shift)
         specs = [
-            ParameterSpec("omega0", transform=("around", omega0_init), unit="rad/time"),
+            ParameterSpec("omega0", transform=("log" if log_omega0 else "around", omega0_init),
+                          unit="rad/time"),
             ParameterSpec("zeta", transform=("around", zeta_init), unit="1"),
         ]
         if mode == "analytic" and len(scale) == len(shift) == 2:
