@@ -7,6 +7,7 @@ Cells run in worker processes, kept under `runs/bench_readouts/` (a rerun skips 
 
     python -m benchmarks.readouts            # ~3 min per cell on 2 cores
     python -m benchmarks.readouts --render   # the table, from the committed JSON
+    python -m benchmarks.readouts --cells NAME ... --out part.json --no-readme  # some cells
 """
 
 from pathlib import Path
@@ -64,6 +65,10 @@ CELLS = {  # name: decoder options on top of the preset's
     "hold, log omega0": {**HELD, "log_omega0": True},  # seed 1: NaN at step 33 (exp overflow)
     "hold, no x_prev": {**HELD, "input_prev": False},
     "hold, no x_prev, seed 1": {**HELD, "input_prev": False, "seed": 1},
+    "hold, again, seed 2": {**HELD, "seed": 2},
+    "hold, again, seed 3": {**HELD, "seed": 3},
+    "hold, no x_prev, seed 2": {**HELD, "input_prev": False, "seed": 2},
+    "hold, no x_prev, seed 3": {**HELD, "input_prev": False, "seed": 3},
     "hold, scale-free": {**HELD, "drive_scale_free": True},
 }
 RUN_OPTIONS = ("transition", "transition_lr", "drive_features", "drive_scale_free", "seed")
