@@ -33,6 +33,11 @@ def omega0_range(param_ranges: dict) -> tuple[float, float]:
     return math.sqrt(k_lo / m_hi), math.sqrt(k_hi / m_lo)
 
 
+def true_omega0(params: dict) -> np.ndarray:
+    """omega_0 = sqrt(k / m) of each MSD trajectory, from a dataset's `params`."""
+    return np.sqrt(np.asarray(params["k"]) / np.asarray(params["m"]))
+
+
 def breakdown(mse, omega0, low: float, high: float) -> dict:
     """Per-trajectory forecast MSE `(N,)` grouped by omega_0 `(N,)` against the training
     range `[low, high]`: `{"mean", "median", group: {"n", "mean", "share"}}` (a group's
@@ -63,7 +68,7 @@ def score_cell(folder: Path, refine) -> dict:
     mse = ((out["prediction"] - out["target"]) ** 2).mean(axis=(1, 2))
     system = systems.get_system(run.config.system)
     low, high = omega0_range(system.param_ranges)
-    omega0 = np.sqrt(dataset.params["k"] / dataset.params["m"])
+    omega0 = true_omega0(dataset.params)
     return dict(breakdown(mse, omega0, low, high), omega0_range=[low, high])
 
 

@@ -15,7 +15,6 @@ own core (Linux `taskset`), then score the folders:
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,12 @@ import numpy as np
 import systems
 import warp_phys as wp
 from benchmarks import _harness as harness
+from benchmarks.readouts import OOD_SEED
+from warp_phys.training.metrics_log import read_metrics
 
 RUNS = Path("runs/readout_minutes")
 VARIANTS = ("default", "no_x_prev")
-COUNT, OOD_SEED = 512, 1000
+COUNT = 512
 
 
 def score(folder: Path) -> dict:
@@ -34,8 +35,7 @@ def score(folder: Path) -> dict:
     run = wp.load_run(folder, "best")
     val, _ = wp.run_dataset(run, "val", COUNT)
     ood = systems.generate(run.config.system, COUNT, split="ood", seed=OOD_SEED)
-    lines = (folder / "metrics.jsonl").read_text().splitlines()
-    out = {"steps": max(json.loads(line).get("step", 0) for line in lines)}
+    out = {"steps": max(r.get("step", 0) for r in read_metrics(folder / "metrics.jsonl"))}
     for name, y in (("val", val.y), ("ood_val", ood.y)):
         result = wp.reconstruct_run(run, y, context=run.config.context)
         errors = ((result["prediction"] - result["target"]) ** 2).mean(axis=(1, 2))

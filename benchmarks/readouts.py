@@ -17,7 +17,7 @@ import numpy as np
 import systems
 import warp_phys as wp
 from benchmarks import _harness as harness
-from benchmarks.ood_breakdown import omega0_range
+from benchmarks.ood_breakdown import omega0_range, true_omega0
 from warp_phys._identify import parameter_summary
 
 HELD = dict(drive_features=64, time_reduction="log_mean", free_run="hold", forcing_prob=0.0)
@@ -109,7 +109,7 @@ def identification(run, count: int) -> dict:
 def above_range(run, ood, errors) -> dict:
     """On the OOD-val trajectories whose omega_0 lies above the training range: their
     share of the OOD-val MSE and the median relative error of the omega_0 read."""
-    true = np.sqrt(ood.params["k"] / ood.params["m"])
+    true = true_omega0(ood.params)
     above = true > omega0_range(systems.get_system("msd").param_ranges)[1]
     if not above.any():
         return dict(ood_val_above_n=0)
