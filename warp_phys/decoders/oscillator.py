@@ -86,7 +86,8 @@ class DampedOscillatorDecoder(PhysicalPrior):
     (position0, velocity0)`, two further parameters (stored in data units).
 
     The readout (`readout=`, see `PhysicalPrior`) reads `(omega0, zeta)` from theta_t:
-    `"weights"` (default): an MLP `[tau] (+ x_prev) -> raw` whose weights are theta_t;
+    `"weights"` (default): an MLP `[tau] -> raw` (`[tau, x_prev]` with `input_prev=True`)
+    whose weights are theta_t;
     `"direct"`: they are entries of theta_t; `"latent"`: a trained MLP of a latent code.
     The old `parametrization="mlp" | "direct"` is an alias of `readout="weights" |
     "direct"`. Either way they are positive: `omega0 = omega0_init * softplus(raw +
@@ -102,7 +103,9 @@ class DampedOscillatorDecoder(PhysicalPrior):
 
     - `data_size`: must be 2 (position, velocity).
     - `width`, `depth`, `activation`, `input_prev`, `latent_size`: the readout (see
-      `ReadoutSettings`).
+      `ReadoutSettings`). `input_prev` defaults to False here: the parameters are then a
+      function of theta_t and tau only, which identified better and extrapolated further
+      on validation (README, "Which readout").
     - `readout`: `"weights"`, `"direct"` or `"latent"`; `parametrization`: its old name.
     - `mode`: `"step"` or `"analytic"`.
     - `dt`: physical time of one step (default 1/255: 256 points on [0, 1]).
@@ -125,7 +128,7 @@ class DampedOscillatorDecoder(PhysicalPrior):
         width: int = 16,
         depth: int = 2,
         activation: str = "swish",
-        input_prev: bool = True,
+        input_prev: bool = False,
         readout: str | None = None,
         parametrization: Literal["mlp", "direct"] | None = None,
         mode: Literal["step", "analytic"] = "step",
