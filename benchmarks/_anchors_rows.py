@@ -132,11 +132,14 @@ def build_warp(system: str, method: str, normalizer: wp.Normalizer, T: int, top:
         return wp.WARP(2, decoder=decoder, hyper_width=16, hyper_depth=1, seq_len=T, key=key)
     decoder = "damped_oscillator" if method == "warp_phys" else "mlp"
     sizes = dict(root_width=16, root_depth=2, hyper_width=16, hyper_depth=1)
-    options = dict(decoder=decoder, decoder_options={"activation": "swish"}, **sizes)
+    decoder_options = {"activation": "swish"}
+    if decoder == "damped_oscillator":
+        decoder_options["input_prev"] = True
+    options = dict(decoder=decoder, decoder_options=decoder_options, **sizes)
     # pinned to what the committed rows measured (2026-12-01): the paper's difference drive,
-    # theta advancing on its own outputs; the CLI's held state and feature drive are not
-    # measured on these noisy, short contexts (held + forcing 0.25 from step 1 fails:
-    # README, readouts benchmark)
+    # theta advancing on its own outputs, the oscillator's readout reading x_prev; the CLI's
+    # held state and feature drive are not measured on these noisy, short contexts (held +
+    # forcing 0.25 from step 1 fails: README, readouts benchmark)
     options.update(drive_features=0, free_run="advance")
     config = wp.RunConfig(system=system, model="warp", **options)
     return wp.build_model(config, 2, T, key=key, normalizer=normalizer)
@@ -156,7 +159,7 @@ def train_warp(system: str, method: str, data: dict, preset):
     context = sorted(preset.contexts)[len(preset.contexts) // 2]
     options = dict(steps=preset.train_steps, batch_size=preset.batch_size, key=train_key)
     options["optimizer"] = wp.OptimizerOptions(lr=3e-3 if method == "warp_phys" else 2e-3)
-    options["objective"] = wp.ObjectiveOptions(forcing_prob=0.25)
+    options["objective"] = wp.ObjectiveOptions(forcing_prob=0.25, context=1)  # the paper's
     options["validation"] = wp.ValidationOptions(context=context, every=preset.val_every)
     options["val_data"] = (norm.apply(val_inputs), norm.apply(val))
     options.update(max_seconds=preset.train_seconds, progress=False)

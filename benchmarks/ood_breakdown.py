@@ -11,6 +11,7 @@ the total. WARP-Phys is also scored with its prior refined on each context (`ref
 
     python -m benchmarks.ood_breakdown            # results/ood_breakdown.json, a table
     python -m benchmarks.ood_breakdown --render   # the table from the committed JSON
+    python -m benchmarks.ood_breakdown --models warp_phys  # after retraining those cells
 """
 
 import math
@@ -72,10 +73,19 @@ def score_cell(folder: Path, refine) -> dict:
     return dict(breakdown(mse, omega0, low, high), omega0_range=[low, high])
 
 
+def kept_cells(args) -> dict:
+    """The cells of the models not asked for (`--models`), from the JSON at `--out`."""
+    if set(args.models) == set(MODELS) or not args.out.is_file():
+        return {}
+    cells = harness.read_json(args.out)["cells"]
+    model = lambda key: key.split("/")[1].removesuffix("_refined")
+    return {k: v for k, v in cells.items() if model(k) not in args.models}
+
+
 def measure(args) -> dict:
-    cells, missing = {}, []
+    cells, missing = kept_cells(args), []
     for system in SYSTEMS:
-        for model in MODELS:
+        for model in args.models:
             for seed in (0, 1, 2):
                 folder = args.runs / system / model / f"seed{seed}"
                 if not (folder / "best.eqx").is_file():
@@ -114,6 +124,8 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = harness.parser("ood_breakdown", __doc__)
     parser.add_argument("--runs", type=Path, default=RUNS, help="the table's run folders")
+    what = "score these models' folders only; the others' cells are kept from --out's JSON"
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS, help=what)
     args = harness.parse(parser, argv)
     args.no_readme = True  # the README cites these numbers in prose
     return harness.report(args, lambda: measure(args), markdown)

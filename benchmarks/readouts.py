@@ -125,7 +125,8 @@ def above_range(run, ood, errors) -> dict:
 def cell(spec: dict) -> dict:
     """Worker: train one cell (the oscillator starts at the physics of the centre of
     MSD's ranges, as every run does) and score it."""
-    options = {"activation": "swish", **spec["options"]}
+    # the rows before 2026-12-02 measured the readout reading x_prev, then the default
+    options = {"activation": "swish", "input_prev": True, **spec["options"]}
     sizes = dict(n_train=spec["n_train"], n_val=spec["n_val"], steps=spec["steps"])
     sizes["root_width"] = options.pop("width", 8)
     sizes.update({k: options.pop(k) for k in RUN_OPTIONS if k in options})

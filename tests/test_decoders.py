@@ -671,3 +671,29 @@ def test_random_strings_parse_safely_or_raise_value_error(text, declared):
 def test_token_soups_parse_safely_or_raise_value_error(soup, declared):
     check_parse("".join(soup), ["x", "y", "t"] if declared else None)
     check_parse(" ".join(soup), ["x", "y", "t"] if declared else None)
+
+
+def test_a_model_saved_before_a_decoder_default_changed_loads_as_it_was_built(tmp_path):
+    """The oscillator's readout read x_prev by default until 2026-12-02: a WARP now records
+    `input_prev` in its config, and a stored config without it (a checkpoint, a run's
+    config.json written before) means the old default."""
+    import json
+
+    from warp_phys.training.config import stored_config
+
+    key = jax.random.PRNGKey(0)
+    new = wp.WARP(2, decoder="damped_oscillator", root_width=4, key=key)
+    old = wp.WARP(2, decoder="damped_oscillator", root_width=4,
+                  decoder_options={"input_prev": True}, key=key)  # fmt: skip
+    assert new.config["decoder_options"] == {"input_prev": False}
+    config = old.config
+    del config["decoder_options"]["input_prev"]
+    object.__setattr__(old, "config_json", json.dumps(config, sort_keys=True))
+    wp.save_model(tmp_path / "old.eqx", old)
+    loaded = wp.load_model(tmp_path / "old.eqx")
+    assert loaded.decoder.settings.input_prev and not new.decoder.settings.input_prev
+    assert loaded.theta_size == old.theta_size == new.theta_size + 2 * 4  # x_prev's inputs
+    written_before = stored_config(dict(system="msd", decoder="damped_oscillator"))
+    assert written_before["decoder_options"] == {"input_prev": True}
+    today = stored_config(wp.RunConfig(system="msd", decoder="damped_oscillator"))
+    assert today["decoder_options"] == {"input_prev": False}

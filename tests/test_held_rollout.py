@@ -12,7 +12,9 @@ import pytest
 
 import warp_phys as wp
 from warp_phys._held_rollout import held_rollout
+from warp_phys.training._setup import forecast_trained
 from warp_phys.training.config import stored_config
+from warp_phys.training.models import build_model, trained_on_forecast
 
 T, D = 16, 2
 
@@ -106,8 +108,13 @@ def test_hold_errors_name_the_problem(data):
     [
         (dict(decoder="damped_oscillator"), "hold", 0.0, 100),
         (dict(decoder="sympy:A*cos(omega*t)+x0*0"), "hold", 0.0, 100),
-        (dict(decoder="mlp"), "advance", 0.25, 1),
-        (dict(model="gru"), "advance", 0.25, 1),
+        (dict(decoder="mlp"), "advance", 0.0, 100),
+        (dict(model="gru"), "advance", 0.0, 100),
+        (dict(model="lstm"), "advance", 0.25, 1),
+        (dict(model="transformer"), "advance", 0.25, 1),
+        (dict(decoder="mlp", loss="nll"), "advance", 0.25, 1),
+        (dict(model="gru", eval_protocol="full"), "advance", 0.25, 1),
+        (dict(decoder="hybrid", free_run="advance"), "advance", 0.25, 1),
         (dict(decoder="damped_oscillator", free_run="advance"), "advance", 0.25, 1),
         (dict(decoder="damped_oscillator", forcing_prob=0.1, train_context=20), "hold", 0.1, 20),
     ],
@@ -115,16 +122,24 @@ def test_hold_errors_name_the_problem(data):
 def test_automatic_options_hold_a_physical_prior_and_train_its_forecast(
     options, free_run, forcing_prob, train_context
 ):
+    """A held WARP, and on forecast data a GRU and the plain WARP (MSE), train on the
+    forecast by default; the others with the paper's teacher forcing from step 1. The
+    built model answers as its config does."""
     config = wp.RunConfig(system="msd", context=100, **options)
     stored = stored_config(config)
     assert (stored["free_run"], stored["forcing_prob"], stored["train_context"]) == (
         free_run, forcing_prob, train_context
     )
+    data_size = 1 if config.decoder.startswith("sympy:") else 2  # the formula's channels
+    model = build_model(config, data_size, 32, key=jax.random.PRNGKey(0))
+    forecast = forecast_trained(model, config.eval_protocol.replace("auto", "forecast"))
+    assert forecast == trained_on_forecast(config) == (stored["train_context"] != 1)
 
 
 def test_runs_stored_before_hold_existed_keep_their_meaning():
     """A config.json written before these options: the advancing WARP, forcing 0.25 from
-    step 1; an MLP-root or baseline run of today's defaults is the same run."""
+    step 1; an MLP-root or baseline run of today's defaults with that protocol given is
+    the same run."""
 
     def written_before(**options):
         stored = stored_config(wp.RunConfig(system="msd", context=100, **options))
@@ -132,8 +147,9 @@ def test_runs_stored_before_hold_existed_keep_their_meaning():
             stored.pop(key)
         return stored | {"forcing_prob": 0.25}  # what every earlier run stored
 
-    for options in (dict(decoder="mlp"), dict(model="gru")):
-        today = stored_config(wp.RunConfig(system="msd", context=100, **options))
+    for options in (dict(decoder="mlp"), dict(model="gru"), dict(model="lstm")):
+        paper = dict(options, forcing_prob=0.25, train_context=1)
+        today = stored_config(wp.RunConfig(system="msd", context=100, **paper))
         assert stored_config(written_before(**options)) == today
     old_phys = stored_config(written_before(decoder="damped_oscillator"))
     assert (old_phys["free_run"], old_phys["train_context"]) == ("advance", 1)

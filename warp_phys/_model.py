@@ -15,7 +15,7 @@ from ._interface import AbstractSequenceModel, check_sequence, check_times, regi
 from ._recurrence import sequential_states
 from ._transition import AbstractTransition
 from ._transitions import make_transition
-from .decoders import AbstractDecoder, make_decoder
+from .decoders import AbstractDecoder, explicit_options, make_decoder
 
 Mode = Literal["auto", "parallel", "sequential"]
 
@@ -120,8 +120,8 @@ class WARP(AbstractSequenceModel):
             if options or any(v is not None for v in given):
                 raise ValueError("decoder options cannot be given with a decoder instance")
             decoder_name = f"<{type(decoder).__name__} instance>"
-        else:
-            decoder_name = decoder
+        else:  # a default that changed is recorded explicitly (decoders/_defaults.py)
+            decoder_name, options = decoder, explicit_options(decoder, options)
             decoder = make_decoder(
                 decoder, out_size, seq_len=seq_len, root_width=root_width,
                 root_depth=root_depth, data_scale=data_scale, data_shift=data_shift, **options,

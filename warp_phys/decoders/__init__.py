@@ -17,6 +17,7 @@ from ._base import (
     parse_decoder_spec,
     register_decoder,
 )
+from ._defaults import explicit_options, legacy_options
 from ._formula import FormulaError, parse_formula
 from ._prior import ParameterSpec, PhysicalPrior, builds_physical_prior
 from ._readout import AbstractReadout, ReadoutSettings, list_readouts, register_readout
@@ -48,6 +49,8 @@ __all__ = [
     "decoder_from_sympy",
     "builds_physical_prior",
     "decoder_keywords",
+    "explicit_options",
+    "legacy_options",
     "get_decoder",
     "get_transform",
     "inverse_transform",

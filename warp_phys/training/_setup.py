@@ -14,6 +14,9 @@ import optax
 from jax.sharding import Mesh
 
 from .._held_rollout import held
+from .._model import WARP
+from ..baselines import GRU
+from ..decoders.mlp import MLPDecoder
 from ._devices import batch_mesh, replicate, resolve_devices, shard_batch
 from ._state import fingerprint
 from .data import as_pairs, grid_times
@@ -157,7 +160,6 @@ def prepare(
     fingerprint.
 
     **Returns:** `(setup, chain)`: the loop's `Setup` and the optax chain."""
-    objective = objective.resolved(model.probabilistic, held(model))
     inputs, targets, times = training_arrays(model, data, times, objective)
     in_range("max_seconds", max_seconds, 0, math.inf, "[)")
     steps = run_length(steps, max_seconds)
@@ -171,7 +173,8 @@ def prepare(
     val, val_times, validation = validation_arrays(
         model, val_data, val_times, validation, inputs, targets, times
     )
-    objective = objective.resolved(model.probabilistic, held(model), validation.context)
+    forecast = forecast_trained(model, validation.protocol)
+    objective = objective.resolved(model.probabilistic, forecast, validation.context)
     optimizer = for_model(optimizer, model)
     chain, train_steps = compiled_step(optimizer, objective)
     # the schedule follows the run's length (steps or time budget) from the next step
@@ -202,8 +205,19 @@ def prepare(
     return setup, chain
 
 
+def forecast_trained(model, protocol: str) -> bool:
+    """`trained_on_forecast` for a built `model` validated with `protocol`: a held WARP;
+    with the `"forecast"` protocol also a GRU and a WARP with the mlp root (MSE)."""
+    if held(model):
+        return True
+    plain_warp = isinstance(model, WARP) and isinstance(model.decoder, MLPDecoder)
+    gru = isinstance(model, GRU)
+    return protocol == "forecast" and not model.probabilistic and (plain_warp or gru)
+
+
 def training_arrays(model, data, times, objective: ObjectiveOptions):
     """`(inputs, targets, times)` of the training data, checked against the model."""
+    objective = objective.resolved(model.probabilistic)  # for the checks below
     inputs, targets = as_pairs(data, "training data")
     times = grid_times(data, model, "training data", times)
     if inputs.shape[2] != model.data_size:

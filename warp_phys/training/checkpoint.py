@@ -24,6 +24,7 @@ import jax
 from systems import atomic_write_bytes
 
 from .._interface import model_class
+from ..decoders import legacy_options
 from ..decoders._lexer import short
 
 MAGIC = b"WARPPHYS-CKPT\n"
@@ -172,6 +173,9 @@ def load_model(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.M
     """
     header, payload = read_header(path)
     name, config = header["model_class"], header["config"]
+    if isinstance(config, dict) and "decoder" in config:  # as it was built: see legacy_options
+        options = legacy_options(config["decoder"], config.get("decoder_options"))
+        config = dict(config, decoder_options=options)
     if like is None:
         cls = model_class(name)
         if cls is None:

@@ -9,8 +9,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
+from ..decoders import explicit_options
 from ._setup import DEFAULT_STEPS, MAX_NON_FINITE, STEPS_PER_CALL
-from .models import ModelOptions, free_run_for
+from .models import ModelOptions, free_run_for, trained_on_forecast
 from .options import (
     ObjectiveOptions,
     OptimizerOptions,
@@ -114,7 +115,8 @@ class LoopOptions(Options):
 # RunConfig's groups and their defaults: those of the probe of accuracy per CPU-minute
 # on MSD (NOTES.md; README "Training"): Adam 3e-3 with global-norm clipping at 1 and a
 # cosine schedule over the run (its steps, or its time budget), batch 32, root 8x2,
-# 20480 fresh training trajectories, teacher forcing 0.25, 100 observed steps (with the
+# 20480 fresh training trajectories, teacher forcing 0.25 (or the forecast: see
+# `trained_on_forecast`), 100 observed steps (with the
 # "auto" protocol) for validation every VAL_EVERY steps; the loss a mean of each step's
 # log MSE ("auto" time reduction; README "Training defaults": 2.7-4x lower validation
 # forecasts on MSD and MSD-Zero in 15,000 steps, 1.5x for a GRU).
@@ -218,13 +220,14 @@ def automatic_options(config: RunConfig) -> dict:
     """The `"auto"`/None options that depend on the model, resolved as a run stores
     them: `free_run` (`free_run_for`), `time_reduction` (`"log_mean"` for an MSE model,
     `"mean"` for an NLL one), `forcing_prob` and `train_context` (see
-    `ObjectiveOptions.resolved`; the latter stays None while `context` is)."""
-    free_run = free_run_for(config)
+    `ObjectiveOptions.resolved` and `trained_on_forecast`; the latter stays None while
+    `context` is), and the decoder options whose default changed (`explicit_options`)."""
     objective = config.objective_options.resolved(
-        config.loss == "nll", free_run == "hold", config.context
+        config.loss == "nll", trained_on_forecast(config), config.context
     )
     return dict(
-        free_run=free_run,
+        decoder_options=explicit_options(config.decoder, config.decoder_options),
+        free_run=free_run_for(config),
         time_reduction=objective.time_reduction,
         forcing_prob=objective.forcing_prob,
         train_context=objective.context,

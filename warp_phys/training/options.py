@@ -17,6 +17,7 @@ from typing import Literal
 from .._conventions import Convention
 from .._forecast import ArAlgorithm
 from .._model import Mode
+from ..decoders import legacy_options
 from ..decoders._lexer import short
 from .losses import TimeReduction
 from .protocol import Objective
@@ -109,18 +110,25 @@ class Options:
 
 
 # Options a run folder written before they existed did not record, with the value such
-# a run used (the drive: auto, once always 0; the loss: the plain mean over time).
+# a run used (the drive: auto, once always 0; the loss: the plain mean over time; the
+# training context: 1, teacher forcing from the first step).
 LEGACY_VALUES = {
-    "drive_features": 0, "time_reduction": "mean", "free_run": "advance", "train_context": None
+    "drive_features": 0, "time_reduction": "mean", "free_run": "advance", "train_context": 1
 }
-# the paper's teacher-forcing probability (`forcing_prob` None, unless the WARP holds)
+# the paper's teacher-forcing probability (`forcing_prob` None, unless trained on the forecast)
 DEFAULT_FORCING_PROB = 0.25
 
 
 def stored_options(values: dict) -> dict:
     """The options a run stored (`config.json`, a checkpoint's fingerprint), with
-    `LEGACY_VALUES` for the keys an older run lacks."""
-    return {**LEGACY_VALUES, **values} if isinstance(values, dict) else values
+    `LEGACY_VALUES` for the keys an older run lacks, and the decoder options of defaults
+    changed since (`legacy_options`)."""
+    if not isinstance(values, dict):
+        return values
+    values = {**LEGACY_VALUES, **values}
+    if "decoder" in values:
+        values["decoder_options"] = legacy_options(values["decoder"], values.get("decoder_options"))
+    return values
 
 
 def at_least(name: str, value, minimum: int, none: bool = False) -> None:
@@ -191,14 +199,15 @@ class ObjectiveOptions(Options):
     kind: Objective = option("autoregressive", "training objective", flat="objective")
     forcing_prob: float | None = option(
         None,
-        "teacher-forcing probability after the training context (None: 0.25, the paper's; "
-        "0 for a WARP that holds its state, so training runs the forecast it is scored on)",
+        "teacher-forcing probability after the training context (None: 0 for the models "
+        "trained on the forecast they are scored on (a WARP that holds its state; on "
+        "forecast data a GRU and a WARP with the mlp root), else 0.25, the paper's)",
     )
     context: int | None = option(
         None,
         "training: the first N inputs of every sequence are observed, then each with "
-        "forcing_prob (None: the validation context for a WARP that holds its state, "
-        "else 1)",
+        "forcing_prob (None: the validation context for the models trained on the "
+        "forecast, else 1)",
         flat="train_context",
     )
     convention: Convention = option("clean", "index convention (reference = the reference code's)")
@@ -216,20 +225,21 @@ class ObjectiveOptions(Options):
     )
 
     def resolved(
-        self, probabilistic: bool, held: bool = False, context: int | None = None
+        self, probabilistic: bool, forecast: bool = False, context: int | None = None
     ) -> "ObjectiveOptions":
         """These options with their automatic values resolved for a model that is
-        `probabilistic` (Gaussian NLL) or not, and `held` (a WARP with
-        `free_run="hold"`) or not, validated after `context` steps: the time reduction
-        (`"mean"` for NLL, else `"log_mean"`), `forcing_prob` (0 held, else 0.25) and the
-        training context (`context` held, else 1; unresolved while `context` is None)."""
+        `probabilistic` (Gaussian NLL) or not, trained on the `forecast` by default (see
+        `trained_on_forecast`) or not, validated after `context` steps: the time
+        reduction (`"mean"` for NLL, else `"log_mean"`), `forcing_prob` (0 on the
+        forecast, else 0.25) and the training context (`context` on the forecast, else 1;
+        unresolved while `context` is None)."""
         changes = {}
         if self.time_reduction == "auto":
             changes["time_reduction"] = "mean" if probabilistic else "log_mean"
         if self.forcing_prob is None:
-            changes["forcing_prob"] = 0.0 if held else DEFAULT_FORCING_PROB
-        if self.context is None and (context is not None or not held):
-            changes["context"] = context if held else 1
+            changes["forcing_prob"] = 0.0 if forecast else DEFAULT_FORCING_PROB
+        if self.context is None and (context is not None or not forecast):
+            changes["context"] = context if forecast else 1
         return dataclasses.replace(self, **changes)
 
     def check(self) -> None:
