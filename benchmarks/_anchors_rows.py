@@ -123,26 +123,38 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
     return wp.FunctionDecoder(lv_step, shapes, data_size=2, **options)
 
 
-def build_warp(system: str, method: str, normalizer: wp.Normalizer, T: int, top: float, key):
+def held(system: str, method: str, preset) -> bool:
+    """Whether the row's WARP is the CLI's held WARP-Phys (`preset.held`; MSD, MSD-Zero)."""
+    return preset.held and method == "warp_phys" and system != "lotka_volterra"
+
+
+def build_warp(system: str, method: str, normalizer, T: int, top: float, key, preset):
     """The WARP model of a row: root 16x2 swish, hypernetwork 16; `warp_phys` uses the
-    system's physical root (LV: states clipped to `[0, top]`)."""
+    system's physical root (LV: states clipped to `[0, top]`); `held`: the CLI's
+    WARP-Phys (feature drive, readout of tau only, the state held after the context)."""
     if method == "warp_phys" and system == "lotka_volterra":
         stats = normalizer.to_dict()
         decoder = lv_decoder(stats["mean"], stats["std"], top, 1.0 / (T - 1))
         return wp.WARP(2, decoder=decoder, hyper_width=16, hyper_depth=1, seq_len=T, key=key)
     decoder = "damped_oscillator" if method == "warp_phys" else "mlp"
     sizes = dict(root_width=16, root_depth=2, hyper_width=16, hyper_depth=1)
-    decoder_options = {"activation": "swish"}
-    if decoder == "damped_oscillator":
-        decoder_options["input_prev"] = True
-    options = dict(decoder=decoder, decoder_options=decoder_options, **sizes)
-    # pinned to what the committed rows measured (2026-12-01): the paper's difference drive,
-    # theta advancing on its own outputs, the oscillator's readout reading x_prev; the CLI's
-    # held state and feature drive are not measured on these noisy, short contexts (held +
-    # forcing 0.25 from step 1 fails: README, readouts benchmark)
-    options.update(drive_features=0, free_run="advance")
+    options = dict(decoder=decoder, decoder_options={"activation": "swish"}, **sizes)
+    if not held(system, method, preset):
+        # pinned to what the rows of 2026-12-01 measured: the paper's difference drive,
+        # theta advancing on its own outputs, the oscillator's readout reading x_prev
+        options.update(drive_features=0, free_run="advance")
+        if decoder == "damped_oscillator":
+            options["decoder_options"]["input_prev"] = True
     config = wp.RunConfig(system=system, model="warp", **options)
     return wp.build_model(config, 2, T, key=key, normalizer=normalizer)
+
+
+def objective(system: str, method: str, preset) -> wp.ObjectiveOptions:
+    """Held: trained on the forecast after `preset.train_context` observed steps with the
+    `log_mean` loss (the CLI's); else the paper's teacher forcing 0.25 from step 1."""
+    if held(system, method, preset):
+        return wp.ObjectiveOptions(context=preset.train_context, time_reduction="log_mean")
+    return wp.ObjectiveOptions(forcing_prob=0.25, context=1)
 
 
 def train_warp(system: str, method: str, data: dict, preset):
@@ -155,11 +167,11 @@ def train_warp(system: str, method: str, data: dict, preset):
     norm, T = wp.Normalizer.fit(y), y.shape[1]
     model_key, train_key = jax.random.split(jax.random.PRNGKey(preset.seed))
     top = 3.0 * float(y.max())  # LV prior's state box: 3x the largest training value
-    model = build_warp(system, method, norm, T, top, model_key)
+    model = build_warp(system, method, norm, T, top, model_key, preset)
     context = sorted(preset.contexts)[len(preset.contexts) // 2]
     options = dict(steps=preset.train_steps, batch_size=preset.batch_size, key=train_key)
     options["optimizer"] = wp.OptimizerOptions(lr=3e-3 if method == "warp_phys" else 2e-3)
-    options["objective"] = wp.ObjectiveOptions(forcing_prob=0.25, context=1)  # the paper's
+    options["objective"] = objective(system, method, preset)
     options["validation"] = wp.ValidationOptions(context=context, every=preset.val_every)
     options["val_data"] = (norm.apply(val_inputs), norm.apply(val))
     options.update(max_seconds=preset.train_seconds, progress=False)

@@ -44,6 +44,8 @@ class Preset:
     batch_size: int = 16
     val_every: int = 25
     seed: int = 0
+    held: bool = False  # WARP-Phys on MSD, MSD-Zero: the CLI's held state (_anchors_rows)
+    train_context: int | None = None  # held: observed steps in training (None: val context)
 
 
 SMOKE = dict(systems=("msd",), noises=(0.0, 0.05), contexts=(25,), n_test=2, n_val=2, n_train=8)

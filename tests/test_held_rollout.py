@@ -132,7 +132,7 @@ def test_automatic_options_hold_a_physical_prior_and_train_its_forecast(
     )
     data_size = 1 if config.decoder.startswith("sympy:") else 2  # the formula's channels
     model = build_model(config, data_size, 32, key=jax.random.PRNGKey(0))
-    forecast = forecast_trained(model, config.eval_protocol.replace("auto", "forecast"))
+    forecast = forecast_trained(model, config.eval_protocol.replace("auto", "forecast"), 100)
     assert forecast == trained_on_forecast(config) == (stored["train_context"] != 1)
 
 

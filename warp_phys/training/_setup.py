@@ -173,7 +173,7 @@ def prepare(
     val, val_times, validation = validation_arrays(
         model, val_data, val_times, validation, inputs, targets, times
     )
-    forecast = forecast_trained(model, validation.protocol)
+    forecast = forecast_trained(model, validation.protocol, validation.context)
     objective = objective.resolved(model.probabilistic, forecast, validation.context)
     optimizer = for_model(optimizer, model)
     chain, train_steps = compiled_step(optimizer, objective)
@@ -205,14 +205,15 @@ def prepare(
     return setup, chain
 
 
-def forecast_trained(model, protocol: str) -> bool:
-    """`trained_on_forecast` for a built `model` validated with `protocol`: a held WARP;
-    with the `"forecast"` protocol also a GRU and a WARP with the mlp root (MSE)."""
+def forecast_trained(model, protocol: str, context: int | None) -> bool:
+    """`trained_on_forecast` for a built `model` validated with `protocol` after `context`
+    steps: a held WARP; with the `"forecast"` protocol and a context also a GRU and a WARP
+    with the mlp root (MSE). Without a context there is no forecast to train."""
     if held(model):
         return True
     plain_warp = isinstance(model, WARP) and isinstance(model.decoder, MLPDecoder)
-    gru = isinstance(model, GRU)
-    return protocol == "forecast" and not model.probabilistic and (plain_warp or gru)
+    forecast = protocol == "forecast" and context is not None and not model.probabilistic
+    return forecast and (plain_warp or isinstance(model, GRU))
 
 
 def training_arrays(model, data, times, objective: ObjectiveOptions):
