@@ -124,8 +124,8 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
 
 
 def held(system: str, method: str, preset) -> bool:
-    """Whether the row's WARP is the CLI's held WARP-Phys (`preset.held`; MSD, MSD-Zero)."""
-    return preset.held and method == "warp_phys" and system != "lotka_volterra"
+    """Whether the row's WARP is the CLI's held WARP-Phys (`preset.held`: MSD, MSD-Zero)."""
+    return system in preset.held and method == "warp_phys" and system != "lotka_volterra"
 
 
 def build_warp(system: str, method: str, normalizer, T: int, top: float, key, preset):
@@ -150,10 +150,12 @@ def build_warp(system: str, method: str, normalizer, T: int, top: float, key, pr
 
 
 def objective(system: str, method: str, preset) -> wp.ObjectiveOptions:
-    """Held: trained on the forecast after `preset.train_context` observed steps with the
-    `log_mean` loss (the CLI's); else the paper's teacher forcing 0.25 from step 1."""
+    """Held: trained on the forecast after `preset.train_context` observed steps (or a
+    number drawn up to `train_context_max`) with the `log_mean` loss (the CLI's); else the
+    paper's teacher forcing 0.25 from step 1."""
     if held(system, method, preset):
-        return wp.ObjectiveOptions(context=preset.train_context, time_reduction="log_mean")
+        contexts = dict(context=preset.train_context, context_max=preset.train_context_max)
+        return wp.ObjectiveOptions(**contexts, time_reduction="log_mean")
     return wp.ObjectiveOptions(forcing_prob=0.25, context=1)
 
 

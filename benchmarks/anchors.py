@@ -44,8 +44,12 @@ class Preset:
     batch_size: int = 16
     val_every: int = 25
     seed: int = 0
-    held: bool = False  # WARP-Phys on MSD, MSD-Zero: the CLI's held state (_anchors_rows)
-    train_context: int | None = None  # held: observed steps in training (None: val context)
+    # the systems whose WARP-Phys is the CLI's held one (`_anchors_rows.held`), with the
+    # training context drawn from 25..100: chosen per system on validation by
+    # `benchmarks.anchors_context` (MSD: the advancing one was better in 120 s)
+    held: tuple[str, ...] = ("msd_zero",)
+    train_context: int | None = 25  # held: observed steps in training (None: val context)
+    train_context_max: int | None = 100  # held: with it, drawn from train_context..this
 
 
 SMOKE = dict(systems=("msd",), noises=(0.0, 0.05), contexts=(25,), n_test=2, n_val=2, n_train=8)
@@ -75,12 +79,13 @@ def _blocks() -> dict:
     return blocks | {f"warp_phys_refine{k}": warp("warp_phys", k) for k in REFINE_STEPS}
 
 
-def run(preset_name: str, out: Path, methods=METHODS) -> dict:
-    """The result JSON of `methods` under a preset, written to `out` after each (system,
-    method) block; a method that raises is recorded in `errors` and the run goes on
-    (without pysindy, SINDy is skipped with a note)."""
+def run(preset_name: str, out: Path, methods=METHODS, systems=None) -> dict:
+    """The result JSON of `methods` on `systems` (None: the preset's) under a preset,
+    written to `out` after each (system, method) block; a method that raises is recorded
+    in `errors` and the run goes on (without pysindy, SINDy is skipped with a note)."""
     preset, start = PRESETS[preset_name], time.perf_counter()
     rows, errors, seconds, notes = [], [], {}, []
+    preset = dataclasses.replace(preset, systems=tuple(systems or preset.systems))
     settings = dataclasses.asdict(preset)
     if "sindy" in methods and importlib.util.find_spec("pysindy") is None:
         methods = tuple(m for m in methods if m != "sindy")
@@ -104,14 +109,39 @@ def run(preset_name: str, out: Path, methods=METHODS) -> dict:
     return dict(result, targets=report.targets(rows), notes=notes + NOTES)
 
 
+def merged(result: dict, old: dict) -> dict:
+    """`result` of some (system, method) blocks with the rows of the others kept from
+    `old`, an earlier complete result (its blocks' seconds and errors too)."""
+    ran = {tuple(name.split("/")) for name in result["block_seconds"]}
+    kept = [r for r in old["rows"] if (r["system"], r["method"]) not in ran]
+    seconds = {k: v for k, v in old["block_seconds"].items() if tuple(k.split("/")) not in ran}
+    errors = [e for e in old["errors"] if tuple(e.split(":")[0].split("/")) not in ran]
+    rows, errors = kept + result["rows"], errors + result["errors"]
+    result = dict(result, rows=rows, errors=errors, complete=not errors)
+    result.update(block_seconds=seconds | result["block_seconds"], merged_into=old["date"])
+    return dict(result, targets=report.targets(rows))
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the benchmark, writes the JSON, splices the README block."""
+    """Runs the benchmark, writes the JSON, splices the README block. Some `--methods` or
+    `--systems` only: their rows replace those of the complete JSON at `--out`."""
     parser = harness.parser("anchors", __doc__)
-    what = "run only these methods (no README)"
+    what = "run only these methods; the other rows are kept from --out"
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS, help=what)
+    systems = PRESETS["cpu"].systems
+    what = "run only these systems; the other rows are kept from --out"
+    parser.add_argument("--systems", nargs="+", choices=systems, default=None, help=what)
     args = harness.parse(parser, argv)
-    args.no_readme |= len(args.methods) < len(METHODS)
-    measure = lambda: run("smoke" if args.smoke else "cpu", args.out, tuple(args.methods))
+    old = harness.read_json(args.out) if args.out.is_file() and not args.smoke else None
+    subset = len(args.methods) < len(METHODS) or args.systems is not None
+    if subset and not (old and old.get("complete")):
+        args.no_readme = True  # nothing complete to merge into
+
+    def measure():  # a subset's blocks are written beside --out as they finish
+        partial = args.out.with_suffix(".partial.json") if subset else args.out
+        result = run("smoke" if args.smoke else "cpu", partial, tuple(args.methods), args.systems)
+        return merged(result, old) if subset and old and old.get("complete") else result
+
     return harness.report(args, measure, report.markdown)
 
 

@@ -7,6 +7,7 @@ and 5 %, from one model per system. This trains the anchors' WARP-Phys (its pres
 (paper's drive and teacher forcing), and held with each training context, and scores
 every (noise, context) forecast on VALIDATION trajectories the training never saw (64,
 another data seed): the choice of `Preset.train_context` is made here, never on test.
+Variants already in the JSON are kept (a new variant trains alone).
 
     python -m benchmarks.anchors_context --systems msd         # one process per system,
     python -m benchmarks.anchors_context --systems msd_zero    # each on its own core
@@ -29,22 +30,29 @@ N_SCORE, SCORE_SEED = 64, 7  # the scoring trajectories: the val split of anothe
 
 
 def variants(preset) -> dict:
-    """`{name: preset}`: advancing, and held with each of the benchmark's contexts."""
-    out = {"advance": dataclasses.replace(preset, held=False)}
+    """`{name: preset}`: advancing; held with each of the benchmark's contexts, and with
+    one drawn per training sequence over their range (`train_context_max`)."""
+    everywhere = dict(held=SYSTEMS, train_context_max=None)
+    out = {"advance": dataclasses.replace(preset, held=())}
     for L in preset.contexts:
-        out[f"hold, train context {L}"] = dataclasses.replace(preset, held=True, train_context=L)
-    return out
+        out[f"hold, train context {L}"] = dataclasses.replace(preset, **everywhere, train_context=L)
+    low, high = min(preset.contexts), max(preset.contexts)
+    drawn = dataclasses.replace(preset, held=SYSTEMS, train_context=low, train_context_max=high)
+    return out | {f"hold, train context {low}..{high}": drawn}
 
 
-def score(system: str, preset, smoke: bool) -> dict:
-    """Every variant of `system` trained, its forecast MSE (raw) per `noise/context` on the
-    scoring trajectories, and their geometric mean."""
+def score(system: str, preset, smoke: bool, done: dict) -> dict:
+    """Every variant of `system` not in `done` (its cells of an earlier run) trained, its
+    forecast MSE (raw) per `noise/context` on the scoring trajectories, and their
+    geometric mean."""
     data = load_data(system, preset)
     n = 4 if smoke else N_SCORE
     scoring = systems.generate(system, n, split="val", seed=SCORE_SEED)
     data = dict(data, val=np.asarray(scoring.y, np.float32))  # what `_observed` perturbs
-    out, T = {}, data["val"].shape[1]
+    out, T = dict(done), data["val"].shape[1]
     for name, variant in variants(preset).items():
+        if name in out:
+            continue
         model, norm, seconds, history = train_warp(system, "warp_phys", data, variant)
         mse = {}
         for noise in preset.noises:
@@ -64,9 +72,10 @@ def measure(args) -> dict:
     """The asked-for systems scored, merged into `--out`'s other systems (read at the end:
     two processes, one per system, may share the file)."""
     preset = PRESETS["smoke" if args.smoke else "cpu"]
-    cells = {system: score(system, preset, args.smoke) for system in args.systems}
-    result = harness.read_json(args.out) if args.out.is_file() and not args.smoke else {}
-    cells = {**result.get("systems", {}), **cells}
+    done = lambda: harness.read_json(args.out) if args.out.is_file() and not args.smoke else {}
+    earlier = done().get("systems", {})
+    cells = {s: score(s, preset, args.smoke, earlier.get(s, {})) for s in args.systems}
+    cells = {**done().get("systems", {}), **cells}
     return dict(systems=cells, n_score=N_SCORE, device=harness.device(), date=harness.stamp())
 
 

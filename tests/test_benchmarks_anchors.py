@@ -143,3 +143,26 @@ def test_smoke_every_method(tmp_path):
     result = _smoke(tmp_path, list(report.METHODS))
     assert not result["errors"]
     assert {r["method"] for r in result["rows"]} >= {"oracle_fit", "warp_phys", "warp"}
+
+
+def test_a_subset_run_replaces_only_its_own_rows():
+    """`--methods` / `--systems`: the blocks run replace their rows (and seconds, errors)
+    in the complete result; the others' are kept, and the targets are recomputed."""
+    from benchmarks.anchors import merged
+
+    def row(method, mse, seconds=1.0):
+        return dict(system="msd", method=method, noise=0.0, context=100, mse=mse,
+                    seconds_per_trajectory=seconds)  # fmt: skip
+
+    old = dict(rows=[row("oracle_fit", 1e-11), row("warp_phys", 9.0)], date="then",
+               block_seconds={"msd/oracle_fit": 5.0, "msd/warp_phys": 7.0},
+               errors=["msd/warp_phys: ValueError: old"], complete=False)  # fmt: skip
+    new = dict(rows=[row("warp_phys", 2e-11, 1e-3)], errors=[], date="now",
+               block_seconds={"msd/warp_phys": 3.0})  # fmt: skip
+    result = merged(new, old)
+    assert [(r["method"], r["mse"]) for r in result["rows"]] == [
+        ("oracle_fit", 1e-11), ("warp_phys", 2e-11)
+    ]
+    assert result["block_seconds"] == {"msd/oracle_fit": 5.0, "msd/warp_phys": 3.0}
+    assert result["errors"] == [] and result["complete"] and result["merged_into"] == "then"
+    assert [t["met"] for t in result["targets"]] == [True]  # <= 3x the oracle, 1000x faster

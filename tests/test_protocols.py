@@ -261,3 +261,22 @@ def test_log_mean_weighs_each_step_by_one_over_its_error():
     np.testing.assert_allclose(grad("log_mean", scale), grad("log_mean", 1.0), rtol=1e-4)
     plain_ratio = np.abs(grad("mean", scale)[:, 0]) / np.abs(grad("mean", 1.0)[:, 0])
     np.testing.assert_allclose(plain_ratio, 1000.0**2, rtol=1e-4)
+
+
+def test_a_drawn_training_context_covers_its_range_and_keeps_the_old_coin():
+    """`train_context_max`: each sequence observes a context drawn from
+    train_context..train_context_max (both ends reached), then free-running at
+    forcing_prob 0; without it the mask is the fixed context's, from the same key."""
+    from warp_phys._conventions import teacher_forcing_mask
+
+    keys = jax.random.split(jax.random.PRNGKey(3), 400)
+    masks = jax.vmap(lambda k: teacher_forcing_mask(k, 64, 0.0, 5, 9))(keys)
+    lengths = np.asarray(masks.sum(axis=1))
+    assert set(lengths.tolist()) == {5, 6, 7, 8, 9}
+    assert np.all(np.asarray(masks)[np.arange(400), lengths - 1])  # a prefix each
+    plain = teacher_forcing_mask(keys[0], 64, 0.3, 5)
+    np.testing.assert_array_equal(plain, teacher_forcing_mask(keys[0], 64, 0.3, 5, None))
+    with pytest.raises(ValueError, match="train_context_max must be >= 10"):
+        wp.ObjectiveOptions(context=10, context_max=4)
+    config = wp.RunConfig(system="msd", decoder="damped_oscillator", train_context_max=100)
+    assert config.objective_options.context_max == 100

@@ -157,10 +157,18 @@ def forecast_entry(model, context, horizon: int, one, *, convention, key, ts=Non
 
 
 def teacher_forcing_mask(
-    key: PRNGKeyArray, length: int, forcing_prob: float, context: int = 1
+    key: PRNGKeyArray,
+    length: int,
+    forcing_prob: float,
+    context: int = 1,
+    context_max: int | None = None,
 ) -> Bool[Array, " T"]:
-    """Which inputs are observed in autoregressive training: the first `context` steps,
+    """Which inputs are observed in autoregressive training: the first `context` steps
+    (with `context_max`, a number of them drawn uniformly from `context..context_max`),
     then each step independently with probability `forcing_prob`."""
+    if context_max is not None:  # without it the coin's key stays what it always was
+        key, length_key = jax.random.split(key)
+        context = jax.random.randint(length_key, (), context, context_max + 1)
     coin = jax.random.bernoulli(key, forcing_prob, (length,))
     return coin | (jnp.arange(length) < context)
 

@@ -113,7 +113,8 @@ class Options:
 # a run used (the drive: auto, once always 0; the loss: the plain mean over time; the
 # training context: 1, teacher forcing from the first step).
 LEGACY_VALUES = {
-    "drive_features": 0, "time_reduction": "mean", "free_run": "advance", "train_context": 1
+    "drive_features": 0, "time_reduction": "mean", "free_run": "advance", "train_context": 1,
+    "train_context_max": None,
 }
 # the paper's teacher-forcing probability (`forcing_prob` None, unless trained on the forecast)
 DEFAULT_FORCING_PROB = 0.25
@@ -210,6 +211,13 @@ class ObjectiveOptions(Options):
         "forecast, else 1)",
         flat="train_context",
     )
+    context_max: int | None = option(
+        None,
+        "training: with it, each sequence observes a context drawn uniformly from "
+        "train_context..train_context_max, for a model forecast after contexts of several "
+        "lengths (a held WARP forecasts well only after the context length it trained on)",
+        flat="train_context_max",
+    )
     convention: Convention = option("clean", "index convention (reference = the reference code's)")
     stochastic: bool = option(False, "feed back sampled predictions (needs nll)")
     mode: Mode = option("auto", "WARP recurrence over observed inputs (auto: by cost)")
@@ -245,6 +253,7 @@ class ObjectiveOptions(Options):
     def check(self) -> None:
         in_range("forcing_prob", self.forcing_prob, 0, 1, "[]")
         at_least("train_context", self.context, 1, none=True)
+        at_least("train_context_max", self.context_max, self.context or 1, none=True)
 
 
 @dataclasses.dataclass(frozen=True)

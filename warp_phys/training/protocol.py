@@ -39,6 +39,7 @@ def sequence_step_losses(
     objective: Objective = "autoregressive",
     forcing_prob: float = 0.25,
     train_context: int = 1,
+    train_context_max: int | None = None,
     convention: Convention = "clean",
     stochastic: bool = False,
     mode: str = "auto",
@@ -54,9 +55,11 @@ def sequence_step_losses(
     `"auto"`: the cheaper for `batch_size` sequences sharing the model, see
     `warp_phys._kernel_rollout`); both give the same loss to float32 rounding.
 
-    The autoregressive objective observes the first `train_context` inputs, then each
-    with probability `forcing_prob`. The clean convention scores the predictions of
-    `targets[1:]`; the reference one scores out_t against `targets[t]` for every t.
+    The autoregressive objective observes the first `train_context` inputs (with
+    `train_context_max`, a number drawn uniformly from `train_context..train_context_max`
+    per sequence), then each with probability `forcing_prob`. The clean convention
+    scores the predictions of `targets[1:]`; the reference one scores out_t against
+    `targets[t]` for every t.
     `key` is split into the teacher-forcing coin and, with `stochastic=True`, the
     independent noise of the fed-back samples (spec section 8.10).
     """
@@ -65,7 +68,9 @@ def sequence_step_losses(
     if objective == "teacher_forced":
         observed = jnp.ones(T, bool)
     elif objective == "autoregressive":
-        observed = teacher_forcing_mask(coin_key, T, forcing_prob, train_context)
+        observed = teacher_forcing_mask(
+            coin_key, T, forcing_prob, train_context, train_context_max
+        )
     else:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     noise = noise_key if stochastic and objective == "autoregressive" else None
