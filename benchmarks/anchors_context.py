@@ -11,7 +11,7 @@ Variants already in the JSON are kept (a new variant trains alone).
 
     python -m benchmarks.anchors_context --systems msd         # one process per system,
     python -m benchmarks.anchors_context --systems msd_zero    # each on its own core
-    python -m benchmarks.anchors_context --render              # the table from the JSON
+    python -m benchmarks.anchors_context --render              # README block from the JSON
 """
 
 import dataclasses
@@ -87,14 +87,18 @@ def markdown(result: dict) -> str:
             rows.append([system, name, *values, harness.fmt(cell["geometric_mean"]), cell["steps"]])
     conditions = next(iter(next(iter(result["systems"].values())).values()))["mse"]
     head = "system | variant | " + " | ".join(f"noise {c}" for c in conditions)
-    return harness.table(head + " | geometric mean | steps", rows)
+    intro = (
+        f"Forecast MSE (raw units) on {result['n_score']} validation trajectories per noise "
+        f"/ context, one model per row trained for the anchors' budget; {result['device']}, "
+        f"{result['date']}.\n\n"
+    )
+    return intro + harness.table(head + " | geometric mean | steps", rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = harness.parser("anchors_context", __doc__)
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=SYSTEMS)
     args = harness.parse(parser, argv)
-    args.no_readme = True  # the README cites it in prose
     return harness.report(args, lambda: measure(args), markdown)
 
 

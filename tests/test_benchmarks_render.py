@@ -7,11 +7,12 @@ import json
 import pytest
 
 from benchmarks import _harness as harness
-from benchmarks import anchors, readouts, reconstruction, speed, time_to_accuracy
+from benchmarks import anchors, anchors_context, readouts, reconstruction, speed, time_to_accuracy
 
 BLOCKS = {
     "reconstruction": reconstruction._markdown,
     "anchors": anchors.report.markdown,
+    "anchors_context": anchors_context.markdown,
     "speed": speed.markdown,
     "readouts": readouts.markdown,
     "time_to_accuracy": time_to_accuracy.markdown,

@@ -153,3 +153,28 @@ def test_runs_stored_before_hold_existed_keep_their_meaning():
         assert stored_config(written_before(**options)) == today
     old_phys = stored_config(written_before(decoder="damped_oscillator"))
     assert (old_phys["free_run"], old_phys["train_context"]) == ("advance", 1)
+
+
+def test_a_held_run_warns_when_asked_for_a_context_it_did_not_train():
+    """A held WARP's read-out is good only after the context lengths it trained on:
+    `reconstruct_run` / `evaluate_run` warn outside train_context..train_context_max."""
+    import types
+    import warnings
+
+    from warp_phys.training.evaluation import warn_untrained_context
+
+    model = wp.WARP(2, decoder="damped_oscillator", free_run="hold", root_width=4,
+                    key=jax.random.PRNGKey(0))  # fmt: skip
+    run = lambda low, high, m=model: types.SimpleNamespace(
+        model=m, config=types.SimpleNamespace(train_context=low, train_context_max=high)
+    )
+    with pytest.warns(UserWarning, match="after 100 observed steps, not 50"):
+        warn_untrained_context(run(100, None), 50)
+    with pytest.warns(UserWarning, match="after 25..100 observed steps, not 120"):
+        warn_untrained_context(run(25, 100), 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_untrained_context(run(100, None), 100)
+        warn_untrained_context(run(25, 100), 50)
+        advancing = wp.WARP(2, decoder="damped_oscillator", root_width=4, key=jax.random.PRNGKey(0))
+        warn_untrained_context(run(100, None, advancing), 50)  # its state moves on: no claim

@@ -13,6 +13,8 @@ CHANGED_DEFAULTS: dict[str, dict[str, tuple]] = {
 
 
 def _filled(decoder, options: dict | None, which: int) -> dict:
+    if options is not None and not isinstance(options, dict):
+        return options  # not options at all: the decoder's own check names the problem
     changed = CHANGED_DEFAULTS.get(decoder, {}) if isinstance(decoder, str) else {}
     return {**{name: values[which] for name, values in changed.items()}, **(options or {})}
 

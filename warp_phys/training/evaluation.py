@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._forecast import reconstruct
+from .._held_rollout import held
 from .._refine import resolve_refine
 from .data import as_pairs, check_finite, grid_times, match_channels
 from .losses import mse
@@ -48,6 +49,22 @@ def warn_past_training_length(model, steps: int, what: str = "the forecast") -> 
         )
 
 
+def warn_untrained_context(run: Run, context: int) -> None:
+    """A `UserWarning` when a held WARP (its state fixed after the context) forecasts after
+    a context outside the training contexts: its read-out is good only after the context
+    lengths it trained on (README, "The held state on contexts of several lengths")."""
+    low, high = run.config.train_context, run.config.train_context_max
+    if not held(run.model) or low is None or low <= context <= (high or low):
+        return
+    trained = f"{low}..{high}" if high else f"{low}"
+    warnings.warn(
+        f"this held model trained its forecast after {trained} observed steps, not {context}:"
+        " its read-out degrades after other context lengths (the refinement does not); "
+        "train with --train-context and --train-context-max covering the contexts you use",
+        stacklevel=3,
+    )
+
+
 def evaluate_run(
     run: Run,
     *,
@@ -84,6 +101,7 @@ def evaluate_run(
     """
     cfg = run.config
     context = cfg.context if context is None else context
+    warn_untrained_context(run, context)
     dataset = data if data is not None else load_dataset(cfg, split, n)
     inputs, targets = as_pairs(dataset, split)
     times = grid_times(dataset, run.model, f"the {split} data")
@@ -201,6 +219,7 @@ def reconstruct_run(
                 "horizon (--horizon)"
             )
     warn_past_training_length(run.model, context + int(horizon))
+    warn_untrained_context(run, context)
     ts = grid_times(y, run.model, "trajectories", times)
     if ts is not None:
         ts = _extended_times(ts, context + int(horizon))
