@@ -124,7 +124,8 @@ def lv_decoder(mean: np.ndarray, std: np.ndarray, top: float, dt: float) -> wp.F
 
 
 def held(system: str, method: str, preset) -> bool:
-    """Whether the row's WARP is the CLI's held WARP-Phys (`preset.held`: MSD, MSD-Zero)."""
+    """Whether the row's WARP is the CLI's held WARP-Phys: a system in `preset.held`
+    (never LV, whose prior is written here)."""
     return system in preset.held and method == "warp_phys" and system != "lotka_volterra"
 
 

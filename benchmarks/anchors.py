@@ -15,6 +15,7 @@ Levenberg-Marquardt steps from its read-out, then run alone).
 
 import dataclasses
 import importlib.util
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def merged(result: dict, old: dict) -> dict:
     rows, errors = kept + result["rows"], errors + result["errors"]
     result = dict(result, rows=rows, errors=errors, complete=not errors)
     result.update(block_seconds=seconds | result["block_seconds"], merged_into=old["date"])
+    result["settings"] = dict(result["settings"], systems=old["settings"]["systems"])
     return dict(result, targets=report.targets(rows))
 
 
@@ -137,8 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     if subset and not (old and old.get("complete")):
         args.no_readme = True  # nothing complete to merge into
 
-    def measure():  # a subset's blocks are written beside --out as they finish
-        partial = args.out.with_suffix(".partial.json") if subset else args.out
+    def measure():  # a subset's blocks are written to a temporary file as they finish
+        partial = Path(tempfile.gettempdir()) / "anchors_partial.json" if subset else args.out
         result = run("smoke" if args.smoke else "cpu", partial, tuple(args.methods), args.systems)
         return merged(result, old) if subset and old and old.get("complete") else result
 

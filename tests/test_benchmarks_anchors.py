@@ -156,13 +156,16 @@ def test_a_subset_run_replaces_only_its_own_rows():
 
     old = dict(rows=[row("oracle_fit", 1e-11), row("warp_phys", 9.0)], date="then",
                block_seconds={"msd/oracle_fit": 5.0, "msd/warp_phys": 7.0},
-               errors=["msd/warp_phys: ValueError: old"], complete=False)  # fmt: skip
+               errors=["msd/warp_phys: ValueError: old"], complete=False,
+               settings=dict(systems=["lv", "msd"], seed=0))  # fmt: skip
     new = dict(rows=[row("warp_phys", 2e-11, 1e-3)], errors=[], date="now",
-               block_seconds={"msd/warp_phys": 3.0})  # fmt: skip
+               block_seconds={"msd/warp_phys": 3.0},
+               settings=dict(systems=["msd"], seed=1))  # fmt: skip
     result = merged(new, old)
     assert [(r["method"], r["mse"]) for r in result["rows"]] == [
         ("oracle_fit", 1e-11), ("warp_phys", 2e-11)
     ]
     assert result["block_seconds"] == {"msd/oracle_fit": 5.0, "msd/warp_phys": 3.0}
     assert result["errors"] == [] and result["complete"] and result["merged_into"] == "then"
+    assert result["settings"] == dict(systems=["lv", "msd"], seed=1)  # the rows' systems
     assert [t["met"] for t in result["targets"]] == [True]  # <= 3x the oracle, 1000x faster
