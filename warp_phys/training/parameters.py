@@ -5,7 +5,7 @@ import numpy as np
 
 from .._identify import parameter_summary, parameter_units, true_parameters
 from .._refine import refine_parameters, resolve_refine
-from .evaluation import read_input, warn_past_training_length
+from .evaluation import read_input, warn_past_training_length, warn_untrained_context
 from .run import Run, load_dataset
 
 
@@ -52,6 +52,7 @@ def parameter_table(
         dataset = load_dataset(run.config, split, n)
         y, source = dataset.y, split
     context = run.config.context if context is None else context
+    warn_untrained_context(run, context)
     warn_past_training_length(run.model, y.shape[1], f"the {source} data")
     summary = parameter_summary(run.model, run.normalizer.apply(y), context)
     truth = true_parameters(dataset)
