@@ -117,7 +117,7 @@ def test_a_cell_has_a_time_budget_and_no_step_count():
 def test_the_forecast_protocol_trains_every_model_on_the_forecast(tmp_path, monkeypatch, capsys):
     spec = dict(system="msd", model="gru", lr=1e-3, seconds=12.0, smoke=False)
     default, forecast = (bench.cell_config(dict(spec, protocol=p)) for p in bench.PROTOCOLS)
-    assert (default.train_context, default.forcing_prob) == (None, None)  # the model's own
+    assert (default.train_context, default.forcing_prob) == (1, 0.25)  # the paper's, pinned
     assert (forecast.train_context, forecast.forcing_prob) == (default.context, 0.0)
     calls = []
     monkeypatch.setitem(bench.WORKERS, "cell", _fake_worker(calls))

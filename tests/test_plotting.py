@@ -33,7 +33,8 @@ from warp_phys.decoders import (  # noqa: E402
 )
 from warp_phys.plotting import plot_run  # noqa: E402
 from warp_phys.plotting._reconstruction import _reconstruct  # noqa: E402
-from warp_phys.training.models import build_model, free_run_for  # noqa: E402
+from warp_phys.training.config import stored_config  # noqa: E402
+from warp_phys.training.models import build_model  # noqa: E402
 
 CONTEXT = 100
 
@@ -239,15 +240,14 @@ def softplus(x):
 
 def test_physics_read_off_equals_hand_computation(data, phys_model, tmp_path):
     """omega0, zeta recomputed from theta_t with numpy: the documented flat layout of
-    the damped oscillator's MLP [tau, x_prev] -> 6 -> 2 (per layer: bias, then weight
+    the damped oscillator's default MLP [tau] -> 6 -> 2 (per layer: bias, then weight
     row-major), swish, and omega0 = omega0_init softplus(raw + log(e - 1))."""
     ds, norm, xs = data
     thetas = np.asarray(phys_model.weight_trajectory(xs[0]), dtype=np.float64)
-    b0, W0 = thetas[:, :6], thetas[:, 6:24].reshape(-1, 6, 3)
-    b1, W1 = thetas[:, 24:26], thetas[:, 26:38].reshape(-1, 2, 6)
-    assert thetas.shape[1] == 38
-    tau = (np.arange(256) + 1) / 255.0  # theta_t is read at tau_{t+1} ...
-    inputs = np.concatenate([tau[:, None], np.asarray(xs[0])], 1)  # ... with x_prev = x_t
+    b0, W0 = thetas[:, :6], thetas[:, 6:12].reshape(-1, 6, 1)
+    b1, W1 = thetas[:, 12:14], thetas[:, 14:26].reshape(-1, 2, 6)
+    assert thetas.shape[1] == 26
+    inputs = ((np.arange(256) + 1) / 255.0)[:, None]  # theta_t is read at tau_{t+1}
     hidden = swish(np.einsum("tij,tj->ti", W0, inputs) + b0)
     raw = np.einsum("tij,tj->ti", W1, hidden) + b1
     omega0 = 10.0 * softplus(raw[:, 0] + math.log(math.e - 1))
@@ -392,11 +392,11 @@ def runs(tmp_path_factory, data):
         name = "mlp" if decoder == "mlp" else "phys"
         config = {"system": "msd", "seed": 0, "context": CONTEXT, "n_test": 2,
                   "decoder": decoder, "drive_features": 0, **architecture}  # fmt: skip
-        config["free_run"] = free_run_for(wp.RunConfig(**config))  # train stores it resolved
         model = build_model(wp.RunConfig(**config), 2, ds.y.shape[1], normalizer=norm,
                             key=jax.random.PRNGKey(i))  # fmt: skip
         wp.save_model(root / name / "best.eqx", perturb(model, jax.random.PRNGKey(10 + i)))
-        (root / name / "config.json").write_text(json.dumps(config))
+        stored = stored_config(wp.RunConfig(**config))  # train stores the options resolved
+        (root / name / "config.json").write_text(json.dumps(stored))
         (root / name / "normalizer.json").write_text(json.dumps(norm.to_dict()))
     systems.save(ds, root / "msd.npz")
     return root

@@ -225,7 +225,9 @@ def test_old_parametrization_names_and_default_theta_sizes():
     assert DampedOscillatorDecoder(parametrization="direct") == DampedOscillatorDecoder(
         readout="direct"
     )
-    assert weights.theta_size == 370  # root 16x2 (issue 20): unchanged by the readouts
+    # root 16x2 on [tau] (the default since input_prev=False): 1*16+16 + 16*16+16 + 16*2+2
+    assert weights.theta_size == 338
+    assert DampedOscillatorDecoder(input_prev=True).theta_size == 338 + 2 * 16  # x_prev's
     with pytest.raises(ValueError, match="not both"):
         DampedOscillatorDecoder(readout="direct", parametrization="mlp")
     with pytest.raises(ValueError, match="unknown readout 'nope'"):
