@@ -2,11 +2,14 @@
 scored on VALIDATION data only: 512 validation trajectories and 512 OOD-val ones (the OOD
 ranges drawn with data seed 1000, as in `benchmarks.readouts`), read-out forecast MSE in
 raw units from the run's context. Train the pairs first, each pair side by side on its
-own core (Linux `taskset`), then score the folders:
+own core (Linux `taskset`), then score the folders. `default` is the readout that was
+the default when this ran (reading x_prev); since 2026-12-02 the CLI's default is the
+other one, so both are given explicitly:
 
     for s in msd msd_zero; do
       taskset -c 0 warp-phys train --system $s --decoder damped_oscillator \\
-          --max-seconds 900 --out runs/readout_minutes/${s}_default --quiet &
+          --max-seconds 900 --decoder-options '{"input_prev": true}' \\
+          --out runs/readout_minutes/${s}_default --quiet &
       taskset -c 1 warp-phys train --system $s --decoder damped_oscillator \\
           --max-seconds 900 --decoder-options '{"input_prev": false}' \\
           --out runs/readout_minutes/${s}_no_x_prev --quiet; wait

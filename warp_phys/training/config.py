@@ -116,8 +116,8 @@ class LoopOptions(Options):
 # on MSD (NOTES.md; README "Training"): Adam 3e-3 with global-norm clipping at 1 and a
 # cosine schedule over the run (its steps, or its time budget), batch 32, root 8x2,
 # 20480 fresh training trajectories, teacher forcing 0.25 (or the forecast: see
-# `trained_on_forecast`), 100 observed steps (with the
-# "auto" protocol) for validation every VAL_EVERY steps; the loss a mean of each step's
+# `trained_on_forecast`), 100 observed steps (with the "auto" protocol) for validation
+# every VAL_EVERY steps; the loss a mean of each step's
 # log MSE ("auto" time reduction; README "Training defaults": 2.7-4x lower validation
 # forecasts on MSD and MSD-Zero in 15,000 steps, 1.5x for a GRU).
 VAL_EVERY = 100
